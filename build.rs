@@ -1,0 +1,55 @@
+//! Links libtorch so that `target/*/binclass` runs without LD_LIBRARY_PATH.
+//!
+//! The pattern tch-rs documents: an rpath to libtorch's lib folder, and
+//! `-ltorch` under `--no-as-needed`, because nothing in our code calls into
+//! libtorch_cuda directly and the linker would otherwise drop it, leaving the
+//! CUDA backend unregistered.
+use std::path::{Path, PathBuf};
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    let lib = std::env::var_os("DEP_TCH_LIBTORCH_LIB")
+        .map(PathBuf::from)
+        .expect("torch-sys did not report libtorch's lib folder: run scripts/setup.sh");
+    // The real path, so the binary keeps working if the checkout moves.
+    let lib = lib.canonicalize().unwrap_or(lib);
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath={}", lib.display());
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch");
+    }
+    println!(
+        "cargo:rustc-env=BINCLASS_LIBTORCH_VERSION={}",
+        libtorch_version(&lib)
+    );
+    println!("cargo:rustc-env=BINCLASS_TCH_VERSION={}", tch_version());
+}
+
+/// The version string of the torch wheel libtorch came from (e.g. `2.11.0+cu130`).
+fn libtorch_version(lib: &Path) -> String {
+    let version_py = lib.join("../version.py");
+    println!("cargo:rerun-if-changed={}", version_py.display());
+    std::fs::read_to_string(&version_py)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("__version__ = "))
+                .map(|v| v.trim().trim_matches(['\'', '"']).to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The tch version Cargo.lock resolved, recorded in every run's JSON.
+fn tch_version() -> String {
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"tch\""
+            && let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = "))
+        {
+            return v.trim_matches('"').to_string();
+        }
+    }
+    "unknown".to_string()
+}

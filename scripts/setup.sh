@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs what binclass builds against, once: libtorch from PyPI's torch wheel
+# (plus matplotlib for the figures) in a Python environment the project owns,
+# kept outside the checkout and keyed by the torch version so that fresh clones
+# and CI runs reuse it. Then links it as `.libtorch`, which .cargo/config.toml
+# hands to torch-sys, so plain `cargo build|test|run` work afterwards.
+# Idempotent: a second run with everything in place takes a second or two.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[ -f "$root/.env" ] && set -a && . "$root/.env" && set +a
+
+TORCH_VERSION=2.11.0 # fixed by tch 0.24; see DEVELOPERS.md
+home=${BINCLASS_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/binclass}
+venv=${BINCLASS_VENV:-$home/torch-$TORCH_VERSION}
+python=${BINCLASS_PYTHON:-python3}
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+ready() {
+    "$venv/bin/python" - "$TORCH_VERSION" <<'PY' 2>/dev/null
+# Reads package metadata only: importing torch itself takes seconds.
+import sys, importlib.metadata as m
+assert m.version("torch").split("+")[0] == sys.argv[1]
+m.version("matplotlib")
+PY
+}
+
+command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) and retry"
+
+if ! ready; then
+    command -v "$python" >/dev/null ||
+        die "$python not found: install Python 3.10+ (Debian/Ubuntu: apt-get install python3 python3-venv)"
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+        die "$python is $("$python" -V 2>&1); torch $TORCH_VERSION needs Python 3.10+ (set BINCLASS_PYTHON)"
+    "$python" -c 'import venv, ensurepip' 2>/dev/null ||
+        die "$python lacks venv/ensurepip (Debian/Ubuntu: apt-get install python3-venv)"
+    mkdir -p "$(dirname "$venv")"
+    # Two clones setting up at once must not interleave pip runs.
+    exec 9>"$venv.lock"
+    flock 9
+    if ! ready; then
+        say "installing torch==$TORCH_VERSION and matplotlib into $venv (about 4 GB, once)"
+        [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --upgrade pip
+        "$venv/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" matplotlib
+        ready || die "torch $TORCH_VERSION did not import from $venv after installing it"
+    fi
+    flock -u 9
+fi
+
+torch_dir=$("$venv/bin/python" -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec("torch").origin))')
+if [ "$(readlink "$root/.libtorch" 2>/dev/null)" != "$torch_dir" ]; then
+    ln -sfn "$torch_dir" "$root/.libtorch"
+    say "linked .libtorch -> $torch_dir"
+fi

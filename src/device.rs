@@ -1,0 +1,72 @@
+//! `--device cpu|cuda|cuda:N|auto`, checked against what libtorch can see
+//! before any file is written.
+
+use anyhow::{Result, bail};
+use tch::{Cuda, Device};
+
+pub fn resolve(spec: &str) -> Result<Device> {
+    let spec = spec.trim().to_ascii_lowercase();
+    let cuda = |index: usize| -> Result<Device> {
+        let count = Cuda::device_count().max(0) as usize;
+        if !Cuda::is_available() || count == 0 {
+            bail!(
+                "--device {spec}: libtorch finds no CUDA device on this machine; use --device cpu (or auto)"
+            );
+        }
+        if index >= count {
+            bail!(
+                "--device {spec}: this machine has {count} CUDA device(s), cuda:0 to cuda:{}",
+                count - 1
+            );
+        }
+        Ok(Device::Cuda(index))
+    };
+    match spec.as_str() {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available()),
+        "cuda" => cuda(0),
+        s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => cuda(i),
+            _ => bail!("unknown device '{spec}': use cpu, cuda, cuda:N or auto"),
+        },
+    }
+}
+
+/// `cpu`, `cuda:0`: how the run record and the user name it.
+pub fn name(d: Device) -> String {
+    match d {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_and_auto_always_resolve() {
+        assert_eq!(resolve("cpu").unwrap(), Device::Cpu);
+        assert_eq!(resolve("CPU").unwrap(), Device::Cpu);
+        resolve("auto").unwrap();
+    }
+
+    #[test]
+    fn unknown_devices_name_the_choices() {
+        for bad in ["gpu", "cuda:x", "cuda:-1", ""] {
+            let e = resolve(bad).unwrap_err().to_string();
+            assert!(e.contains("use cpu, cuda, cuda:N or auto"), "{e}");
+        }
+    }
+
+    #[test]
+    fn cuda_without_a_device_is_a_clear_error() {
+        if Cuda::is_available() {
+            eprintln!("skipped: this machine has CUDA");
+            return;
+        }
+        let e = resolve("cuda").unwrap_err().to_string();
+        assert!(e.contains("no CUDA device"), "{e}");
+        assert!(resolve("cuda:1").is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! Keras's `fit`: shuffled mini-batches, sample-weighted running training
+//! metrics, validation once per epoch. Observers (CSV, progress, run record)
+//! are [`Callback`]s, as in Keras, and never live inside the loop.
+//!
+//! The step loop never waits for the device: each step's loss and logits are
+//! kept as tensors and read once per epoch, together with validation.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use tch::{Device, Kind, Reduction, Tensor, nn, nn::Module};
+
+use crate::data::Split;
+use crate::rng;
+
+/// What one epoch logged, named as Keras names it.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct EpochLogs {
+    /// Counts from 0, as Keras's CSVLogger writes it.
+    pub epoch: i64,
+    pub loss: f64,
+    pub binary_accuracy: f64,
+    pub val_loss: f64,
+    pub val_binary_accuracy: f64,
+    pub seconds: f64,
+}
+
+/// The shape of the training run, known before the first step.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub epochs: i64,
+    pub batch_size: i64,
+    pub train_len: i64,
+}
+
+impl Plan {
+    pub fn steps(&self) -> i64 {
+        (self.train_len + self.batch_size - 1) / self.batch_size
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    /// The training loss of this epoch was NaN or infinite (Keras's TerminateOnNaN).
+    Diverged {
+        epoch: i64,
+    },
+}
+
+/// The current epoch's training metrics so far; reading them waits for the
+/// device, so observers read only as often as they display.
+pub struct Running<'a> {
+    pub step: i64,
+    pub steps: i64,
+    acc: &'a Accumulator,
+}
+
+impl Running<'_> {
+    /// Running (loss, binary_accuracy) over the samples seen this epoch.
+    pub fn read(&self) -> (f64, f64) {
+        let m = self.acc.means();
+        match Vec::<f64>::try_from(m.to_kind(Kind::Double).to_device(Device::Cpu)).as_deref() {
+            Ok([loss, acc]) => (*loss, *acc),
+            _ => (f64::NAN, f64::NAN),
+        }
+    }
+}
+
+pub trait Callback {
+    fn on_train_begin(&mut self, _plan: &Plan) -> Result<()> {
+        Ok(())
+    }
+    fn on_epoch_begin(&mut self, _epoch: i64) -> Result<()> {
+        Ok(())
+    }
+    fn on_batch_end(&mut self, _running: &Running) {}
+    fn on_epoch_end(&mut self, _logs: &EpochLogs) -> Result<()> {
+        Ok(())
+    }
+    fn on_train_end(&mut self, _outcome: Outcome) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Per-step results of the epoch, kept on the device.
+struct Accumulator {
+    losses: Vec<Tensor>,
+    logits: Vec<Tensor>,
+    /// Each step's batch size, so the short last batch weighs what it holds.
+    weights: Tensor,
+    labels: Tensor,
+}
+
+impl Accumulator {
+    /// [loss, accuracy] as Keras's running means: loss weighted by batch
+    /// size, accuracy over every sample, each with the weights of its step.
+    fn means(&self) -> Tensor {
+        let k = self.losses.len() as i64;
+        let w = self.weights.narrow(0, 0, k);
+        let loss = (Tensor::stack(&self.losses, 0) * &w).sum(Kind::Float) / w.sum(Kind::Float);
+        let logits = Tensor::cat(&self.logits, 0);
+        let labels = self.labels.narrow(0, 0, logits.size()[0]);
+        Tensor::stack(&[loss, accuracy(&logits, &labels)], 0)
+    }
+}
+
+/// Keras's `binary_accuracy` on a sigmoid output: `sigmoid(logit) > 0.5`, in float32.
+pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits
+        .sigmoid()
+        .gt(0.5)
+        .to_kind(Kind::Float)
+        .eq_tensor(labels)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+}
+
+/// Keras's `binary_crossentropy` on a sigmoid output, computed from the logit.
+pub fn loss(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, Reduction::Mean)
+}
+
+/// Trains `net` in place; stops early only when the loss diverges.
+pub fn fit(
+    net: &impl Module,
+    opt: &mut nn::Optimizer,
+    data: &Split,
+    plan: Plan,
+    seed: u64,
+    callbacks: &mut [&mut dyn Callback],
+) -> Result<Outcome> {
+    let device = data.train_x.device();
+    let steps = plan.steps();
+    let bs = plan.batch_size;
+    let batch_sizes: Vec<f32> = (0..steps)
+        .map(|s| bs.min(plan.train_len - s * bs) as f32)
+        .collect();
+    let mut acc = Accumulator {
+        losses: Vec::with_capacity(steps as usize),
+        logits: Vec::with_capacity(steps as usize),
+        weights: Tensor::from_slice(&batch_sizes).to_device(device),
+        labels: Tensor::new(),
+    };
+    let mut shuffle = rng::stream(seed, rng::Stream::Shuffle);
+    for cb in callbacks.iter_mut() {
+        cb.on_train_begin(&plan)?;
+    }
+    let mut outcome = Outcome::Finished;
+    for epoch in 0..plan.epochs {
+        let start = Instant::now();
+        for cb in callbacks.iter_mut() {
+            cb.on_epoch_begin(epoch)?;
+        }
+        // One gather per epoch; every batch is then a view.
+        let order = rng::permutation(&mut shuffle, plan.train_len as usize);
+        let order = Tensor::from_slice(&order).to_device(device);
+        let xs = data.train_x.index_select(0, &order);
+        acc.labels = data.train_y.index_select(0, &order);
+        acc.losses.clear();
+        acc.logits.clear();
+        for step in 0..steps {
+            let len = bs.min(plan.train_len - step * bs);
+            let logits = net.forward(&xs.narrow(0, step * bs, len));
+            let loss = loss(&logits, &acc.labels.narrow(0, step * bs, len));
+            opt.backward_step(&loss);
+            acc.losses.push(loss.detach());
+            acc.logits.push(logits.detach());
+            let running = Running {
+                step: step + 1,
+                steps,
+                acc: &acc,
+            };
+            for cb in callbacks.iter_mut() {
+                cb.on_batch_end(&running);
+            }
+        }
+        let (val_loss, val_acc) = tch::no_grad(|| {
+            let logits = net.forward(&data.val_x);
+            (loss(&logits, &data.val_y), accuracy(&logits, &data.val_y))
+        });
+        let all = Tensor::cat(&[acc.means(), val_loss.view([1]), val_acc.view([1])], 0);
+        let m = Vec::<f64>::try_from(all.to_kind(Kind::Double).to_device(Device::Cpu))?;
+        let logs = EpochLogs {
+            epoch,
+            loss: m[0],
+            binary_accuracy: m[1],
+            val_loss: m[2],
+            val_binary_accuracy: m[3],
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        for cb in callbacks.iter_mut() {
+            cb.on_epoch_end(&logs)?;
+        }
+        if !logs.loss.is_finite() {
+            outcome = Outcome::Diverged { epoch };
+            break;
+        }
+    }
+    for cb in callbacks.iter_mut() {
+        cb.on_train_end(outcome)?;
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_means_weigh_the_short_last_batch_by_its_size() {
+        let acc = Accumulator {
+            losses: vec![Tensor::from(1.0f32), Tensor::from(4.0f32)],
+            // 3 samples then 1: accuracy 2/3 then 0/1.
+            logits: vec![
+                Tensor::from_slice(&[1.0f32, 1.0, -1.0]),
+                Tensor::from_slice(&[1.0f32]),
+            ],
+            weights: Tensor::from_slice(&[3.0f32, 1.0]),
+            labels: Tensor::from_slice(&[1.0f32, 1.0, 1.0, 0.0]),
+        };
+        let m = Vec::<f32>::try_from(acc.means()).unwrap();
+        assert_eq!(m[0], (3.0 * 1.0 + 4.0) / 4.0, "unweighted would be 2.5");
+        assert_eq!(m[1], 0.5, "per-sample accuracy, not the mean of 2/3 and 0");
+    }
+
+    #[test]
+    fn accuracy_thresholds_the_probability_strictly() {
+        let logits = Tensor::from_slice(&[0.0f32, 1e-9, 0.1, -0.1]);
+        // sigmoid(1e-9) rounds to exactly 0.5 in float32: not > 0.5, as in Keras.
+        let labels = Tensor::from_slice(&[0.0f32, 0.0, 1.0, 0.0]);
+        assert_eq!(f64::try_from(accuracy(&logits, &labels)).unwrap(), 1.0);
+    }
+
+    #[test]
+    fn loss_is_the_stable_logit_form() {
+        let logits = Tensor::from_slice(&[200.0f32, -200.0]);
+        let labels = Tensor::from_slice(&[0.0f32, 1.0]);
+        // A clipped-probability loss would cap at -ln(1e-7) ~ 16.1.
+        assert_eq!(f64::try_from(loss(&logits, &labels)).unwrap(), 200.0);
+    }
+}

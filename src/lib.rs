@@ -1,0 +1,16 @@
+//! binclass: the Keras "first machine-learning experiment" on libtorch.
+//!
+//! Pipeline, one module a stage: [`config`] → [`data`] → [`model`] → [`fit`]
+//! → sinks observing fit ([`csv_logger`], [`progress`], [`record`]).
+
+pub mod config;
+pub mod csv_logger;
+pub mod data;
+pub mod device;
+pub mod fit;
+pub mod model;
+pub mod outputs;
+pub mod progress;
+pub mod record;
+pub mod rng;
+pub mod train;

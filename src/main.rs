@@ -1,0 +1,84 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use binclass::config::{Experiment, PRESETS};
+use binclass::train::{self, TrainArgs};
+
+/// The Keras binary-classification experiment on libtorch: train, log, compare.
+#[derive(Parser)]
+#[command(version, about, allow_negative_numbers = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one seeded run; per-epoch metrics stream to a Keras-format CSV.
+    Train(Box<TrainArgs>),
+    /// List the presets with every resolved setting.
+    Experiments,
+}
+
+fn main() -> ExitCode {
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        eprintln!("error: internal error (please report): {}", one_line(msg));
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{}", one_line(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match &cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Experiments => {
+            experiments();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// clap's and libtorch's messages span lines; users get one.
+fn one_line(msg: &str) -> String {
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn experiments() {
+    for (name, what) in PRESETS {
+        let e = Experiment::preset(name).expect("every listed preset exists");
+        println!("{name}: {what}");
+        let settings: Vec<String> = e
+            .settings()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("    {}", settings.join(" "));
+    }
+}

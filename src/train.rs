@@ -1,0 +1,119 @@
+//! `binclass train`: one seeded run of an experiment, from settings to files.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use tch::nn::{self, OptimizerConfig};
+
+use crate::config::{Experiment, Overrides, whole};
+use crate::csv_logger::CsvLogger;
+use crate::data::Dataset;
+use crate::fit::{self, Callback, Plan};
+use crate::progress::KerasProgress;
+use crate::record::{RecordWriter, RunRecord, VERSIONS};
+use crate::{device, model, outputs};
+
+/// Keras's Adam: PyTorch's betas, but epsilon 1e-7 (PyTorch's is 1e-8).
+pub const ADAM: nn::Adam = nn::Adam {
+    beta1: 0.9,
+    beta2: 0.999,
+    wd: 0.0,
+    eps: 1e-7,
+    amsgrad: false,
+};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Preset to start from (`binclass experiments` lists them).
+    #[arg(long, short = 'e', default_value = "baseline", value_name = "NAME")]
+    pub experiment: String,
+    /// Seeds the data, the initial weights and the batch order.
+    #[arg(long, default_value = "0", value_parser = seed, allow_hyphen_values = true)]
+    pub seed: u64,
+    /// cpu, cuda, cuda:N, or auto (cuda when libtorch sees one, else cpu).
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// Metrics CSV [default: runs/<experiment>-seed<N>.csv, or the first free -k suffix].
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Replace --out (and its .json) if they exist.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// 0 silent, 1 progress bar per epoch, 2 one line per epoch (stderr).
+    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2), value_name = "0|1|2")]
+    pub verbose: u8,
+    /// libtorch CPU threads; 1 is fastest for this tiny network (see README).
+    #[arg(long, env = "BINCLASS_THREADS", default_value_t = 1, value_parser = whole, value_name = "N")]
+    pub threads: i64,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+fn seed(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "expected a whole number >= 0".to_string())
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    // Everything the user can get wrong is checked before any file is touched.
+    let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
+    if !(1..=1024).contains(&args.threads) {
+        bail!(
+            "--threads must be a whole number in 1..=1024, got {}",
+            args.threads
+        );
+    }
+    let device = device::resolve(&args.device)?;
+    tch::set_num_threads(args.threads as i32);
+    let data = Dataset::generate(&exp, args.seed)?.split(exp.train_len() as usize, device)?;
+    let files = outputs::claim(args.out.as_deref(), &exp.name, args.seed, args.overwrite)?;
+
+    tch::manual_seed(args.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let net = model::build(&vs.root(), &exp, args.seed);
+    let mut opt = ADAM.build(&vs, exp.lr)?;
+
+    let plan = Plan {
+        epochs: exp.epochs,
+        batch_size: exp.batch_size,
+        train_len: exp.train_len(),
+    };
+    let mut progress = KerasProgress::new(args.verbose);
+    let mut csv = CsvLogger::new(files.csv_file, files.csv.clone());
+    let mut record = RecordWriter::new(
+        RunRecord {
+            experiment: exp,
+            seed: args.seed,
+            device: device::name(device),
+            threads: args.threads as i32,
+            versions: VERSIONS,
+            csv: files.csv.clone(),
+            finished: false,
+            stopped: None,
+            epochs_completed: 0,
+            epoch_seconds: vec![],
+            total_seconds: 0.0,
+            final_metrics: None,
+        },
+        files.json.clone(),
+    );
+    let callbacks: &mut [&mut dyn Callback] = &mut [&mut progress, &mut csv, &mut record];
+    let outcome = fit::fit(&net, &mut opt, &data, plan, args.seed, callbacks)?;
+    if let fit::Outcome::Diverged { epoch } = outcome {
+        bail!(
+            "training loss became NaN or infinite in epoch {epoch}; stopped there (epochs 0..={epoch} are in {})",
+            files.csv.display()
+        );
+    }
+    if args.verbose > 0 {
+        eprintln!(
+            "wrote {} and {} ({:.2}s)",
+            files.csv.display(),
+            files.json.display(),
+            record.record.total_seconds
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! The `binclass` binary as a user runs it: files, formats, and refusals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_binclass");
+
+fn binclass(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BINCLASS_THREADS")
+        .output()
+        .expect("binclass runs")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> Output {
+    let out = binclass(dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Small and quick: 600 samples, 480 train in 16 steps of 30.
+const SMALL: &[&str] = &["train", "--verbose", "0", "--samples", "600"];
+
+fn with(base: &[&str], more: &[&str]) -> Vec<String> {
+    base.iter().chain(more).map(|s| s.to_string()).collect()
+}
+
+fn run(dir: &Path, args: Vec<String>) -> Output {
+    ok(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn rows(csv: &Path) -> Vec<Vec<f64>> {
+    let mut r = csv::Reader::from_path(csv).unwrap();
+    r.records()
+        .map(|rec| rec.unwrap().iter().map(|f| f.parse().unwrap()).collect())
+        .collect()
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut all = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            all.extend(files_in(&p));
+        }
+        all.push(p);
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn csv_has_the_keras_header_and_epochs_from_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        with(SMALL, &["--epochs", "3", "--out", "m.csv"]),
+    );
+    let text = std::fs::read_to_string(dir.path().join("m.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("epoch,binary_accuracy,loss,val_binary_accuracy,val_loss")
+    );
+    let epochs: Vec<_> = lines
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(epochs, ["0", "1", "2"]);
+    for row in rows(&dir.path().join("m.csv")) {
+        assert!((0.0..=1.0).contains(&row[1]) && (0.0..=1.0).contains(&row[3]));
+        assert!(row[2] > 0.0 && row[4] > 0.0);
+    }
+}
+
+#[test]
+fn same_seed_gives_byte_identical_csvs_and_another_seed_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    for (seed, out) in [("5", "a.csv"), ("5", "b.csv"), ("6", "c.csv")] {
+        run(
+            dir.path(),
+            with(SMALL, &["--epochs", "4", "--seed", seed, "--out", out]),
+        );
+    }
+    let read = |f: &str| std::fs::read(dir.path().join(f)).unwrap();
+    assert_eq!(read("a.csv"), read("b.csv"));
+    assert_ne!(read("a.csv"), read("c.csv"));
+}
+
+#[test]
+fn baseline_reaches_95_percent_validation_accuracy_within_5_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(
+        dir.path(),
+        &["train", "--verbose", "0", "--epochs", "5", "--out", "b.csv"],
+    );
+    let best = rows(&dir.path().join("b.csv"))
+        .iter()
+        .map(|r| r[3])
+        .fold(0.0, f64::max);
+    assert!(best >= 0.95, "best val_binary_accuracy {best}");
+}
+
+#[test]
+fn record_json_describes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        with(SMALL, &["--epochs", "2", "--seed", "3", "--out", "r.csv"]),
+    );
+    let text = std::fs::read_to_string(dir.path().join("r.csv.json")).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(j["finished"], true);
+    assert_eq!(j["seed"], 3);
+    assert_eq!(j["device"], "cpu");
+    assert_eq!(j["experiment"]["samples"], 600);
+    assert_eq!(j["experiment"]["units"], 3);
+    assert_eq!(j["epochs_completed"], 2);
+    assert_eq!(j["epoch_seconds"].as_array().unwrap().len(), 2);
+    assert!(
+        j["versions"]["libtorch"]
+            .as_str()
+            .unwrap()
+            .starts_with("2.11.0")
+    );
+    assert!(j["versions"]["tch"].as_str().unwrap().starts_with("0.24"));
+    let last = rows(&dir.path().join("r.csv")).pop().unwrap();
+    assert_eq!(
+        j["final_metrics"]["val_binary_accuracy"].as_f64().unwrap(),
+        last[3]
+    );
+}
+
+#[test]
+fn default_out_never_overwrites_a_previous_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = with(SMALL, &["--epochs", "1", "-e", "noise", "--seed", "2"]);
+    run(dir.path(), args.clone());
+    let first = std::fs::read(dir.path().join("runs/noise-seed2.csv")).unwrap();
+    run(dir.path(), args.clone());
+    run(dir.path(), args);
+    assert_eq!(
+        std::fs::read(dir.path().join("runs/noise-seed2.csv")).unwrap(),
+        first
+    );
+    for f in [
+        "noise-seed2-1.csv",
+        "noise-seed2-1.csv.json",
+        "noise-seed2-2.csv",
+    ] {
+        assert!(dir.path().join("runs").join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn overwrite_replaces_an_existing_out() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("o.csv"), "mine").unwrap();
+    run(
+        dir.path(),
+        with(SMALL, &["--epochs", "1", "--out", "o.csv", "--overwrite"]),
+    );
+    assert_eq!(rows(&dir.path().join("o.csv")).len(), 1);
+}
+
+/// Each bad input: one line on stderr naming the problem, non-zero exit,
+/// no panic, and nothing created or changed.
+#[test]
+fn bad_input_is_one_clear_line_and_touches_nothing() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["-e", "nope"], "unknown experiment 'nope'"),
+        (&["--activation", "swish"], "'swish'"),
+        (&["--init", "he"], "'he'"),
+        (&["--device", "tpu"], "unknown device 'tpu'"),
+        (
+            &["--noise-rate", "1.5"],
+            "--noise-rate must be in [0, 1], got 1.5",
+        ),
+        (&["--noise-rate", "-0.1"], "--noise-rate must be in [0, 1]"),
+        (&["--split", "1"], "--split must be in (0, 1)"),
+        (&["--split", "0"], "--split must be in (0, 1)"),
+        (
+            &["--features", "1"],
+            "--features must be a whole number >= 2, got 1",
+        ),
+        (&["--samples", "0"], "--samples must be a whole number >= 1"),
+        (
+            &["--samples", "-3"],
+            "--samples must be a whole number >= 1, got -3",
+        ),
+        (
+            &["--batch-size", "0"],
+            "--batch-size must be a whole number >= 1",
+        ),
+        (&["--epochs", "0"], "--epochs must be a whole number >= 1"),
+        (&["--units", "0"], "--units must be a whole number >= 1"),
+        (&["--lr", "0"], "--lr must be in (0, 1e30]"),
+        (&["--lr", "-0.03"], "--lr must be in (0, 1e30], got -0.03"),
+        (
+            &["--samples", "4", "--split", "0.1"],
+            "leaves 0 training and 4 validation rows",
+        ),
+        (&["--samples", "1"], "leaves 0 training"),
+        (&["--lr", "abc"], "invalid value 'abc' for '--lr"),
+        (&["--epochs", "2.5"], "expected a whole number"),
+        (&["--seed", "-1"], "invalid value '-1' for '--seed"),
+        (&["--lr", "NaN"], "--lr must be a finite number, got NaN"),
+        (
+            &["--scale", "inf"],
+            "--scale must be a finite number, got inf",
+        ),
+        (&["--shift", "-inf"], "--shift must be a finite number"),
+        (
+            &["--noise-rate", "nan"],
+            "--noise-rate must be a finite number",
+        ),
+        (&["--threads", "0"], "--threads must be"),
+        (&["--verbose", "3"], "'3'"),
+        (&["--out", "blocker/x.csv"], "cannot create folder blocker"),
+        (&["--out", "sub"], "is a folder"),
+        (
+            &["--out", "taken.csv"],
+            "taken.csv already exists; pass --overwrite",
+        ),
+        (&["--out", "taken2.csv"], "taken2.csv.json already exists"),
+    ];
+    for (args, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("blocker"), "a file, not a folder").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("taken.csv"), "precious").unwrap();
+        std::fs::write(dir.path().join("taken2.csv.json"), "precious").unwrap();
+        let before = files_in(dir.path());
+        let mut full = vec!["train"];
+        full.extend_from_slice(args);
+        if !args.contains(&"--verbose") {
+            full.extend(["--verbose", "0"]);
+        }
+        let out = binclass(dir.path(), &full);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?}: not one line: {err}"
+        );
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(
+            err.contains(expected),
+            "{args:?}: {err:?} lacks {expected:?}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+        assert_eq!(
+            files_in(dir.path()),
+            before,
+            "{args:?} created or removed files"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("taken.csv")).unwrap(),
+            b"precious"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("taken2.csv.json")).unwrap(),
+            b"precious"
+        );
+    }
+}
+
+#[test]
+fn cuda_without_a_gpu_fails_before_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = binclass(dir.path(), &["train", "--device", "cuda", "--verbose", "0"]);
+    if out.status.success() {
+        eprintln!("skipped: this machine has CUDA");
+        return;
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no CUDA device") && err.contains("--device cpu"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1);
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn diverging_loss_stops_keeps_written_rows_and_exits_non_zero() {
+    // No hidden layer and features at 3e38: the logit overflows at once.
+    let dir = tempfile::tempdir().unwrap();
+    let out = binclass(
+        dir.path(),
+        &with(
+            SMALL,
+            &[
+                "--hidden-layers",
+                "0",
+                "--shift",
+                "3e38",
+                "--scale",
+                "0",
+                "--epochs",
+                "50",
+                "--out",
+                "n.csv",
+            ],
+        )
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("NaN or infinite in epoch 0"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let text = std::fs::read_to_string(dir.path().join("n.csv")).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        2,
+        "header and the epoch that diverged:\n{text}"
+    );
+    assert!(text.lines().nth(1).unwrap().contains("nan") || text.contains("inf"));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("n.csv.json")).unwrap())
+            .unwrap();
+    assert_eq!(j["finished"], false);
+    assert!(j["stopped"].as_str().unwrap().contains("NaN"));
+}
+
+#[test]
+fn a_run_killed_mid_way_leaves_a_parseable_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("k.csv");
+    let mut child = Command::new(BIN)
+        .args(with(SMALL, &["--epochs", "100000", "--out", "k.csv"]))
+        .current_dir(dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no rows after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Kill at a random-ish moment within an epoch.
+    std::thread::sleep(Duration::from_millis(7));
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.ends_with('\n'), "a partial row was left: {text:?}");
+    let rows = rows(&csv);
+    assert!(rows.len() >= 3);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.len(), 5);
+        assert_eq!(row[0], i as f64);
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("k.csv.json")).unwrap())
+            .unwrap();
+    assert_eq!(j["finished"], false);
+}
+
+#[test]
+fn experiments_lists_every_preset_with_resolved_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(dir.path(), &["experiments"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "baseline",
+        "noise",
+        "dummy-features",
+        "scaled",
+        "scaled-long",
+        "shifted",
+    ] {
+        assert!(text.contains(&format!("{name}: ")), "{name}");
+    }
+    assert!(text.contains("features=5") && text.contains("units=7"));
+    assert!(
+        text.contains("scale=1000") && text.contains("epochs=500") && text.contains("shift=1000")
+    );
+    assert!(text.contains("noise-rate=0.2"));
+}
