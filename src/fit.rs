@@ -10,6 +10,8 @@ use std::time::Instant;
 use anyhow::Result;
 use tch::{Device, Kind, Reduction, Tensor, nn, nn::Module};
 
+use crate::model::Network;
+
 use crate::data::Split;
 use crate::rng;
 
@@ -83,25 +85,22 @@ pub trait Callback {
     }
 }
 
-/// Per-step results of the epoch, kept on the device.
+/// Each step's logits, as the weights were at that step, kept on the device.
 struct Accumulator {
-    losses: Vec<Tensor>,
     logits: Vec<Tensor>,
-    /// Each step's batch size, so the short last batch weighs what it holds.
-    weights: Tensor,
+    /// The epoch's labels in batch order.
     labels: Tensor,
 }
 
 impl Accumulator {
-    /// [loss, accuracy] as Keras's running means: loss weighted by batch
-    /// size, accuracy over every sample, each with the weights of its step.
+    /// [loss, accuracy] as Keras's running means. Keras averages each step's
+    /// batch-mean loss weighted by the batch size, which is the mean of the
+    /// per-sample losses, so both are computed over the samples seen so far:
+    /// no per-step loss op, and the short last batch weighs what it holds.
     fn means(&self) -> Tensor {
-        let k = self.losses.len() as i64;
-        let w = self.weights.narrow(0, 0, k);
-        let loss = (Tensor::stack(&self.losses, 0) * &w).sum(Kind::Float) / w.sum(Kind::Float);
         let logits = Tensor::cat(&self.logits, 0);
         let labels = self.labels.narrow(0, 0, logits.size()[0]);
-        Tensor::stack(&[loss, accuracy(&logits, &labels)], 0)
+        Tensor::stack(&[loss(&logits, &labels), accuracy(&logits, &labels)], 0)
     }
 }
 
@@ -123,7 +122,7 @@ pub fn loss(logits: &Tensor, labels: &Tensor) -> Tensor {
 
 /// Trains `net` in place; stops early only when the loss diverges.
 pub fn fit(
-    net: &impl Module,
+    net: &mut Network,
     opt: &mut nn::Optimizer,
     data: &Split,
     plan: Plan,
@@ -133,13 +132,8 @@ pub fn fit(
     let device = data.train_x.device();
     let steps = plan.steps();
     let bs = plan.batch_size;
-    let batch_sizes: Vec<f32> = (0..steps)
-        .map(|s| bs.min(plan.train_len - s * bs) as f32)
-        .collect();
     let mut acc = Accumulator {
-        losses: Vec::with_capacity(steps as usize),
         logits: Vec::with_capacity(steps as usize),
-        weights: Tensor::from_slice(&batch_sizes).to_device(device),
         labels: Tensor::new(),
     };
     let mut shuffle = rng::stream(seed, rng::Stream::Shuffle);
@@ -155,17 +149,14 @@ pub fn fit(
         // One gather per epoch; every batch is then a view.
         let order = rng::permutation(&mut shuffle, plan.train_len as usize);
         let order = Tensor::from_slice(&order).to_device(device);
-        let xs = data.train_x.index_select(0, &order);
+        let xs = data.train_x.index_select(0, &order).split(bs, 0);
         acc.labels = data.train_y.index_select(0, &order);
-        acc.losses.clear();
+        let ys = acc.labels.split(bs, 0);
         acc.logits.clear();
-        for step in 0..steps {
-            let len = bs.min(plan.train_len - step * bs);
-            let logits = net.forward(&xs.narrow(0, step * bs, len));
-            let loss = loss(&logits, &acc.labels.narrow(0, step * bs, len));
-            opt.backward_step(&loss);
-            acc.losses.push(loss.detach());
-            acc.logits.push(logits.detach());
+        for (step, (x, y)) in (0..).zip(xs.iter().zip(&ys)) {
+            let logits = net.train_step(x, y);
+            opt.step();
+            acc.logits.push(logits);
             let running = Running {
                 step: step + 1,
                 steps,
@@ -209,18 +200,23 @@ mod tests {
 
     #[test]
     fn running_means_weigh_the_short_last_batch_by_its_size() {
+        // A step of 3 samples then a step of 1: accuracy 2/3 then 0/1.
         let acc = Accumulator {
-            losses: vec![Tensor::from(1.0f32), Tensor::from(4.0f32)],
-            // 3 samples then 1: accuracy 2/3 then 0/1.
             logits: vec![
                 Tensor::from_slice(&[1.0f32, 1.0, -1.0]),
                 Tensor::from_slice(&[1.0f32]),
             ],
-            weights: Tensor::from_slice(&[3.0f32, 1.0]),
             labels: Tensor::from_slice(&[1.0f32, 1.0, 1.0, 0.0]),
         };
-        let m = Vec::<f32>::try_from(acc.means()).unwrap();
-        assert_eq!(m[0], (3.0 * 1.0 + 4.0) / 4.0, "unweighted would be 2.5");
+        let m = Vec::<f64>::try_from(acc.means().to_kind(Kind::Double)).unwrap();
+        let (right, wrong) = ((1.0 + (-1f64).exp()).ln(), (1.0 + 1f64.exp()).ln());
+        let first = (2.0 * right + wrong) / 3.0;
+        let weighted = (3.0 * first + wrong) / 4.0;
+        assert!((m[0] - weighted).abs() < 1e-6, "{} vs {weighted}", m[0]);
+        assert!(
+            (m[0] - (first + wrong) / 2.0).abs() > 0.1,
+            "unweighted mean"
+        );
         assert_eq!(m[1], 0.5, "per-sample accuracy, not the mean of 2/3 and 0");
     }
 

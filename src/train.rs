@@ -10,9 +10,10 @@ use crate::config::{Experiment, Overrides, whole};
 use crate::csv_logger::CsvLogger;
 use crate::data::Dataset;
 use crate::fit::{self, Callback, Plan};
+use crate::model::Network;
 use crate::progress::KerasProgress;
 use crate::record::{RecordWriter, RunRecord, VERSIONS};
-use crate::{device, model, outputs};
+use crate::{device, outputs};
 
 /// Keras's Adam: PyTorch's betas, but epsilon 1e-7 (PyTorch's is 1e-8).
 pub const ADAM: nn::Adam = nn::Adam {
@@ -72,7 +73,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
     tch::manual_seed(args.seed as i64);
     let vs = nn::VarStore::new(device);
-    let net = model::build(&vs.root(), &exp, args.seed);
+    let mut net = Network::build(&vs.root(), &exp, args.seed);
     let mut opt = ADAM.build(&vs, exp.lr)?;
 
     let plan = Plan {
@@ -100,7 +101,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         files.json.clone(),
     );
     let callbacks: &mut [&mut dyn Callback] = &mut [&mut progress, &mut csv, &mut record];
-    let outcome = fit::fit(&net, &mut opt, &data, plan, args.seed, callbacks)?;
+    let outcome = fit::fit(&mut net, &mut opt, &data, plan, args.seed, callbacks)?;
     if let fit::Outcome::Diverged { epoch } = outcome {
         bail!(
             "training loss became NaN or infinite in epoch {epoch}; stopped there (epochs 0..={epoch} are in {})",

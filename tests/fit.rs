@@ -3,7 +3,7 @@
 use binclass::config::{Experiment, Overrides};
 use binclass::data::Dataset;
 use binclass::fit::{self, Callback, EpochLogs, Plan};
-use binclass::{model, train::ADAM};
+use binclass::{model::Network, train::ADAM};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind};
 
@@ -37,7 +37,7 @@ fn running_means_weigh_the_last_short_batch_by_its_size() {
         .split(8000, Device::Cpu)
         .unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = model::build(&vs.root(), &e, 0);
+    let mut net = Network::build(&vs.root(), &e, 0);
     let (full_loss, full_acc) = tch::no_grad(|| {
         let logits = net.forward(&data.train_x);
         (
@@ -52,7 +52,7 @@ fn running_means_weigh_the_last_short_batch_by_its_size() {
         batch_size: e.batch_size,
         train_len: 8000,
     };
-    fit::fit(&net, &mut opt, &data, plan, 0, &mut [&mut logs]).unwrap();
+    fit::fit(&mut net, &mut opt, &data, plan, 0, &mut [&mut logs]).unwrap();
     let l = logs.0[0];
     assert!(
         (l.loss - full_loss).abs() < 1e-6,
