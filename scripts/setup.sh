@@ -5,7 +5,17 @@
 # and CI runs reuse it. Then links it as `.libtorch`, which .cargo/config.toml
 # hands to torch-sys, so plain `cargo build|test|run` work afterwards.
 # Idempotent: a second run with everything in place takes a second or two.
+# `--keras` also installs TensorFlow/tf-keras 2.21 (Keras 2 mode) for the
+# reference runs of scripts/keras_reference.py.
 set -euo pipefail
+
+keras=0
+for arg in "$@"; do
+    case $arg in
+    --keras) keras=1 ;;
+    *) printf 'setup: error: unknown option %s (only --keras)\n' "$arg" >&2; exit 2 ;;
+    esac
+done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ -f "$root/.env" ] && set -a && . "$root/.env" && set +a
@@ -48,6 +58,11 @@ if ! ready; then
         ready || die "torch $TORCH_VERSION did not import from $venv after installing it"
     fi
     flock -u 9
+fi
+
+if [ $keras = 1 ] && ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("tf-keras"); m.version("tensorflow-cpu")' 2>/dev/null; then
+    say "installing tensorflow-cpu==2.21.0 and tf-keras==2.21.0 into $venv"
+    "$venv/bin/python" -m pip install --quiet "tensorflow-cpu==2.21.0" "tf-keras==2.21.0"
 fi
 
 torch_dir=$("$venv/bin/python" -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec("torch").origin))')

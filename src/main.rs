@@ -16,10 +16,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train one seeded run; per-epoch metrics stream to a Keras-format CSV.
+    #[command(after_long_help = KERAS_DIFFERENCES)]
     Train(Box<TrainArgs>),
     /// List the presets with every resolved setting.
     Experiments,
 }
+
+const KERAS_DIFFERENCES: &str = "\
+Where binclass differs from the article's Keras run (README: \"Faithful to Keras\"):
+  - Random streams are seeded ChaCha, not numpy's: a seed gives the same data,
+    weights and batch order on CPU and CUDA, but not Keras's.
+  - Adam adds epsilon (1e-7) to sqrt(v_hat) as libtorch does; Keras adds it before
+    the bias correction. The effect is a float-level perturbation of a chaotic
+    trajectory (measured: examples/adam_eps_effect.rs).
+  - A NaN/infinite loss is detected when its epoch ends (Keras: after the batch);
+    that epoch's row is written, then the run exits non-zero.
+  - Validation runs as one batch (Keras: batches of 30); same mean up to rounding.";
 
 fn main() -> ExitCode {
     // A bug must still end in one line, not a backtrace.

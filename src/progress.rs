@@ -56,7 +56,8 @@ impl Callback for KerasProgress {
                     .progress_chars("=>."),
             );
             self.bar = Some(bar);
-            self.last_read = Instant::now();
+            // Read after the first step, so every epoch's bar shows figures.
+            self.last_read = Instant::now() - REFRESH;
         }
         Ok(())
     }

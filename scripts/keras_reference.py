@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Keras reference runs: the article's tf.keras script, runnable today.
+
+The article's code (a Qiita post, "Keras で機械学習に初挑戦した記録", reproduced
+in the project's seed text) is kept as it was, changed only where today's
+libraries refuse it or where the reference runs need a knob:
+
+  * `TF_USE_LEGACY_KERAS=1` is set before importing TensorFlow, so `tf.keras`
+    is tf-keras (Keras 2, as in the article) and not Keras 3.
+  * `np.int` -> `int` (numpy removed the alias in 1.24).
+  * `Adam(lr=...)` -> `Adam(learning_rate=...)` (Keras dropped `lr`).
+  * matplotlib display removed (`import matplotlib.pyplot`, the plot and
+    `plt.show()`); the history goes to a CSV written by Keras's own
+    `tf.keras.callbacks.CSVLogger` instead (`--out`).
+  * argparse: `--preset` picks the article's experiment (below), `--seed`
+    seeds python `random`, numpy and TF via `tf.keras.utils.set_random_seed`
+    (the article did not seed), `--epochs` overrides the epoch count,
+    `--verbose` is passed to `fit` (the article used 1).
+  * the fit's wall time is printed to stderr as `fit_seconds=<float>`.
+
+Presets (the article's sections 3 and 4):
+  baseline        2 features, NOISE_RATE 0, 100 epochs
+  noise           NOISE_RATE 0.2
+  dummy-features  5 features; the label still from features 0 and 1
+  scaled          features x1000
+  scaled-long     features x1000, 500 epochs
+  shifted         features +1000
+
+The labels are computed from the raw [0, 1) features, then the transform is
+applied to the features (a comparison, so the label is the same either way).
+
+Example:
+  TF_CPP_MIN_LOG_LEVEL=2 python scripts/keras_reference.py \
+      --preset baseline --seed 0 --verbose 0 --out reference/keras/baseline/seed-0.csv
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tf.keras = tf-keras (Keras 2), before importing tensorflow
+
+PRESETS = {
+    # name: (features, noise rate, transform, epochs)
+    "baseline": (2, 0.0, None, 100),
+    "noise": (2, 0.2, None, 100),
+    "dummy-features": (5, 0.0, None, 100),
+    "scaled": (2, 0.0, ("mul", 1000.0), 100),
+    "scaled-long": (2, 0.0, ("mul", 1000.0), 500),
+    "shifted": (2, 0.0, ("add", 1000.0), 100),
+}
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("--preset", choices=sorted(PRESETS), default="baseline")
+parser.add_argument("--seed", type=int, default=None, help="seed for python random, numpy and TF (default: unseeded, as the article)")
+parser.add_argument("--epochs", type=int, default=None, help="override the preset's epoch count")
+parser.add_argument("--out", default=None, help="CSV written by tf.keras.callbacks.CSVLogger")
+parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+args = parser.parse_args()
+
+n_features, NOISE_RATE, transform, EPOCHS = PRESETS[args.preset]
+if args.epochs is not None:
+    EPOCHS = args.epochs
+
+import tensorflow as tf
+import numpy as np
+from tensorflow.keras.metrics import binary_accuracy
+
+if args.seed is not None:
+    tf.keras.utils.set_random_seed(args.seed)  # python random, numpy, TF
+
+# データセット準備
+ds_features = np.random.rand(10000, n_features)  # 特徴データ
+ds_noise = (np.random.rand(10000) > NOISE_RATE).astype(int) * 2 - 1  # noiseなし: 1, あり: -1
+ds_labels = (np.sign(ds_features[:, 0] - ds_features[:, 1]) * ds_noise + 1) / 2  # 正解ラベル
+if transform is not None:
+    op, k = transform
+    ds_features = ds_features * k if op == "mul" else ds_features + k
+
+# データセットを訓練用と検証用に分割
+SPLIT_RATE = 0.8   # 分割比率
+training_features, validation_features = np.split(ds_features, [int(len(ds_features) * SPLIT_RATE)])
+training_labels, validation_labels = np.split(ds_labels, [int(len(ds_labels) * SPLIT_RATE)])
+
+# モデル準備
+INPUT_FEATURES = ds_features.shape[1]   # 特徴量の次元
+LAYER1_NEURONS = int(INPUT_FEATURES * 1.2 + 1)   # 入力次元より少し広げる
+LAYER2_NEURONS = LAYER1_NEURONS
+LAYER3_NEURONS = LAYER1_NEURONS  # 隠れ層は3層
+OUTPUT_RESULTS = 1  # 出力は一次元
+ACTIVATION = 'tanh'
+model = tf.keras.models.Sequential([
+    tf.keras.layers.Dense(input_shape=(INPUT_FEATURES,), units=LAYER1_NEURONS, activation=ACTIVATION),
+    tf.keras.layers.Dense(units=LAYER2_NEURONS, activation=ACTIVATION),
+    tf.keras.layers.Dense(units=LAYER3_NEURONS, activation=ACTIVATION),
+    tf.keras.layers.Dense(units=OUTPUT_RESULTS, activation='sigmoid'),
+])
+LOSS = 'binary_crossentropy'
+OPTIMIZER = tf.keras.optimizers.Adam   # 典型的な最適化手法
+LEARNING_RATE = 0.03   # 学習係数のよくある初期値
+model.compile(optimizer=OPTIMIZER(learning_rate=LEARNING_RATE), loss=LOSS, metrics=[binary_accuracy])
+
+# 学習
+callbacks = []
+if args.out is not None:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    callbacks.append(tf.keras.callbacks.CSVLogger(args.out))
+BATCH_SIZE = 30
+start = time.perf_counter()
+result = model.fit(x=training_features, y=training_labels,
+                   validation_data=(validation_features, validation_labels),
+                   batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=args.verbose,
+                   callbacks=callbacks)
+fit_seconds = time.perf_counter() - start
+print(f"fit_seconds={fit_seconds:.3f}", file=sys.stderr)
