@@ -2,9 +2,11 @@
 //! (epoch first, then the metric names sorted), one row per finished epoch.
 //!
 //! Each row reaches the file in one `write` call as soon as its epoch ends, so
-//! a run killed at any moment leaves a valid CSV of every finished epoch.
+//! a run killed at any moment leaves a valid CSV of every finished epoch. The
+//! file is opened for each row, so a sweep of thousands of seeds holds no
+//! descriptors open.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -21,22 +23,23 @@ pub const HEADER: [&str; 5] = [
 ];
 
 pub struct CsvLogger {
-    file: File,
     path: PathBuf,
 }
 
 impl CsvLogger {
-    /// Takes a file already opened (and so claimed) for this run.
-    pub fn new(file: File, path: PathBuf) -> Self {
-        CsvLogger { file, path }
+    /// Appends to `path`, a file already claimed (and emptied) for this run.
+    pub fn new(path: PathBuf) -> Self {
+        CsvLogger { path }
     }
 
     fn write_row<I: IntoIterator<Item = String>>(&mut self, fields: I) -> Result<()> {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(fields)?;
         let row = w.into_inner().map_err(|e| e.into_error())?;
-        self.file
-            .write_all(&row)
+        OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(&row))
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
 }

@@ -3,6 +3,7 @@
 //! Pipeline, one module a stage: [`config`] → [`data`] → [`model`] → [`fit`]
 //! → sinks observing fit ([`csv_logger`], [`progress`], [`record`]).
 
+pub mod batched;
 pub mod config;
 pub mod csv_logger;
 pub mod data;
@@ -13,4 +14,5 @@ pub mod outputs;
 pub mod progress;
 pub mod record;
 pub mod rng;
+pub mod sweep;
 pub mod train;

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use binclass::config::{Experiment, PRESETS};
+use binclass::sweep::{self, SweepArgs};
 use binclass::train::{self, TrainArgs};
 
 /// The Keras binary-classification experiment on libtorch: train, log, compare.
@@ -18,6 +19,8 @@ enum Command {
     /// Train one seeded run; per-epoch metrics stream to a Keras-format CSV.
     #[command(after_long_help = KERAS_DIFFERENCES)]
     Train(Box<TrainArgs>),
+    /// Train many seeds at once as one batched model; per-seed CSVs and a summary.
+    Sweep(Box<SweepArgs>),
     /// List the presets with every resolved setting.
     Experiments,
 }
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Train(args) => train::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Experiments => {
             experiments();
             Ok(())

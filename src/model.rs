@@ -33,20 +33,11 @@ pub struct Network {
 
 impl Network {
     pub fn build(vs: &nn::Path, e: &Experiment, seed: u64) -> Self {
-        let mut r = rng::stream(seed, Stream::Init);
-        let mut shapes = vec![];
-        let mut fan_in = e.features;
-        for i in 0..e.hidden_layers {
-            shapes.push((i.to_string(), fan_in, e.units));
-            fan_in = e.units;
-        }
-        shapes.push(("out".to_string(), fan_in, 1));
-        let mut values: Vec<f32> = vec![];
-        for (_, fan_in, fan_out) in &shapes {
-            let (w, b) = initial(*fan_in, *fan_out, e.init, &mut r);
-            values.extend(w);
-            values.extend(b);
-        }
+        let shapes = layer_shapes(e);
+        let values: Vec<f32> = initial_values(e, seed)
+            .into_iter()
+            .flat_map(|(w, b)| w.into_iter().chain(b))
+            .collect();
         let flat = vs.var("params", &[values.len() as i64], nn::Init::Const(0.0));
         tch::no_grad(|| {
             let mut f = flat.shallow_clone();
@@ -79,11 +70,7 @@ impl Network {
             ));
             seq = seq.add(layer);
             if name != "out" {
-                seq = match e.activation {
-                    Activation::Tanh => seq.add_fn(|x| x.tanh()),
-                    Activation::Relu => seq.add_fn(|x| x.relu()),
-                    Activation::Sigmoid => seq.add_fn(|x| x.sigmoid()),
-                };
+                seq = add_activation(seq, e.activation);
             }
         }
         let flat_grad = flat.grad();
@@ -141,12 +128,7 @@ impl Network {
                 let _ = g.tr().mm_out(gw, input);
                 let _ = g.sum_intlist_out(gb, [0i64].as_slice(), false, Kind::Float);
                 if l > 0 {
-                    let upstream = g.mm(&self.params[2 * l].1);
-                    g = match self.activation {
-                        Activation::Tanh => Tensor::tanh_backward(&upstream, input),
-                        Activation::Sigmoid => Tensor::sigmoid_backward(&upstream, input),
-                        Activation::Relu => input.threshold_backward(&upstream, 0),
-                    };
+                    g = activation_backward(self.activation, &g.mm(&self.params[2 * l].1), input);
                 }
             }
             logits.shallow_clone()
@@ -172,6 +154,44 @@ impl Module for Network {
 /// `sigmoid(logits)`: the model's output as Keras reports it.
 pub fn probabilities(net: &impl Module, xs: &Tensor) -> Tensor {
     net.forward(xs).sigmoid()
+}
+
+/// `(name, fan_in, fan_out)` of each Dense layer, the output layer last.
+pub fn layer_shapes(e: &Experiment) -> Vec<(String, i64, i64)> {
+    let mut shapes = vec![];
+    let mut fan_in = e.features;
+    for i in 0..e.hidden_layers {
+        shapes.push((i.to_string(), fan_in, e.units));
+        fan_in = e.units;
+    }
+    shapes.push(("out".to_string(), fan_in, 1));
+    shapes
+}
+
+/// Each layer's starting weight ([out, in], row-major) and bias for `seed`.
+pub fn initial_values(e: &Experiment, seed: u64) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let mut r = rng::stream(seed, Stream::Init);
+    layer_shapes(e)
+        .iter()
+        .map(|(_, fan_in, fan_out)| initial(*fan_in, *fan_out, e.init, &mut r))
+        .collect()
+}
+
+pub fn add_activation(seq: nn::Sequential, a: Activation) -> nn::Sequential {
+    match a {
+        Activation::Tanh => seq.add_fn(|x| x.tanh()),
+        Activation::Relu => seq.add_fn(|x| x.relu()),
+        Activation::Sigmoid => seq.add_fn(|x| x.sigmoid()),
+    }
+}
+
+/// The gradient at an activation's input from the gradient at its `output`.
+pub fn activation_backward(a: Activation, upstream: &Tensor, output: &Tensor) -> Tensor {
+    match a {
+        Activation::Tanh => Tensor::tanh_backward(upstream, output),
+        Activation::Sigmoid => Tensor::sigmoid_backward(upstream, output),
+        Activation::Relu => output.threshold_backward(upstream, 0),
+    }
 }
 
 /// Starting weight ([out, in], row-major) and bias of one layer, drawn from

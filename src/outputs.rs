@@ -1,17 +1,17 @@
 //! Where a run's files go, claimed before training starts so that no run
 //! ever overwrites a user's file unless told to.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+/// A run's files, the CSV created (empty) so that no other run takes it.
 pub struct RunFiles {
     pub csv: PathBuf,
     /// `<csv>.json`: the run record beside the metrics.
     pub json: PathBuf,
-    pub csv_file: File,
 }
 
 pub fn record_path(csv: &Path) -> PathBuf {
@@ -20,75 +20,83 @@ pub fn record_path(csv: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Opens the metrics CSV: `out` as given (refusing to replace it or its record
-/// without `overwrite`), or else the first free `runs/<name>-seed<N>[-k].csv`.
-pub fn claim(out: Option<&Path>, name: &str, seed: u64, overwrite: bool) -> Result<RunFiles> {
-    if let Some(csv) = out {
-        let json = record_path(csv);
+/// Fails, touching nothing, if any of `csvs` (or its record) exists and may
+/// not be replaced, or is a folder.
+pub fn check_free(csvs: &[PathBuf], overwrite: bool) -> Result<()> {
+    for csv in csvs {
         if csv.is_dir() {
             bail!(
-                "--out {} is a folder; give a file path such as {}/run.csv",
+                "{} is a folder; give a file path such as {}/run.csv",
                 csv.display(),
                 csv.display()
             );
         }
         if !overwrite {
-            for p in [csv, json.as_path()] {
+            for p in [csv.clone(), record_path(csv)] {
                 if p.exists() {
                     bail!(
-                        "{} already exists; pass --overwrite to replace it, or choose another --out",
+                        "{} already exists; pass --overwrite to replace it, or choose another output",
                         p.display()
                     );
                 }
             }
         }
-        make_parent(csv)?;
-        let file = open(csv, overwrite)?.with_context(|| {
-            format!(
-                "{} already exists; pass --overwrite to replace it",
-                csv.display()
-            )
-        })?;
-        return Ok(RunFiles {
-            csv: csv.to_path_buf(),
-            json,
-            csv_file: file,
-        });
     }
-    let dir = Path::new("runs");
+    Ok(())
+}
+
+/// Creates (or with `overwrite`, empties) `csv` for a run.
+pub fn claim_path(csv: &Path, overwrite: bool) -> Result<RunFiles> {
+    check_free(&[csv.to_path_buf()], overwrite)?;
+    make_parent(csv)?;
+    if !create(csv, overwrite)? {
+        bail!(
+            "{} already exists; pass --overwrite to replace it",
+            csv.display()
+        );
+    }
+    Ok(RunFiles {
+        csv: csv.to_path_buf(),
+        json: record_path(csv),
+    })
+}
+
+/// `out` as given, or else the first free `runs/<name>-seed<N>[-k].csv`.
+pub fn claim(out: Option<&Path>, name: &str, seed: u64, overwrite: bool) -> Result<RunFiles> {
+    if let Some(csv) = out {
+        return claim_path(csv, overwrite);
+    }
     for k in 0.. {
         let stem = if k == 0 {
             format!("{name}-seed{seed}")
         } else {
             format!("{name}-seed{seed}-{k}")
         };
-        let csv = dir.join(format!("{stem}.csv"));
-        let json = record_path(&csv);
-        if json.exists() {
+        let csv = Path::new("runs").join(format!("{stem}.csv"));
+        if record_path(&csv).exists() {
             continue;
         }
         make_parent(&csv)?;
-        if let Some(file) = open(&csv, false)? {
+        if create(&csv, false)? {
             return Ok(RunFiles {
+                json: record_path(&csv),
                 csv,
-                json,
-                csv_file: file,
             });
         }
     }
     unreachable!("the loop returns or fails")
 }
 
-fn make_parent(path: &Path) -> Result<()> {
+pub fn make_parent(path: &Path) -> Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create folder {} for --out", dir.display())),
+            .with_context(|| format!("cannot create folder {}", dir.display())),
         _ => Ok(()),
     }
 }
 
-/// `None` when the file exists and we may not replace it.
-fn open(path: &Path, overwrite: bool) -> Result<Option<File>> {
+/// `false` when the file exists and we may not replace it.
+fn create(path: &Path, overwrite: bool) -> Result<bool> {
     let mut o = OpenOptions::new();
     o.write(true);
     if overwrite {
@@ -97,8 +105,8 @@ fn open(path: &Path, overwrite: bool) -> Result<Option<File>> {
         o.create_new(true);
     }
     match o.open(path) {
-        Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists && !overwrite => Ok(None),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && !overwrite => Ok(false),
         Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
     }
 }

@@ -46,14 +46,19 @@ pub struct RecordWriter {
     pub record: RunRecord,
     path: PathBuf,
     start: Instant,
+    /// Rewrite after every epoch (a single run), or only at start and end
+    /// (a sweep, where thousands of rewrites per epoch would cost more than
+    /// training).
+    every_epoch: bool,
 }
 
 impl RecordWriter {
-    pub fn new(record: RunRecord, path: PathBuf) -> Self {
+    pub fn new(record: RunRecord, path: PathBuf, every_epoch: bool) -> Self {
         RecordWriter {
             record,
             path,
             start: Instant::now(),
+            every_epoch,
         }
     }
 
@@ -77,7 +82,11 @@ impl Callback for RecordWriter {
         self.record.epochs_completed += 1;
         self.record.epoch_seconds.push(logs.seconds);
         self.record.final_metrics = Some(*logs);
-        self.save()
+        if self.every_epoch {
+            self.save()
+        } else {
+            Ok(())
+        }
     }
 
     fn on_train_end(&mut self, outcome: Outcome) -> Result<()> {

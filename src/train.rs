@@ -82,7 +82,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         train_len: exp.train_len(),
     };
     let mut progress = KerasProgress::new(args.verbose);
-    let mut csv = CsvLogger::new(files.csv_file, files.csv.clone());
+    let mut csv = CsvLogger::new(files.csv.clone());
     let mut record = RecordWriter::new(
         RunRecord {
             experiment: exp,
@@ -99,6 +99,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             final_metrics: None,
         },
         files.json.clone(),
+        true,
     );
     let callbacks: &mut [&mut dyn Callback] = &mut [&mut progress, &mut csv, &mut record];
     let outcome = fit::fit(&mut net, &mut opt, &data, plan, args.seed, callbacks)?;

@@ -1,0 +1,494 @@
+//! `binclass sweep`: many seeds of one experiment trained at once as one
+//! batched model, each seed writing the CSV and record `train --seed s` writes.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+use crate::batched::{self, BatchedNetwork};
+use crate::config::{Experiment, Overrides, whole};
+use crate::csv_logger::{CsvLogger, python_float};
+use crate::data::Dataset;
+use crate::fit::{Callback, EpochLogs, Outcome, Plan};
+use crate::record::{RecordWriter, RunRecord, VERSIONS};
+use crate::train::ADAM;
+use crate::{device, outputs, rng};
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Preset to start from (`binclass experiments` lists them).
+    #[arg(long, short = 'e', default_value = "baseline", value_name = "NAME")]
+    pub experiment: String,
+    /// Seeds to train: `A..B` (B excluded, as in Rust), `A..=B`, or one seed.
+    #[arg(long, value_name = "A..B", allow_hyphen_values = true)]
+    pub seeds: String,
+    /// cpu, cuda, cuda:N, or auto.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// Folder for the per-seed CSVs, records and summary.csv
+    /// [default: runs/<experiment>-seeds<A>-<B>, or the first free -k suffix].
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Replace files of an earlier sweep in --out-dir.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Seeds per batched model [default: as many as fit in half the free memory].
+    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
+    pub chunk: Option<i64>,
+    /// 0 silent, 1 a progress bar and the summary (stderr).
+    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1), value_name = "0|1")]
+    pub verbose: u8,
+    /// libtorch CPU threads.
+    #[arg(long, env = "BINCLASS_THREADS", default_value_t = 1, value_parser = whole, value_name = "N")]
+    pub threads: i64,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+/// `A..B`, `A..=B` or `N`, as a non-empty range of seeds.
+pub fn parse_seeds(s: &str) -> Result<Range<u64>> {
+    let num = |t: &str| -> Result<u64> {
+        t.trim().parse().map_err(|_| {
+            anyhow::anyhow!("--seeds {s}: '{t}' is not a whole number >= 0; use A..B, A..=B or N")
+        })
+    };
+    let range = if let Some((a, b)) = s.split_once("..=") {
+        num(a)?..num(b)?.checked_add(1).context("--seeds: end too large")?
+    } else if let Some((a, b)) = s.split_once("..") {
+        num(a)?..num(b)?
+    } else {
+        let n = num(s)?;
+        n..n + 1
+    };
+    if range.is_empty() {
+        bail!("--seeds {s} is empty: A..B needs A < B (B is excluded; A..=B includes it)");
+    }
+    Ok(range)
+}
+
+/// Bytes one replica needs on the device, with room for temporaries.
+fn bytes_per_replica(e: &Experiment) -> u64 {
+    let (n, f, t) = (e.samples as u64, e.features as u64, e.train_len() as u64);
+    let units = e.units.max(1) as u64;
+    // data; shuffled copy and indices; the epoch's logits; step activations.
+    let floats = n * (f + 1)
+        + t * (f + 1)
+        + 2 * t
+        + t
+        + 4 * e.batch_size as u64 * units * (e.hidden_layers as u64 + 1);
+    floats * 4 * 2
+}
+
+/// Free memory on `device`, if it can be read.
+fn free_memory(device: Device) -> Option<u64> {
+    match device {
+        Device::Cuda(_) => crate::device::cuda_free_memory(),
+        _ => {
+            let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+            let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        }
+    }
+}
+
+pub fn run(args: &SweepArgs) -> Result<()> {
+    let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
+    let seeds = parse_seeds(&args.seeds)?;
+    if !(1..=1024).contains(&args.threads) {
+        bail!(
+            "--threads must be a whole number in 1..=1024, got {}",
+            args.threads
+        );
+    }
+    if let Some(c) = args.chunk
+        && c < 1
+    {
+        bail!("--chunk must be a whole number >= 1, got {c}");
+    }
+    let device = device::resolve(&args.device)?;
+    tch::set_num_threads(args.threads as i32);
+    let total = seeds.end - seeds.start;
+    let chunk = match args.chunk {
+        Some(c) => c as u64,
+        None => {
+            free_memory(device).map_or(1024, |free| (free / 2 / bytes_per_replica(&exp)).max(1))
+        }
+    };
+
+    let dir = match &args.out_dir {
+        Some(d) => d.clone(),
+        None => free_dir(&exp.name, &seeds),
+    };
+    if dir.is_file() {
+        bail!("--out-dir {} is a file", dir.display());
+    }
+    let csvs: Vec<PathBuf> = seeds
+        .clone()
+        .map(|s| dir.join(format!("{}-seed{s}.csv", exp.name)))
+        .collect();
+    let summary = dir.join("summary.csv");
+    outputs::check_free(&csvs, args.overwrite)?;
+    if !args.overwrite && summary.exists() {
+        bail!(
+            "{} already exists; pass --overwrite to replace it, or choose another --out-dir",
+            summary.display()
+        );
+    }
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create folder {}", dir.display()))?;
+
+    let bar = progress(args.verbose, total * exp.epochs as u64);
+    let start = Instant::now();
+    let mut finals: Vec<(u64, Option<SeedSummary>)> = vec![];
+    let seed_list: Vec<u64> = seeds.collect();
+    for (chunk_seeds, chunk_csvs) in seed_list
+        .chunks(chunk as usize)
+        .zip(csvs.chunks(chunk as usize))
+    {
+        let results = train_chunk(&exp, chunk_seeds, chunk_csvs, device, args, &bar)?;
+        finals.extend(chunk_seeds.iter().copied().zip(results));
+    }
+    bar.finish_and_clear();
+    write_summary(&summary, &finals)?;
+    let diverged: Vec<String> = finals
+        .iter()
+        .filter(|(_, s)| s.is_none())
+        .map(|(s, _)| s.to_string())
+        .collect();
+    if args.verbose > 0 {
+        let fin: Vec<f64> = finals
+            .iter()
+            .filter_map(|(_, s)| s.as_ref().map(|s| s.final_acc))
+            .collect();
+        let best: Vec<f64> = finals
+            .iter()
+            .filter_map(|(_, s)| s.as_ref().map(|s| s.best_acc))
+            .collect();
+        eprintln!(
+            "{} seeds of {} in {:.2}s ({} per batch): final val_binary_accuracy {}, best {}",
+            total,
+            exp.name,
+            start.elapsed().as_secs_f64(),
+            chunk.min(total),
+            mean_sd(&fin),
+            mean_sd(&best)
+        );
+        eprintln!(
+            "wrote {} CSVs, their records and {}",
+            total,
+            summary.display()
+        );
+    }
+    if !diverged.is_empty() {
+        bail!(
+            "the loss became NaN or infinite for seed(s) {}; their CSVs stop at that epoch",
+            diverged.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The first free `runs/<name>-seeds<A>-<B>[-k]`.
+fn free_dir(name: &str, seeds: &Range<u64>) -> PathBuf {
+    let base = format!("{name}-seeds{}-{}", seeds.start, seeds.end);
+    (0..)
+        .map(|k| {
+            Path::new("runs").join(if k == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{k}")
+            })
+        })
+        .find(|d| !d.exists())
+        .expect("some suffix is free")
+}
+
+fn progress(verbose: u8, len: u64) -> ProgressBar {
+    if verbose == 0 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(4));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} seed-epochs, {elapsed} elapsed, ETA {eta}",
+        )
+        .expect("static template")
+        .progress_chars("=>."),
+    );
+    bar
+}
+
+pub struct SeedSummary {
+    pub final_acc: f64,
+    pub best_acc: f64,
+    pub best_epoch: i64,
+}
+
+/// Trains one batch of seeds; `None` for a seed whose loss diverged.
+fn train_chunk(
+    e: &Experiment,
+    seeds: &[u64],
+    csvs: &[PathBuf],
+    device: Device,
+    args: &SweepArgs,
+    bar: &ProgressBar,
+) -> Result<Vec<Option<SeedSummary>>> {
+    let r = seeds.len() as i64;
+    let (n, f, t) = (e.samples, e.features, e.train_len());
+    let mut xs = Vec::with_capacity((r * n * f) as usize);
+    let mut ys = Vec::with_capacity((r * n) as usize);
+    for &s in seeds {
+        let d = Dataset::generate(e, s)?;
+        xs.extend(d.features.iter().map(|&v| v as f32));
+        ys.extend(d.labels.iter().map(|&v| v as f32));
+    }
+    let to = |v: &[f32], shape: [i64; 3]| -> Result<Tensor> {
+        Tensor::from_slice(v)
+            .view(shape)
+            .f_to_device(device)
+            .with_context(|| {
+                format!(
+                    "cannot move {} seeds' data to {device:?}; try a smaller --chunk",
+                    seeds.len()
+                )
+            })
+    };
+    let x = to(&xs, [r, n, f])?;
+    let y = to(&ys, [r, n, 1])?;
+    drop((xs, ys));
+    let (train_x, val_x) = (x.narrow(1, 0, t), x.narrow(1, t, n - t));
+    let (train_y, val_y) = (y.narrow(1, 0, t), y.narrow(1, t, n - t));
+    // Flattened rows, gathered in each replica's own batch order.
+    let (flat_x, flat_y) = (train_x.reshape([r * t, f]), train_y.reshape([r * t, 1]));
+
+    tch::manual_seed(seeds[0] as i64);
+    let vs = nn::VarStore::new(device);
+    let mut net = BatchedNetwork::build(&vs.root(), e, seeds);
+    let mut opt = ADAM.build(&vs, e.lr)?;
+    let plan = Plan {
+        epochs: e.epochs,
+        batch_size: e.batch_size,
+        train_len: t,
+    };
+
+    let mut sinks: Vec<(CsvLogger, RecordWriter)> = seeds
+        .iter()
+        .zip(csvs)
+        .map(|(&seed, csv)| {
+            let files = outputs::claim_path(csv, args.overwrite)?;
+            let record = RunRecord {
+                experiment: e.clone(),
+                seed,
+                device: device::name(device),
+                threads: args.threads as i32,
+                versions: VERSIONS,
+                csv: files.csv.clone(),
+                finished: false,
+                stopped: None,
+                epochs_completed: 0,
+                epoch_seconds: vec![],
+                total_seconds: 0.0,
+                final_metrics: None,
+            };
+            Ok((
+                CsvLogger::new(files.csv),
+                RecordWriter::new(record, files.json, false),
+            ))
+        })
+        .collect::<Result<_>>()?;
+    for (csv, rec) in &mut sinks {
+        csv.on_train_begin(&plan)?;
+        rec.on_train_begin(&plan)?;
+    }
+    let mut shuffles: Vec<_> = seeds
+        .iter()
+        .map(|&s| rng::stream(s, rng::Stream::Shuffle))
+        .collect();
+    let mut alive = vec![true; seeds.len()];
+    let mut best: Vec<(f64, i64)> = vec![(f64::NEG_INFINITY, 0); seeds.len()];
+    let mut last = vec![0.0; seeds.len()];
+    bar.set_message(format!("seeds {}..={}", seeds[0], seeds[seeds.len() - 1]));
+    for epoch in 0..plan.epochs {
+        let start = Instant::now();
+        let order = Tensor::from_slice(&permutations(&mut shuffles, t)).to_device(device);
+        let ex = flat_x.index_select(0, &order).view([r, t, f]);
+        let ey = flat_y.index_select(0, &order).view([r, t, 1]);
+        let mut logits = Vec::with_capacity(plan.steps() as usize);
+        for (bx, by) in ex
+            .split(e.batch_size, 1)
+            .iter()
+            .zip(&ey.split(e.batch_size, 1))
+        {
+            logits.push(net.train_step(bx, by));
+            opt.step();
+        }
+        let val = tch::no_grad(|| net.seq.forward_all(&val_x, None).pop().expect("output"));
+        let m = Tensor::cat(
+            &[
+                batched::metrics(&Tensor::cat(&logits, 1), &ey),
+                batched::metrics(&val, &val_y),
+            ],
+            1,
+        );
+        let m = Vec::<f64>::try_from(
+            m.to_kind(Kind::Double)
+                .to_device(Device::Cpu)
+                .flatten(0, -1),
+        )?;
+        let seconds = start.elapsed().as_secs_f64();
+        for (i, (csv, rec)) in sinks.iter_mut().enumerate() {
+            if !alive[i] {
+                continue;
+            }
+            let logs = EpochLogs {
+                epoch,
+                loss: m[4 * i],
+                binary_accuracy: m[4 * i + 1],
+                val_loss: m[4 * i + 2],
+                val_binary_accuracy: m[4 * i + 3],
+                seconds,
+            };
+            csv.on_epoch_end(&logs)?;
+            rec.on_epoch_end(&logs)?;
+            last[i] = logs.val_binary_accuracy;
+            if logs.val_binary_accuracy > best[i].0 {
+                best[i] = (logs.val_binary_accuracy, epoch);
+            }
+            if !logs.loss.is_finite() {
+                alive[i] = false;
+                rec.on_train_end(Outcome::Diverged { epoch })?;
+            }
+        }
+        bar.inc(r as u64);
+    }
+    let mut out = vec![];
+    for (i, (_, rec)) in sinks.iter_mut().enumerate() {
+        if alive[i] {
+            rec.on_train_end(Outcome::Finished)?;
+            out.push(Some(SeedSummary {
+                final_acc: last[i],
+                best_acc: best[i].0,
+                best_epoch: best[i].1,
+            }));
+        } else {
+            out.push(None);
+        }
+    }
+    Ok(out)
+}
+
+/// Each replica's next permutation, as flat row indices into `[R * t]`.
+fn permutations(shuffles: &mut [rand_chacha::ChaCha8Rng], t: i64) -> Vec<i64> {
+    let mut all = vec![0i64; shuffles.len() * t as usize];
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(16);
+    let per = shuffles.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (k, (rngs, out)) in shuffles
+            .chunks_mut(per)
+            .zip(all.chunks_mut(per * t as usize))
+            .enumerate()
+        {
+            scope.spawn(move || {
+                for (j, (rng, out)) in rngs.iter_mut().zip(out.chunks_mut(t as usize)).enumerate() {
+                    let base = ((k * per + j) as i64) * t;
+                    for (o, p) in out.iter_mut().zip(rng::permutation(rng, t as usize)) {
+                        *o = base + p;
+                    }
+                }
+            });
+        }
+    });
+    all
+}
+
+fn write_summary(path: &Path, finals: &[(u64, Option<SeedSummary>)]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "seed",
+        "final_val_binary_accuracy",
+        "best_val_binary_accuracy",
+        "best_epoch",
+        "finished",
+    ])?;
+    for (seed, s) in finals {
+        match s {
+            Some(s) => w.write_record([
+                seed.to_string(),
+                python_float(s.final_acc),
+                python_float(s.best_acc),
+                s.best_epoch.to_string(),
+                "true".into(),
+            ])?,
+            None => w.write_record([
+                seed.to_string(),
+                "nan".into(),
+                "nan".into(),
+                String::new(),
+                "false".into(),
+            ])?,
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `0.9912 ± 0.0031 (sd)`
+pub fn mean_sd(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "n/a".into();
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let sd = if v.len() > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    format!("{mean:.4} ± {sd:.4} (sd)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_ranges_parse_like_rust_ranges() {
+        assert_eq!(parse_seeds("0..5").unwrap(), 0..5);
+        assert_eq!(parse_seeds("2..=4").unwrap(), 2..5);
+        assert_eq!(parse_seeds("7").unwrap(), 7..8);
+        for bad in ["5..2", "3..3", "a..4", "1..b", "", "-1..3", "1.5..3"] {
+            assert!(parse_seeds(bad).is_err(), "{bad}");
+        }
+        assert!(
+            parse_seeds("5..2")
+                .unwrap_err()
+                .to_string()
+                .contains("is empty")
+        );
+    }
+
+    #[test]
+    fn permutations_are_per_replica_and_offset() {
+        let mut a: Vec<_> = [4u64, 9]
+            .iter()
+            .map(|&s| rng::stream(s, rng::Stream::Shuffle))
+            .collect();
+        let all = permutations(&mut a, 10);
+        let mut r0 = rng::stream(4, rng::Stream::Shuffle);
+        let mut r1 = rng::stream(9, rng::Stream::Shuffle);
+        assert_eq!(&all[..10], rng::permutation(&mut r0, 10).as_slice());
+        let second: Vec<i64> = rng::permutation(&mut r1, 10)
+            .iter()
+            .map(|p| p + 10)
+            .collect();
+        assert_eq!(&all[10..], second.as_slice());
+    }
+}

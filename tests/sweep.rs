@@ -1,0 +1,207 @@
+//! `binclass sweep` against `binclass train`, seed by seed.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_binclass");
+
+fn binclass(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BINCLASS_THREADS")
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) {
+    let out = binclass(dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn rows(csv: &Path) -> Vec<Vec<f64>> {
+    csv::Reader::from_path(csv)
+        .unwrap_or_else(|e| panic!("{}: {e}", csv.display()))
+        .records()
+        .map(|r| r.unwrap().iter().map(|f| f.parse().unwrap()).collect())
+        .collect()
+}
+
+fn assert_close(a: &[Vec<f64>], b: &[Vec<f64>], tol: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: epochs");
+    for (ra, rb) in a.iter().zip(b) {
+        for (x, y) in ra.iter().zip(rb) {
+            assert!((x - y).abs() <= tol, "{what}: {ra:?} vs {rb:?}");
+        }
+    }
+}
+
+const FEW: &[&str] = &["--epochs", "3", "--samples", "3000", "--verbose", "0"];
+
+fn with(base: &[&str], more: &[&str]) -> Vec<String> {
+    base.iter().chain(more).map(|s| s.to_string()).collect()
+}
+
+fn run(dir: &Path, args: Vec<String>) {
+    ok(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_seed_of_a_sweep_matches_train_within_1e_5() {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        with(&["sweep", "--seeds", "0..5", "--out-dir", "s"], FEW),
+    );
+    let summary = std::fs::read_to_string(dir.path().join("s/summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 6, "{summary}");
+    for seed in 0..5 {
+        let out = format!("t{seed}.csv");
+        run(
+            dir.path(),
+            with(&["train", "--seed", &seed.to_string(), "--out", &out], FEW),
+        );
+        let ours = rows(&dir.path().join(format!("s/baseline-seed{seed}.csv")));
+        assert_close(
+            &ours,
+            &rows(&dir.path().join(&out)),
+            1e-5,
+            &format!("seed {seed}"),
+        );
+        let j: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!("s/baseline-seed{seed}.csv.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(j["finished"], true);
+        assert_eq!(j["seed"], seed);
+        assert_eq!(j["epochs_completed"], 3);
+    }
+}
+
+#[test]
+fn replicas_stay_independent_of_their_neighbours() {
+    // Seeds 1 and 2 train beside seed 0 in one sweep and beside seed 3 in the other.
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        with(&["sweep", "--seeds", "0..3", "--out-dir", "a"], FEW),
+    );
+    run(
+        dir.path(),
+        with(
+            &[
+                "sweep",
+                "--seeds",
+                "1..=3",
+                "--out-dir",
+                "b",
+                "-e",
+                "baseline",
+            ],
+            FEW,
+        ),
+    );
+    for seed in [1, 2] {
+        let f = format!("baseline-seed{seed}.csv");
+        // Equal up to float rounding, which a replica's position (its SIMD
+        // lanes) changes and training amplifies; src/batched.rs checks
+        // bit-identity where positions stay the same.
+        assert_close(
+            &rows(&dir.path().join("a").join(&f)),
+            &rows(&dir.path().join("b").join(&f)),
+            1e-4,
+            &f,
+        );
+    }
+    let a0 = rows(&dir.path().join("a/baseline-seed0.csv"));
+    let b3 = rows(&dir.path().join("b/baseline-seed3.csv"));
+    assert_ne!(a0, b3, "different seeds, different curves");
+}
+
+#[test]
+fn chunking_gives_the_same_results_as_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        with(&["sweep", "--seeds", "0..5", "--out-dir", "one"], FEW),
+    );
+    run(
+        dir.path(),
+        with(
+            &[
+                "sweep",
+                "--seeds",
+                "0..5",
+                "--out-dir",
+                "two",
+                "--chunk",
+                "2",
+            ],
+            FEW,
+        ),
+    );
+    for seed in 0..5 {
+        let f = format!("baseline-seed{seed}.csv");
+        assert_close(
+            &rows(&dir.path().join("one").join(&f)),
+            &rows(&dir.path().join("two").join(&f)),
+            1e-6,
+            &f,
+        );
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("one/summary.csv")).unwrap(),
+        std::fs::read(dir.path().join("two/summary.csv")).unwrap()
+    );
+}
+
+#[test]
+fn bad_seed_ranges_are_clear_errors_that_create_nothing() {
+    for (seeds, expected) in [
+        ("5..2", "--seeds 5..2 is empty"),
+        ("3..3", "is empty"),
+        ("", "is not a whole number"),
+        ("a..4", "'a' is not a whole number"),
+        ("1..x", "'x' is not a whole number"),
+        ("-2..3", "is not a whole number"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = binclass(dir.path(), &["sweep", "--seeds", seeds, "--verbose", "0"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{seeds}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{seeds}: {err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{seeds} created files"
+        );
+    }
+}
+
+#[test]
+fn sweep_refuses_to_overwrite_an_earlier_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = with(
+        &["sweep", "--seeds", "0..2", "--out-dir", "s"],
+        &["--epochs", "1", "--samples", "300", "--verbose", "0"],
+    );
+    run(dir.path(), args.clone());
+    let before = std::fs::read(dir.path().join("s/baseline-seed1.csv")).unwrap();
+    let out = binclass(
+        dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists; pass --overwrite"));
+    assert_eq!(
+        std::fs::read(dir.path().join("s/baseline-seed1.csv")).unwrap(),
+        before
+    );
+    run(dir.path(), [args, vec!["--overwrite".into()]].concat());
+}
