@@ -73,8 +73,6 @@ fn main() {
     });
     batched(1);
     batched(100);
-    broadcast(100);
-    broadcast(1000);
 }
 
 /// The batched step of `binclass sweep`, for R replicas.
@@ -85,8 +83,8 @@ pub fn batched(r: i64) {
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = BatchedNetwork::build(&vs.root(), &e, &seeds);
     let mut opt = ADAM.build(&vs, e.lr).unwrap();
-    let x = Tensor::rand([r, 30, 2], (Kind::Float, Device::Cpu));
-    let y = Tensor::rand([r, 30, 1], (Kind::Float, Device::Cpu))
+    let x = Tensor::rand([30, 2, r], (Kind::Float, Device::Cpu));
+    let y = Tensor::rand([30, 1, r], (Kind::Float, Device::Cpu))
         .gt(0.5)
         .to_kind(Kind::Float);
     let n = 5_000;
@@ -97,34 +95,16 @@ pub fn batched(r: i64) {
         let _ = net.train_step(&x, &y);
     });
     time(&format!("batched adam, R={r}"), n, || opt.step());
+    // The alternative layout: replicas first, one tiny GEMM per replica.
     let a = Tensor::rand([r, 30, 3], (Kind::Float, Device::Cpu));
     let w = Tensor::rand([r, 3, 3], (Kind::Float, Device::Cpu));
     time(&format!("bmm [R,30,3]x[R,3,3], R={r}"), n, || {
         let _ = a.bmm(&w);
     });
-    time(&format!("tanh [R,30,3], R={r}"), n, || {
-        let _ = a.tanh();
-    });
-}
-
-#[allow(dead_code)]
-pub fn broadcast(r: i64) {
-    let a = Tensor::rand([r, 30, 3], (Kind::Float, Device::Cpu));
-    let w = Tensor::rand([r, 3, 3], (Kind::Float, Device::Cpu));
-    let b = Tensor::rand([r, 1, 3], (Kind::Float, Device::Cpu));
-    time(&format!("mul+sum [R,30,3]x[R,3,3], R={r}"), 5000, || {
-        let _ = (a.unsqueeze(3) * w.unsqueeze(1)).sum_dim_intlist(
-            [2i64].as_slice(),
-            false,
-            Kind::Float,
-        );
-    });
-    time(&format!("baddbmm, R={r}"), 5000, || {
-        let _ = b.baddbmm(&a, &w, 1.0, 1.0);
-    });
-    let g = Tensor::rand([r, 30, 3], (Kind::Float, Device::Cpu));
-    time(&format!("grad W via mul+sum, R={r}"), 5000, || {
-        let _ = (a.unsqueeze(3) * g.unsqueeze(2)).sum_dim_intlist(
+    let a = Tensor::rand([30, 3, r], (Kind::Float, Device::Cpu));
+    let w = Tensor::rand([3, 3, r], (Kind::Float, Device::Cpu));
+    time(&format!("replicas-last mul+sum, R={r}"), n, || {
+        let _ = (a.unsqueeze(2) * w.unsqueeze(0)).sum_dim_intlist(
             [1i64].as_slice(),
             false,
             Kind::Float,

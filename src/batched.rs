@@ -1,6 +1,11 @@
-//! The article's network for R seeds at once: every tensor gains a leading
-//! replica dimension (weights `[R, in, out]`, batched matmuls), so one step
-//! trains every seed with the operations one seed needs.
+//! The article's network for R seeds at once: every tensor gains a trailing
+//! replica dimension (rows `[n, features, R]`, weights `[in, out, R]`), so one
+//! step trains every seed with the operations one seed needs.
+//!
+//! Replicas go last so that every product is an element-wise multiply and a
+//! short sum vectorised across replicas: for matrices of 2–7 rows, batched
+//! matmul (one tiny GEMM per replica) measured 2–3× slower on CPU and far
+//! slower on a GPU (`examples/profile_step.rs`).
 //!
 //! Replica r starts from exactly the weights `binclass train --seed seeds[r]`
 //! starts from. Its gradient is that of its own mean loss (the total loss is
@@ -12,18 +17,22 @@ use tch::{Kind, Tensor, nn, nn::Module};
 use crate::config::{Activation, Experiment};
 use crate::model::{activation_backward, add_activation, initial_values, layer_shapes};
 
-/// A Dense layer per replica: `xs [R, n, in] → [R, n, out]`.
+/// A Dense layer per replica: `xs [n, in, R] → [n, out, R]`.
 #[derive(Debug)]
 pub struct BatchedLinear {
-    /// `[R, in, out]`: Keras's kernel layout, per replica.
+    /// `[in, out, R]`: Keras's kernel layout, per replica.
     pub ws: Tensor,
-    /// `[R, 1, out]`
+    /// `[out, R]`
     pub bs: Tensor,
 }
 
 impl Module for BatchedLinear {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        self.bs.baddbmm(xs, &self.ws, 1.0, 1.0)
+        (xs.unsqueeze(2) * self.ws.unsqueeze(0)).sum_dim_intlist(
+            [1i64].as_slice(),
+            false,
+            Kind::Float,
+        ) + &self.bs
     }
 }
 
@@ -41,19 +50,19 @@ pub struct BatchedNetwork {
 impl BatchedNetwork {
     pub fn build(vs: &nn::Path, e: &Experiment, seeds: &[u64]) -> Self {
         let shapes = layer_shapes(e);
-        let r = seeds.len();
         let per_replica: Vec<Vec<(Vec<f32>, Vec<f32>)>> =
             seeds.iter().map(|&s| initial_values(e, s)).collect();
-        // Flat layout: per layer, [R, in, out] weights then [R, 1, out] biases.
+        // Flat layout: per layer, [in, out, R] weights then [out, R] biases.
         let mut values: Vec<f32> = vec![];
         for (l, (_, fan_in, fan_out)) in shapes.iter().enumerate() {
             let (fi, fo) = (*fan_in as usize, *fan_out as usize);
-            for init in &per_replica {
-                let w = &init[l].0; // [out, in]
-                values.extend((0..fi).flat_map(|i| (0..fo).map(move |o| w[o * fi + i])));
+            for i in 0..fi {
+                for o in 0..fo {
+                    values.extend(per_replica.iter().map(|init| init[l].0[o * fi + i]));
+                }
             }
-            for init in &per_replica {
-                values.extend(&init[l].1);
+            for o in 0..fo {
+                values.extend(per_replica.iter().map(|init| init[l].1[o]));
             }
         }
         let flat = vs.var("params", &[values.len() as i64], nn::Init::Const(0.0));
@@ -64,9 +73,9 @@ impl BatchedNetwork {
         // Gives the flat variable a gradient tensor that train_step then fills.
         (flat.sum(Kind::Float) * 0.0).backward();
         let (storage, grad) = (flat.detach(), flat.grad());
-        let r = r as i64;
+        let r = seeds.len() as i64;
         let mut offset = 0;
-        let mut take = |shape: [i64; 3]| {
+        let mut take = |shape: &[i64]| {
             let n: i64 = shape.iter().product();
             let t = (
                 storage.narrow(0, offset, n).view(shape),
@@ -78,8 +87,8 @@ impl BatchedNetwork {
         let mut seq = nn::seq();
         let (mut layers, mut grad_slices) = (vec![], vec![]);
         for (name, fan_in, fan_out) in &shapes {
-            let (ws, gw) = take([r, *fan_in, *fan_out]);
-            let (bs, gb) = take([r, 1, *fan_out]);
+            let (ws, gw) = take(&[*fan_in, *fan_out, r]);
+            let (bs, gb) = take(&[*fan_out, r]);
             layers.push((ws.shallow_clone(), bs.shallow_clone()));
             grad_slices.push((gw, gb));
             seq = seq.add(BatchedLinear { ws, bs });
@@ -96,20 +105,28 @@ impl BatchedNetwork {
         }
     }
 
-    /// Forward and written-out backward for `xs [R, n, F]`, `ys [R, n, 1]`:
-    /// returns the logits `[R, n, 1]` and writes, for every replica, the
+    /// Forward and written-out backward for `xs [n, F, R]`, `ys [n, 1, R]`:
+    /// returns the logits `[n, 1, R]` and writes, for every replica, the
     /// gradient of its mean binary cross-entropy into the store.
     pub fn train_step(&mut self, xs: &Tensor, ys: &Tensor) -> Tensor {
         tch::no_grad(|| {
             let outs = self.seq.forward_all(xs, None);
             let logits = outs.last().expect("at least the output layer");
-            let mut g = (logits.sigmoid() - ys) / xs.size()[1] as f64;
+            let mut g = (logits.sigmoid() - ys) / xs.size()[0] as f64;
             for (l, (gw, gb)) in self.grad_slices.iter().enumerate().rev() {
                 let input = if l == 0 { xs } else { &outs[2 * l - 1] };
-                let _ = input.transpose(1, 2).bmm_out(gw, &g);
-                let _ = g.sum_intlist_out(gb, [1i64].as_slice(), true, Kind::Float);
+                // dW[i, o, r] = Σ_n input[n, i, r] · g[n, o, r]
+                let _ = (input.unsqueeze(2) * g.unsqueeze(1)).sum_intlist_out(
+                    gw,
+                    [0i64].as_slice(),
+                    false,
+                    Kind::Float,
+                );
+                let _ = g.sum_intlist_out(gb, [0i64].as_slice(), false, Kind::Float);
                 if l > 0 {
-                    let upstream = g.bmm(&self.layers[l].0.transpose(1, 2));
+                    // upstream[n, i, r] = Σ_o g[n, o, r] · W[i, o, r]
+                    let upstream = (g.unsqueeze(1) * self.layers[l].0.unsqueeze(0))
+                        .sum_dim_intlist([2i64].as_slice(), false, Kind::Float);
                     g = activation_backward(self.activation, &upstream, input);
                 }
             }
@@ -124,19 +141,19 @@ impl Module for BatchedNetwork {
     }
 }
 
-/// Per replica [loss, accuracy] of `logits [R, n, 1]` against `labels`,
+/// Per replica [loss, accuracy] of `logits [n, 1, R]` against `labels`,
 /// as Keras computes them for one run: shape `[R, 2]`.
 pub fn metrics(logits: &Tensor, labels: &Tensor) -> Tensor {
     let loss = logits
         .binary_cross_entropy_with_logits::<Tensor>(labels, None, None, tch::Reduction::None)
-        .mean_dim([1i64, 2].as_slice(), false, Kind::Float);
+        .mean_dim([0i64, 1].as_slice(), false, Kind::Float);
     let acc = logits
         .sigmoid()
         .gt(0.5)
         .to_kind(Kind::Float)
         .eq_tensor(labels)
         .to_kind(Kind::Float)
-        .mean_dim([1i64, 2].as_slice(), false, Kind::Float);
+        .mean_dim([0i64, 1].as_slice(), false, Kind::Float);
     Tensor::stack(&[loss, acc], 1)
 }
 
@@ -154,29 +171,30 @@ mod tests {
         let seeds = [3u64, 0, 7];
         let vs = nn::VarStore::new(Device::Cpu);
         let mut batch = BatchedNetwork::build(&vs.root(), &e, &seeds);
-        let xs = Tensor::rand([3, 6, 5], (Kind::Float, Device::Cpu));
-        let ys = Tensor::rand([3, 6, 1], (Kind::Float, Device::Cpu))
+        let xs = Tensor::rand([6, 5, 3], (Kind::Float, Device::Cpu));
+        let ys = Tensor::rand([6, 1, 3], (Kind::Float, Device::Cpu))
             .gt(0.5)
             .to_kind(Kind::Float);
         let logits = batch.train_step(&xs, &ys);
+        let bgrad = vs.variables()["params"].grad();
+        // The output layer's weight gradient: [7, 1, R], before its [1, R] bias.
+        let n = bgrad.size()[0];
+        let batched_out_w = bgrad.narrow(0, n - 3 - 21, 21).view([7, 3]);
         for (r, &seed) in seeds.iter().enumerate() {
+            let r = r as i64;
             let svs = nn::VarStore::new(Device::Cpu);
             let mut single = Network::build(&svs.root(), &e, seed);
-            let (x, y) = (xs.get(r as i64), ys.get(r as i64));
-            let expected = single.train_step(&x, &y);
+            let expected = single.train_step(&xs.select(2, r), &ys.select(2, r));
             assert!(
-                logits.get(r as i64).allclose(&expected, 1e-6, 1e-6, false),
+                logits.select(2, r).allclose(&expected, 1e-6, 1e-6, false),
                 "replica {r}"
             );
             let sgrad = svs.variables()["params"].grad();
-            let bgrad = vs.variables()["params"].grad();
-            // Compare the output layer's weight gradient: [1, 7] single, [R, 7, 1] batched.
-            let n = sgrad.size()[0];
-            let single_out_w = sgrad.narrow(0, n - 8, 7);
-            let batched_out_w = bgrad.narrow(0, bgrad.size()[0] - 3 - 21 + 7 * r as i64, 7);
+            let single_out_w = sgrad.narrow(0, sgrad.size()[0] - 8, 7);
+            let got = batched_out_w.select(1, r);
             assert!(
-                single_out_w.allclose(&batched_out_w, 1e-6, 1e-6, false),
-                "grad {r}"
+                single_out_w.allclose(&got, 1e-6, 1e-6, false),
+                "grad {r}: {single_out_w:?} {got:?}"
             );
         }
     }
@@ -186,12 +204,12 @@ mod tests {
     fn changing_one_replicas_data_leaves_the_others_bit_identical() {
         let e = Experiment::preset("baseline").unwrap();
         let seeds = [0u64, 1, 2];
-        let xs = Tensor::rand([3, 30, 2], (Kind::Float, Device::Cpu));
-        let ys = Tensor::rand([3, 30, 1], (Kind::Float, Device::Cpu))
+        let xs = Tensor::rand([30, 2, 3], (Kind::Float, Device::Cpu));
+        let ys = Tensor::rand([30, 1, 3], (Kind::Float, Device::Cpu))
             .gt(0.5)
             .to_kind(Kind::Float);
-        let mut changed = xs.copy();
-        let _ = changed.get(0).fill_(0.25);
+        let changed = xs.copy();
+        let _ = changed.select(2, 0).fill_(0.25);
         let train = |x: &Tensor| {
             let vs = nn::VarStore::new(Device::Cpu);
             let mut net = BatchedNetwork::build(&vs.root(), &e, &seeds);
@@ -211,17 +229,18 @@ mod tests {
         };
         let (la, pa) = train(&xs);
         let (lb, pb) = train(&changed);
+        let at = |t: &Tensor, r: i64| t.select(t.dim() as i64 - 1, r);
         for r in [1, 2] {
-            assert!(la.get(r).equal(&lb.get(r)), "replica {r} logits");
+            assert!(at(&la, r).equal(&at(&lb, r)), "replica {r} logits");
             for ((wa, ba), (wb, bb)) in pa.iter().zip(&pb) {
                 assert!(
-                    wa.get(r).equal(&wb.get(r)) && ba.get(r).equal(&bb.get(r)),
+                    at(wa, r).equal(&at(wb, r)) && at(ba, r).equal(&at(bb, r)),
                     "replica {r} params"
                 );
             }
         }
         assert!(
-            !pa[0].0.get(0).equal(&pb[0].0.get(0)),
+            !at(&pa[0].0, 0).equal(&at(&pb[0].0, 0)),
             "replica 0 did see its new data"
         );
     }

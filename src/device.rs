@@ -40,6 +40,22 @@ pub fn name(d: Device) -> String {
     }
 }
 
+/// Free bytes on the current CUDA device, from the CUDA runtime libtorch has
+/// loaded (`None` without one). tch exposes no memory query of its own.
+pub fn cuda_free_memory() -> Option<u64> {
+    type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
+    // SAFETY: looks up a symbol by name in the libraries already loaded.
+    let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"cudaMemGetInfo".as_ptr()) };
+    if sym.is_null() {
+        return None;
+    }
+    // SAFETY: cudaMemGetInfo(size_t* free, size_t* total) -> cudaError_t.
+    let f: MemGetInfo = unsafe { std::mem::transmute::<*mut libc::c_void, MemGetInfo>(sym) };
+    let (mut free, mut total) = (0usize, 0usize);
+    // SAFETY: both pointers are valid for the call.
+    (unsafe { f(&mut free, &mut total) } == 0).then_some(free as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,20 +85,4 @@ mod tests {
         assert!(e.contains("no CUDA device"), "{e}");
         assert!(resolve("cuda:1").is_err());
     }
-}
-
-/// Free bytes on the current CUDA device, from the CUDA runtime libtorch has
-/// loaded (`None` without one). tch exposes no memory query of its own.
-pub fn cuda_free_memory() -> Option<u64> {
-    type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
-    // SAFETY: looks up a symbol by name in the libraries already loaded.
-    let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"cudaMemGetInfo".as_ptr()) };
-    if sym.is_null() {
-        return None;
-    }
-    // SAFETY: cudaMemGetInfo(size_t* free, size_t* total) -> cudaError_t.
-    let f: MemGetInfo = unsafe { std::mem::transmute::<*mut libc::c_void, MemGetInfo>(sym) };
-    let (mut free, mut total) = (0usize, 0usize);
-    // SAFETY: both pointers are valid for the call.
-    (unsafe { f(&mut free, &mut total) } == 0).then_some(free as u64)
 }

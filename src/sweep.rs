@@ -112,6 +112,13 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     {
         bail!("--chunk must be a whole number >= 1, got {c}");
     }
+    if exp.train_len() > i32::MAX as i64 {
+        bail!(
+            "--samples {} is too large for a sweep (at most {} training rows)",
+            exp.samples,
+            i32::MAX
+        );
+    }
     let device = device::resolve(&args.device)?;
     tch::set_num_threads(args.threads as i32);
     let total = seeds.end - seeds.start;
@@ -260,13 +267,12 @@ fn train_chunk(
                 )
             })
     };
-    let x = to(&xs, [r, n, f])?;
-    let y = to(&ys, [r, n, 1])?;
+    // Replicas last: [n, F, R] and [n, 1, R].
+    let x = to(&xs, [r, n, f])?.permute([1, 2, 0]).contiguous();
+    let y = to(&ys, [r, n, 1])?.permute([1, 2, 0]).contiguous();
     drop((xs, ys));
-    let (train_x, val_x) = (x.narrow(1, 0, t), x.narrow(1, t, n - t));
-    let (train_y, val_y) = (y.narrow(1, 0, t), y.narrow(1, t, n - t));
-    // Flattened rows, gathered in each replica's own batch order.
-    let (flat_x, flat_y) = (train_x.reshape([r * t, f]), train_y.reshape([r * t, 1]));
+    let (train_x, val_x) = (x.narrow(0, 0, t), x.narrow(0, t, n - t));
+    let (train_y, val_y) = (y.narrow(0, 0, t), y.narrow(0, t, n - t));
 
     tch::manual_seed(seeds[0] as i64);
     let vs = nn::VarStore::new(device);
@@ -317,14 +323,21 @@ fn train_chunk(
     bar.set_message(format!("seeds {}..={}", seeds[0], seeds[seeds.len() - 1]));
     for epoch in 0..plan.epochs {
         let start = Instant::now();
-        let order = Tensor::from_slice(&permutations(&mut shuffles, t)).to_device(device);
-        let ex = flat_x.index_select(0, &order).view([r, t, f]);
-        let ey = flat_y.index_select(0, &order).view([r, t, 1]);
+        // [t, 1, R]: row j of replica r's epoch is its row order[j, 0, r].
+        // Sent as int32, half the bytes: a sweep sends R × t of them.
+        let order = Tensor::from_slice(&permutations(&mut shuffles, t))
+            .view([r, t])
+            .to_device(device)
+            .to_kind(Kind::Int64)
+            .tr()
+            .unsqueeze(1);
+        let ex = train_x.gather(0, &order.expand([t, f, r], false), false);
+        let ey = train_y.gather(0, &order, false);
         let mut logits = Vec::with_capacity(plan.steps() as usize);
         for (bx, by) in ex
-            .split(e.batch_size, 1)
+            .split(e.batch_size, 0)
             .iter()
-            .zip(&ey.split(e.batch_size, 1))
+            .zip(&ey.split(e.batch_size, 0))
         {
             logits.push(net.train_step(bx, by));
             opt.step();
@@ -332,7 +345,7 @@ fn train_chunk(
         let val = tch::no_grad(|| net.seq.forward_all(&val_x, None).pop().expect("output"));
         let m = Tensor::cat(
             &[
-                batched::metrics(&Tensor::cat(&logits, 1), &ey),
+                batched::metrics(&Tensor::cat(&logits, 0), &ey),
                 batched::metrics(&val, &val_y),
             ],
             1,
@@ -384,24 +397,23 @@ fn train_chunk(
     Ok(out)
 }
 
-/// Each replica's next permutation, as flat row indices into `[R * t]`.
-fn permutations(shuffles: &mut [rand_chacha::ChaCha8Rng], t: i64) -> Vec<i64> {
-    let mut all = vec![0i64; shuffles.len() * t as usize];
+/// Each replica's next permutation of its `t` training rows, `[R, t]`,
+/// drawn on all cores (10,000 seeds draw 80 million indices an epoch).
+fn permutations(shuffles: &mut [rand_chacha::ChaCha8Rng], t: i64) -> Vec<i32> {
+    let mut all = vec![0i32; shuffles.len() * t as usize];
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(16);
     let per = shuffles.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
-        for (k, (rngs, out)) in shuffles
+        for (rngs, out) in shuffles
             .chunks_mut(per)
             .zip(all.chunks_mut(per * t as usize))
-            .enumerate()
         {
             scope.spawn(move || {
-                for (j, (rng, out)) in rngs.iter_mut().zip(out.chunks_mut(t as usize)).enumerate() {
-                    let base = ((k * per + j) as i64) * t;
+                for (rng, out) in rngs.iter_mut().zip(out.chunks_mut(t as usize)) {
                     for (o, p) in out.iter_mut().zip(rng::permutation(rng, t as usize)) {
-                        *o = base + p;
+                        *o = p as i32;
                     }
                 }
             });
@@ -476,7 +488,7 @@ mod tests {
     }
 
     #[test]
-    fn permutations_are_per_replica_and_offset() {
+    fn permutations_are_each_replicas_own() {
         let mut a: Vec<_> = [4u64, 9]
             .iter()
             .map(|&s| rng::stream(s, rng::Stream::Shuffle))
@@ -484,11 +496,10 @@ mod tests {
         let all = permutations(&mut a, 10);
         let mut r0 = rng::stream(4, rng::Stream::Shuffle);
         let mut r1 = rng::stream(9, rng::Stream::Shuffle);
-        assert_eq!(&all[..10], rng::permutation(&mut r0, 10).as_slice());
-        let second: Vec<i64> = rng::permutation(&mut r1, 10)
-            .iter()
-            .map(|p| p + 10)
-            .collect();
-        assert_eq!(&all[10..], second.as_slice());
+        let own = |r: &mut rand_chacha::ChaCha8Rng| -> Vec<i32> {
+            rng::permutation(r, 10).iter().map(|&p| p as i32).collect()
+        };
+        assert_eq!(&all[..10], own(&mut r0).as_slice());
+        assert_eq!(&all[10..], own(&mut r1).as_slice());
     }
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Times the baseline job (100 epochs) side by side, in one run, on this
+machine: binclass train (1 seed), binclass sweep (100 seeds), eager PyTorch
+(scripts/bench_torch.py) and Keras (scripts/keras_reference.py, when
+`scripts/setup.sh --keras` has installed it). Each figure is the median of
+--runs runs of the whole process: wall time, runs (seeds) per minute, and
+peak resident memory. Prints a Markdown table.
+"""
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "binclass")
+
+
+def measure(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one run of `cmd`."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if status != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed:\n{err}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def keras_available() -> bool:
+    probe = "import importlib.util as u, sys; sys.exit(u.find_spec('tf_keras') is None)"
+    return subprocess.run([sys.executable, "-c", probe]).returncode == 0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--runs", type=int, default=3, help="runs per job (median taken)")
+    p.add_argument("--seeds", type=int, default=100, help="seeds in the sweep")
+    a = p.parse_args()
+    tmp = tempfile.mkdtemp(prefix="binclass-bench-")
+    jobs = [
+        ("binclass train", 1, [BIN, "train", "--verbose", "0", "--overwrite", "--out", f"{tmp}/t.csv"]),
+        (
+            f"binclass sweep ({a.seeds} seeds)",
+            a.seeds,
+            [BIN, "sweep", "--seeds", f"0..{a.seeds}", "--verbose", "0", "--overwrite", "--out-dir", f"{tmp}/s"],
+        ),
+        ("eager PyTorch", 1, [sys.executable, os.path.join(ROOT, "scripts", "bench_torch.py")]),
+    ]
+    if keras_available():
+        keras = [sys.executable, os.path.join(ROOT, "scripts", "keras_reference.py")]
+        jobs.append(("Keras 2.21 (tf-keras)", 1, keras + ["--preset", "baseline", "--verbose", "0", "--out", f"{tmp}/k.csv"]))
+    else:
+        print("bench: Keras not installed (scripts/setup.sh --keras): its row is skipped", file=sys.stderr)
+
+    rows = []
+    for name, seeds, cmd in jobs:
+        # Interleaving would be fairer to drift, but each job warms its own caches.
+        samples = [measure(cmd) for _ in range(a.runs)]
+        wall = statistics.median(s[0] for s in samples)
+        rss = statistics.median(s[1] for s in samples)
+        rows.append((name, seeds, wall, rss, [round(s[0], 2) for s in samples]))
+        print(f"bench: {name}: {[round(s[0], 2) for s in samples]} s", file=sys.stderr)
+
+    base = rows[0][2]
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"Baseline preset, 100 epochs, median of {a.runs} runs per job, whole process; "
+          f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}.\n")
+    print("| job | wall time per run (s) | runs (seeds) per minute | peak RSS (MiB) | wall time vs binclass train |")
+    print("|---|---|---|---|---|")
+    for name, seeds, wall, rss, _ in rows:
+        print(f"| {name} | {wall:.2f} | {seeds * 60 / wall:.1f} | {rss:.0f} | {wall / base:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
