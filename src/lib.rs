@@ -4,6 +4,7 @@
 //! → sinks observing fit ([`csv_logger`], [`progress`], [`record`]).
 
 pub mod batched;
+pub mod compare;
 pub mod config;
 pub mod csv_logger;
 pub mod data;

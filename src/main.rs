@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use binclass::compare::{self, CompareArgs};
 use binclass::config::{Experiment, PRESETS};
 use binclass::sweep::{self, SweepArgs};
 use binclass::train::{self, TrainArgs};
@@ -21,6 +22,8 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Train many seeds at once as one batched model; per-seed CSVs and a summary.
     Sweep(Box<SweepArgs>),
+    /// Compare our runs with Keras's, preset by preset.
+    Compare(Box<CompareArgs>),
     /// List the presets with every resolved setting.
     Experiments,
 }
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Train(args) => train::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Experiments => {
             experiments();
             Ok(())
