@@ -1,0 +1,86 @@
+//! scripts/plot.py draws a PNG from a Keras CSVLogger file and from ours.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The project environment's python (scripts/setup.sh), if matplotlib is there.
+fn python() -> Option<PathBuf> {
+    let torch =
+        std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join(".libtorch")).ok()?;
+    let venv = torch.to_str()?.split("/lib/python").next()?.to_string();
+    let py = Path::new(&venv).join("bin/python");
+    let ok = Command::new(&py)
+        .args(["-c", "import matplotlib"])
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(py)
+}
+
+#[test]
+fn plot_draws_pngs_from_keras_and_binclass_csvs() {
+    let Some(py) = python() else {
+        eprintln!(
+            "skipped: matplotlib is not installed in the project environment (scripts/setup.sh)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keras = dir.path().join("keras.csv");
+    std::fs::write(
+        &keras,
+        "epoch,binary_accuracy,loss,val_binary_accuracy,val_loss\n\
+         0,0.9476249814033508,0.11112306267023087,0.9890000224113464,0.028887132182717323\n\
+         1,0.9806249737739563,0.04572344943881035,0.9925000071525574,0.019265757873654366\n",
+    )
+    .unwrap();
+    let ours = dir.path().join("ours.csv");
+    let status = Command::new(env!("CARGO_BIN_EXE_binclass"))
+        .args([
+            "train",
+            "--epochs",
+            "3",
+            "--verbose",
+            "0",
+            "--samples",
+            "600",
+            "--out",
+        ])
+        .arg(&ours)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/plot.py");
+    let cases: [(&[&Path], &str, Option<&Path>); 3] = [
+        (&[&keras], "k.png", None),
+        (&[&ours], "o.png", None),
+        (&[&ours, &keras], "both.png", Some(dir.path())),
+    ];
+    for (csvs, png, reference) in cases {
+        let out = dir.path().join(png);
+        let mut cmd = Command::new(&py);
+        cmd.arg(&script).args(csvs).arg("--out").arg(&out);
+        if let Some(r) = reference {
+            cmd.arg("--reference").arg(r);
+        }
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{png}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let bytes = std::fs::read(&out).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 5_000,
+            "{png}"
+        );
+    }
+    let o = Command::new(&py)
+        .arg(&script)
+        .arg(dir.path().join("k.png"))
+        .arg("--out")
+        .arg(dir.path().join("x.png"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "a PNG is not a CSV");
+}
