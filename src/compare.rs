@@ -435,7 +435,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             claims.push((preset.clone(), what, kh, kv, oh, ov));
         }
     }
-    print!("{}", render(&rows, &claims, args.format));
+    crate::outputs::stdout(&render(&rows, &claims, args.format))?;
     let differing: Vec<&str> = rows
         .iter()
         .filter(|r| !r.consistent)

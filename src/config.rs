@@ -23,6 +23,16 @@ pub enum Init {
     Torch,
 }
 
+/// Feature scaling applied before training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalize {
+    /// The features as generated (the article).
+    None,
+    /// z-score per feature with the training rows' mean and standard deviation.
+    Standard,
+}
+
 /// Every setting of one training run except the seed and the device.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Experiment {
@@ -33,6 +43,7 @@ pub struct Experiment {
     pub scale: f64,
     pub shift: f64,
     pub split: f64,
+    pub normalize: Normalize,
     pub hidden_layers: i64,
     pub units: i64,
     pub activation: Activation,
@@ -79,6 +90,7 @@ impl Experiment {
             scale: 1.0,
             shift: 0.0,
             split: 0.8,
+            normalize: Normalize::None,
             hidden_layers: 3,
             units: default_units(2),
             activation: Activation::Tanh,
@@ -124,6 +136,7 @@ impl Experiment {
             scale,
             shift,
             split,
+            normalize,
             hidden_layers,
             activation,
             init,
@@ -202,6 +215,7 @@ impl Experiment {
             ("scale", self.scale.to_string()),
             ("shift", self.shift.to_string()),
             ("split", self.split.to_string()),
+            ("normalize", value_name(&self.normalize)),
             ("hidden-layers", self.hidden_layers.to_string()),
             ("units", self.units.to_string()),
             ("activation", value_name(&self.activation)),
@@ -257,6 +271,10 @@ pub struct Overrides {
     /// Fraction of rows, from the start, that train; in (0, 1).
     #[arg(long, value_parser = number, allow_hyphen_values = true, value_name = "FRACTION")]
     pub split: Option<f64>,
+    /// Feature scaling: none (the article) or standard (z-score from the
+    /// training rows only).
+    #[arg(long, value_enum)]
+    pub normalize: Option<Normalize>,
     /// Hidden Dense layers.
     #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
     pub hidden_layers: Option<i64>,

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, anyhow};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::Experiment;
+use crate::config::{Experiment, Normalize};
 use crate::rng::{self, Stream};
 
 /// Features (row-major, `samples × features`, float64 as numpy draws them) and labels.
@@ -52,11 +52,32 @@ impl Dataset {
         for x in &mut features {
             *x = *x * e.scale + e.shift;
         }
-        Ok(Dataset {
+        let mut d = Dataset {
             features,
             labels,
             width: f,
-        })
+        };
+        if e.normalize == Normalize::Standard {
+            d.standardize(e.train_len() as usize);
+        }
+        Ok(d)
+    }
+
+    /// z-scores every feature with the mean and (population) standard
+    /// deviation of the first `train_len` rows: validation rows are scaled by
+    /// statistics they did not contribute to. A constant feature is only
+    /// centred, as scikit-learn's StandardScaler does.
+    pub fn standardize(&mut self, train_len: usize) {
+        let f = self.width;
+        for j in 0..f {
+            let col = || self.features[..train_len * f].iter().skip(j).step_by(f);
+            let mean = col().sum::<f64>() / train_len as f64;
+            let var = col().map(|x| (x - mean).powi(2)).sum::<f64>() / train_len as f64;
+            let sd = if var > 0.0 { var.sqrt() } else { 1.0 };
+            for x in self.features.iter_mut().skip(j).step_by(f) {
+                *x = (*x - mean) / sd;
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -186,6 +207,65 @@ mod tests {
         for (a, b) in plain.features.iter().zip(&moved.features) {
             assert_eq!(*b, a * 1000.0 + 1000.0);
         }
+    }
+
+    #[test]
+    fn standard_normalisation_uses_training_rows_only() {
+        let o = |n| Overrides {
+            shift: Some(1000.0),
+            scale: Some(1000.0),
+            normalize: Some(n),
+            ..Default::default()
+        };
+        let raw = Dataset::generate(&exp(o(Normalize::None)), 5).unwrap();
+        let norm = Dataset::generate(&exp(o(Normalize::Standard)), 5).unwrap();
+        assert_eq!(raw.labels, norm.labels);
+        for j in 0..2 {
+            let train: Vec<f64> = raw.features[..16000]
+                .iter()
+                .skip(j)
+                .step_by(2)
+                .copied()
+                .collect();
+            let mean = train.iter().sum::<f64>() / 8000.0;
+            let sd = (train.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 8000.0).sqrt();
+            for (r, n) in raw
+                .features
+                .iter()
+                .skip(j)
+                .step_by(2)
+                .zip(norm.features.iter().skip(j).step_by(2))
+            {
+                assert!(((r - mean) / sd - n).abs() < 1e-9);
+            }
+            // Training rows standardised exactly; validation rows only nearly.
+            let nt: Vec<f64> = norm.features[..16000]
+                .iter()
+                .skip(j)
+                .step_by(2)
+                .copied()
+                .collect();
+            let m = nt.iter().sum::<f64>() / 8000.0;
+            let v = nt.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 8000.0;
+            assert!(m.abs() < 1e-9 && (v - 1.0).abs() < 1e-9);
+            let nv: Vec<f64> = norm.features[16000..]
+                .iter()
+                .skip(j)
+                .step_by(2)
+                .copied()
+                .collect();
+            assert!(
+                (nv.iter().sum::<f64>() / 2000.0).abs() > 1e-6,
+                "validation rows did not set the mean"
+            );
+        }
+        // Changing only validation rows leaves the training rows' scaling as it was.
+        let mut moved = raw.clone();
+        moved.features[16000..]
+            .iter_mut()
+            .for_each(|x| *x += 5000.0);
+        moved.standardize(8000);
+        assert_eq!(moved.features[..16000], norm.features[..16000]);
     }
 
     #[test]

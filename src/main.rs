@@ -65,10 +65,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Compare(args) => compare::run(args),
-        Command::Experiments => {
-            experiments();
-            Ok(())
-        }
+        Command::Experiments => experiments(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,15 +87,16 @@ fn one_line(msg: &str) -> String {
         .join(" ")
 }
 
-fn experiments() {
+fn experiments() -> anyhow::Result<()> {
+    let mut text = String::new();
     for (name, what) in PRESETS {
         let e = Experiment::preset(name).expect("every listed preset exists");
-        println!("{name}: {what}");
         let settings: Vec<String> = e
             .settings()
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        println!("    {}", settings.join(" "));
+        text += &format!("{name}: {what}\n    {}\n", settings.join(" "));
     }
+    binclass::outputs::stdout(&text)
 }

@@ -110,3 +110,13 @@ fn create(path: &Path, overwrite: bool) -> Result<bool> {
         Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
     }
 }
+
+/// Writes `text` to stdout; a reader that closed the pipe early (`| head`)
+/// is not an error.
+pub fn stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e).context("cannot write to stdout"),
+        _ => Ok(()),
+    }
+}

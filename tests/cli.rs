@@ -177,6 +177,7 @@ fn bad_input_is_one_clear_line_and_touches_nothing() {
         (&["-e", "nope"], "unknown experiment 'nope'"),
         (&["--activation", "swish"], "'swish'"),
         (&["--init", "he"], "'he'"),
+        (&["--normalize", "minmax"], "'minmax'"),
         (&["--device", "tpu"], "unknown device 'tpu'"),
         (
             &["--noise-rate", "1.5"],
