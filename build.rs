@@ -24,6 +24,11 @@ fn main() {
         libtorch_version(&lib)
     );
     println!("cargo:rustc-env=BINCLASS_TCH_VERSION={}", tch_version());
+    // <venv>/lib/pythonX.Y/site-packages/torch/lib -> <venv>/bin/python, for
+    // the figures `binclass reproduce` draws with scripts/plot.py.
+    let lib_str = lib.to_string_lossy();
+    let venv = lib_str.split("/lib/python").next().unwrap_or_default();
+    println!("cargo:rustc-env=BINCLASS_VENV_PYTHON={venv}/bin/python");
 }
 
 /// The version string of the torch wheel libtorch came from (e.g. `2.11.0+cu130`).

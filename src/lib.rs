@@ -14,6 +14,7 @@ pub mod model;
 pub mod outputs;
 pub mod progress;
 pub mod record;
+pub mod reproduce;
 pub mod rng;
 pub mod sweep;
 pub mod train;

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use binclass::compare::{self, CompareArgs};
 use binclass::config::{Experiment, PRESETS};
+use binclass::reproduce::{self, ReproduceArgs};
 use binclass::sweep::{self, SweepArgs};
 use binclass::train::{self, TrainArgs};
 
@@ -24,6 +25,8 @@ enum Command {
     Sweep(Box<SweepArgs>),
     /// Compare our runs with Keras's, preset by preset.
     Compare(Box<CompareArgs>),
+    /// Every experiment over N seeds, compared with Keras, with figures and REPORT.md.
+    Reproduce(Box<ReproduceArgs>),
     /// List the presets with every resolved setting.
     Experiments,
 }
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
         Command::Experiments => experiments(),
     };
     match result {

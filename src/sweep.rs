@@ -98,6 +98,102 @@ fn free_memory(device: Device) -> Option<u64> {
     }
 }
 
+/// One sweep: an experiment over a range of seeds, into a folder.
+pub struct Job {
+    pub exp: Experiment,
+    pub seeds: Range<u64>,
+    pub dir: PathBuf,
+    pub device: Device,
+    pub overwrite: bool,
+    /// Seeds per batched model; `None` sizes it from free memory.
+    pub chunk: Option<u64>,
+    pub threads: i32,
+}
+
+pub type Finals = Vec<(u64, Option<SeedSummary>)>;
+
+impl Job {
+    fn csvs(&self) -> Vec<PathBuf> {
+        self.seeds
+            .clone()
+            .map(|s| self.dir.join(format!("{}-seed{s}.csv", self.exp.name)))
+            .collect()
+    }
+
+    /// Refuses, touching nothing, files it may not replace; then makes the folder.
+    pub fn prepare(&self) -> Result<()> {
+        if self.exp.train_len() > i32::MAX as i64 {
+            bail!(
+                "--samples {} is too large for a sweep (at most {} training rows)",
+                self.exp.samples,
+                i32::MAX
+            );
+        }
+        if self.dir.is_file() {
+            bail!("{} is a file, not a folder", self.dir.display());
+        }
+        outputs::check_free(&self.csvs(), self.overwrite)?;
+        let summary = self.dir.join("summary.csv");
+        if !self.overwrite && summary.exists() {
+            bail!(
+                "{} already exists; pass --overwrite to replace it, or choose another folder",
+                summary.display()
+            );
+        }
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create folder {}", self.dir.display()))
+    }
+
+    pub fn seed_epochs(&self) -> u64 {
+        (self.seeds.end - self.seeds.start) * self.exp.epochs as u64
+    }
+
+    /// Trains every seed, writes their files and `summary.csv`.
+    pub fn run(&self, bar: &ProgressBar) -> Result<Finals> {
+        let total = self.seeds.end - self.seeds.start;
+        let chunk = self.chunk.unwrap_or_else(|| {
+            free_memory(self.device).map_or(1024, |free| {
+                (free / 2 / bytes_per_replica(&self.exp)).max(1)
+            })
+        });
+        let seeds: Vec<u64> = self.seeds.clone().collect();
+        let csvs = self.csvs();
+        let mut finals = vec![];
+        for (s, c) in seeds
+            .chunks(chunk.min(total) as usize)
+            .zip(csvs.chunks(chunk.min(total) as usize))
+        {
+            finals.extend(s.iter().copied().zip(train_chunk(self, s, c, bar)?));
+        }
+        write_summary(&self.dir.join("summary.csv"), &finals)?;
+        Ok(finals)
+    }
+}
+
+/// Final and best validation accuracy over the seeds that finished.
+pub fn final_and_best(finals: &Finals) -> (Vec<f64>, Vec<f64>) {
+    finals
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().map(|s| (s.final_acc, s.best_acc)))
+        .unzip()
+}
+
+/// Seeds whose loss diverged, as an error naming them.
+pub fn check_diverged(finals: &Finals) -> Result<()> {
+    let diverged: Vec<String> = finals
+        .iter()
+        .filter(|(_, s)| s.is_none())
+        .map(|(s, _)| s.to_string())
+        .collect();
+    if !diverged.is_empty() {
+        bail!(
+            "the loss became NaN or infinite for seed(s) {}; their CSVs stop at that epoch",
+            diverged.join(", ")
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: &SweepArgs) -> Result<()> {
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
     let seeds = parse_seeds(&args.seeds)?;
@@ -112,94 +208,43 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     {
         bail!("--chunk must be a whole number >= 1, got {c}");
     }
-    if exp.train_len() > i32::MAX as i64 {
-        bail!(
-            "--samples {} is too large for a sweep (at most {} training rows)",
-            exp.samples,
-            i32::MAX
-        );
-    }
     let device = device::resolve(&args.device)?;
     tch::set_num_threads(args.threads as i32);
-    let total = seeds.end - seeds.start;
-    let chunk = match args.chunk {
-        Some(c) => c as u64,
-        None => {
-            free_memory(device).map_or(1024, |free| (free / 2 / bytes_per_replica(&exp)).max(1))
-        }
-    };
-
-    let dir = match &args.out_dir {
-        Some(d) => d.clone(),
-        None => free_dir(&exp.name, &seeds),
-    };
-    if dir.is_file() {
-        bail!("--out-dir {} is a file", dir.display());
-    }
-    let csvs: Vec<PathBuf> = seeds
+    let dir = args
+        .out_dir
         .clone()
-        .map(|s| dir.join(format!("{}-seed{s}.csv", exp.name)))
-        .collect();
-    let summary = dir.join("summary.csv");
-    outputs::check_free(&csvs, args.overwrite)?;
-    if !args.overwrite && summary.exists() {
-        bail!(
-            "{} already exists; pass --overwrite to replace it, or choose another --out-dir",
-            summary.display()
-        );
-    }
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create folder {}", dir.display()))?;
-
-    let bar = progress(args.verbose, total * exp.epochs as u64);
+        .unwrap_or_else(|| free_dir(&exp.name, &seeds));
+    let job = Job {
+        exp,
+        seeds,
+        dir,
+        device,
+        overwrite: args.overwrite,
+        chunk: args.chunk.map(|c| c as u64),
+        threads: args.threads as i32,
+    };
+    job.prepare()?;
+    let bar = progress(args.verbose, job.seed_epochs());
     let start = Instant::now();
-    let mut finals: Vec<(u64, Option<SeedSummary>)> = vec![];
-    let seed_list: Vec<u64> = seeds.collect();
-    for (chunk_seeds, chunk_csvs) in seed_list
-        .chunks(chunk as usize)
-        .zip(csvs.chunks(chunk as usize))
-    {
-        let results = train_chunk(&exp, chunk_seeds, chunk_csvs, device, args, &bar)?;
-        finals.extend(chunk_seeds.iter().copied().zip(results));
-    }
+    let finals = job.run(&bar)?;
     bar.finish_and_clear();
-    write_summary(&summary, &finals)?;
-    let diverged: Vec<String> = finals
-        .iter()
-        .filter(|(_, s)| s.is_none())
-        .map(|(s, _)| s.to_string())
-        .collect();
     if args.verbose > 0 {
-        let fin: Vec<f64> = finals
-            .iter()
-            .filter_map(|(_, s)| s.as_ref().map(|s| s.final_acc))
-            .collect();
-        let best: Vec<f64> = finals
-            .iter()
-            .filter_map(|(_, s)| s.as_ref().map(|s| s.best_acc))
-            .collect();
+        let (fin, best) = final_and_best(&finals);
         eprintln!(
-            "{} seeds of {} in {:.2}s ({} per batch): final val_binary_accuracy {}, best {}",
-            total,
-            exp.name,
+            "{} seeds of {} in {:.2}s: final val_binary_accuracy {}, best {}",
+            finals.len(),
+            job.exp.name,
             start.elapsed().as_secs_f64(),
-            chunk.min(total),
             mean_sd(&fin),
             mean_sd(&best)
         );
         eprintln!(
             "wrote {} CSVs, their records and {}",
-            total,
-            summary.display()
+            finals.len(),
+            job.dir.join("summary.csv").display()
         );
     }
-    if !diverged.is_empty() {
-        bail!(
-            "the loss became NaN or infinite for seed(s) {}; their CSVs stop at that epoch",
-            diverged.join(", ")
-        );
-    }
-    Ok(())
+    check_diverged(&finals)
 }
 
 /// The first free `runs/<name>-seeds<A>-<B>[-k]`.
@@ -217,7 +262,7 @@ fn free_dir(name: &str, seeds: &Range<u64>) -> PathBuf {
         .expect("some suffix is free")
 }
 
-fn progress(verbose: u8, len: u64) -> ProgressBar {
+pub fn progress(verbose: u8, len: u64) -> ProgressBar {
     if verbose == 0 {
         return ProgressBar::hidden();
     }
@@ -240,13 +285,12 @@ pub struct SeedSummary {
 
 /// Trains one batch of seeds; `None` for a seed whose loss diverged.
 fn train_chunk(
-    e: &Experiment,
+    job: &Job,
     seeds: &[u64],
     csvs: &[PathBuf],
-    device: Device,
-    args: &SweepArgs,
     bar: &ProgressBar,
 ) -> Result<Vec<Option<SeedSummary>>> {
+    let (e, device) = (&job.exp, job.device);
     let r = seeds.len() as i64;
     let (n, f, t) = (e.samples, e.features, e.train_len());
     let mut xs = Vec::with_capacity((r * n * f) as usize);
@@ -288,12 +332,12 @@ fn train_chunk(
         .iter()
         .zip(csvs)
         .map(|(&seed, csv)| {
-            let files = outputs::claim_path(csv, args.overwrite)?;
+            let files = outputs::claim_path(csv, job.overwrite)?;
             let record = RunRecord {
                 experiment: e.clone(),
                 seed,
                 device: device::name(device),
-                threads: args.threads as i32,
+                threads: job.threads,
                 versions: VERSIONS,
                 csv: files.csv.clone(),
                 finished: false,
@@ -320,7 +364,17 @@ fn train_chunk(
     let mut alive = vec![true; seeds.len()];
     let mut best: Vec<(f64, i64)> = vec![(f64::NEG_INFINITY, 0); seeds.len()];
     let mut last = vec![0.0; seeds.len()];
-    bar.set_message(format!("seeds {}..={}", seeds[0], seeds[seeds.len() - 1]));
+    let norm = if e.normalize == crate::config::Normalize::Standard {
+        ", normalised"
+    } else {
+        ""
+    };
+    bar.set_message(format!(
+        "{}{norm}: seeds {}..={}",
+        e.name,
+        seeds[0],
+        seeds[seeds.len() - 1]
+    ));
     for epoch in 0..plan.epochs {
         let start = Instant::now();
         // [t, 1, R]: row j of replica r's epoch is its row order[j, 0, r].

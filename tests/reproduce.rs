@@ -1,0 +1,100 @@
+//! `binclass reproduce`, small: 2 seeds, 2 epochs, a hand-made reference.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_binclass");
+const PRESETS: [&str; 6] = [
+    "baseline",
+    "noise",
+    "dummy-features",
+    "scaled",
+    "scaled-long",
+    "shifted",
+];
+
+fn fake_reference(dir: &Path) {
+    for p in PRESETS {
+        std::fs::create_dir_all(dir.join(p)).unwrap();
+        for s in 0..3 {
+            let v = 0.9 + s as f64 * 0.01;
+            let text = format!(
+                "epoch,binary_accuracy,loss,val_binary_accuracy,val_loss\n0,{v},0.3,{v},0.3\n1,{v},0.2,{v},0.2\n"
+            );
+            std::fs::write(dir.join(p).join(format!("seed-{s}.csv")), text).unwrap();
+        }
+    }
+}
+
+#[test]
+fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    let args = [
+        "reproduce",
+        "--out-dir",
+        "out",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--reference",
+        "ref",
+        "--verbose",
+        "0",
+    ];
+    let o = Command::new(BIN)
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("out");
+    let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    for label in PRESETS
+        .iter()
+        .chain(&["scaled-standard", "shifted-standard"])
+    {
+        for s in 0..2 {
+            let name = label.split("-standard").next().unwrap();
+            let csv = out.join(format!("runs/{label}/{name}-seed{s}.csv"));
+            assert!(
+                csv.exists()
+                    && out
+                        .join(format!("runs/{label}/{name}-seed{s}.csv.json"))
+                        .exists(),
+                "{csv:?}"
+            );
+        }
+        assert!(out.join(format!("runs/{label}/summary.csv")).exists());
+        let png = std::fs::read(out.join(format!("figures/{label}.png")));
+        if let Ok(png) = png {
+            assert!(png.starts_with(b"\x89PNG"));
+        } else {
+            panic!("figures/{label}.png missing");
+        }
+        assert!(
+            report.contains(&format!("### {label}")),
+            "{label} not in the report"
+        );
+        assert!(report.contains(&format!("figures/{label}.png")));
+    }
+    for p in PRESETS {
+        assert!(
+            report.contains(&format!("| {p} | 2/3 |")),
+            "{p} not in the comparison table"
+        );
+    }
+    assert!(report.contains("## Timings"));
+
+    // A second run refuses the non-empty folder, and changes nothing.
+    let before = std::fs::read(out.join("REPORT.md")).unwrap();
+    let o = Command::new(BIN)
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not empty; pass --overwrite"));
+    assert_eq!(std::fs::read(out.join("REPORT.md")).unwrap(), before);
+}
