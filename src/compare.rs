@@ -115,7 +115,8 @@ fn preset_of(csv: &Path) -> Result<String> {
     }
 }
 
-fn csvs_in(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The run CSVs in a folder (not its summary.csv), sorted.
+pub fn csvs_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

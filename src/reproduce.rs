@@ -88,18 +88,6 @@ fn plot(csvs: &[PathBuf], reference: Option<&Path>, title: &str, out: &Path) -> 
     Ok(())
 }
 
-fn seed_csvs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "csv")
-                && p.file_name().is_some_and(|n| n != "summary.csv")
-        })
-        .collect();
-    v.sort();
-    Ok(v)
-}
-
 pub fn run(args: &ReproduceArgs) -> Result<()> {
     let device = device::resolve(&args.device)?;
     let dir = &args.out_dir;
