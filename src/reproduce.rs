@@ -197,7 +197,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             ),
         };
         plot(
-            &seed_csvs(&job.dir)?,
+            &compare::csvs_in(&job.dir)?,
             keras_dir.as_deref(),
             &title,
             &dir.join("figures").join(format!("{label}.png")),
