@@ -5,6 +5,8 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+pub use crate::optim::Optimizer;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
@@ -49,6 +51,7 @@ pub struct Experiment {
     pub activation: Activation,
     pub init: Init,
     pub lr: f64,
+    pub optimizer: Optimizer,
     pub batch_size: i64,
     pub epochs: i64,
 }
@@ -96,6 +99,7 @@ impl Experiment {
             activation: Activation::Tanh,
             init: Init::Keras,
             lr: 0.03,
+            optimizer: Optimizer::Adam,
             batch_size: 30,
             epochs: 100,
         };
@@ -141,6 +145,7 @@ impl Experiment {
             activation,
             init,
             lr,
+            optimizer,
             batch_size,
             epochs
         );
@@ -221,6 +226,7 @@ impl Experiment {
             ("activation", value_name(&self.activation)),
             ("init", value_name(&self.init)),
             ("lr", self.lr.to_string()),
+            ("optimizer", value_name(&self.optimizer)),
             ("batch-size", self.batch_size.to_string()),
             ("epochs", self.epochs.to_string()),
         ]
@@ -290,6 +296,10 @@ pub struct Overrides {
     /// Adam learning rate.
     #[arg(long, value_parser = number, allow_hyphen_values = true, value_name = "LR")]
     pub lr: Option<f64>,
+    /// adam (libtorch's nn::Adam) or keras-adam (Keras's update: epsilon
+    /// added after the bias correction).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<Optimizer>,
     /// Samples per training step; the last step takes what is left.
     #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
     pub batch_size: Option<i64>,

@@ -8,9 +8,10 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use tch::{Device, Kind, Reduction, Tensor, nn, nn::Module};
+use tch::{Device, Kind, Reduction, Tensor, nn::Module};
 
 use crate::model::Network;
+use crate::optim::Step;
 
 use crate::data::Split;
 use crate::rng;
@@ -123,7 +124,7 @@ pub fn loss(logits: &Tensor, labels: &Tensor) -> Tensor {
 /// Trains `net` in place; stops early only when the loss diverges.
 pub fn fit(
     net: &mut Network,
-    opt: &mut nn::Optimizer,
+    opt: &mut dyn Step,
     data: &Split,
     plan: Plan,
     seed: u64,

@@ -11,6 +11,7 @@ pub mod data;
 pub mod device;
 pub mod fit;
 pub mod model;
+pub mod optim;
 pub mod outputs;
 pub mod progress;
 pub mod record;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use crate::batched::{self, BatchedNetwork};
@@ -17,8 +17,7 @@ use crate::csv_logger::{CsvLogger, python_float};
 use crate::data::Dataset;
 use crate::fit::{Callback, EpochLogs, Outcome, Plan};
 use crate::record::{RecordWriter, RunRecord, VERSIONS};
-use crate::train::ADAM;
-use crate::{device, outputs, rng};
+use crate::{device, optim, outputs, rng};
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -321,7 +320,7 @@ fn train_chunk(
     tch::manual_seed(seeds[0] as i64);
     let vs = nn::VarStore::new(device);
     let mut net = BatchedNetwork::build(&vs.root(), e, seeds);
-    let mut opt = ADAM.build(&vs, e.lr)?;
+    let mut opt = optim::build(e.optimizer, &vs, e.lr)?;
     let plan = Plan {
         epochs: e.epochs,
         batch_size: e.batch_size,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 
 use crate::config::{Experiment, Overrides, whole};
 use crate::csv_logger::CsvLogger;
@@ -13,16 +13,9 @@ use crate::fit::{self, Callback, Plan};
 use crate::model::Network;
 use crate::progress::KerasProgress;
 use crate::record::{RecordWriter, RunRecord, VERSIONS};
-use crate::{device, outputs};
+use crate::{device, optim, outputs};
 
-/// Keras's Adam: PyTorch's betas, but epsilon 1e-7 (PyTorch's is 1e-8).
-pub const ADAM: nn::Adam = nn::Adam {
-    beta1: 0.9,
-    beta2: 0.999,
-    wd: 0.0,
-    eps: 1e-7,
-    amsgrad: false,
-};
+pub use crate::optim::ADAM;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -74,7 +67,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     tch::manual_seed(args.seed as i64);
     let vs = nn::VarStore::new(device);
     let mut net = Network::build(&vs.root(), &exp, args.seed);
-    let mut opt = ADAM.build(&vs, exp.lr)?;
+    let mut opt = optim::build(exp.optimizer, &vs, exp.lr)?;
 
     let plan = Plan {
         epochs: exp.epochs,
@@ -102,7 +95,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         true,
     );
     let callbacks: &mut [&mut dyn Callback] = &mut [&mut progress, &mut csv, &mut record];
-    let outcome = fit::fit(&mut net, &mut opt, &data, plan, args.seed, callbacks)?;
+    let outcome = fit::fit(&mut net, opt.as_mut(), &data, plan, args.seed, callbacks)?;
     if let fit::Outcome::Diverged { epoch } = outcome {
         bail!(
             "training loss became NaN or infinite in epoch {epoch}; stopped there (epochs 0..={epoch} are in {})",
