@@ -37,7 +37,8 @@ Where binclass differs from the article's Keras run (README: \"Faithful to Keras
     weights and batch order on CPU and CUDA, but not Keras's.
   - Adam adds epsilon (1e-7) to sqrt(v_hat) as libtorch does; Keras adds it before
     the bias correction. The effect is a float-level perturbation of a chaotic
-    trajectory (measured: examples/adam_eps_effect.rs).
+    trajectory (measured: examples/adam_eps_effect.rs); --optimizer keras-adam
+    applies Keras's update instead.
   - A NaN/infinite loss is detected when its epoch ends (Keras: after the batch);
     that epoch's row is written, then the run exits non-zero.
   - Validation runs as one batch (Keras: batches of 30); same mean up to rounding.";
