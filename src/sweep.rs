@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -150,19 +151,53 @@ impl Job {
     /// Trains every seed, writes their files and `summary.csv`.
     pub fn run(&self, bar: &ProgressBar) -> Result<Finals> {
         let total = self.seeds.end - self.seeds.start;
-        let chunk = self.chunk.unwrap_or_else(|| {
-            free_memory(self.device).map_or(1024, |free| {
-                (free / 2 / bytes_per_replica(&self.exp)).max(1)
+        // On CPU each core trains batches of its own: libtorch runs ops this
+        // small on one thread, so two batches side by side take ~0.6x the
+        // time of one twice the size (measured: 100 seeds, 7.9 s against
+        // 13.6 s on 2 cores). A GPU takes one batch as large as memory allows.
+        let workers = match self.device {
+            Device::Cpu => std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+            _ => 1,
+        };
+        let chunk = self
+            .chunk
+            .unwrap_or_else(|| {
+                let fits = free_memory(self.device).map_or(1024, |free| {
+                    (free / 2 / workers / bytes_per_replica(&self.exp)).max(1)
+                });
+                fits.min(total.div_ceil(workers))
             })
-        });
+            .min(total) as usize;
         let seeds: Vec<u64> = self.seeds.clone().collect();
         let csvs = self.csvs();
+        let work: Vec<(&[u64], &[PathBuf])> = seeds.chunks(chunk).zip(csvs.chunks(chunk)).collect();
+        let next = AtomicUsize::new(0);
+        let mut done: Vec<(usize, Result<Vec<Option<SeedSummary>>>)> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..workers.min(work.len() as u64))
+                    .map(|_| {
+                        scope.spawn(|| {
+                            // libtorch's thread count is per calling thread.
+                            tch::set_num_threads(self.threads);
+                            let mut mine = vec![];
+                            loop {
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                let Some((s, c)) = work.get(i) else { break };
+                                mine.push((i, train_chunk(self, s, c, bar)));
+                            }
+                            mine
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("a sweep worker panicked"))
+                    .collect()
+            });
+        done.sort_by_key(|(i, _)| *i);
         let mut finals = vec![];
-        for (s, c) in seeds
-            .chunks(chunk.min(total) as usize)
-            .zip(csvs.chunks(chunk.min(total) as usize))
-        {
-            finals.extend(s.iter().copied().zip(train_chunk(self, s, c, bar)?));
+        for ((s, _), (_, r)) in work.iter().zip(done) {
+            finals.extend(s.iter().copied().zip(r?));
         }
         write_summary(&self.dir.join("summary.csv"), &finals)?;
         Ok(finals)
