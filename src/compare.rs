@@ -133,6 +133,9 @@ pub fn csvs_in(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn load_ours(paths: &[PathBuf]) -> Result<BTreeMap<String, Vec<Curve>>> {
     let mut by: BTreeMap<String, Vec<Curve>> = BTreeMap::new();
     for p in paths {
+        if !p.exists() {
+            bail!("{}: no such file or folder", p.display());
+        }
         let files = if p.is_dir() {
             csvs_in(p)?
         } else {

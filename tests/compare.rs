@@ -168,6 +168,8 @@ fn malformed_or_mismatched_input_is_rejected_with_one_line() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains(expected), "{name}: {err}");
     }
+    let out = binclass(dir.path(), &["compare", "missing", "--reference", "ref"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing: no such file or folder"));
     write_curve(&dir.path().join("other/shifted-seed0.csv"), &[0.5, 0.5]);
     let out = binclass(dir.path(), &["compare", "other", "--reference", "ref"]);
     assert!(!out.status.success());
