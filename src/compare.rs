@@ -102,6 +102,24 @@ fn preset_of(csv: &Path) -> Result<String> {
         let v: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a run record", record.display()))?;
         if let Some(name) = v["experiment"]["name"].as_str() {
+            // Runs with overrides are not the article's preset.
+            if let Ok(preset) = crate::config::Experiment::preset(name) {
+                let expected = serde_json::to_value(&preset)?;
+                let changed: Vec<&str> = expected
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, want)| v["experiment"][k.as_str()] != **want)
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                if !changed.is_empty() {
+                    bail!(
+                        "{}: trained with {} changed from the '{name}' preset; Keras ran the presets as they are",
+                        csv.display(),
+                        changed.join(", ")
+                    );
+                }
+            }
             return Ok(name.to_string());
         }
     }
@@ -190,8 +208,24 @@ pub fn mean_sd(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Student's t 0.975 quantile (Cornish–Fisher; within 0.3% for df >= 3).
+/// Student's t 0.975 quantile: exact table values for df 1..=30 (linear in
+/// 1/df between them), the Cornish–Fisher expansion above (error < 0.01%).
 fn t975(df: f64) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    let df = df.max(1.0);
+    if df <= 30.0 {
+        let (lo, hi) = (df.floor(), df.ceil());
+        if lo == hi {
+            return T[lo as usize - 1];
+        }
+        // Interpolate in 1/df, in which the quantile is nearly linear.
+        let w = (1.0 / lo - 1.0 / df) / (1.0 / lo - 1.0 / hi);
+        return T[lo as usize - 1] * (1.0 - w) + T[hi as usize - 1] * w;
+    }
     let z: f64 = 1.959_963_985;
     let (z3, z5, z7) = (z.powi(3), z.powi(5), z.powi(7));
     z + (z3 + z) / (4.0 * df)
@@ -228,6 +262,31 @@ pub struct Row {
 }
 
 const VAL_ACC: usize = 2;
+
+/// Checks that a preset's runs can be compared: at least 2 seeds a side
+/// (the interval needs a spread on both) and every run the same length.
+pub fn check_comparable(preset: &str, ours: &[Curve], keras: &[Curve]) -> Result<()> {
+    if ours.len() < 2 || keras.len() < 2 {
+        bail!(
+            "preset '{preset}': {} of our runs and {} of Keras's; comparing needs at least 2 seeds on each side",
+            ours.len(),
+            keras.len()
+        );
+    }
+    let lens = |c: &[Curve]| {
+        c.iter()
+            .map(Vec::len)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let (lo, lk) = (lens(ours), lens(keras));
+    if lo.len() > 1 || lk.len() > 1 || lo != lk {
+        bail!(
+            "preset '{preset}': our runs have {lo:?} epochs and Keras's {lk:?}; compare runs of the same length \
+             (a run stopped early, or trained with --epochs, cannot be compared at its last epoch)"
+        );
+    }
+    Ok(())
+}
 
 pub fn compare_preset(preset: &str, ours: &[Curve], keras: &[Curve]) -> Row {
     let last = |c: &Curve| c[c.len() - 1][VAL_ACC];
@@ -432,6 +491,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                 keras.keys().cloned().collect::<Vec<_>>().join(", ")
             );
         };
+        check_comparable(preset, curves, reference)?;
         rows.push(compare_preset(preset, curves, reference));
         if let (Some((what, kh, kv)), Some((_, oh, ov))) = (
             article_claim(preset, reference),
@@ -465,9 +525,15 @@ mod tests {
         let a = [1.0, 2.0, 3.0, 4.0];
         let b = [2.0, 4.0, 6.0, 8.0];
         let (d, lo, hi) = diff_ci(&a, &b);
-        // se = sqrt(1.6667/4 + 6.6667/4) = 1.4434; df = 4.41 -> t = 2.70 (tables: 2.71 at 4.41).
+        // se = sqrt(1.6667/4 + 6.6667/4) = 1.4434; df = 4.412 -> t(0.975) = 2.6771
+        // (by bisection on the regularised incomplete beta function).
         assert!((d + 2.5).abs() < 1e-12);
-        assert!(((hi - lo) / 2.0 - 2.70 * 1.4434).abs() < 0.06, "{lo} {hi}");
+        assert!(
+            ((hi - lo) / 2.0 - 2.6771 * 1.4434).abs() < 0.01,
+            "{lo} {hi}"
+        );
+        assert_eq!(t975(1.0), 12.706);
+        assert!((t975(60.0) - 2.000).abs() < 0.001 && (t975(1e9) - 1.960).abs() < 0.001);
     }
 
     #[test]

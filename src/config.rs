@@ -155,6 +155,16 @@ impl Experiment {
         Ok(e)
     }
 
+    /// Trainable parameters of the network.
+    pub fn parameters(&self) -> i64 {
+        let (f, u, h) = (self.features, self.units, self.hidden_layers);
+        if h == 0 {
+            f + 1
+        } else {
+            (f * u + u) + (h - 1) * (u * u + u) + u + 1
+        }
+    }
+
     /// Rows that train: numpy's `int(len * SPLIT_RATE)`.
     pub fn train_len(&self) -> i64 {
         (self.samples as f64 * self.split) as i64
@@ -171,18 +181,33 @@ impl Experiment {
             }
             Ok(())
         }
-        fn at_least(flag: &str, v: i64, min: i64) -> Result<()> {
-            if v < min {
-                bail!("--{flag} must be a whole number >= {min}, got {v}");
+        // Upper bounds keep every size computation far from overflow and
+        // every allocation small enough to fail as an error, not an abort.
+        fn within(flag: &str, v: i64, min: i64, max: i64) -> Result<()> {
+            if v < min || v > max {
+                bail!("--{flag} must be a whole number in {min}..={max}, got {v}");
             }
             Ok(())
         }
-        at_least("samples", self.samples, 1)?;
-        at_least("features", self.features, 2)?;
-        at_least("hidden-layers", self.hidden_layers, 0)?;
-        at_least("units", self.units, 1)?;
-        at_least("batch-size", self.batch_size, 1)?;
-        at_least("epochs", self.epochs, 1)?;
+        within("samples", self.samples, 1, 100_000_000)?;
+        within("features", self.features, 2, 10_000)?;
+        within("hidden-layers", self.hidden_layers, 0, 1_000)?;
+        within("units", self.units, 1, 10_000)?;
+        within("batch-size", self.batch_size, 1, 100_000_000)?;
+        within("epochs", self.epochs, 1, 100_000_000)?;
+        if self.samples * self.features > 1_000_000_000 {
+            bail!(
+                "--samples {} x --features {} is more than 1e9 values; lower one of them",
+                self.samples,
+                self.features
+            );
+        }
+        let params = self.parameters();
+        if params > 100_000_000 {
+            bail!(
+                "the network would have {params} parameters (at most 1e8): lower --units or --hidden-layers"
+            );
+        }
         finite("noise-rate", self.noise_rate)?;
         finite("scale", self.scale)?;
         finite("shift", self.shift)?;
@@ -342,6 +367,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Experiment::resolve("baseline", &o).unwrap().units, 4);
+    }
+
+    #[test]
+    fn parameter_count_matches_the_article() {
+        assert_eq!(Experiment::preset("baseline").unwrap().parameters(), 37);
+        assert_eq!(
+            Experiment::preset("dummy-features").unwrap().parameters(),
+            162
+        );
     }
 
     #[test]

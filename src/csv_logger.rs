@@ -33,7 +33,10 @@ impl CsvLogger {
     }
 
     fn write_row<I: IntoIterator<Item = String>>(&mut self, fields: I) -> Result<()> {
-        let mut w = csv::Writer::from_writer(Vec::new());
+        // Keras writes with Python's csv module: lines end in \r\n.
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
         w.write_record(fields)?;
         let row = w.into_inner().map_err(|e| e.into_error())?;
         OpenOptions::new()

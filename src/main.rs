@@ -39,8 +39,8 @@ Where binclass differs from the article's Keras run (README: \"Faithful to Keras
     the bias correction. The effect is a float-level perturbation of a chaotic
     trajectory (measured: examples/adam_eps_effect.rs); --optimizer keras-adam
     applies Keras's update instead.
-  - A NaN/infinite loss is detected when its epoch ends (Keras: after the batch);
-    that epoch's row is written, then the run exits non-zero.
+  - A NaN/infinite loss stops the run when its epoch ends (that row written,
+    exit non-zero); the article's script has no TerminateOnNaN and would go on.
   - Validation runs as one batch (Keras: batches of 30); same mean up to rounding.";
 
 fn main() -> ExitCode {

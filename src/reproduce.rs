@@ -142,7 +142,16 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         };
         jobs.push((label, job));
     }
-    for (_, job) in &jobs {
+    for (label, job) in &jobs {
+        if let Some(keras) = reference.get(label.as_str())
+            && keras.iter().any(|c| c.len() as i64 != job.exp.epochs)
+        {
+            bail!(
+                "{}: Keras's '{label}' runs are not {} epochs long; --epochs must match the reference",
+                args.reference.display(),
+                job.exp.epochs
+            );
+        }
         job.prepare()?;
     }
     std::fs::create_dir_all(dir.join("figures"))
@@ -166,11 +175,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let mut rows = vec![];
     let mut claims = vec![];
     for (label, job) in jobs.iter().take(names.len()) {
-        let ours = compare::load_ours(std::slice::from_ref(&job.dir))?;
-        let curves = ours
-            .get(label.as_str())
-            .context("our runs lost their preset")?;
+        // Read directly: these runs may carry a deliberate --epochs override.
+        let curves = &compare::csvs_in(&job.dir)?
+            .iter()
+            .map(|f| compare::read_curve(f))
+            .collect::<Result<Vec<_>>>()?;
         let keras = &reference[label.as_str()];
+        compare::check_comparable(label, curves, keras)?;
         rows.push(compare::compare_preset(label, curves, keras));
         if let (Some((what, kh, kv)), Some((_, oh, ov))) = (
             compare::article_claim(label, keras),

@@ -66,6 +66,9 @@ pub fn parse_seeds(s: &str) -> Result<Range<u64>> {
         let n = num(s)?;
         n..n + 1
     };
+    if range.end - range.start.min(range.end) > 10_000_000 {
+        bail!("--seeds {s} is more than 10,000,000 seeds; split it into several sweeps");
+    }
     if range.is_empty() {
         bail!("--seeds {s} is empty: A..B needs A < B (B is excluded; A..=B includes it)");
     }
@@ -564,7 +567,16 @@ mod tests {
         assert_eq!(parse_seeds("0..5").unwrap(), 0..5);
         assert_eq!(parse_seeds("2..=4").unwrap(), 2..5);
         assert_eq!(parse_seeds("7").unwrap(), 7..8);
-        for bad in ["5..2", "3..3", "a..4", "1..b", "", "-1..3", "1.5..3"] {
+        for bad in [
+            "5..2",
+            "3..3",
+            "a..4",
+            "1..b",
+            "",
+            "-1..3",
+            "1.5..3",
+            "0..18446744073709551615",
+        ] {
             assert!(parse_seeds(bad).is_err(), "{bad}");
         }
         assert!(

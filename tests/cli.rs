@@ -188,19 +188,37 @@ fn bad_input_is_one_clear_line_and_touches_nothing() {
         (&["--split", "0"], "--split must be in (0, 1)"),
         (
             &["--features", "1"],
-            "--features must be a whole number >= 2, got 1",
+            "--features must be a whole number in 2..=10000, got 1",
         ),
-        (&["--samples", "0"], "--samples must be a whole number >= 1"),
+        (
+            &["--samples", "0"],
+            "--samples must be a whole number in 1..=",
+        ),
         (
             &["--samples", "-3"],
-            "--samples must be a whole number >= 1, got -3",
+            "--samples must be a whole number in 1..=100000000, got -3",
         ),
         (
             &["--batch-size", "0"],
-            "--batch-size must be a whole number >= 1",
+            "--batch-size must be a whole number in 1..=",
         ),
-        (&["--epochs", "0"], "--epochs must be a whole number >= 1"),
-        (&["--units", "0"], "--units must be a whole number >= 1"),
+        (
+            &["--epochs", "0"],
+            "--epochs must be a whole number in 1..=",
+        ),
+        (&["--units", "0"], "--units must be a whole number in 1..="),
+        (
+            &["--units", "9000", "--hidden-layers", "3"],
+            "parameters (at most 1e8)",
+        ),
+        (
+            &["--samples", "100000000", "--features", "20"],
+            "more than 1e9 values",
+        ),
+        (
+            &["--batch-size", "9223372036854775807"],
+            "--batch-size must be a whole number in",
+        ),
         (&["--lr", "0"], "--lr must be in (0, 1e30]"),
         (&["--lr", "-0.03"], "--lr must be in (0, 1e30], got -0.03"),
         (

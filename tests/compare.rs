@@ -106,27 +106,44 @@ fn keras_csvlogger_files_and_ours_are_both_read() {
         std::fs::create_dir_all(dir.path().join("ref/baseline")).unwrap();
         std::fs::write(dir.path().join(format!("ref/baseline/seed-{s}.csv")), keras).unwrap();
     }
-    // Ours from binclass itself, preset read from its .json record.
-    let out = binclass(
-        dir.path(),
-        &[
+    // Ours from binclass itself: with its .json record, the --epochs override
+    // is refused (Keras ran the preset as it is) ...
+    for seed in ["0", "1"] {
+        let out = format!("mine/baseline-seed{seed}.csv");
+        let args = [
             "train",
             "--epochs",
             "2",
             "--verbose",
             "0",
+            "--seed",
+            seed,
             "--out",
-            "mine/run.csv",
-        ],
+            &out,
+        ];
+        assert!(binclass(dir.path(), &args).status.success());
+    }
+    let out = binclass(dir.path(), &["compare", "mine", "--reference", "ref"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("trained with epochs changed from the 'baseline' preset")
     );
-    assert!(out.status.success());
+    // ... and without it, the preset comes from the file name.
+    for seed in ["0", "1"] {
+        std::fs::remove_file(
+            dir.path()
+                .join(format!("mine/baseline-seed{seed}.csv.json")),
+        )
+        .unwrap();
+    }
     let out = binclass(dir.path(), &["compare", "mine", "--reference", "ref"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("baseline  1/3"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("baseline  2/3"));
 }
 
 #[test]
@@ -170,6 +187,22 @@ fn malformed_or_mismatched_input_is_rejected_with_one_line() {
     }
     let out = binclass(dir.path(), &["compare", "missing", "--reference", "ref"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing: no such file or folder"));
+    // Runs of other lengths than Keras's, or a single seed, are refused.
+    write_curve(
+        &dir.path().join("long/baseline-seed0.csv"),
+        &[0.9, 0.9, 0.9, 0.9],
+    );
+    write_curve(
+        &dir.path().join("long/baseline-seed1.csv"),
+        &[0.9, 0.9, 0.9, 0.9],
+    );
+    let out = binclass(dir.path(), &["compare", "long", "--reference", "ref"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("compare runs of the same length"));
+    let out = binclass(
+        dir.path(),
+        &["compare", "long/baseline-seed0.csv", "--reference", "ref"],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 2 seeds on each side"));
     write_curve(&dir.path().join("other/shifted-seed0.csv"), &[0.5, 0.5]);
     let out = binclass(dir.path(), &["compare", "other", "--reference", "ref"]);
     assert!(!out.status.success());
