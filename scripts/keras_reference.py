@@ -17,6 +17,17 @@ libraries refuse it or where the reference runs need a knob:
     (the article did not seed), `--epochs` overrides the epoch count,
     `--verbose` is passed to `fit` (the article used 1).
   * the fit's wall time is printed to stderr as `fit_seconds=<float>`.
+  * `--dump DIR` (for `binclass parity`): the run is replayed step by step so
+    that every step can be recorded. Each epoch draws its permutation with
+    numpy itself and feeds the batches in that order to
+    `model.train_on_batch` (Keras's own train step: the same forward, loss,
+    gradient and Adam update `fit` runs; the optimiser state carries over),
+    then evaluates the validation rows as `fit` does. DIR gets data.npz (x,
+    y as generated, float64), weights.npz (kernel_i [in, out], bias_i, before
+    training), order.npy (each epoch's row order, [epochs, 8000]), steps.csv
+    (epoch, step, loss, binary_accuracy of every step, before its update) and
+    epochs.csv (the CSVLogger columns, training figures as sample-weighted
+    means of the steps).
 
 Presets (the article's sections 3 and 4):
   baseline        2 features, NOISE_RATE 0, 100 epochs
@@ -57,6 +68,7 @@ parser.add_argument("--seed", type=int, default=None, help="seed for python rand
 parser.add_argument("--epochs", type=int, default=None, help="override the preset's epoch count")
 parser.add_argument("--out", default=None, help="CSV written by tf.keras.callbacks.CSVLogger")
 parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+parser.add_argument("--dump", default=None, help="folder for a step-by-step record (see above)")
 args = parser.parse_args()
 
 n_features, NOISE_RATE, transform, EPOCHS = PRESETS[args.preset]
@@ -100,6 +112,49 @@ LOSS = 'binary_crossentropy'
 OPTIMIZER = tf.keras.optimizers.Adam   # 典型的な最適化手法
 LEARNING_RATE = 0.03   # 学習係数のよくある初期値
 model.compile(optimizer=OPTIMIZER(learning_rate=LEARNING_RATE), loss=LOSS, metrics=[binary_accuracy])
+
+def dump(folder):
+    """Replays fit step by step, recording what `binclass parity` needs."""
+    import csv
+
+    os.makedirs(folder, exist_ok=True)
+    np.savez(os.path.join(folder, "data.npz"), x=ds_features, y=ds_labels)
+    weights = {}
+    for i, layer in enumerate(model.layers):
+        kernel, bias = layer.get_weights()
+        weights[f"kernel_{i}"], weights[f"bias_{i}"] = kernel, bias
+    np.savez(os.path.join(folder, "weights.npz"), **weights)
+    n = len(training_features)
+    orders, steps, epochs = [], [], []
+    for epoch in range(EPOCHS):
+        order = np.random.permutation(n)
+        orders.append(order)
+        xs, ys = training_features[order], training_labels[order]
+        loss_sum = acc_sum = 0.0
+        for step, start in enumerate(range(0, n, 30)):
+            xb, yb = xs[start:start + 30], ys[start:start + 30]
+            m = model.train_on_batch(xb, yb, reset_metrics=True, return_dict=True)
+            steps.append((epoch, step, m["loss"], m["binary_accuracy"]))
+            loss_sum += m["loss"] * len(xb)
+            acc_sum += m["binary_accuracy"] * len(xb)
+        v = model.evaluate(validation_features, validation_labels, batch_size=30, verbose=0, return_dict=True)
+        epochs.append((epoch, acc_sum / n, loss_sum / n, v["binary_accuracy"], v["loss"]))
+    np.save(os.path.join(folder, "order.npy"), np.array(orders, dtype=np.int64))
+    with open(os.path.join(folder, "steps.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "step", "loss", "binary_accuracy"])
+        w.writerows(steps)
+    with open(os.path.join(folder, "epochs.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "binary_accuracy", "loss", "val_binary_accuracy", "val_loss"])
+        w.writerows(epochs)
+
+
+if args.dump is not None:
+    start = time.perf_counter()
+    dump(args.dump)
+    print(f"fit_seconds={time.perf_counter() - start:.3f}", file=sys.stderr)
+    sys.exit(0)
 
 # 学習
 callbacks = []

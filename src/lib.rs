@@ -13,6 +13,7 @@ pub mod fit;
 pub mod model;
 pub mod optim;
 pub mod outputs;
+pub mod parity;
 pub mod progress;
 pub mod record;
 pub mod reproduce;

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use binclass::compare::{self, CompareArgs};
 use binclass::config::{Experiment, PRESETS};
+use binclass::parity::{self, ParityArgs};
 use binclass::reproduce::{self, ReproduceArgs};
 use binclass::sweep::{self, SweepArgs};
 use binclass::train::{self, TrainArgs};
@@ -27,6 +28,8 @@ enum Command {
     Compare(Box<CompareArgs>),
     /// Every experiment over N seeds, compared with Keras, with figures and REPORT.md.
     Reproduce(Box<ReproduceArgs>),
+    /// Replay a Keras run dumped by scripts/keras_reference.py --dump, step by step.
+    Parity(Box<ParityArgs>),
     /// List the presets with every resolved setting.
     Experiments,
 }
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Parity(args) => parity::run(args),
         Command::Experiments => experiments(),
     };
     match result {

@@ -33,8 +33,14 @@ pub struct Network {
 
 impl Network {
     pub fn build(vs: &nn::Path, e: &Experiment, seed: u64) -> Self {
+        Self::with_values(vs, e, initial_values(e, seed))
+    }
+
+    /// The network with given starting values: per layer, weight ([out, in],
+    /// row-major) and bias, as [`initial_values`] returns them.
+    pub fn with_values(vs: &nn::Path, e: &Experiment, init: Vec<(Vec<f32>, Vec<f32>)>) -> Self {
         let shapes = layer_shapes(e);
-        let values: Vec<f32> = initial_values(e, seed)
+        let values: Vec<f32> = init
             .into_iter()
             .flat_map(|(w, b)| w.into_iter().chain(b))
             .collect();

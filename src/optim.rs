@@ -45,10 +45,11 @@ pub struct KerasAdam {
     v: Tensor,
     t: i32,
     lr: f64,
+    eps: f64,
 }
 
 impl KerasAdam {
-    pub fn new(vs: &nn::VarStore, lr: f64) -> Result<Self> {
+    pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
         let vars = vs.trainable_variables();
         let [param] = vars.as_slice() else {
             bail!(
@@ -62,6 +63,7 @@ impl KerasAdam {
             param: param.shallow_clone(),
             t: 0,
             lr,
+            eps,
         })
     }
 }
@@ -77,15 +79,25 @@ impl Step for KerasAdam {
             let _ = self.v.g_add_(&((g.square() - &self.v) * (1.0 - b2)));
             let _ = self
                 .param
-                .g_sub_(&((&self.m * alpha) / (self.v.sqrt() + ADAM.eps)));
+                .g_sub_(&((&self.m * alpha) / (self.v.sqrt() + self.eps)));
         })
     }
 }
 
 pub fn build(kind: Optimizer, vs: &nn::VarStore, lr: f64) -> Result<Box<dyn Step>> {
+    build_with_eps(kind, vs, lr, ADAM.eps)
+}
+
+/// [`build`] with another epsilon (parity checks show a wrong one is caught).
+pub fn build_with_eps(
+    kind: Optimizer,
+    vs: &nn::VarStore,
+    lr: f64,
+    eps: f64,
+) -> Result<Box<dyn Step>> {
     Ok(match kind {
-        Optimizer::Adam => Box::new(ADAM.build(vs, lr)?),
-        Optimizer::KerasAdam => Box::new(KerasAdam::new(vs, lr)?),
+        Optimizer::Adam => Box::new(nn::Adam { eps, ..ADAM }.build(vs, lr)?),
+        Optimizer::KerasAdam => Box::new(KerasAdam::new(vs, lr, eps)?),
     })
 }
 
@@ -99,7 +111,7 @@ mod tests {
     fn keras_adam_follows_the_keras_update() {
         let vs = nn::VarStore::new(Device::Cpu);
         let p = vs.root().var("params", &[3], nn::Init::Const(0.5));
-        let mut opt = KerasAdam::new(&vs, 0.03).unwrap();
+        let mut opt = KerasAdam::new(&vs, 0.03, 1e-7).unwrap();
         let grads = [[0.1f64, -0.02, 1e-6], [0.05, 0.3, -1e-6]];
         let (mut w, mut m, mut v) = ([0.5f64; 3], [0.0f64; 3], [0.0f64; 3]);
         for (t, g) in grads.iter().enumerate() {

@@ -1,0 +1,286 @@
+//! `binclass parity DIR`: replays a Keras run recorded by
+//! `scripts/keras_reference.py --dump DIR` (same data, starting weights and
+//! batch order) and reports, step by step, how far binclass's losses are
+//! from Keras's.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use tch::{Device, Kind, Tensor, nn};
+
+use crate::compare::read_curve;
+use crate::config::{Experiment, Overrides, number};
+use crate::csv_logger::python_float;
+use crate::data::Split;
+use crate::fit::{accuracy, loss};
+use crate::model::Network;
+use crate::optim::{self, Optimizer};
+
+#[derive(Args, Debug)]
+pub struct ParityArgs {
+    /// A folder written by `scripts/keras_reference.py --dump`.
+    pub dir: PathBuf,
+    /// adam (libtorch's nn::Adam) or keras-adam (Keras's own update).
+    #[arg(long, value_enum, default_value_t = Optimizer::KerasAdam)]
+    pub optimizer: Optimizer,
+    /// Adam's epsilon (Keras: 1e-7); another value shows the check has teeth.
+    #[arg(long, default_value_t = 1e-7, value_parser = number, allow_hyphen_values = true)]
+    pub eps: f64,
+    /// Largest allowed |our step loss - Keras's| (exit status 1 beyond it).
+    #[arg(long, default_value_t = 1e-5, value_parser = number, allow_hyphen_values = true)]
+    pub tolerance: f64,
+    /// Per-step differences CSV [default: none written].
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+fn npz(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let items =
+        Tensor::read_npz(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(items.into_iter().collect())
+}
+
+fn get<'a>(m: &'a HashMap<String, Tensor>, file: &str, name: &str) -> Result<&'a Tensor> {
+    m.get(name)
+        .with_context(|| format!("{file} has no array '{name}'"))
+}
+
+/// What a dump holds.
+pub struct Dump {
+    pub exp: Experiment,
+    pub split: Split,
+    pub init: Vec<(Vec<f32>, Vec<f32>)>,
+    /// `[epochs, train_len]`
+    pub order: Tensor,
+    /// Per epoch, per step: (loss, binary_accuracy).
+    pub steps: Vec<Vec<(f64, f64)>>,
+    /// Keras's epoch figures, as a CSVLogger curve.
+    pub epochs: Vec<[f64; 4]>,
+}
+
+pub fn load(dir: &Path) -> Result<Dump> {
+    if !dir.is_dir() {
+        bail!(
+            "{}: no such folder (write one with scripts/keras_reference.py --dump)",
+            dir.display()
+        );
+    }
+    let data = npz(&dir.join("data.npz"))?;
+    let (x, y) = (get(&data, "data.npz", "x")?, get(&data, "data.npz", "y")?);
+    let (n, f) = match x.size().as_slice() {
+        [n, f] if *f >= 2 => (*n, *f),
+        s => bail!("data.npz: x has shape {s:?}, expected [samples, features >= 2]"),
+    };
+    if y.size() != [n] {
+        bail!("data.npz: y has shape {:?}, expected [{n}]", y.size());
+    }
+    let weights = npz(&dir.join("weights.npz"))?;
+    let layers = (0..)
+        .take_while(|i| weights.contains_key(&format!("kernel_{i}")))
+        .count();
+    if layers == 0 {
+        bail!("weights.npz has no kernel_0");
+    }
+    let mut init = vec![];
+    let mut fan_in = f;
+    let mut units = 0;
+    for i in 0..layers {
+        let k = get(&weights, "weights.npz", &format!("kernel_{i}"))?;
+        let b = get(&weights, "weights.npz", &format!("bias_{i}"))?;
+        let [kin, kout] = k.size()[..] else {
+            bail!("weights.npz: kernel_{i} is not 2-D")
+        };
+        if kin != fan_in || b.size() != [kout] || (i + 1 == layers && kout != 1) {
+            bail!(
+                "weights.npz: kernel_{i} {:?} / bias_{i} {:?} do not chain from {fan_in} inputs",
+                k.size(),
+                b.size()
+            );
+        }
+        // Keras's kernel is [in, out]; ours is [out, in].
+        let w = Vec::<f32>::try_from(k.to_kind(Kind::Float).tr().contiguous().flatten(0, -1))?;
+        init.push((w, Vec::<f32>::try_from(b.to_kind(Kind::Float))?));
+        if i == 0 {
+            units = kout;
+        }
+        fan_in = kout;
+    }
+    let order = Tensor::read_npy(dir.join("order.npy"))
+        .with_context(|| format!("cannot read {}", dir.join("order.npy").display()))?;
+    let epochs = order.size().first().copied().unwrap_or(0);
+    let overrides = Overrides {
+        samples: Some(n),
+        features: Some(f),
+        hidden_layers: Some(layers as i64 - 1),
+        units: Some(if layers > 1 { units } else { 1 }),
+        epochs: Some(epochs.max(1)),
+        ..Default::default()
+    };
+    let exp = Experiment::resolve("baseline", &overrides)?;
+    let t = exp.train_len();
+    if order.size() != [epochs, t] || epochs < 1 {
+        bail!(
+            "order.npy has shape {:?}, expected [epochs, {t}]",
+            order.size()
+        );
+    }
+    let mut steps = vec![vec![]; epochs as usize];
+    let mut r = csv::Reader::from_path(dir.join("steps.csv"))
+        .with_context(|| format!("cannot read {}", dir.join("steps.csv").display()))?;
+    for rec in r.records() {
+        let rec = rec.context("steps.csv: malformed row")?;
+        let v = |i: usize| -> Result<f64> {
+            rec.get(i)
+                .unwrap_or("")
+                .parse()
+                .with_context(|| format!("steps.csv: bad number in {rec:?}"))
+        };
+        let e = v(0)? as usize;
+        if e >= steps.len() {
+            bail!("steps.csv: epoch {e} beyond order.npy's {epochs}");
+        }
+        steps[e].push((v(2)?, v(3)?));
+    }
+    let per_epoch = exp.steps_per_epoch() as usize;
+    if steps.iter().any(|s| s.len() != per_epoch) {
+        bail!("steps.csv: expected {per_epoch} steps in each of {epochs} epochs");
+    }
+    let curve = read_curve(&dir.join("epochs.csv"))?;
+    if curve.len() != epochs as usize {
+        bail!("epochs.csv has {} epochs, order.npy {epochs}", curve.len());
+    }
+    let x = x.to_kind(Kind::Float);
+    let y = y.to_kind(Kind::Float).view([n, 1]);
+    let split = Split {
+        train_x: x.narrow(0, 0, t),
+        train_y: y.narrow(0, 0, t),
+        val_x: x.narrow(0, t, n - t),
+        val_y: y.narrow(0, t, n - t),
+    };
+    Ok(Dump {
+        exp,
+        split,
+        init,
+        order,
+        steps,
+        epochs: curve,
+    })
+}
+
+/// Per step: (epoch, step, keras loss, our loss, keras acc, our acc); per epoch: our figures.
+pub type Replay = (Vec<(i64, i64, f64, f64, f64, f64)>, Vec<[f64; 4]>);
+
+pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64) -> Result<Replay> {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut net = Network::with_values(&vs.root(), &d.exp, d.init.clone());
+    let mut opt = optim::build_with_eps(optimizer, &vs, d.exp.lr, eps)?;
+    let (mut rows, mut ours) = (vec![], vec![]);
+    for (e, keras_steps) in d.steps.iter().enumerate() {
+        let order = d.order.get(e as i64);
+        let xs = d
+            .split
+            .train_x
+            .index_select(0, &order)
+            .split(d.exp.batch_size, 0);
+        let ys = d
+            .split
+            .train_y
+            .index_select(0, &order)
+            .split(d.exp.batch_size, 0);
+        let (mut loss_sum, mut acc_sum) = (0.0, 0.0);
+        for (s, ((xb, yb), (kl, ka))) in xs.iter().zip(&ys).zip(keras_steps).enumerate() {
+            let logits = net.train_step(xb, yb);
+            let l = f64::try_from(loss(&logits, yb).to_kind(Kind::Double))?;
+            let a = f64::try_from(accuracy(&logits, yb).to_kind(Kind::Double))?;
+            opt.step();
+            let b = xb.size()[0] as f64;
+            loss_sum += l * b;
+            acc_sum += a * b;
+            rows.push((e as i64, s as i64, *kl, l, *ka, a));
+        }
+        let t = d.exp.train_len() as f64;
+        let (vl, va) = tch::no_grad(|| {
+            let logits = tch::nn::Module::forward(&net, &d.split.val_x);
+            (
+                loss(&logits, &d.split.val_y),
+                accuracy(&logits, &d.split.val_y),
+            )
+        });
+        ours.push([
+            acc_sum / t,
+            loss_sum / t,
+            f64::try_from(va.to_kind(Kind::Double))?,
+            f64::try_from(vl.to_kind(Kind::Double))?,
+        ]);
+    }
+    Ok((rows, ours))
+}
+
+pub fn run(args: &ParityArgs) -> Result<()> {
+    let valid =
+        |v: f64, min_exclusive: bool| v.is_finite() && (v > 0.0 || (!min_exclusive && v == 0.0));
+    if !valid(args.eps, true) || !valid(args.tolerance, false) {
+        bail!("--eps must be > 0 and --tolerance >= 0, both finite");
+    }
+    if let Some(out) = &args.out {
+        crate::outputs::check_free(std::slice::from_ref(out), args.overwrite)?;
+    }
+    let dump = load(&args.dir)?;
+    let (rows, ours) = replay(&dump, args.optimizer, args.eps)?;
+    let mut text = String::from(
+        "epoch  max|Δ step loss|  loss ours/keras        acc ours/keras         val_loss ours/keras    val_acc ours/keras\n",
+    );
+    for (e, (o, k)) in ours.iter().zip(&dump.epochs).enumerate() {
+        let worst = rows
+            .iter()
+            .filter(|r| r.0 == e as i64)
+            .map(|r| (r.3 - r.2).abs())
+            .fold(0.0, f64::max);
+        text += &format!(
+            "{e:<6} {worst:<16.3e} {:.6}/{:.6}    {:.6}/{:.6}    {:.6}/{:.6}    {:.6}/{:.6}\n",
+            o[1], k[1], o[0], k[0], o[3], k[3], o[2], k[2]
+        );
+    }
+    crate::outputs::stdout(&text)?;
+    if let Some(out) = &args.out {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.write_record([
+            "epoch",
+            "step",
+            "keras_loss",
+            "ours_loss",
+            "abs_diff",
+            "keras_binary_accuracy",
+            "ours_binary_accuracy",
+        ])?;
+        for (e, s, kl, l, ka, a) in &rows {
+            w.write_record([
+                e.to_string(),
+                s.to_string(),
+                python_float(*kl),
+                python_float(*l),
+                python_float((l - kl).abs()),
+                python_float(*ka),
+                python_float(*a),
+            ])?;
+        }
+        crate::outputs::make_parent(out)?;
+        std::fs::write(out, w.into_inner().map_err(|e| e.into_error())?)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    if let Some(first) = rows.iter().find(|r| (r.3 - r.2).abs() > args.tolerance) {
+        let worst = rows.iter().map(|r| (r.3 - r.2).abs()).fold(0.0, f64::max);
+        bail!(
+            "per-step loss differs from Keras's by up to {worst:.3e} (tolerance {:.0e}), first beyond it at epoch {} step {}",
+            args.tolerance,
+            first.0,
+            first.1
+        );
+    }
+    Ok(())
+}
