@@ -8,20 +8,10 @@
 //! shown too. `cargo run --release --example adam_eps_effect`
 use binclass::config::Experiment;
 use binclass::data::Dataset;
-use binclass::fit::{self, Callback, EpochLogs, Plan};
+use binclass::fit::{self, EpochLogs, History, Plan};
 use binclass::model::Network;
 use tch::Device;
 use tch::nn::{self, OptimizerConfig};
-
-#[derive(Default)]
-struct Collect(Vec<EpochLogs>);
-
-impl Callback for Collect {
-    fn on_epoch_end(&mut self, l: &EpochLogs) -> anyhow::Result<()> {
-        self.0.push(*l);
-        Ok(())
-    }
-}
 
 fn curve(e: &Experiment, seed: u64, eps: f64) -> Vec<EpochLogs> {
     let data = Dataset::generate(e, seed)
@@ -40,7 +30,7 @@ fn curve(e: &Experiment, seed: u64, eps: f64) -> Vec<EpochLogs> {
         batch_size: e.batch_size,
         train_len: e.train_len(),
     };
-    let mut logs = Collect::default();
+    let mut logs = History::default();
     fit::fit(&mut net, &mut opt, &data, plan, seed, &mut [&mut logs]).unwrap();
     logs.0
 }

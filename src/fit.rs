@@ -86,6 +86,17 @@ pub trait Callback {
     }
 }
 
+/// Keras's History: every epoch's logs, kept in memory.
+#[derive(Debug, Default)]
+pub struct History(pub Vec<EpochLogs>);
+
+impl Callback for History {
+    fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<()> {
+        self.0.push(*logs);
+        Ok(())
+    }
+}
+
 /// Each step's logits, as the weights were at that step, kept on the device.
 struct Accumulator {
     logits: Vec<Tensor>,

@@ -41,6 +41,32 @@ pub struct RunRecord {
     pub final_metrics: Option<EpochLogs>,
 }
 
+impl RunRecord {
+    /// The record of a run about to start.
+    pub fn start(
+        experiment: Experiment,
+        seed: u64,
+        device: tch::Device,
+        threads: i32,
+        csv: PathBuf,
+    ) -> Self {
+        RunRecord {
+            experiment,
+            seed,
+            device: crate::device::name(device),
+            threads,
+            versions: VERSIONS,
+            csv,
+            finished: false,
+            stopped: None,
+            epochs_completed: 0,
+            epoch_seconds: vec![],
+            total_seconds: 0.0,
+            final_metrics: None,
+        }
+    }
+}
+
 /// Keeps the record up to date as the run goes.
 pub struct RecordWriter {
     pub record: RunRecord,

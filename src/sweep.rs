@@ -17,7 +17,7 @@ use crate::config::{Experiment, Overrides, whole};
 use crate::csv_logger::{CsvLogger, python_float};
 use crate::data::Dataset;
 use crate::fit::{Callback, EpochLogs, Outcome, Plan};
-use crate::record::{RecordWriter, RunRecord, VERSIONS};
+use crate::record::{RecordWriter, RunRecord};
 use crate::{device, optim, outputs, rng};
 
 #[derive(Args, Debug)]
@@ -370,20 +370,7 @@ fn train_chunk(
         .zip(csvs)
         .map(|(&seed, csv)| {
             let files = outputs::claim_path(csv, job.overwrite)?;
-            let record = RunRecord {
-                experiment: e.clone(),
-                seed,
-                device: device::name(device),
-                threads: job.threads,
-                versions: VERSIONS,
-                csv: files.csv.clone(),
-                finished: false,
-                stopped: None,
-                epochs_completed: 0,
-                epoch_seconds: vec![],
-                total_seconds: 0.0,
-                final_metrics: None,
-            };
+            let record = RunRecord::start(e.clone(), seed, device, job.threads, files.csv.clone());
             Ok((
                 CsvLogger::new(files.csv),
                 RecordWriter::new(record, files.json, false),

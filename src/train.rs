@@ -12,7 +12,7 @@ use crate::data::Dataset;
 use crate::fit::{self, Callback, Plan};
 use crate::model::Network;
 use crate::progress::KerasProgress;
-use crate::record::{RecordWriter, RunRecord, VERSIONS};
+use crate::record::{RecordWriter, RunRecord};
 use crate::{device, optim, outputs};
 
 pub use crate::optim::ADAM;
@@ -77,20 +77,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut progress = KerasProgress::new(args.verbose);
     let mut csv = CsvLogger::new(files.csv.clone());
     let mut record = RecordWriter::new(
-        RunRecord {
-            experiment: exp,
-            seed: args.seed,
-            device: device::name(device),
-            threads: args.threads as i32,
-            versions: VERSIONS,
-            csv: files.csv.clone(),
-            finished: false,
-            stopped: None,
-            epochs_completed: 0,
-            epoch_seconds: vec![],
-            total_seconds: 0.0,
-            final_metrics: None,
-        },
+        RunRecord::start(
+            exp,
+            args.seed,
+            device,
+            args.threads as i32,
+            files.csv.clone(),
+        ),
         files.json.clone(),
         true,
     );

@@ -2,20 +2,10 @@
 
 use binclass::config::{Experiment, Overrides};
 use binclass::data::Dataset;
-use binclass::fit::{self, Callback, EpochLogs, Plan};
+use binclass::fit::{self, History, Plan};
 use binclass::{model::Network, train::ADAM};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind};
-
-#[derive(Default)]
-struct Collect(Vec<EpochLogs>);
-
-impl Callback for Collect {
-    fn on_epoch_end(&mut self, l: &EpochLogs) -> anyhow::Result<()> {
-        self.0.push(*l);
-        Ok(())
-    }
-}
 
 /// With a learning rate too small to move any weight, the epoch's running
 /// means must equal the metrics of the whole training set at the initial
@@ -46,7 +36,7 @@ fn running_means_weigh_the_last_short_batch_by_its_size() {
         )
     });
     let mut opt = ADAM.build(&vs, e.lr).unwrap();
-    let mut logs = Collect::default();
+    let mut logs = History::default();
     let plan = Plan {
         epochs: 1,
         batch_size: e.batch_size,
