@@ -41,7 +41,6 @@ impl Module for BatchedLinear {
 #[derive(Debug)]
 pub struct BatchedNetwork {
     pub seq: nn::Sequential,
-    pub replicas: i64,
     layers: Vec<(Tensor, Tensor)>,
     grad_slices: Vec<(Tensor, Tensor)>,
     activation: Activation,
@@ -98,7 +97,6 @@ impl BatchedNetwork {
         }
         BatchedNetwork {
             seq,
-            replicas: r,
             layers,
             grad_slices,
             activation: e.activation,

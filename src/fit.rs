@@ -55,7 +55,6 @@ pub enum Outcome {
 /// device, so observers read only as often as they display.
 pub struct Running<'a> {
     pub step: i64,
-    pub steps: i64,
     acc: &'a Accumulator,
 }
 
@@ -171,7 +170,6 @@ pub fn fit(
             acc.logits.push(logits);
             let running = Running {
                 step: step + 1,
-                steps,
                 acc: &acc,
             };
             for cb in callbacks.iter_mut() {

@@ -4,7 +4,6 @@
 //! The sequence ends at the sigmoid's input (the logit). Keras does the same
 //! in effect: its binary cross-entropy notices the sigmoid and computes the
 //! loss from the logit, and its accuracy thresholds `sigmoid(logit) > 0.5`.
-//! [`probabilities`] applies the sigmoid for predictions.
 
 use tch::{Kind, Tensor, nn, nn::Module};
 
@@ -155,11 +154,6 @@ impl Module for Network {
     fn forward(&self, xs: &Tensor) -> Tensor {
         self.seq.forward(xs)
     }
-}
-
-/// `sigmoid(logits)`: the model's output as Keras reports it.
-pub fn probabilities(net: &impl Module, xs: &Tensor) -> Tensor {
-    net.forward(xs).sigmoid()
 }
 
 /// `(name, fan_in, fan_out)` of each Dense layer, the output layer last.
