@@ -4,26 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_binclass");
-
-fn binclass(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("BINCLASS_THREADS")
-        .output()
-        .expect("binclass runs")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> Output {
-    let out = binclass(dir, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod common;
+use common::{BIN, binclass, ok};
 
 /// Small and quick: 600 samples, 480 train in 16 steps of 30.
 const SMALL: &[&str] = &["train", "--verbose", "0", "--samples", "600"];

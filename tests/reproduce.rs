@@ -3,18 +3,12 @@
 use std::path::Path;
 use std::process::Command;
 
+use binclass::config::PRESETS;
+
 const BIN: &str = env!("CARGO_BIN_EXE_binclass");
-const PRESETS: [&str; 6] = [
-    "baseline",
-    "noise",
-    "dummy-features",
-    "scaled",
-    "scaled-long",
-    "shifted",
-];
 
 fn fake_reference(dir: &Path) {
-    for p in PRESETS {
+    for (p, _) in PRESETS {
         std::fs::create_dir_all(dir.join(p)).unwrap();
         for s in 0..3 {
             let v = 0.9 + s as f64 * 0.01;
@@ -51,10 +45,8 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = dir.path().join("out");
     let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
-    for label in PRESETS
-        .iter()
-        .chain(&["scaled-standard", "shifted-standard"])
-    {
+    let labels = PRESETS.iter().map(|(p, _)| *p);
+    for label in labels.chain(["scaled-standard", "shifted-standard"]) {
         for s in 0..2 {
             let name = label.split("-standard").next().unwrap();
             let csv = out.join(format!("runs/{label}/{name}-seed{s}.csv"));
@@ -79,7 +71,7 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
         );
         assert!(report.contains(&format!("figures/{label}.png")));
     }
-    for p in PRESETS {
+    for (p, _) in PRESETS {
         assert!(
             report.contains(&format!("| {p} | 2/3 |")),
             "{p} not in the comparison table"

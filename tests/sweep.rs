@@ -1,27 +1,9 @@
 //! `binclass sweep` against `binclass train`, seed by seed.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_binclass");
-
-fn binclass(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("BINCLASS_THREADS")
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) {
-    let out = binclass(dir, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod common;
+use common::{binclass, ok};
 
 fn rows(csv: &Path) -> Vec<Vec<f64>> {
     csv::Reader::from_path(csv)
