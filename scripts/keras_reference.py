@@ -28,6 +28,10 @@ libraries refuse it or where the reference runs need a knob:
     (epoch, step, loss, binary_accuracy of every step, before its update) and
     epochs.csv (the CSVLogger columns, training figures as sample-weighted
     means of the steps).
+  * `--dtype f64`: `tf.keras.backend.set_floatx('float64')` before the model
+    is built, so weights, activations, loss and Adam run in float64 (the
+    article ran float32, Keras's default). With `binclass parity --dtype
+    f64` it shows whether two float32 trajectories part by rounding.
 
 Presets (the article's sections 3 and 4):
   baseline        2 features, NOISE_RATE 0, 100 epochs
@@ -69,6 +73,7 @@ parser.add_argument("--epochs", type=int, default=None, help="override the prese
 parser.add_argument("--out", default=None, help="CSV written by tf.keras.callbacks.CSVLogger")
 parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
 parser.add_argument("--dump", default=None, help="folder for a step-by-step record (see above)")
+parser.add_argument("--dtype", choices=("f32", "f64"), default="f32", help="Keras floatx (default f32, as the article)")
 args = parser.parse_args()
 
 n_features, NOISE_RATE, transform, EPOCHS = PRESETS[args.preset]
@@ -81,6 +86,8 @@ from tensorflow.keras.metrics import binary_accuracy
 
 if args.seed is not None:
     tf.keras.utils.set_random_seed(args.seed)  # python random, numpy, TF
+if args.dtype == "f64":
+    tf.keras.backend.set_floatx("float64")
 
 # データセット準備
 ds_features = np.random.rand(10000, n_features)  # 特徴データ

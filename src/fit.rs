@@ -115,15 +115,17 @@ impl Accumulator {
     }
 }
 
-/// Keras's `binary_accuracy` on a sigmoid output: `sigmoid(logit) > 0.5`, in float32.
+/// Keras's `binary_accuracy` on a sigmoid output: `sigmoid(logit) > 0.5`,
+/// in the logits' kind (float32, as Keras's floatx, unless replaying float64).
 pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    let kind = logits.kind();
     logits
         .sigmoid()
         .gt(0.5)
-        .to_kind(Kind::Float)
+        .to_kind(kind)
         .eq_tensor(labels)
-        .to_kind(Kind::Float)
-        .mean(Kind::Float)
+        .to_kind(kind)
+        .mean(kind)
 }
 
 /// Keras's `binary_crossentropy` on a sigmoid output, computed from the logit.

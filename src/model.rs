@@ -5,7 +5,7 @@
 //! in effect: its binary cross-entropy notices the sigmoid and computes the
 //! loss from the logit, and its accuracy thresholds `sigmoid(logit) > 0.5`.
 
-use tch::{Kind, Tensor, nn, nn::Module};
+use tch::{Tensor, nn, nn::Module};
 
 use crate::config::{Activation, Experiment, Init};
 use crate::rng::{self, Stream};
@@ -38,18 +38,24 @@ impl Network {
     /// The network with given starting values: per layer, weight ([out, in],
     /// row-major) and bias, as [`initial_values`] returns them.
     pub fn with_values(vs: &nn::Path, e: &Experiment, init: Vec<(Vec<f32>, Vec<f32>)>) -> Self {
-        let shapes = layer_shapes(e);
         let values: Vec<f32> = init
             .into_iter()
             .flat_map(|(w, b)| w.into_iter().chain(b))
             .collect();
-        let flat = vs.var("params", &[values.len() as i64], nn::Init::Const(0.0));
-        tch::no_grad(|| {
-            let mut f = flat.shallow_clone();
-            f.copy_(&Tensor::from_slice(&values).to(flat.device()));
-        });
+        Self::from_flat(vs, e, Tensor::from_slice(&values))
+    }
+
+    /// The network whose parameters, laid out as [`Network::with_values`]
+    /// concatenates them, start as `flat`; they keep its kind (float32, or
+    /// float64 for `parity --dtype f64`).
+    pub fn from_flat(vs: &nn::Path, e: &Experiment, flat: Tensor) -> Self {
+        let shapes = layer_shapes(e);
+        let expected: i64 = shapes.iter().map(|(_, i, o)| (i + 1) * o).sum();
+        assert_eq!(flat.size(), [expected], "flat parameter count");
+        // A copy, so training never writes into the caller's tensor.
+        let flat = vs.add("params", flat.to_device(vs.device()).copy(), true);
         // Gives the flat variable a gradient tensor that backward then fills.
-        (flat.sum(Kind::Float) * 0.0).backward();
+        (flat.sum(flat.kind()) * 0.0).backward();
         let storage = flat.detach();
         let mut offset = 0;
         let mut take = |shape: &[i64]| {
@@ -131,7 +137,7 @@ impl Network {
             for (l, (gw, gb)) in self.grad_slices.iter().enumerate().rev() {
                 let input = if l == 0 { xs } else { &outs[2 * l - 1] };
                 let _ = g.tr().mm_out(gw, input);
-                let _ = g.sum_intlist_out(gb, [0i64].as_slice(), false, Kind::Float);
+                let _ = g.sum_intlist_out(gb, [0i64].as_slice(), false, g.kind());
                 if l > 0 {
                     g = activation_backward(self.activation, &g.mm(&self.params[2 * l].1), input);
                 }
@@ -221,7 +227,7 @@ fn initial(fan_in: i64, fan_out: i64, init: Init, r: &mut impl rand::Rng) -> (Ve
 mod tests {
     use super::*;
     use crate::config::Overrides;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     fn params(e: &Experiment) -> (nn::VarStore, Network) {
         let vs = nn::VarStore::new(Device::Cpu);
@@ -378,6 +384,7 @@ mod gradient_tests {
     use super::*;
     use crate::config::Overrides;
     use tch::Device;
+    use tch::Kind;
 
     fn flat_grad_of(net: &Network) -> Vec<f32> {
         Vec::<f32>::try_from(&net.flat_grad).unwrap()

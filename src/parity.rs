@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::compare::read_curve;
@@ -31,12 +31,41 @@ pub struct ParityArgs {
     /// Largest allowed |our step loss - Keras's| (exit status 1 beyond it).
     #[arg(long, default_value_t = 1e-5, value_parser = number, allow_hyphen_values = true)]
     pub tolerance: f64,
+    /// Arithmetic of the replay [default: the dump's, f64 for a dump made
+    /// with `keras_reference.py --dtype f64`].
+    #[arg(long, value_enum)]
+    pub dtype: Option<Dtype>,
     /// Per-step differences CSV [default: none written].
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
     /// Replace --out if it exists.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+/// How close two validation accuracies count as the same (the 1e-3).
+const VAL_ACC_CLOSE: f64 = 1e-3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+impl Dtype {
+    pub fn kind(self) -> Kind {
+        match self {
+            Dtype::F32 => Kind::Float,
+            Dtype::F64 => Kind::Double,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+        }
+    }
 }
 
 fn npz(path: &Path) -> Result<HashMap<String, Tensor>> {
@@ -53,8 +82,12 @@ fn get<'a>(m: &'a HashMap<String, Tensor>, file: &str, name: &str) -> Result<&'a
 /// What a dump holds.
 pub struct Dump {
     pub exp: Experiment,
+    /// The data as generated (float64).
     pub split: Split,
-    pub init: Vec<(Vec<f32>, Vec<f32>)>,
+    /// The starting parameters, flat in [`Network::from_flat`]'s layout.
+    pub init: Tensor,
+    /// The arithmetic Keras ran in (the weights' dtype).
+    pub dtype: Dtype,
     /// `[epochs, train_len]`
     pub order: Tensor,
     /// Per epoch, per step: (loss, binary_accuracy).
@@ -86,6 +119,11 @@ pub fn load(dir: &Path) -> Result<Dump> {
     if layers == 0 {
         bail!("weights.npz has no kernel_0");
     }
+    let dtype = match get(&weights, "weights.npz", "kernel_0")?.kind() {
+        Kind::Float => Dtype::F32,
+        Kind::Double => Dtype::F64,
+        k => bail!("weights.npz: kernel_0 is {k:?}, expected float32 or float64"),
+    };
     let mut init = vec![];
     let mut fan_in = f;
     let mut units = 0;
@@ -103,8 +141,8 @@ pub fn load(dir: &Path) -> Result<Dump> {
             );
         }
         // Keras's kernel is [in, out]; ours is [out, in].
-        let w = Vec::<f32>::try_from(k.to_kind(Kind::Float).tr().contiguous().flatten(0, -1))?;
-        init.push((w, Vec::<f32>::try_from(b.to_kind(Kind::Float))?));
+        init.push(k.tr().flatten(0, -1).to_kind(dtype.kind()));
+        init.push(b.to_kind(dtype.kind()));
         if i == 0 {
             units = kout;
         }
@@ -154,8 +192,8 @@ pub fn load(dir: &Path) -> Result<Dump> {
     if curve.len() != epochs as usize {
         bail!("epochs.csv has {} epochs, order.npy {epochs}", curve.len());
     }
-    let x = x.to_kind(Kind::Float);
-    let y = y.to_kind(Kind::Float).view([n, 1]);
+    let x = x.to_kind(Kind::Double);
+    let y = y.to_kind(Kind::Double).view([n, 1]);
     let split = Split {
         train_x: x.narrow(0, 0, t),
         train_y: y.narrow(0, 0, t),
@@ -165,7 +203,8 @@ pub fn load(dir: &Path) -> Result<Dump> {
     Ok(Dump {
         exp,
         split,
-        init,
+        init: Tensor::cat(&init, 0),
+        dtype,
         order,
         steps,
         epochs: curve,
@@ -175,23 +214,25 @@ pub fn load(dir: &Path) -> Result<Dump> {
 /// Per step: (epoch, step, keras loss, our loss, keras acc, our acc); per epoch: our figures.
 pub type Replay = (Vec<(i64, i64, f64, f64, f64, f64)>, Vec<[f64; 4]>);
 
-pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64) -> Result<Replay> {
+/// Replays the dump in `dtype`: float32 inputs are the float64 data rounded,
+/// as Keras rounds numpy's float64 arrays to its floatx.
+pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64, dtype: Dtype) -> Result<Replay> {
+    let kind = dtype.kind();
     let vs = nn::VarStore::new(Device::Cpu);
-    let mut net = Network::with_values(&vs.root(), &d.exp, d.init.clone());
+    let mut net = Network::from_flat(&vs.root(), &d.exp, d.init.to_kind(kind));
     let mut opt = optim::build_with_eps(optimizer, &vs, d.exp.lr, eps)?;
+    let [train_x, train_y, val_x, val_y] = [
+        &d.split.train_x,
+        &d.split.train_y,
+        &d.split.val_x,
+        &d.split.val_y,
+    ]
+    .map(|t| t.to_kind(kind));
     let (mut rows, mut ours) = (vec![], vec![]);
     for (e, keras_steps) in d.steps.iter().enumerate() {
         let order = d.order.get(e as i64);
-        let xs = d
-            .split
-            .train_x
-            .index_select(0, &order)
-            .split(d.exp.batch_size, 0);
-        let ys = d
-            .split
-            .train_y
-            .index_select(0, &order)
-            .split(d.exp.batch_size, 0);
+        let xs = train_x.index_select(0, &order).split(d.exp.batch_size, 0);
+        let ys = train_y.index_select(0, &order).split(d.exp.batch_size, 0);
         let (mut loss_sum, mut acc_sum) = (0.0, 0.0);
         for (s, ((xb, yb), (kl, ka))) in xs.iter().zip(&ys).zip(keras_steps).enumerate() {
             let logits = net.train_step(xb, yb);
@@ -205,11 +246,8 @@ pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64) -> Result<Replay> {
         }
         let t = d.exp.train_len() as f64;
         let (vl, va) = tch::no_grad(|| {
-            let logits = tch::nn::Module::forward(&net, &d.split.val_x);
-            (
-                loss(&logits, &d.split.val_y),
-                accuracy(&logits, &d.split.val_y),
-            )
+            let logits = tch::nn::Module::forward(&net, &val_x);
+            (loss(&logits, &val_y), accuracy(&logits, &val_y))
         });
         ours.push([
             acc_sum / t,
@@ -231,7 +269,15 @@ pub fn run(args: &ParityArgs) -> Result<()> {
         crate::outputs::check_free(std::slice::from_ref(out), args.overwrite)?;
     }
     let dump = load(&args.dir)?;
-    let (rows, ours) = replay(&dump, args.optimizer, args.eps)?;
+    let dtype = args.dtype.unwrap_or(dump.dtype);
+    if dtype != dump.dtype {
+        eprintln!(
+            "note: replaying in {} a run Keras made in {}",
+            dtype.name(),
+            dump.dtype.name()
+        );
+    }
+    let (rows, ours) = replay(&dump, args.optimizer, args.eps, dtype)?;
     let mut text = String::from(
         "epoch  max|Δ step loss|  loss ours/keras        acc ours/keras         val_loss ours/keras    val_acc ours/keras\n",
     );
@@ -246,6 +292,37 @@ pub fn run(args: &ParityArgs) -> Result<()> {
             o[1], k[1], o[0], k[0], o[3], k[3], o[2], k[2]
         );
     }
+    let first_apart = rows.iter().position(|r| (r.3 - r.2).abs() > args.tolerance);
+    text += &match first_apart {
+        Some(i) => format!(
+            "step loss: first beyond {:.0e} at epoch {} step {} (step {} of {})\n",
+            args.tolerance,
+            rows[i].0,
+            rows[i].1,
+            i + 1,
+            rows.len()
+        ),
+        None => format!(
+            "step loss: within {:.0e} at all {} steps\n",
+            args.tolerance,
+            rows.len()
+        ),
+    };
+    // 2,000 validation rows in the baseline: 1e-3 is two rows classified differently.
+    let close: Vec<bool> = ours
+        .iter()
+        .zip(&dump.epochs)
+        .map(|(o, k)| (o[2] - k[2]).abs() <= VAL_ACC_CLOSE)
+        .collect();
+    text += &format!(
+        "val_binary_accuracy: within {VAL_ACC_CLOSE:.0e} at {} of {} epochs{}\n",
+        close.iter().filter(|c| **c).count(),
+        close.len(),
+        match close.iter().position(|c| !c) {
+            Some(e) => format!(", first apart at epoch {e}"),
+            None => String::new(),
+        }
+    );
     crate::outputs::stdout(&text)?;
     if let Some(out) = &args.out {
         let mut w = csv::Writer::from_writer(vec![]);
@@ -273,13 +350,13 @@ pub fn run(args: &ParityArgs) -> Result<()> {
         std::fs::write(out, w.into_inner().map_err(|e| e.into_error())?)
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
-    if let Some(first) = rows.iter().find(|r| (r.3 - r.2).abs() > args.tolerance) {
+    if let Some(i) = first_apart {
         let worst = rows.iter().map(|r| (r.3 - r.2).abs()).fold(0.0, f64::max);
         bail!(
             "per-step loss differs from Keras's by up to {worst:.3e} (tolerance {:.0e}), first beyond it at epoch {} step {}",
             args.tolerance,
-            first.0,
-            first.1
+            rows[i].0,
+            rows[i].1
         );
     }
     Ok(())
