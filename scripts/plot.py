@@ -74,15 +74,20 @@ def main() -> None:
             sys.exit(f"plot: {a.reference}: no CSV files")
         ref = [read(f)[1] for f in files]
         draw(ax, ref, f"Keras validation (mean of {len(ref)}, min-max)", "tab:green")
-    ax.set_xlabel("Epochs")
-    ax.set_ylabel("Accuracy")
     ax.set_ylim(0.5, 1)
-    if a.title:
-        ax.set_title(a.title)
+    save(fig, ax, "Accuracy", a.title, a.out)
+
+
+def save(fig, ax, ylabel: str, title, out: str) -> None:
+    """Labels (epochs on x), legend, and the PNG at `out`, its folder made."""
+    ax.set_xlabel("Epochs")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    fig.savefig(a.out)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-//! scripts/plot.py draws a PNG from a Keras CSVLogger file and from ours.
+//! scripts/plot.py draws a PNG from a Keras CSVLogger file and from ours;
+//! scripts/plot_parity.py draws `binclass parity --out` files.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,17 +13,18 @@ fn python() -> Option<PathBuf> {
     let ok = Command::new(&py)
         .args(["-c", "import matplotlib"])
         .status()
-        .ok()?
-        .success();
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "skipped: matplotlib is not installed in the project environment (scripts/setup.sh)"
+        );
+    }
     ok.then_some(py)
 }
 
 #[test]
 fn plot_draws_pngs_from_keras_and_binclass_csvs() {
     let Some(py) = python() else {
-        eprintln!(
-            "skipped: matplotlib is not installed in the project environment (scripts/setup.sh)"
-        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -83,4 +85,61 @@ fn plot_draws_pngs_from_keras_and_binclass_csvs() {
         .output()
         .unwrap();
     assert!(!o.status.success(), "a PNG is not a CSV");
+}
+
+#[test]
+fn plot_parity_draws_the_per_epoch_differences_of_parity_csvs() {
+    let Some(py) = python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut runs = vec![];
+    for (label, fixture) in [
+        ("f32", "parity-baseline-seed0"),
+        ("f64", "parity-baseline-seed0-f64"),
+    ] {
+        let csv = dir.path().join(format!("{label}.csv"));
+        let status = Command::new(env!("CARGO_BIN_EXE_binclass"))
+            .arg("parity")
+            .arg(root.join("tests/fixtures").join(fixture))
+            .arg("--out")
+            .arg(&csv)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        runs.push(format!("{label}={}", csv.display()));
+    }
+    let script = root.join("scripts/plot_parity.py");
+    let out = dir.path().join("parity.png");
+    let o = Command::new(&py)
+        .arg(&script)
+        .arg("--pairs")
+        .args(&runs)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 5_000);
+    // A CSVLogger file is not a parity file; a path without a label is refused.
+    let logger = dir.path().join("logger.csv");
+    std::fs::write(&logger, "epoch,binary_accuracy,loss\n0,0.9,0.1\n").unwrap();
+    for bad in [
+        format!("x={}", logger.display()),
+        runs[0].replace("f32=", ""),
+    ] {
+        let o = Command::new(&py)
+            .arg(&script)
+            .arg(&bad)
+            .arg("--out")
+            .arg(dir.path().join("bad.png"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }
