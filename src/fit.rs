@@ -61,10 +61,52 @@ pub struct Running<'a> {
 impl Running<'_> {
     /// Running (loss, binary_accuracy) over the samples seen this epoch.
     pub fn read(&self) -> (f64, f64) {
-        let m = self.acc.means();
-        match Vec::<f64>::try_from(m.to_kind(Kind::Double).to_device(Device::Cpu)).as_deref() {
-            Ok([loss, acc]) => (*loss, *acc),
-            _ => (f64::NAN, f64::NAN),
+        pair(&self.acc.means())
+    }
+
+    /// (loss, binary_accuracy) of this step's batch alone, as Keras's
+    /// `train_on_batch` returns them: what `binclass parity` compares.
+    pub fn read_step(&self) -> (f64, f64) {
+        let Some(logits) = self.acc.logits.last() else {
+            return (f64::NAN, f64::NAN);
+        };
+        let seen: i64 = self.acc.logits.iter().map(|l| l.size()[0]).sum();
+        let b = logits.size()[0];
+        let labels = self.acc.labels.narrow(0, seen - b, b);
+        pair(&Tensor::stack(
+            &[loss(logits, &labels), accuracy(logits, &labels)],
+            0,
+        ))
+    }
+}
+
+fn pair(m: &Tensor) -> (f64, f64) {
+    match Vec::<f64>::try_from(m.to_kind(Kind::Double).to_device(Device::Cpu)).as_deref() {
+        Ok([a, b]) => (*a, *b),
+        _ => (f64::NAN, f64::NAN),
+    }
+}
+
+/// Where each epoch's row order comes from.
+pub enum Order {
+    /// A fresh permutation per epoch from the run's shuffle stream.
+    Shuffled(Box<rand_chacha::ChaCha8Rng>),
+    /// Given orders, `[epochs, train_len]` (a Keras run's, for parity).
+    Given(Tensor),
+}
+
+impl Order {
+    pub fn shuffled(seed: u64) -> Self {
+        Order::Shuffled(Box::new(rng::stream(seed, rng::Stream::Shuffle)))
+    }
+
+    fn next(&mut self, epoch: i64, train_len: i64, device: Device) -> Tensor {
+        match self {
+            Order::Shuffled(r) => {
+                Tensor::from_slice(&rng::permutation(r.as_mut(), train_len as usize))
+                    .to_device(device)
+            }
+            Order::Given(orders) => orders.get(epoch).to_device(device),
         }
     }
 }
@@ -133,13 +175,26 @@ pub fn loss(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, Reduction::Mean)
 }
 
-/// Trains `net` in place; stops early only when the loss diverges.
+/// Trains `net` in place, shuffling each epoch with `seed`'s stream; stops
+/// early only when the loss diverges.
 pub fn fit(
     net: &mut Network,
     opt: &mut dyn Step,
     data: &Split,
     plan: Plan,
     seed: u64,
+    callbacks: &mut [&mut dyn Callback],
+) -> Result<Outcome> {
+    fit_in_order(net, opt, data, plan, Order::shuffled(seed), callbacks)
+}
+
+/// [`fit`] with the epochs' row orders from `order`.
+pub fn fit_in_order(
+    net: &mut Network,
+    opt: &mut dyn Step,
+    data: &Split,
+    plan: Plan,
+    mut order: Order,
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<Outcome> {
     let device = data.train_x.device();
@@ -149,7 +204,6 @@ pub fn fit(
         logits: Vec::with_capacity(steps as usize),
         labels: Tensor::new(),
     };
-    let mut shuffle = rng::stream(seed, rng::Stream::Shuffle);
     for cb in callbacks.iter_mut() {
         cb.on_train_begin(&plan)?;
     }
@@ -160,8 +214,7 @@ pub fn fit(
             cb.on_epoch_begin(epoch)?;
         }
         // One gather per epoch; every batch is then a view.
-        let order = rng::permutation(&mut shuffle, plan.train_len as usize);
-        let order = Tensor::from_slice(&order).to_device(device);
+        let order = order.next(epoch, plan.train_len, device);
         let xs = data.train_x.index_select(0, &order).split(bs, 0);
         acc.labels = data.train_y.index_select(0, &order);
         let ys = acc.labels.split(bs, 0);

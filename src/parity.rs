@@ -1,7 +1,7 @@
 //! `binclass parity DIR`: replays a Keras run recorded by
 //! `scripts/keras_reference.py --dump DIR` (same data, starting weights and
-//! batch order) and reports, step by step, how far binclass's losses are
-//! from Keras's.
+//! batch order) through binclass's own `fit`, and reports, step by step, how
+//! far binclass's losses are from Keras's.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use crate::compare::read_curve;
 use crate::config::{Experiment, Overrides, number};
 use crate::csv_logger::python_float;
 use crate::data::Split;
-use crate::fit::{accuracy, loss};
+use crate::fit::{self, Callback, History, Order, Plan, Running};
 use crate::model::Network;
 use crate::optim::{self, Optimizer};
 
@@ -214,48 +214,60 @@ pub fn load(dir: &Path) -> Result<Dump> {
 /// Per step: (epoch, step, keras loss, our loss, keras acc, our acc); per epoch: our figures.
 pub type Replay = (Vec<(i64, i64, f64, f64, f64, f64)>, Vec<[f64; 4]>);
 
-/// Replays the dump in `dtype`: float32 inputs are the float64 data rounded,
-/// as Keras rounds numpy's float64 arrays to its floatx.
+/// Each step's (loss, binary_accuracy), as `fit` runs it.
+#[derive(Default)]
+struct Steps(Vec<(f64, f64)>);
+
+impl Callback for Steps {
+    fn on_batch_end(&mut self, running: &Running) {
+        self.0.push(running.read_step());
+    }
+}
+
+/// Replays the dump in `dtype` through [`fit::fit_in_order`], the loop
+/// `binclass train` runs, with Keras's batch orders. Float32 inputs are the
+/// float64 data rounded, as Keras rounds numpy's float64 arrays to its floatx.
 pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64, dtype: Dtype) -> Result<Replay> {
     let kind = dtype.kind();
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = Network::from_flat(&vs.root(), &d.exp, d.init.to_kind(kind));
     let mut opt = optim::build_with_eps(optimizer, &vs, d.exp.lr, eps)?;
-    let [train_x, train_y, val_x, val_y] = [
-        &d.split.train_x,
-        &d.split.train_y,
-        &d.split.val_x,
-        &d.split.val_y,
-    ]
-    .map(|t| t.to_kind(kind));
-    let (mut rows, mut ours) = (vec![], vec![]);
-    for (e, keras_steps) in d.steps.iter().enumerate() {
-        let order = d.order.get(e as i64);
-        let xs = train_x.index_select(0, &order).split(d.exp.batch_size, 0);
-        let ys = train_y.index_select(0, &order).split(d.exp.batch_size, 0);
-        let (mut loss_sum, mut acc_sum) = (0.0, 0.0);
-        for (s, ((xb, yb), (kl, ka))) in xs.iter().zip(&ys).zip(keras_steps).enumerate() {
-            let logits = net.train_step(xb, yb);
-            let l = f64::try_from(loss(&logits, yb).to_kind(Kind::Double))?;
-            let a = f64::try_from(accuracy(&logits, yb).to_kind(Kind::Double))?;
-            opt.step();
-            let b = xb.size()[0] as f64;
-            loss_sum += l * b;
-            acc_sum += a * b;
-            rows.push((e as i64, s as i64, *kl, l, *ka, a));
-        }
-        let t = d.exp.train_len() as f64;
-        let (vl, va) = tch::no_grad(|| {
-            let logits = tch::nn::Module::forward(&net, &val_x);
-            (loss(&logits, &val_y), accuracy(&logits, &val_y))
-        });
-        ours.push([
-            acc_sum / t,
-            loss_sum / t,
-            f64::try_from(va.to_kind(Kind::Double))?,
-            f64::try_from(vl.to_kind(Kind::Double))?,
-        ]);
-    }
+    let split = Split {
+        train_x: d.split.train_x.to_kind(kind),
+        train_y: d.split.train_y.to_kind(kind),
+        val_x: d.split.val_x.to_kind(kind),
+        val_y: d.split.val_y.to_kind(kind),
+    };
+    let plan = Plan {
+        epochs: d.epochs.len() as i64,
+        batch_size: d.exp.batch_size,
+        train_len: d.exp.train_len(),
+    };
+    let (mut steps, mut history) = (Steps::default(), History::default());
+    fit::fit_in_order(
+        &mut net,
+        opt.as_mut(),
+        &split,
+        plan,
+        Order::Given(d.order.shallow_clone()),
+        &mut [&mut steps, &mut history],
+    )?;
+    let per_epoch = plan.steps() as usize;
+    let rows = steps
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, (l, a))| {
+            let (e, s) = (i / per_epoch, i % per_epoch);
+            let (kl, ka) = d.steps[e][s];
+            (e as i64, s as i64, kl, *l, ka, *a)
+        })
+        .collect();
+    let ours = history
+        .0
+        .iter()
+        .map(|l| [l.binary_accuracy, l.loss, l.val_binary_accuracy, l.val_loss])
+        .collect();
     Ok((rows, ours))
 }
 
@@ -278,21 +290,30 @@ pub fn run(args: &ParityArgs) -> Result<()> {
         );
     }
     let (rows, ours) = replay(&dump, args.optimizer, args.eps, dtype)?;
+    // NaN is never within tolerance, and makes the largest difference NaN.
+    let apart = |ours: f64, keras: f64| {
+        let d = (ours - keras).abs();
+        d.is_nan() || d > args.tolerance
+    };
+    let largest = |diffs: &mut dyn Iterator<Item = f64>| {
+        diffs.fold(0.0, |m: f64, d| if d.is_nan() { d } else { m.max(d) })
+    };
     let mut text = String::from(
         "epoch  max|Δ step loss|  loss ours/keras        acc ours/keras         val_loss ours/keras    val_acc ours/keras\n",
     );
     for (e, (o, k)) in ours.iter().zip(&dump.epochs).enumerate() {
-        let worst = rows
-            .iter()
-            .filter(|r| r.0 == e as i64)
-            .map(|r| (r.3 - r.2).abs())
-            .fold(0.0, f64::max);
+        let worst = largest(
+            &mut rows
+                .iter()
+                .filter(|r| r.0 == e as i64)
+                .map(|r| (r.3 - r.2).abs()),
+        );
         text += &format!(
             "{e:<6} {worst:<16.3e} {:.6}/{:.6}    {:.6}/{:.6}    {:.6}/{:.6}    {:.6}/{:.6}\n",
             o[1], k[1], o[0], k[0], o[3], k[3], o[2], k[2]
         );
     }
-    let first_apart = rows.iter().position(|r| (r.3 - r.2).abs() > args.tolerance);
+    let first_apart = rows.iter().position(|r| apart(r.3, r.2));
     text += &match first_apart {
         Some(i) => format!(
             "step loss: first beyond {:.0e} at epoch {} step {} (step {} of {})\n",
@@ -323,6 +344,23 @@ pub fn run(args: &ParityArgs) -> Result<()> {
             None => String::new(),
         }
     );
+    // The epoch figures come from `fit`'s own averaging; accuracies move in
+    // steps of one sample, so only the losses are held to the tolerance.
+    let epoch_apart = ours
+        .iter()
+        .zip(&dump.epochs)
+        .position(|(o, k)| apart(o[1], k[1]) || apart(o[3], k[3]));
+    text += &match epoch_apart {
+        Some(e) => format!(
+            "epoch loss, val_loss: first beyond {:.0e} at epoch {e}\n",
+            args.tolerance
+        ),
+        None => format!(
+            "epoch loss, val_loss: within {:.0e} at all {} epochs\n",
+            args.tolerance,
+            ours.len()
+        ),
+    };
     crate::outputs::stdout(&text)?;
     if let Some(out) = &args.out {
         let mut w = csv::Writer::from_writer(vec![]);
@@ -350,13 +388,31 @@ pub fn run(args: &ParityArgs) -> Result<()> {
         std::fs::write(out, w.into_inner().map_err(|e| e.into_error())?)
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
+    if ours.len() < dump.epochs.len() {
+        bail!(
+            "binclass stopped after epoch {}: its training loss was not finite (Keras's run has {} epochs)",
+            ours.len().saturating_sub(1),
+            dump.epochs.len()
+        );
+    }
     if let Some(i) = first_apart {
-        let worst = rows.iter().map(|r| (r.3 - r.2).abs()).fold(0.0, f64::max);
+        let worst = largest(&mut rows.iter().map(|r| (r.3 - r.2).abs()));
         bail!(
             "per-step loss differs from Keras's by up to {worst:.3e} (tolerance {:.0e}), first beyond it at epoch {} step {}",
             args.tolerance,
             rows[i].0,
             rows[i].1
+        );
+    }
+    if let Some(e) = epoch_apart {
+        let (o, k) = (ours[e], dump.epochs[e]);
+        bail!(
+            "epoch {e}'s figures differ from Keras's beyond {:.0e}: loss {} vs {}, val_loss {} vs {}",
+            args.tolerance,
+            o[1],
+            k[1],
+            o[3],
+            k[3]
         );
     }
     Ok(())

@@ -47,7 +47,11 @@ fn keras_adam_replays_keras_within_tolerance_and_writes_every_step() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(text.lines().count(), 6, "{text}");
+    assert_eq!(text.lines().count(), 7, "{text}");
+    assert!(
+        text.contains("epoch loss, val_loss: within 2e-5 at all 3 epochs"),
+        "{text}"
+    );
     assert!(
         text.contains("step loss: within 2e-5 at all 801 steps"),
         "{text}"
@@ -94,23 +98,58 @@ fn a_wrong_setting_fails_parity() {
     }
 }
 
+/// A copy of the float32 fixture in `parent/name`, to alter.
+fn copy_fixture(parent: &Path, name: &str) -> PathBuf {
+    let d = parent.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    for f in [
+        "data.npz",
+        "weights.npz",
+        "order.npy",
+        "steps.csv",
+        "epochs.csv",
+    ] {
+        std::fs::copy(fixture().join(f), d.join(f)).unwrap();
+    }
+    d
+}
+
+#[test]
+fn epoch_losses_averaged_without_batch_weights_fail_parity() {
+    // Keras's epoch loss weighs each step by its batch size (the last holds
+    // 20 rows, not 30). Epoch figures made from unweighted step means, 9.3e-5
+    // off in epoch 0, must not pass for the figures binclass's fit reports.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_fixture(tmp.path(), "unweighted");
+    let steps = std::fs::read_to_string(dir.join("steps.csv")).unwrap();
+    let mut sums = [(0.0, 0); 3];
+    for line in steps.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let e: usize = f[0].parse().unwrap();
+        sums[e].0 += f[2].parse::<f64>().unwrap();
+        sums[e].1 += 1;
+    }
+    let epochs = std::fs::read_to_string(dir.join("epochs.csv")).unwrap();
+    let mut lines: Vec<String> = epochs.lines().map(String::from).collect();
+    for (e, line) in lines.iter_mut().skip(1).enumerate() {
+        let mut f: Vec<String> = line.split(',').map(String::from).collect();
+        f[2] = (sums[e].0 / sums[e].1 as f64).to_string();
+        *line = f.join(",");
+    }
+    std::fs::write(dir.join("epochs.csv"), lines.join("\n")).unwrap();
+    let o = parity(&dir, &["--tolerance", "2e-5"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("epoch 0's figures differ from Keras's"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_dump_with_missing_or_misshaped_files_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
-    let copy = |name: &str| {
-        let d = tmp.path().join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        for f in [
-            "data.npz",
-            "weights.npz",
-            "order.npy",
-            "steps.csv",
-            "epochs.csv",
-        ] {
-            std::fs::copy(fixture().join(f), d.join(f)).unwrap();
-        }
-        d
-    };
+    let copy = |name: &str| copy_fixture(tmp.path(), name);
     let missing = copy("missing");
     std::fs::remove_file(missing.join("order.npy")).unwrap();
     let short = copy("short");
