@@ -197,6 +197,16 @@ pub fn fit_in_order(
     mut order: Order,
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<Outcome> {
+    if let Order::Given(orders) = &order
+        && orders.size() != [plan.epochs, plan.train_len]
+    {
+        anyhow::bail!(
+            "given row orders have shape {:?}, expected [{}, {}]",
+            orders.size(),
+            plan.epochs,
+            plan.train_len
+        );
+    }
     let device = data.train_x.device();
     let steps = plan.steps();
     let bs = plan.batch_size;

@@ -55,3 +55,50 @@ fn running_means_weigh_the_last_short_batch_by_its_size() {
         l.binary_accuracy
     );
 }
+
+/// Given orders are the batches, in that order: the reversed rows give the
+/// same epoch as the rows reversed by hand, and a wrong shape is an error.
+#[test]
+fn given_orders_set_the_batches_and_must_match_the_plan() {
+    let e = Experiment::resolve(
+        "baseline",
+        &Overrides {
+            samples: Some(100),
+            epochs: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let data = Dataset::generate(&e, 0)
+        .unwrap()
+        .split(80, Device::Cpu)
+        .unwrap();
+    let plan = Plan {
+        epochs: 1,
+        batch_size: e.batch_size,
+        train_len: 80,
+    };
+    let run = |data: &binclass::data::Split, order: fit::Order| {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut net = Network::build(&vs.root(), &e, 0);
+        let mut opt = ADAM.build(&vs, e.lr).unwrap();
+        let mut logs = History::default();
+        fit::fit_in_order(&mut net, &mut opt, data, plan, order, &mut [&mut logs])
+            .map(|_| logs.0[0].val_loss)
+    };
+    let reversed = tch::Tensor::arange_start_step(79, -1, -1, (Kind::Int64, Device::Cpu));
+    let flipped = binclass::data::Split {
+        train_x: data.train_x.flip([0]),
+        train_y: data.train_y.flip([0]),
+        val_x: data.val_x.shallow_clone(),
+        val_y: data.val_y.shallow_clone(),
+    };
+    let identity = tch::Tensor::arange(80, (Kind::Int64, Device::Cpu));
+    let a = run(&data, fit::Order::Given(reversed.view([1, 80]))).unwrap();
+    let b = run(&flipped, fit::Order::Given(identity.view([1, 80]))).unwrap();
+    let c = run(&data, fit::Order::Given(identity.view([1, 80]))).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, c, "the order changes the run");
+    let err = run(&data, fit::Order::Given(identity.view([2, 40]))).unwrap_err();
+    assert!(err.to_string().contains("expected [1, 80]"), "{err}");
+}
