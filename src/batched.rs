@@ -15,7 +15,9 @@
 use tch::{Kind, Tensor, nn, nn::Module};
 
 use crate::config::{Activation, Experiment};
-use crate::model::{activation_backward, add_activation, initial_values, layer_shapes};
+use crate::model::{
+    activation_backward, add_activation, flat_variable, initial_values, layer_shapes,
+};
 
 /// A Dense layer per replica: `xs [n, in, R] → [n, out, R]`.
 #[derive(Debug)]
@@ -64,13 +66,7 @@ impl BatchedNetwork {
                 values.extend(per_replica.iter().map(|init| init[l].1[o]));
             }
         }
-        let flat = vs.var("params", &[values.len() as i64], nn::Init::Const(0.0));
-        tch::no_grad(|| {
-            let mut f = flat.shallow_clone();
-            f.copy_(&Tensor::from_slice(&values).to(flat.device()));
-        });
-        // Gives the flat variable a gradient tensor that train_step then fills.
-        (flat.sum(Kind::Float) * 0.0).backward();
+        let flat = flat_variable(vs, &Tensor::from_slice(&values));
         let (storage, grad) = (flat.detach(), flat.grad());
         let r = seeds.len() as i64;
         let mut offset = 0;

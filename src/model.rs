@@ -52,10 +52,7 @@ impl Network {
         let shapes = layer_shapes(e);
         let expected: i64 = shapes.iter().map(|(_, i, o)| (i + 1) * o).sum();
         assert_eq!(flat.size(), [expected], "flat parameter count");
-        // A copy, so training never writes into the caller's tensor.
-        let flat = vs.add("params", flat.to_device(vs.device()).copy(), true);
-        // Gives the flat variable a gradient tensor that backward then fills.
-        (flat.sum(flat.kind()) * 0.0).backward();
+        let flat = flat_variable(vs, &flat);
         let storage = flat.detach();
         let mut offset = 0;
         let mut take = |shape: &[i64]| {
@@ -160,6 +157,15 @@ impl Module for Network {
     fn forward(&self, xs: &Tensor) -> Tensor {
         self.seq.forward(xs)
     }
+}
+
+/// The store's one trainable variable "params", a copy of `values` (so
+/// training never writes into the caller's tensor), with a gradient tensor
+/// already allocated for the written-out backward pass to fill.
+pub fn flat_variable(vs: &nn::Path, values: &Tensor) -> Tensor {
+    let flat = vs.add("params", values.to_device(vs.device()).copy(), true);
+    (flat.sum(flat.kind()) * 0.0).backward();
+    flat
 }
 
 /// `(name, fan_in, fan_out)` of each Dense layer, the output layer last.
