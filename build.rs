@@ -1,9 +1,11 @@
-//! Links libtorch so that `target/*/binclass` runs without LD_LIBRARY_PATH.
+//! Links libtorch so that `target/*/binclass` runs without LD_LIBRARY_PATH:
+//! an rpath to libtorch's lib folder.
 //!
-//! The pattern tch-rs documents: an rpath to libtorch's lib folder, and
-//! `-ltorch` under `--no-as-needed`, because nothing in our code calls into
-//! libtorch_cuda directly and the linker would otherwise drop it, leaving the
-//! CUDA backend unregistered.
+//! Only libtorch_cpu is linked. tch-rs documents `-ltorch` under
+//! `--no-as-needed` to register the CUDA backend at start-up, but that loads
+//! CUDA's libraries for every command, `--help` included; binclass loads
+//! libtorch_cuda.so from this folder (`BINCLASS_LIBTORCH_LIB`) when a command
+//! asks for CUDA (`device::load_cuda`).
 use std::path::{Path, PathBuf};
 
 fn main() {
@@ -16,9 +18,8 @@ fn main() {
     let lib = lib.canonicalize().unwrap_or(lib);
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-link-arg=-Wl,-rpath={}", lib.display());
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch");
     }
+    println!("cargo:rustc-env=BINCLASS_LIBTORCH_LIB={}", lib.display());
     println!(
         "cargo:rustc-env=BINCLASS_LIBTORCH_VERSION={}",
         libtorch_version(&lib)

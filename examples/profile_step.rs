@@ -82,7 +82,7 @@ pub fn batched(r: i64) {
     let e = Experiment::preset("baseline").unwrap();
     let seeds: Vec<u64> = (0..r as u64).collect();
     let vs = nn::VarStore::new(Device::Cpu);
-    let mut net = BatchedNetwork::build(&vs.root(), &e, &seeds);
+    let mut net = BatchedNetwork::build(&vs.root(), &e, &seeds, seeds.len());
     let mut opt = ADAM.build(&vs, e.lr).unwrap();
     let x = Tensor::rand([30, 2, r], (Kind::Float, Device::Cpu));
     let y = Tensor::rand([30, 1, r], (Kind::Float, Device::Cpu))

@@ -9,6 +9,10 @@ as a band of their own, to set ours beside them.
 
   scripts/plot.py runs/baseline-seed0.csv --out baseline.png
   scripts/plot.py runs/baseline-seeds0-10/*.csv --reference reference/keras/baseline --out b.png
+
+Files a glob brings in that are not CSVLogger files (a sweep's summary.csv)
+are skipped with a note; runs of different lengths are drawn to the shortest,
+with a note.
 """
 import argparse
 import csv
@@ -22,19 +26,72 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+COLUMNS = ("binary_accuracy", "val_binary_accuracy")
+
+
+class NotCsvLogger(Exception):
+    """A readable CSV without CSVLogger's columns (e.g. a sweep's summary.csv)."""
+
+
 def read(path: str) -> tuple[list[float], list[float]]:
     """(binary_accuracy, val_binary_accuracy) per epoch."""
     try:
         with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.reader(f)
+            header = next(reader, None)
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         sys.exit(f"plot: {path}: {e}")
-    if not rows or "val_binary_accuracy" not in rows[0] or "binary_accuracy" not in rows[0]:
-        sys.exit(f"plot: {path}: not a CSVLogger file with binary_accuracy and val_binary_accuracy")
-    try:
-        return [float(r["binary_accuracy"]) for r in rows], [float(r["val_binary_accuracy"]) for r in rows]
-    except ValueError as e:
-        sys.exit(f"plot: {path}: {e}")
+    if not header or any(c not in header for c in COLUMNS):
+        raise NotCsvLogger(path)
+    if not rows:
+        sys.exit(f"plot: {path}: no epochs")
+    cols = [header.index(c) for c in COLUMNS]
+    curves: tuple[list[float], list[float]] = ([], [])
+    for line, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            sys.exit(f"plot: {path}: line {line} has {len(row)} fields, the header {len(header)}")
+        try:
+            for curve, c in zip(curves, cols):
+                curve.append(float(row[c]))
+        except ValueError:
+            sys.exit(f"plot: {path}: line {line}: not a number: {row}")
+    return curves
+
+
+def read_all(paths: list[str]) -> list[tuple[list[float], list[float]]]:
+    """Every CSVLogger file of `paths`; others a glob brought in are skipped with a note."""
+    runs, skipped = [], []
+    for path in paths:
+        try:
+            runs.append(read(path))
+        except NotCsvLogger:
+            skipped.append(path)
+    if not runs:
+        sys.exit(f"plot: none of {', '.join(paths)} is a CSVLogger file with {' and '.join(COLUMNS)}")
+    for path in skipped:
+        print(f"plot: note: skipped {path}: no {' and '.join(COLUMNS)} columns", file=sys.stderr)
+    lengths = {len(r[0]) for r in runs}
+    if len(lengths) > 1:
+        print(
+            f"plot: note: the runs have {min(lengths)} to {max(lengths)} epochs; "
+            f"drawn to epoch {min(lengths)}, which all of them reach",
+            file=sys.stderr,
+        )
+    return runs
+
+
+def check_out(out: str) -> None:
+    """Refuses an --out that cannot become a PNG, before drawing."""
+    if os.path.isdir(out):
+        sys.exit(f"plot: --out {out} is a folder; give a file path such as {out}/figure.png")
+    if not out.lower().endswith(".png"):
+        sys.exit(f"plot: --out {out}: expected a path ending in .png")
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        sys.exit(f"plot: --out {out}: {parent} is a file, not a folder")
 
 
 def band(curves: list[list[float]]):
@@ -62,8 +119,9 @@ def main() -> None:
     p.add_argument("--reference", help="folder of Keras CSVs of the same experiment")
     p.add_argument("--title", default=None)
     a = p.parse_args()
+    check_out(a.out)
 
-    runs = [read(f) for f in a.csv]
+    runs = read_all(a.csv)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     many = len(runs) > 1
     draw(ax, [r[0] for r in runs], "training" + (f" (mean of {len(runs)}, min-max)" if many else ""), "tab:blue")
@@ -72,22 +130,31 @@ def main() -> None:
         files = sorted(glob.glob(os.path.join(a.reference, "*.csv")))
         if not files:
             sys.exit(f"plot: {a.reference}: no CSV files")
-        ref = [read(f)[1] for f in files]
+        ref = [r[1] for r in read_all(files)]
         draw(ax, ref, f"Keras validation (mean of {len(ref)}, min-max)", "tab:green")
     ax.set_ylim(0.5, 1)
     save(fig, ax, "Accuracy", a.title, a.out)
 
 
 def save(fig, ax, ylabel: str, title, out: str) -> None:
-    """Labels (epochs on x), legend, and the PNG at `out`, its folder made."""
+    """Labels (epochs on x), legend, and the PNG at `out`, its folder made;
+    written under a temporary name, then renamed, so a failure leaves no torn file."""
     ax.set_xlabel("Epochs")
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out)
+    folder = os.path.dirname(os.path.abspath(out))
+    tmp = os.path.join(folder, f".{os.path.basename(out)}.{os.getpid()}.tmp")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, out)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        sys.exit(f"plot: cannot write {out}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

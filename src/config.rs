@@ -1,7 +1,7 @@
 //! Experiment settings: the article's presets, command-line overrides, and
 //! the checks that turn a bad value into a one-line error before anything runs.
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
@@ -177,7 +177,7 @@ impl Experiment {
     pub fn validate(&self) -> Result<()> {
         fn finite(flag: &str, v: f64) -> Result<()> {
             if !v.is_finite() {
-                bail!("--{flag} must be a finite number, got {v}");
+                bail!("--{flag} must be a finite number, got {}", shown(v));
             }
             Ok(())
         }
@@ -214,20 +214,26 @@ impl Experiment {
         finite("split", self.split)?;
         finite("lr", self.lr)?;
         if !(0.0..=1.0).contains(&self.noise_rate) {
-            bail!("--noise-rate must be in [0, 1], got {}", self.noise_rate);
+            bail!(
+                "--noise-rate must be in [0, 1], got {}",
+                shown(self.noise_rate)
+            );
         }
         if !(self.split > 0.0 && self.split < 1.0) {
-            bail!("--split must be in (0, 1) exclusive, got {}", self.split);
+            bail!(
+                "--split must be in (0, 1) exclusive, got {}",
+                shown(self.split)
+            );
         }
         // Adam's first step is lr/(1-beta1) in float32: beyond 1e30 libtorch refuses it.
         if !(self.lr > 0.0 && self.lr <= 1e30) {
-            bail!("--lr must be in (0, 1e30], got {}", self.lr);
+            bail!("--lr must be in (0, 1e30], got {}", shown(self.lr));
         }
         let train = self.train_len();
         if train < 1 || train >= self.samples {
             bail!(
                 "--split {} of {} samples leaves {} training and {} validation rows; both must be >= 1",
-                self.split,
+                shown(self.split),
                 self.samples,
                 train,
                 self.samples - train
@@ -258,11 +264,48 @@ impl Experiment {
     }
 }
 
+/// A value as a message shows it: shortest digits (`1e+31`, not 32 of them).
+pub fn shown(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else {
+        crate::csv_logger::python_float(v)
+    }
+}
+
 /// The spelling the command line accepts, e.g. `tanh`.
 pub fn value_name<T: ValueEnum>(v: &T) -> String {
     v.to_possible_value()
         .map(|v| v.get_name().to_string())
         .unwrap_or_default()
+}
+
+/// libtorch CPU threads: `--threads`, else `BINCLASS_THREADS` (unset or
+/// empty: 1, fastest for this tiny network).
+pub fn threads(flag: Option<i64>) -> Result<i32> {
+    let (n, from) = match flag {
+        Some(n) => (n, "--threads"),
+        None => match std::env::var("BINCLASS_THREADS") {
+            Err(std::env::VarError::NotPresent) => return Ok(1),
+            Err(std::env::VarError::NotUnicode(v)) => {
+                bail!(
+                    "BINCLASS_THREADS={}: expected a whole number in 1..=1024",
+                    v.to_string_lossy()
+                )
+            }
+            Ok(v) if v.trim().is_empty() => return Ok(1),
+            Ok(v) => (
+                v.trim().parse().map_err(|_| {
+                    anyhow!("BINCLASS_THREADS={v}: expected a whole number in 1..=1024")
+                })?,
+                "BINCLASS_THREADS",
+            ),
+        },
+    };
+    if !(1..=1024).contains(&n) {
+        bail!("{from} must be a whole number in 1..=1024, got {n}");
+    }
+    Ok(n as i32)
 }
 
 /// Parses a whole number; range checks live in [`Experiment::validate`] so

@@ -2,7 +2,8 @@
 //! (epoch first, then the metric names sorted), one row per finished epoch.
 //!
 //! Each row reaches the file in one `write` call as soon as its epoch ends, so
-//! a run killed at any moment leaves a valid CSV of every finished epoch. The
+//! a run killed at any moment leaves a valid CSV of every finished epoch; a
+//! write that fails part-way is cut back to the last whole row. The
 //! file is opened for each row, so a sweep of thousands of seeds holds no
 //! descriptors open.
 
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::fit::{Callback, EpochLogs, Plan};
+use crate::fit::{Callback, EpochLogs};
 
 pub const HEADER: [&str; 5] = [
     "epoch",
@@ -26,40 +27,58 @@ pub struct CsvLogger {
     path: PathBuf,
 }
 
+/// One CSV line as Keras writes it, with Python's csv module: `\r\n` ends it.
+pub fn line<I: IntoIterator<Item = String>>(fields: I) -> Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record(fields)?;
+    Ok(w.into_inner().map_err(|e| e.into_error())?)
+}
+
+/// The header line, which a run's CSV holds from the moment it exists.
+pub fn header() -> Vec<u8> {
+    line(HEADER.map(String::from)).expect("a static header always encodes")
+}
+
 impl CsvLogger {
-    /// Appends to `path`, a file already claimed (and emptied) for this run.
+    /// Appends rows to `path`, a file claimed for this run (holding its
+    /// header, and the rows of earlier epochs when a run continues).
     pub fn new(path: PathBuf) -> Self {
         CsvLogger { path }
     }
 
-    fn write_row<I: IntoIterator<Item = String>>(&mut self, fields: I) -> Result<()> {
-        // Keras writes with Python's csv module: lines end in \r\n.
-        let mut w = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(Vec::new());
-        w.write_record(fields)?;
-        let row = w.into_inner().map_err(|e| e.into_error())?;
-        OpenOptions::new()
+    /// Appends one whole row. A write that fails part-way (a full disk) is
+    /// cut back to the last complete row, so the file never ends mid-row.
+    fn write_row(&mut self, row: &[u8]) -> Result<()> {
+        let mut f = OpenOptions::new()
             .append(true)
             .open(&self.path)
-            .and_then(|mut f| f.write_all(&row))
-            .with_context(|| format!("cannot write {}", self.path.display()))
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        let complete = f.metadata().map(|m| m.len());
+        if let Err(e) = f.write_all(row) {
+            let kept = complete.and_then(|len| f.set_len(len));
+            return Err(e).with_context(|| match kept {
+                Ok(()) => format!(
+                    "cannot write {} (it keeps every complete row)",
+                    self.path.display()
+                ),
+                Err(_) => format!("cannot write {}", self.path.display()),
+            });
+        }
+        Ok(())
     }
 }
 
 impl Callback for CsvLogger {
-    fn on_train_begin(&mut self, _plan: &Plan) -> Result<()> {
-        self.write_row(HEADER.map(String::from))
-    }
-
     fn on_epoch_end(&mut self, l: &EpochLogs) -> Result<()> {
-        self.write_row([
+        self.write_row(&line([
             l.epoch.to_string(),
             python_float(l.binary_accuracy),
             python_float(l.loss),
             python_float(l.val_binary_accuracy),
             python_float(l.val_loss),
-        ])
+        ])?)
     }
 }
 

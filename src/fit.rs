@@ -49,6 +49,10 @@ pub enum Outcome {
     Diverged {
         epoch: i64,
     },
+    /// A signal stopped the run during this epoch, which is not logged.
+    Interrupted {
+        epoch: i64,
+    },
 }
 
 /// The current epoch's training metrics so far; reading them waits for the
@@ -240,6 +244,13 @@ pub fn fit_in_order(
             for cb in callbacks.iter_mut() {
                 cb.on_batch_end(&running);
             }
+            if crate::interrupt::requested() {
+                break;
+            }
+        }
+        if crate::interrupt::requested() {
+            outcome = Outcome::Interrupted { epoch };
+            break;
         }
         let (val_loss, val_acc) = tch::no_grad(|| {
             let logits = net.forward(&data.val_x);

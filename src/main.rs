@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 
 use binclass::compare::{self, CompareArgs};
 use binclass::config::{Experiment, PRESETS};
+use binclass::interrupt::Interrupted;
+use binclass::outputs::note;
 use binclass::parity::{self, ParityArgs};
 use binclass::reproduce::{self, ReproduceArgs};
 use binclass::sweep::{self, SweepArgs};
@@ -47,16 +49,9 @@ Where binclass differs from the article's Keras run (README: \"Faithful to Keras
   - Validation runs as one batch (Keras: batches of 30); same mean up to rounding.";
 
 fn main() -> ExitCode {
-    // A bug must still end in one line, not a backtrace.
-    std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("unknown panic");
-        eprintln!("error: internal error (please report): {}", one_line(msg));
-    }));
+    // libtorch's failures arrive as panics carrying a C++ backtrace: the
+    // hook stays silent and the failure is reported below, as one line.
+    std::panic::set_hook(Box::new(|_| {}));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -64,22 +59,29 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{}", one_line(&e.to_string()));
+            note(&one_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
-    let result = match &cli.command {
+    let result = std::panic::catch_unwind(|| match &cli.command {
         Command::Train(args) => train::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Parity(args) => parity::run(args),
         Command::Experiments => experiments(),
-    };
+    })
+    .unwrap_or_else(|payload| Err(binclass::failure::to_error(payload.as_ref())));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Interrupted>() => {
+            note(
+                "interrupted: every finished epoch is in the CSVs and their records say where each stopped",
+            );
+            ExitCode::from(130)
+        }
         Err(e) => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            note(&format!("error: {}", one_line(&format!("{e:#}"))));
             ExitCode::FAILURE
         }
     }

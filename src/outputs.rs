@@ -1,13 +1,30 @@
-//! Where a run's files go, claimed before training starts so that no run
-//! ever overwrites a user's file unless told to.
+//! Where a run's files go, and the one way every file is written.
+//!
+//! Every output path is checked before anything is created, so a bad one
+//! leaves no folder or file behind. A run's CSV comes into existence holding
+//! its header (written under a temporary name, then renamed without
+//! replacing anything), so it is never empty and never takes another run's
+//! file. Whole-file writes (records, summaries, reports) go to a temporary
+//! file that is then renamed over the old one: a crash leaves the old file or
+//! the new one, never a torn one. Temporary names are hidden and carry the
+//! writer's process id, so no run can own one, and those of a killed process
+//! are removed by the next run that writes the same file.
 
+use std::ffi::OsString;
 use std::fs::OpenOptions;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 
-/// A run's files, the CSV created (empty) so that no other run takes it.
+/// Linux's NAME_MAX: the longest name one path component may have.
+const NAME_MAX: usize = 255;
+/// Room a temporary name needs beyond its file's name: `.` + `.json` +
+/// `.<pid>.<counter>.tmp`.
+const TMP_EXTRA: usize = 1 + 5 + 1 + 10 + 1 + 20 + 4;
+
+/// A run's files, the CSV created (holding its header) so that no other run takes it.
 pub struct RunFiles {
     pub csv: PathBuf,
     /// `<csv>.json`: the run record beside the metrics.
@@ -20,17 +37,69 @@ pub fn record_path(csv: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Fails, touching nothing, if any of `csvs` (or its record) exists and may
-/// not be replaced, or is a folder.
+/// Refuses, before anything exists, a path no file of ours can be written
+/// to: not UTF-8 (records name their CSV in JSON), a folder (or written as
+/// one, with a trailing `/`), a name too long for its record or temporary
+/// files, or a parent that is a file.
+pub fn check_path(path: &Path, what: &str) -> Result<()> {
+    let Some(text) = path.to_str() else {
+        bail!(
+            "{what} {}: not valid UTF-8; choose a UTF-8 path",
+            path.display()
+        );
+    };
+    let name = path.file_name().map(|n| n.len()).unwrap_or(0);
+    if text.ends_with('/') || name == 0 || path.is_dir() {
+        bail!("{what} {text} is a folder; give a file path such as {text}/run.csv");
+    }
+    if let Some(long) = path.components().find(|c| c.as_os_str().len() > NAME_MAX) {
+        bail!(
+            "{what} {text}: the name '{}' is longer than {NAME_MAX} bytes",
+            long.as_os_str().to_string_lossy()
+        );
+    }
+    if name + TMP_EXTRA > NAME_MAX {
+        bail!(
+            "{what} {text}: the file name is {name} bytes; at most {} leaves room for its record and temporary files",
+            NAME_MAX - TMP_EXTRA
+        );
+    }
+    if record_path(path).is_dir() {
+        bail!(
+            "{what} {text}: its record {} is a folder",
+            record_path(path).display()
+        );
+    }
+    check_parent(path, what)
+}
+
+/// The nearest existing ancestor of `path` must be a folder.
+fn check_parent(path: &Path, what: &str) -> Result<()> {
+    for dir in path.ancestors().skip(1) {
+        if dir.as_os_str().is_empty() {
+            return Ok(());
+        }
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => bail!(
+                "{what} {}: cannot create folder {}: it is a file",
+                path.display(),
+                dir.display()
+            ),
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("{what} {}: cannot read", dir.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fails, touching nothing, if any of `csvs` cannot be written, or exists
+/// (or its record does) and may not be replaced.
 pub fn check_free(csvs: &[PathBuf], overwrite: bool) -> Result<()> {
     for csv in csvs {
-        if csv.is_dir() {
-            bail!(
-                "{} is a folder; give a file path such as {}/run.csv",
-                csv.display(),
-                csv.display()
-            );
-        }
+        check_path(csv, "output")?;
         if !overwrite {
             for p in [csv.clone(), record_path(csv)] {
                 if p.exists() {
@@ -45,11 +114,11 @@ pub fn check_free(csvs: &[PathBuf], overwrite: bool) -> Result<()> {
     Ok(())
 }
 
-/// Creates (or with `overwrite`, empties) `csv` for a run.
-pub fn claim_path(csv: &Path, overwrite: bool) -> Result<RunFiles> {
+/// Creates `csv` holding `header` (with `overwrite`, replaces it).
+pub fn claim_path(csv: &Path, header: &[u8], overwrite: bool) -> Result<RunFiles> {
     check_free(&[csv.to_path_buf()], overwrite)?;
     make_parent(csv)?;
-    if !create(csv, overwrite)? {
+    if !create_with(csv, header, overwrite)? {
         bail!(
             "{} already exists; pass --overwrite to replace it",
             csv.display()
@@ -62,9 +131,15 @@ pub fn claim_path(csv: &Path, overwrite: bool) -> Result<RunFiles> {
 }
 
 /// `out` as given, or else the first free `runs/<name>-seed<N>[-k].csv`.
-pub fn claim(out: Option<&Path>, name: &str, seed: u64, overwrite: bool) -> Result<RunFiles> {
+pub fn claim(
+    out: Option<&Path>,
+    name: &str,
+    seed: u64,
+    header: &[u8],
+    overwrite: bool,
+) -> Result<RunFiles> {
     if let Some(csv) = out {
-        return claim_path(csv, overwrite);
+        return claim_path(csv, header, overwrite);
     }
     for k in 0.. {
         let stem = if k == 0 {
@@ -73,15 +148,39 @@ pub fn claim(out: Option<&Path>, name: &str, seed: u64, overwrite: bool) -> Resu
             format!("{name}-seed{seed}-{k}")
         };
         let csv = Path::new("runs").join(format!("{stem}.csv"));
-        if record_path(&csv).exists() {
+        if record_path(&csv).exists() || csv.exists() {
             continue;
         }
+        check_path(&csv, "output")?;
         make_parent(&csv)?;
-        if create(&csv, false)? {
+        if create_with(&csv, header, false)? {
             return Ok(RunFiles {
                 json: record_path(&csv),
                 csv,
             });
+        }
+    }
+    unreachable!("the loop returns or fails")
+}
+
+/// Creates a folder that did not exist: the first free `base`, `base-1`, …
+/// Two commands started together never get the same one.
+pub fn claim_new_dir(base: &Path) -> Result<PathBuf> {
+    for k in 0.. {
+        let dir = if k == 0 {
+            base.to_path_buf()
+        } else {
+            let mut s = base.as_os_str().to_owned();
+            s.push(format!("-{k}"));
+            PathBuf::from(s)
+        };
+        make_parent(&dir)?;
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create folder {}", dir.display()));
+            }
         }
     }
     unreachable!("the loop returns or fails")
@@ -95,28 +194,178 @@ pub fn make_parent(path: &Path) -> Result<()> {
     }
 }
 
-/// `false` when the file exists and we may not replace it.
-fn create(path: &Path, overwrite: bool) -> Result<bool> {
-    let mut o = OpenOptions::new();
-    o.write(true);
-    if overwrite {
-        o.create(true).truncate(true);
+/// A hidden name beside `path` that no run's output can have and no other
+/// writer uses at the same time.
+fn temporary(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut name = OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Removes temporary files of `path` left by processes that no longer run.
+fn remove_stale_temporaries(path: &Path) {
+    let (Some(name), Some(dir)) = (path.file_name(), path.parent()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
     } else {
-        o.create_new(true);
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = dir.read_dir() else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|f| f.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let pid = rest.split('.').next().and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|pid| pid > 0 && !process_exists(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
-    match o.open(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists && !overwrite => Ok(false),
+}
+
+fn process_exists(pid: i32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    (unsafe { libc::kill(pid, 0) } == 0)
+        || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, removed again if the
+/// write fails.
+fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    remove_stale_temporaries(path);
+    let tmp = temporary(path);
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(tmp)
+}
+
+/// Replaces `path` with `bytes` in one step: readers see the old file or the
+/// whole new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_temporary(path, bytes)?;
+    std::fs::rename(&tmp, path).or_else(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Err(e).with_context(|| format!("cannot write {}", path.display()))
+    })
+}
+
+/// Creates `path` holding `bytes` in one step; `false` when it exists and
+/// may not be replaced.
+fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
+    if overwrite {
+        write_atomic(path, bytes)?;
+        return Ok(true);
+    }
+    let tmp = write_temporary(path, bytes)?;
+    let result = rename_no_replace(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
     }
+}
+
+/// A hard link never replaces an existing name; the temporary is removed
+/// by the caller either way.
+fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::hard_link(from, to)
 }
 
 /// Writes `text` to stdout; a reader that closed the pipe early (`| head`)
 /// is not an error.
 pub fn stdout(text: &str) -> Result<()> {
-    use std::io::Write;
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e).context("cannot write to stdout"),
         _ => Ok(()),
+    }
+}
+
+/// Progress and messages on stderr. A closed or full stderr must not stop a
+/// run whose files are fine, so what cannot be written is dropped.
+pub fn note(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.write_all(b"\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_holds_its_bytes_from_the_moment_it_exists_and_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        assert!(create_with(&p, b"head\r\n", false).unwrap());
+        assert!(!create_with(&p, b"other\r\n", false).unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), b"head\r\n");
+        assert!(create_with(&p, b"new\r\n", true).unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), b"new\r\n");
+        let left: Vec<_> = dir.path().read_dir().unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file stays behind");
+    }
+
+    #[test]
+    fn temporaries_of_dead_processes_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv.json");
+        // pid 2^22 + 1 is above Linux's pid_max ceiling: never a live process.
+        let dead = dir.path().join(".a.csv.json.4194305.0.tmp");
+        let live = dir
+            .path()
+            .join(format!(".a.csv.json.{}.7.tmp", std::process::id()));
+        std::fs::write(&dead, "").unwrap();
+        std::fs::write(&live, "").unwrap();
+        write_atomic(&p, b"{}").unwrap();
+        assert!(!dead.exists() && live.exists());
+    }
+
+    #[test]
+    fn bad_paths_are_refused_before_anything_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let long = "x".repeat(243) + ".csv";
+        std::fs::create_dir(d.join("c.csv.json")).unwrap();
+        std::fs::write(d.join("file"), "").unwrap();
+        for (bad, says) in [
+            (d.join("a/b/x.csv/"), "is a folder"),
+            (
+                d.join("a").join("y".repeat(300)).join("x.csv"),
+                "longer than 255",
+            ),
+            (d.join(&long), "leaves room"),
+            (d.join("c.csv"), "is a folder"),
+            (d.join("file/x.csv"), "it is a file"),
+        ] {
+            let err = check_path(&bad, "--out").unwrap_err().to_string();
+            assert!(err.contains(says), "{bad:?}: {err}");
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = d.join(std::ffi::OsStr::from_bytes(b"\xff.csv"));
+        assert!(
+            check_path(&bytes, "--out")
+                .unwrap_err()
+                .to_string()
+                .contains("UTF-8")
+        );
+        assert!(!d.join("a").exists());
     }
 }

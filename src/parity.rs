@@ -274,8 +274,17 @@ pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64, dtype: Dtype) -> Result<
 pub fn run(args: &ParityArgs) -> Result<()> {
     let valid =
         |v: f64, min_exclusive: bool| v.is_finite() && (v > 0.0 || (!min_exclusive && v == 0.0));
-    if !valid(args.eps, true) || !valid(args.tolerance, false) {
-        bail!("--eps must be > 0 and --tolerance >= 0, both finite");
+    if !valid(args.eps, true) {
+        bail!(
+            "--eps must be a finite number > 0, got {}",
+            crate::config::shown(args.eps)
+        );
+    }
+    if !valid(args.tolerance, false) {
+        bail!(
+            "--tolerance must be a finite number >= 0, got {}",
+            crate::config::shown(args.tolerance)
+        );
     }
     if let Some(out) = &args.out {
         crate::outputs::check_free(std::slice::from_ref(out), args.overwrite)?;
@@ -283,11 +292,11 @@ pub fn run(args: &ParityArgs) -> Result<()> {
     let dump = load(&args.dir)?;
     let dtype = args.dtype.unwrap_or(dump.dtype);
     if dtype != dump.dtype {
-        eprintln!(
+        crate::outputs::note(&format!(
             "note: replaying in {} a run Keras made in {}",
             dtype.name(),
             dump.dtype.name()
-        );
+        ));
     }
     let (rows, ours) = replay(&dump, args.optimizer, args.eps, dtype)?;
     // NaN is never within tolerance, and makes the largest difference NaN.
@@ -385,8 +394,7 @@ pub fn run(args: &ParityArgs) -> Result<()> {
             ])?;
         }
         crate::outputs::make_parent(out)?;
-        std::fs::write(out, w.into_inner().map_err(|e| e.into_error())?)
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        crate::outputs::write_atomic(out, &w.into_inner().map_err(|e| e.into_error())?)?;
     }
     if ours.len() < dump.epochs.len() {
         bail!(

@@ -9,6 +9,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::fit::{Callback, EpochLogs, Plan, Running};
+use crate::outputs::note;
 
 /// Reading running metrics waits for the device, so the bar asks this often.
 const REFRESH: Duration = Duration::from_millis(200);
@@ -18,7 +19,11 @@ pub struct KerasProgress {
     epochs: i64,
     steps: i64,
     bar: Option<ProgressBar>,
-    last_read: Instant,
+    /// When the running figures were last read; `None` before the first read.
+    last_read: Option<Instant>,
+    /// What the bar shows: the running figures as of the last read, or the
+    /// previous epoch's when none was read in this epoch yet.
+    message: String,
 }
 
 impl KerasProgress {
@@ -28,7 +33,25 @@ impl KerasProgress {
             epochs: 0,
             steps: 0,
             bar: None,
-            last_read: Instant::now(),
+            last_read: None,
+            message: String::new(),
+        }
+    }
+}
+
+impl KerasProgress {
+    /// Moves the bar to `step`; `read` gives the running figures, called
+    /// only about every REFRESH because it waits for the device.
+    fn show_step(&mut self, step: i64, read: impl FnOnce() -> (f64, f64)) {
+        let Some(bar) = &self.bar else { return };
+        bar.set_position(step as u64);
+        // Epochs are often shorter than REFRESH: the clock runs across them,
+        // so figures are read about every REFRESH, wherever in an epoch.
+        if self.last_read.is_none_or(|t| t.elapsed() >= REFRESH) {
+            let (loss, acc) = read();
+            self.message = running_line(loss, acc);
+            bar.set_message(self.message.clone());
+            self.last_read = Some(Instant::now());
         }
     }
 }
@@ -44,7 +67,7 @@ impl Callback for KerasProgress {
         if self.verbose == 0 {
             return Ok(());
         }
-        eprintln!("Epoch {}/{}", epoch + 1, self.epochs);
+        note(&format!("Epoch {}/{}", epoch + 1, self.epochs));
         if self.verbose == 1 && std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(
                 Some(self.steps as u64),
@@ -55,27 +78,21 @@ impl Callback for KerasProgress {
                     .expect("static template")
                     .progress_chars("=>."),
             );
+            bar.set_message(self.message.clone());
             self.bar = Some(bar);
-            // Read after the first step, so every epoch's bar shows figures.
-            self.last_read = Instant::now() - REFRESH;
         }
         Ok(())
     }
 
     fn on_batch_end(&mut self, running: &Running) {
-        let Some(bar) = &self.bar else { return };
-        bar.set_position(running.step as u64);
-        if self.last_read.elapsed() >= REFRESH {
-            let (loss, acc) = running.read();
-            bar.set_message(format!("loss: {loss:.4} - binary_accuracy: {acc:.4}"));
-            self.last_read = Instant::now();
-        }
+        self.show_step(running.step, || running.read());
     }
 
     fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<()> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        self.message = running_line(logs.loss, logs.binary_accuracy);
         if self.verbose == 0 {
             return Ok(());
         }
@@ -84,14 +101,18 @@ impl Callback for KerasProgress {
         } else {
             format!("{0}/{0}", self.steps)
         };
-        eprintln!(
+        note(&format!(
             "{head} - {:.0}s {}/step - {}",
             logs.seconds,
             duration(logs.seconds / self.steps as f64),
             metrics_line(logs)
-        );
+        ));
         Ok(())
     }
+}
+
+fn running_line(loss: f64, acc: f64) -> String {
+    format!("loss: {loss:.4} - binary_accuracy: {acc:.4}")
 }
 
 /// `loss: … - binary_accuracy: … - val_loss: … - val_binary_accuracy: …`
@@ -116,6 +137,44 @@ fn duration(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn logs(epoch: i64, loss: f64) -> EpochLogs {
+        EpochLogs {
+            epoch,
+            loss,
+            binary_accuracy: 0.5,
+            val_loss: 0.0,
+            val_binary_accuracy: 0.0,
+            seconds: 0.01,
+        }
+    }
+
+    #[test]
+    fn the_bar_shows_the_last_read_or_the_last_epoch_not_each_epochs_first_step() {
+        let mut p = KerasProgress::new(0);
+        p.bar = Some(ProgressBar::hidden());
+        let mut reads = 0;
+        p.show_step(1, || {
+            reads += 1;
+            (0.9, 0.5)
+        });
+        for step in 2..=5 {
+            p.show_step(step, || panic!("read again within {REFRESH:?}"));
+        }
+        assert_eq!(
+            (reads, p.message.as_str()),
+            (1, "loss: 0.9000 - binary_accuracy: 0.5000")
+        );
+        p.on_epoch_end(&logs(0, 0.25)).unwrap();
+        // A short next epoch keeps showing the figures of the one before it,
+        // not a stale reading of its own first step.
+        p.bar = Some(ProgressBar::hidden());
+        p.show_step(1, || panic!("step 1 forced a read"));
+        assert_eq!(p.message, "loss: 0.2500 - binary_accuracy: 0.5000");
+        std::thread::sleep(REFRESH);
+        p.show_step(2, || (0.125, 0.75));
+        assert_eq!(p.message, "loss: 0.1250 - binary_accuracy: 0.7500");
+    }
 
     #[test]
     fn step_times_read_like_keras() {

@@ -3,9 +3,9 @@
 //! after every epoch (atomically), so a killed run's record is still valid.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Experiment;
@@ -72,29 +72,30 @@ pub struct RecordWriter {
     pub record: RunRecord,
     path: PathBuf,
     start: Instant,
-    /// Rewrite after every epoch (a single run), or only at start and end
-    /// (a sweep, where thousands of rewrites per epoch would cost more than
-    /// training).
-    every_epoch: bool,
+    /// `None`: rewritten after every epoch (a single run). `Some(d)`: at
+    /// most every `d` (a sweep, where a rewrite of thousands of records
+    /// every epoch would cost more than training). Always at start and end.
+    interval: Option<Duration>,
+    last_save: Instant,
 }
 
 impl RecordWriter {
-    pub fn new(record: RunRecord, path: PathBuf, every_epoch: bool) -> Self {
+    pub fn new(record: RunRecord, path: PathBuf, interval: Option<Duration>) -> Self {
         RecordWriter {
             record,
             path,
             start: Instant::now(),
-            every_epoch,
+            interval,
+            last_save: Instant::now(),
         }
     }
 
     fn save(&mut self) -> Result<()> {
         self.record.total_seconds = self.start.elapsed().as_secs_f64();
         let text = serde_json::to_string_pretty(&self.record)? + "\n";
-        let tmp = crate::outputs::record_path(&self.path.with_extension("tmp"));
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &self.path))
-            .with_context(|| format!("cannot write {}", self.path.display()))
+        crate::outputs::write_atomic(&self.path, text.as_bytes())?;
+        self.last_save = Instant::now();
+        Ok(())
     }
 }
 
@@ -108,10 +109,9 @@ impl Callback for RecordWriter {
         self.record.epochs_completed += 1;
         self.record.epoch_seconds.push(logs.seconds);
         self.record.final_metrics = Some(*logs);
-        if self.every_epoch {
-            self.save()
-        } else {
-            Ok(())
+        match self.interval {
+            Some(d) if self.last_save.elapsed() < d => Ok(()),
+            _ => self.save(),
         }
     }
 
@@ -120,6 +120,9 @@ impl Callback for RecordWriter {
             Outcome::Finished => self.record.finished = true,
             Outcome::Diverged { epoch } => {
                 self.record.stopped = Some(format!("loss became NaN or infinite in epoch {epoch}"))
+            }
+            Outcome::Interrupted { epoch } => {
+                self.record.stopped = Some(format!("interrupted during epoch {epoch}"))
             }
         }
         self.save()

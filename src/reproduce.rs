@@ -11,9 +11,9 @@ use clap::Args;
 
 use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS};
-use crate::device;
 use crate::record::VERSIONS;
 use crate::sweep::{self, Job, mean_sd};
+use crate::{device, interrupt, outputs};
 
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
@@ -21,7 +21,7 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "DIR")]
     pub out_dir: PathBuf,
     /// Seeds per experiment (0..N).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100_000), allow_hyphen_values = true)]
     pub seeds: u64,
     /// cpu, cuda, cuda:N, or auto.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
@@ -32,11 +32,12 @@ pub struct ReproduceArgs {
     /// Use a non-empty --out-dir, replacing what an earlier reproduction wrote.
     #[arg(long)]
     pub overwrite: bool,
-    /// Override every experiment's epochs (a quick look; the reference has the article's).
-    #[arg(long, value_parser = clap::value_parser!(i64).range(1..), value_name = "N")]
+    /// Override every experiment's epochs; each is then compared with Keras
+    /// over the epochs both sides have (REPORT.md says which).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..), allow_hyphen_values = true, value_name = "N")]
     pub epochs: Option<i64>,
     /// 0 silent, 1 a progress bar (stderr).
-    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1), value_name = "0|1")]
+    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1), allow_hyphen_values = true, value_name = "0|1")]
     pub verbose: u8,
 }
 
@@ -88,18 +89,119 @@ fn plot(csvs: &[PathBuf], reference: Option<&Path>, title: &str, out: &Path) -> 
     Ok(())
 }
 
-pub fn run(args: &ReproduceArgs) -> Result<()> {
-    let device = device::resolve(&args.device)?;
-    let dir = &args.out_dir;
-    if dir.is_file() {
+/// The experiments `reproduce` runs: the article's six, then the two
+/// broken ones normalised.
+fn variants() -> Vec<(String, &'static str, Normalize)> {
+    PRESETS
+        .iter()
+        .map(|(n, _)| (n.to_string(), *n, Normalize::None))
+        .chain([
+            ("scaled-standard".to_string(), "scaled", Normalize::Standard),
+            (
+                "shifted-standard".to_string(),
+                "shifted",
+                Normalize::Standard,
+            ),
+        ])
+        .collect()
+}
+
+/// Whether `path`, inside an output folder, is something `reproduce` writes.
+fn written_by_reproduce(rel: &Path, labels: &[String]) -> bool {
+    let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+    let is_label = |l: &str| labels.iter().any(|x| x == l);
+    match parts.as_slice() {
+        ["REPORT.md"] | ["runs"] | ["figures"] => true,
+        ["figures", png] => png.strip_suffix(".png").is_some_and(is_label),
+        ["runs", label] => is_label(label),
+        ["runs", label, file] => {
+            let stem = file.strip_suffix(".csv.json").or(file.strip_suffix(".csv"));
+            let run = stem
+                .and_then(|s| s.rsplit_once("-seed"))
+                .is_some_and(|(preset, seed)| {
+                    label.starts_with(preset) && seed.parse::<u64>().is_ok()
+                });
+            is_label(label) && (*file == "summary.csv" || run || file.starts_with('.'))
+        }
+        _ => false,
+    }
+}
+
+/// Everything below `dir`, folders after their contents.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in dir
+        .read_dir()
+        .with_context(|| format!("cannot read {}", dir.display()))?
+    {
+        let path = entry?.path();
+        if path.is_dir() && !path.is_symlink() {
+            walk(&path, out)?;
+        }
+        out.push(path);
+    }
+    Ok(())
+}
+
+/// An output folder must be new or empty; with `--overwrite`, it may hold
+/// only what an earlier reproduction wrote, which is removed so that none
+/// of its runs mixes into this one. Returns what to remove.
+fn previous_outputs(dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>> {
+    if dir.exists() && !dir.is_dir() {
         bail!("--out-dir {} is a file", dir.display());
     }
-    if !args.overwrite && dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+    let mut found = vec![];
+    if dir.is_dir() {
+        walk(dir, &mut found)?;
+    }
+    if found.is_empty() {
+        return Ok(found);
+    }
+    if !overwrite {
         bail!(
-            "--out-dir {} is not empty; pass --overwrite to reuse it, or choose another folder",
+            "--out-dir {} is not empty; pass --overwrite to replace an earlier reproduction there, or choose another folder",
             dir.display()
         );
     }
+    let labels: Vec<String> = variants().into_iter().map(|(l, _, _)| l).collect();
+    for path in &found {
+        let rel = path.strip_prefix(dir).unwrap_or(path);
+        if !written_by_reproduce(rel, &labels) {
+            bail!(
+                "--out-dir {} holds {}, which reproduce did not write; --overwrite replaces only an earlier reproduction: move it, or choose another folder",
+                dir.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(found)
+}
+
+fn remove_all(paths: &[PathBuf]) -> Result<()> {
+    for p in paths {
+        let removed = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+        removed.with_context(|| format!("cannot remove {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// The epochs both sides have, when `--epochs` shortens or lengthens ours.
+fn common_epochs(ours: i64, keras: &[compare::Curve]) -> usize {
+    keras
+        .iter()
+        .map(Vec::len)
+        .min()
+        .unwrap_or(0)
+        .min(ours as usize)
+}
+
+pub fn run(args: &ReproduceArgs) -> Result<()> {
+    let device = device::resolve(&args.device)?;
+    let dir = &args.out_dir;
+    let previous = previous_outputs(dir, args.overwrite)?;
     let reference = compare::load_reference(&args.reference)?;
     let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
     if let Some(missing) = names.iter().find(|n| !reference.contains_key(**n)) {
@@ -108,21 +210,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             args.reference.display()
         );
     }
-
-    // The article's six experiments, then the two broken ones normalised.
     let mut jobs: Vec<(String, Job)> = vec![];
-    let variants = names
-        .iter()
-        .map(|n| (n.to_string(), *n, Normalize::None))
-        .chain([
-            ("scaled-standard".to_string(), "scaled", Normalize::Standard),
-            (
-                "shifted-standard".to_string(),
-                "shifted",
-                Normalize::Standard,
-            ),
-        ]);
-    for (label, preset, normalize) in variants {
+    for (label, preset, normalize) in variants() {
         let exp = Experiment::resolve(
             preset,
             &Overrides {
@@ -133,29 +222,30 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         )?;
         let job = Job {
             exp,
-            seeds: 0..args.seeds,
+            seeds: 0..=args.seeds - 1,
             dir: dir.join("runs").join(&label),
             device,
-            overwrite: args.overwrite,
+            overwrite: false,
             chunk: None,
             threads: 1,
         };
         jobs.push((label, job));
     }
-    for (label, job) in &jobs {
-        if let Some(keras) = reference.get(label.as_str())
-            && keras.iter().any(|c| c.len() as i64 != job.exp.epochs)
-        {
-            bail!(
-                "{}: Keras's '{label}' runs are not {} epochs long; --epochs must match the reference",
-                args.reference.display(),
-                job.exp.epochs
-            );
+    // Everything is checked before the earlier reproduction is removed.
+    for (_, job) in &jobs {
+        Job {
+            overwrite: true,
+            ..job.clone()
         }
+        .check()?;
+    }
+    remove_all(&previous)?;
+    for (_, job) in &jobs {
         job.prepare()?;
     }
     std::fs::create_dir_all(dir.join("figures"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
+    interrupt::install();
 
     let bar = sweep::progress(
         args.verbose,
@@ -171,16 +261,28 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     }
     bar.finish_and_clear();
 
-    // Comparison with Keras, for the article's six.
+    // Comparison with Keras, for the article's six, over the epochs both
+    // sides have when --epochs changed ours.
     let mut rows = vec![];
     let mut claims = vec![];
+    let mut shortened = vec![];
     for (label, job) in jobs.iter().take(names.len()) {
+        let keras = &reference[label.as_str()];
+        let common = common_epochs(job.exp.epochs, keras);
+        let cut = |c: &compare::Curve| c[..common.min(c.len())].to_vec();
+        if keras.iter().any(|c| c.len() != common) || job.exp.epochs as usize != common {
+            shortened.push(format!(
+                "`{label}`: the first {common} epochs (ours ran {}, Keras's {})",
+                job.exp.epochs,
+                keras.iter().map(Vec::len).max().unwrap_or(0)
+            ));
+        }
         // Read directly: these runs may carry a deliberate --epochs override.
         let curves = &compare::csvs_in(&job.dir)?
             .iter()
-            .map(|f| compare::read_curve(f))
+            .map(|f| compare::read_curve(f).map(|c| cut(&c)))
             .collect::<Result<Vec<_>>>()?;
-        let keras = &reference[label.as_str()];
+        let keras = &keras.iter().map(cut).collect::<Vec<_>>();
         compare::check_comparable(label, curves, keras)?;
         rows.push(compare::compare_preset(label, curves, keras));
         if let (Some((what, kh, kv)), Some((_, oh, ov))) = (
@@ -230,6 +332,14 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         args.reference.display()
     );
     let _ = writeln!(md, "## Comparison with Keras\n");
+    if !shortened.is_empty() {
+        let _ = writeln!(
+            md,
+            "`--epochs {}` differs from the article's runs, so each preset is compared over the epochs both sides have: {}.\n",
+            args.epochs.unwrap_or_default(),
+            shortened.join("; ")
+        );
+    }
     md += &compare::render(&rows, &claims, Format::Markdown);
     let _ = writeln!(md, "{}\n", compare::RULE);
     let _ = writeln!(md, "## Figures\n");
@@ -257,14 +367,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     }
     let total: f64 = timings.iter().map(|(_, s)| s).sum();
     let _ = writeln!(md, "| all | | {total:.1} |");
-    std::fs::write(dir.join("REPORT.md"), md)
-        .with_context(|| format!("cannot write {}/REPORT.md", dir.display()))?;
+    outputs::write_atomic(&dir.join("REPORT.md"), md.as_bytes())?;
     if args.verbose > 0 {
-        eprint!("{}", compare::render(&rows, &claims, Format::Text));
-        eprintln!(
-            "wrote {} ({total:.1}s of training)",
+        outputs::note(&format!(
+            "{}wrote {} ({total:.1}s of training)",
+            compare::render(&rows, &claims, Format::Text),
             dir.join("REPORT.md").display()
-        );
+        ));
     }
     for f in &finals {
         sweep::check_diverged(f)?;

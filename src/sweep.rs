@@ -1,10 +1,11 @@
 //! `binclass sweep`: many seeds of one experiment trained at once as one
 //! batched model, each seed writing the CSV and record `train --seed s` writes.
 
-use std::ops::Range;
+use std::ops::RangeInclusive;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -12,13 +13,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
-use crate::batched::{self, BatchedNetwork};
-use crate::config::{Experiment, Overrides, whole};
-use crate::csv_logger::{CsvLogger, python_float};
+use crate::batched::{self, BatchedNetwork, LANES};
+use crate::config::{self, Experiment, Overrides, whole};
+use crate::csv_logger::{self, CsvLogger, python_float};
 use crate::data::Dataset;
 use crate::fit::{Callback, EpochLogs, Outcome, Plan};
+use crate::interrupt::{self, Interrupted};
 use crate::record::{RecordWriter, RunRecord};
-use crate::{device, optim, outputs, rng};
+use crate::{device, memory, optim, outputs, rng};
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -38,77 +40,57 @@ pub struct SweepArgs {
     /// Replace files of an earlier sweep in --out-dir.
     #[arg(long)]
     pub overwrite: bool,
-    /// Seeds per batched model [default: as many as fit in half the free memory].
+    /// Seeds per batched model [default: the seeds shared evenly across the
+    /// CPU's cores, within the memory available]. Results do not depend on it.
     #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
     pub chunk: Option<i64>,
     /// 0 silent, 1 a progress bar and the summary (stderr).
-    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1), value_name = "0|1")]
+    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1), allow_hyphen_values = true, value_name = "0|1")]
     pub verbose: u8,
-    /// libtorch CPU threads.
-    #[arg(long, env = "BINCLASS_THREADS", default_value_t = 1, value_parser = whole, value_name = "N")]
-    pub threads: i64,
+    /// libtorch CPU threads [default: BINCLASS_THREADS, else 1].
+    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
+    pub threads: Option<i64>,
     #[command(flatten)]
     pub overrides: Overrides,
 }
 
 /// `A..B`, `A..=B` or `N`, as a non-empty range of seeds.
-pub fn parse_seeds(s: &str) -> Result<Range<u64>> {
+pub fn parse_seeds(s: &str) -> Result<RangeInclusive<u64>> {
     let num = |t: &str| -> Result<u64> {
         t.trim().parse().map_err(|_| {
             anyhow::anyhow!("--seeds {s}: '{t}' is not a whole number >= 0; use A..B, A..=B or N")
         })
     };
+    let empty = || {
+        anyhow::anyhow!("--seeds {s} is empty: A..B needs A < B (B is excluded; A..=B includes it)")
+    };
     let range = if let Some((a, b)) = s.split_once("..=") {
-        num(a)?..num(b)?.checked_add(1).context("--seeds: end too large")?
+        num(a)?..=num(b)?
     } else if let Some((a, b)) = s.split_once("..") {
-        num(a)?..num(b)?
+        let (a, b) = (num(a)?, num(b)?);
+        a..=b.checked_sub(1).ok_or_else(empty)?
     } else {
         let n = num(s)?;
-        n..n + 1
+        n..=n
     };
-    if range.end - range.start.min(range.end) > 10_000_000 {
-        bail!("--seeds {s} is more than 10,000,000 seeds; split it into several sweeps");
-    }
     if range.is_empty() {
-        bail!("--seeds {s} is empty: A..B needs A < B (B is excluded; A..=B includes it)");
+        return Err(empty());
+    }
+    if range.end() - range.start() >= 10_000_000 {
+        bail!("--seeds {s} is more than 10,000,000 seeds; split it into several sweeps");
     }
     Ok(range)
 }
 
-/// Bytes one replica needs on the device, with room for temporaries.
-fn bytes_per_replica(e: &Experiment) -> u64 {
-    let (n, f, t) = (e.samples as u64, e.features as u64, e.train_len() as u64);
-    let units = e.units.max(1) as u64;
-    // data; shuffled copy and indices; the epoch's logits; step activations.
-    let floats = n * (f + 1)
-        + t * (f + 1)
-        + 2 * t
-        + t
-        + 4 * e.batch_size as u64 * units * (e.hidden_layers as u64 + 1);
-    floats * 4 * 2
-}
-
-/// Free memory on `device`, if it can be read.
-fn free_memory(device: Device) -> Option<u64> {
-    match device {
-        Device::Cuda(_) => crate::device::cuda_free_memory(),
-        _ => {
-            let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-            let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kb * 1024)
-        }
-    }
-}
-
 /// One sweep: an experiment over a range of seeds, into a folder.
+#[derive(Clone)]
 pub struct Job {
     pub exp: Experiment,
-    pub seeds: Range<u64>,
+    pub seeds: RangeInclusive<u64>,
     pub dir: PathBuf,
     pub device: Device,
     pub overwrite: bool,
-    /// Seeds per batched model; `None` sizes it from free memory.
+    /// Seeds per batched model; `None` shares them across the cores.
     pub chunk: Option<u64>,
     pub threads: i32,
 }
@@ -123,8 +105,41 @@ impl Job {
             .collect()
     }
 
-    /// Refuses, touching nothing, files it may not replace; then makes the folder.
-    pub fn prepare(&self) -> Result<()> {
+    fn count(&self) -> u64 {
+        self.seeds.end() - self.seeds.start() + 1
+    }
+
+    /// Batches train side by side, one per core on a CPU: libtorch runs ops
+    /// this small on one thread, so two batches side by side take ~0.6x the
+    /// time of one twice the size (measured: 100 seeds, 7.9 s against 13.6 s
+    /// on 2 cores). A GPU takes one batch at a time.
+    fn workers(&self) -> u64 {
+        match self.device {
+            Device::Cpu => std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+            _ => 1,
+        }
+    }
+
+    /// Seeds per batch. Results do not depend on it (see [`batched::LANES`]),
+    /// so it may follow the cores and the memory available.
+    fn chunk(&self) -> u64 {
+        let total = self.count();
+        self.chunk
+            .unwrap_or_else(|| {
+                let even = total
+                    .div_ceil(self.workers())
+                    .next_multiple_of(LANES as u64);
+                let per = memory::replica_bytes(&self.exp).max(1);
+                let fits = memory::available(self.device)
+                    .map_or(even, |free| free / 2 / self.workers() / per);
+                even.min((fits / LANES as u64 * LANES as u64).max(LANES as u64))
+            })
+            .min(total)
+    }
+
+    /// Checks everything but the folder itself: settings, memory, and every
+    /// file the sweep will write. Creates nothing.
+    pub fn check(&self) -> Result<()> {
         if self.exp.train_len() > i32::MAX as i64 {
             bail!(
                 "--samples {} is too large for a sweep (at most {} training rows)",
@@ -132,52 +147,52 @@ impl Job {
                 i32::MAX
             );
         }
+        let chunk = self.chunk();
+        let batches = self.count().div_ceil(chunk).min(self.workers());
+        let padded = chunk.next_multiple_of(LANES as u64);
+        memory::check(
+            (memory::replica_bytes(&self.exp) * padded + memory::draw_bytes(&self.exp)) * batches,
+            self.device,
+            &format!(
+                "--samples (a batch trains at least {LANES} replicas), or train one seed with `binclass train`"
+            ),
+        )?;
         if self.dir.is_file() {
             bail!("{} is a file, not a folder", self.dir.display());
         }
         outputs::check_free(&self.csvs(), self.overwrite)?;
         let summary = self.dir.join("summary.csv");
+        outputs::check_path(&summary, "summary")?;
         if !self.overwrite && summary.exists() {
             bail!(
                 "{} already exists; pass --overwrite to replace it, or choose another folder",
                 summary.display()
             );
         }
+        Ok(())
+    }
+
+    /// Refuses, touching nothing, files it may not replace; then makes the folder.
+    pub fn prepare(&self) -> Result<()> {
+        self.check()?;
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create folder {}", self.dir.display()))
     }
 
     pub fn seed_epochs(&self) -> u64 {
-        (self.seeds.end - self.seeds.start) * self.exp.epochs as u64
+        self.count() * self.exp.epochs as u64
     }
 
     /// Trains every seed, writes their files and `summary.csv`.
     pub fn run(&self, bar: &ProgressBar) -> Result<Finals> {
-        let total = self.seeds.end - self.seeds.start;
-        // On CPU each core trains batches of its own: libtorch runs ops this
-        // small on one thread, so two batches side by side take ~0.6x the
-        // time of one twice the size (measured: 100 seeds, 7.9 s against
-        // 13.6 s on 2 cores). A GPU takes one batch as large as memory allows.
-        let workers = match self.device {
-            Device::Cpu => std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
-            _ => 1,
-        };
-        let chunk = self
-            .chunk
-            .unwrap_or_else(|| {
-                let fits = free_memory(self.device).map_or(1024, |free| {
-                    (free / 2 / workers / bytes_per_replica(&self.exp)).max(1)
-                });
-                fits.min(total.div_ceil(workers))
-            })
-            .min(total) as usize;
+        let chunk = self.chunk() as usize;
         let seeds: Vec<u64> = self.seeds.clone().collect();
         let csvs = self.csvs();
         let work: Vec<(&[u64], &[PathBuf])> = seeds.chunks(chunk).zip(csvs.chunks(chunk)).collect();
         let next = AtomicUsize::new(0);
         let mut done: Vec<(usize, Result<Vec<Option<SeedSummary>>>)> =
             std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..workers.min(work.len() as u64))
+                let handles: Vec<_> = (0..self.workers().min(work.len() as u64))
                     .map(|_| {
                         scope.spawn(|| {
                             // libtorch's thread count is per calling thread.
@@ -186,7 +201,16 @@ impl Job {
                             loop {
                                 let i = next.fetch_add(1, Ordering::Relaxed);
                                 let Some((s, c)) = work.get(i) else { break };
-                                mine.push((i, train_chunk(self, s, c, bar)));
+                                let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                    train_chunk(self, s, c, bar)
+                                }))
+                                .unwrap_or_else(|p| Err(crate::failure::to_error(p.as_ref())));
+                                let failed = r.is_err();
+                                mine.push((i, r));
+                                if failed {
+                                    // Stop the other workers too.
+                                    next.store(work.len(), Ordering::Relaxed);
+                                }
                             }
                             mine
                         })
@@ -194,13 +218,20 @@ impl Job {
                     .collect();
                 handles
                     .into_iter()
-                    .flat_map(|h| h.join().expect("a sweep worker panicked"))
+                    .flat_map(|h| h.join().unwrap_or_default())
                     .collect()
             });
         done.sort_by_key(|(i, _)| *i);
+        // An interruption first: it is why the other batches stopped.
+        if let Some(pos) = done
+            .iter()
+            .position(|(_, r)| r.as_ref().is_err_and(|e| e.is::<Interrupted>()))
+        {
+            return Err(done.swap_remove(pos).1.err().expect("an error"));
+        }
         let mut finals = vec![];
-        for ((s, _), (_, r)) in work.iter().zip(done) {
-            finals.extend(s.iter().copied().zip(r?));
+        for (i, r) in done {
+            finals.extend(work[i].0.iter().copied().zip(r?));
         }
         write_summary(&self.dir.join("summary.csv"), &finals)?;
         Ok(finals)
@@ -234,69 +265,65 @@ pub fn check_diverged(finals: &Finals) -> Result<()> {
 pub fn run(args: &SweepArgs) -> Result<()> {
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
     let seeds = parse_seeds(&args.seeds)?;
-    if !(1..=1024).contains(&args.threads) {
-        bail!(
-            "--threads must be a whole number in 1..=1024, got {}",
-            args.threads
-        );
-    }
+    let threads = config::threads(args.threads)?;
     if let Some(c) = args.chunk
         && c < 1
     {
         bail!("--chunk must be a whole number >= 1, got {c}");
     }
     let device = device::resolve(&args.device)?;
-    tch::set_num_threads(args.threads as i32);
-    let dir = args
-        .out_dir
-        .clone()
-        .unwrap_or_else(|| free_dir(&exp.name, &seeds));
-    let job = Job {
+    tch::set_num_threads(threads);
+    let mut job = Job {
+        dir: args
+            .out_dir
+            .clone()
+            .unwrap_or_else(|| default_dir(&exp.name, &seeds)),
         exp,
         seeds,
-        dir,
         device,
         overwrite: args.overwrite,
         chunk: args.chunk.map(|c| c as u64),
-        threads: args.threads as i32,
+        threads,
     };
+    if args.out_dir.is_none() {
+        // Names checked, then a new folder claimed whole, so that two
+        // sweeps started together never share one.
+        Job {
+            overwrite: true,
+            ..job.clone()
+        }
+        .check()?;
+        job.dir = outputs::claim_new_dir(&job.dir)?;
+    }
     job.prepare()?;
+    interrupt::install();
     let bar = progress(args.verbose, job.seed_epochs());
     let start = Instant::now();
     let finals = job.run(&bar)?;
     bar.finish_and_clear();
     if args.verbose > 0 {
         let (fin, best) = final_and_best(&finals);
-        eprintln!(
-            "{} seeds of {} in {:.2}s: final val_binary_accuracy {}, best {}",
+        outputs::note(&format!(
+            "{} seeds of {} in {:.2}s: final val_binary_accuracy {}, best {}\nwrote {} CSVs, their records and {}",
             finals.len(),
             job.exp.name,
             start.elapsed().as_secs_f64(),
             mean_sd(&fin),
-            mean_sd(&best)
-        );
-        eprintln!(
-            "wrote {} CSVs, their records and {}",
+            mean_sd(&best),
             finals.len(),
             job.dir.join("summary.csv").display()
-        );
+        ));
     }
     check_diverged(&finals)
 }
 
-/// The first free `runs/<name>-seeds<A>-<B>[-k]`.
-fn free_dir(name: &str, seeds: &Range<u64>) -> PathBuf {
-    let base = format!("{name}-seeds{}-{}", seeds.start, seeds.end);
-    (0..)
-        .map(|k| {
-            Path::new("runs").join(if k == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{k}")
-            })
-        })
-        .find(|d| !d.exists())
-        .expect("some suffix is free")
+/// `runs/<name>-seeds<A>-<B>` (B excluded), which may already exist.
+fn default_dir(name: &str, seeds: &RangeInclusive<u64>) -> PathBuf {
+    Path::new("runs").join(format!(
+        "{name}-seeds{}-{}",
+        seeds.start(),
+        *seeds.end() as u128 + 1
+    ))
 }
 
 pub fn progress(verbose: u8, len: u64) -> ProgressBar {
@@ -320,26 +347,29 @@ pub struct SeedSummary {
     pub best_epoch: i64,
 }
 
-/// Trains one batch of seeds; `None` for a seed whose loss diverged.
-fn train_chunk(
-    job: &Job,
+/// A batch's data, replicas last and padded to [`batched::LANES`] with
+/// all-zero replicas: `([n, F, R], [n, 1, R])`.
+fn batch_data(
+    e: &Experiment,
     seeds: &[u64],
-    csvs: &[PathBuf],
-    bar: &ProgressBar,
-) -> Result<Vec<Option<SeedSummary>>> {
-    let (e, device) = (&job.exp, job.device);
-    let r = seeds.len() as i64;
-    let (n, f, t) = (e.samples, e.features, e.train_len());
-    let mut xs = Vec::with_capacity((r * n * f) as usize);
-    let mut ys = Vec::with_capacity((r * n) as usize);
-    for &s in seeds {
+    lanes: usize,
+    device: Device,
+) -> Result<(Tensor, Tensor)> {
+    let (n, f) = (e.samples as usize, e.features as usize);
+    let mut xs = vec![0f32; n * f * lanes];
+    let mut ys = vec![0f32; n * lanes];
+    for (r, &s) in seeds.iter().enumerate() {
         let d = Dataset::generate(e, s)?;
-        xs.extend(d.features.iter().map(|&v| v as f32));
-        ys.extend(d.labels.iter().map(|&v| v as f32));
+        for (i, row) in d.features.chunks(f).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                xs[(i * f + j) * lanes + r] = v as f32;
+            }
+            ys[i * lanes + r] = d.labels[i] as f32;
+        }
     }
     let to = |v: &[f32], shape: [i64; 3]| -> Result<Tensor> {
-        Tensor::from_slice(v)
-            .view(shape)
+        Tensor::f_from_slice(v)?
+            .f_view(shape)?
             .f_to_device(device)
             .with_context(|| {
                 format!(
@@ -348,39 +378,65 @@ fn train_chunk(
                 )
             })
     };
-    // Replicas last: [n, F, R] and [n, 1, R].
-    let x = to(&xs, [r, n, f])?.permute([1, 2, 0]).contiguous();
-    let y = to(&ys, [r, n, 1])?.permute([1, 2, 0]).contiguous();
-    drop((xs, ys));
+    let (n, f, r) = (n as i64, f as i64, lanes as i64);
+    Ok((to(&xs, [n, f, r])?, to(&ys, [n, 1, r])?))
+}
+
+/// One CSV and record per seed of a batch.
+fn sinks(job: &Job, seeds: &[u64], csvs: &[PathBuf]) -> Result<Vec<(CsvLogger, RecordWriter)>> {
+    // A sweep of thousands of seeds would spend its time rewriting records
+    // after every epoch; a timer keeps them at most a second or so behind.
+    let interval = Duration::from_millis(1000 + 2 * seeds.len() as u64);
+    let header = csv_logger::header();
+    seeds
+        .iter()
+        .zip(csvs)
+        .map(|(&seed, csv)| {
+            let files = outputs::claim_path(csv, &header, job.overwrite)?;
+            let record = RunRecord::start(
+                job.exp.clone(),
+                seed,
+                job.device,
+                job.threads,
+                files.csv.clone(),
+            );
+            Ok((
+                CsvLogger::new(files.csv),
+                RecordWriter::new(record, files.json, Some(interval)),
+            ))
+        })
+        .collect()
+}
+
+/// Trains one batch of seeds; `None` for a seed whose loss diverged.
+fn train_chunk(
+    job: &Job,
+    seeds: &[u64],
+    csvs: &[PathBuf],
+    bar: &ProgressBar,
+) -> Result<Vec<Option<SeedSummary>>> {
+    let (e, device) = (&job.exp, job.device);
+    let lanes = seeds.len().next_multiple_of(LANES);
+    let (r, t) = (lanes as i64, e.train_len());
+    let (x, y) = batch_data(e, seeds, lanes, device)?;
+    let n = e.samples;
     let (train_x, val_x) = (x.narrow(0, 0, t), x.narrow(0, t, n - t));
     let (train_y, val_y) = (y.narrow(0, 0, t), y.narrow(0, t, n - t));
 
     tch::manual_seed(seeds[0] as i64);
     let vs = nn::VarStore::new(device);
-    let mut net = BatchedNetwork::build(&vs.root(), e, seeds);
+    let mut net = BatchedNetwork::build(&vs.root(), e, seeds, lanes);
     let mut opt = optim::build(e.optimizer, &vs, e.lr)?;
     let plan = Plan {
         epochs: e.epochs,
         batch_size: e.batch_size,
         train_len: t,
     };
-
-    let mut sinks: Vec<(CsvLogger, RecordWriter)> = seeds
-        .iter()
-        .zip(csvs)
-        .map(|(&seed, csv)| {
-            let files = outputs::claim_path(csv, job.overwrite)?;
-            let record = RunRecord::start(e.clone(), seed, device, job.threads, files.csv.clone());
-            Ok((
-                CsvLogger::new(files.csv),
-                RecordWriter::new(record, files.json, false),
-            ))
-        })
-        .collect::<Result<_>>()?;
-    for (csv, rec) in &mut sinks {
-        csv.on_train_begin(&plan)?;
+    let mut sinks = sinks(job, seeds, csvs)?;
+    for (_, rec) in &mut sinks {
         rec.on_train_begin(&plan)?;
     }
+    // Padding replicas keep their rows in order.
     let mut shuffles: Vec<_> = seeds
         .iter()
         .map(|&s| rng::stream(s, rng::Stream::Shuffle))
@@ -403,13 +459,13 @@ fn train_chunk(
         let start = Instant::now();
         // [t, 1, R]: row j of replica r's epoch is its row order[j, 0, r].
         // Sent as int32, half the bytes: a sweep sends R × t of them.
-        let order = Tensor::from_slice(&permutations(&mut shuffles, t))
+        let order = Tensor::from_slice(&permutations(&mut shuffles, t, lanes))
             .view([r, t])
             .to_device(device)
             .to_kind(Kind::Int64)
             .tr()
             .unsqueeze(1);
-        let ex = train_x.gather(0, &order.expand([t, f, r], false), false);
+        let ex = train_x.gather(0, &order.expand([t, e.features, r], false), false);
         let ey = train_y.gather(0, &order, false);
         let mut logits = Vec::with_capacity(plan.steps() as usize);
         for (bx, by) in ex
@@ -419,6 +475,17 @@ fn train_chunk(
         {
             logits.push(net.train_step(bx, by));
             opt.step();
+            if interrupt::requested() {
+                break;
+            }
+        }
+        if interrupt::requested() {
+            for (i, (_, rec)) in sinks.iter_mut().enumerate() {
+                if alive[i] {
+                    rec.on_train_end(Outcome::Interrupted { epoch })?;
+                }
+            }
+            return Err(Interrupted.into());
         }
         let val = tch::no_grad(|| net.seq.forward_all(&val_x, None).pop().expect("output"));
         let m = Tensor::cat(
@@ -457,7 +524,7 @@ fn train_chunk(
                 rec.on_train_end(Outcome::Diverged { epoch })?;
             }
         }
-        bar.inc(r as u64);
+        bar.inc(seeds.len() as u64);
     }
     let mut out = vec![];
     for (i, (_, rec)) in sinks.iter_mut().enumerate() {
@@ -475,10 +542,16 @@ fn train_chunk(
     Ok(out)
 }
 
-/// Each replica's next permutation of its `t` training rows, `[R, t]`,
-/// drawn on all cores (10,000 seeds draw 80 million indices an epoch).
-fn permutations(shuffles: &mut [rand_chacha::ChaCha8Rng], t: i64) -> Vec<i32> {
-    let mut all = vec![0i32; shuffles.len() * t as usize];
+/// Each replica's next permutation of its `t` training rows, `[lanes, t]`,
+/// drawn on all cores (10,000 seeds draw 80 million indices an epoch);
+/// padding lanes beyond the seeds take the rows in order.
+fn permutations(shuffles: &mut [rand_chacha::ChaCha8Rng], t: i64, lanes: usize) -> Vec<i32> {
+    let mut all = vec![0i32; lanes * t as usize];
+    for pad in all[shuffles.len() * t as usize..].chunks_mut(t as usize) {
+        for (j, o) in pad.iter_mut().enumerate() {
+            *o = j as i32;
+        }
+    }
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(16);
@@ -528,7 +601,7 @@ fn write_summary(path: &Path, finals: &[(u64, Option<SeedSummary>)]) -> Result<(
         }
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    outputs::write_atomic(path, &bytes)
 }
 
 /// `0.9912 ± 0.0031 (sd)`
@@ -551,9 +624,12 @@ mod tests {
 
     #[test]
     fn seed_ranges_parse_like_rust_ranges() {
-        assert_eq!(parse_seeds("0..5").unwrap(), 0..5);
-        assert_eq!(parse_seeds("2..=4").unwrap(), 2..5);
-        assert_eq!(parse_seeds("7").unwrap(), 7..8);
+        assert_eq!(parse_seeds("0..5").unwrap(), 0..=4);
+        assert_eq!(parse_seeds("2..=4").unwrap(), 2..=4);
+        assert_eq!(parse_seeds("7").unwrap(), 7..=7);
+        // The largest seed `train` takes is one seed here too.
+        let max = u64::MAX.to_string();
+        assert_eq!(parse_seeds(&max).unwrap(), u64::MAX..=u64::MAX);
         for bad in [
             "5..2",
             "3..3",
@@ -580,13 +656,18 @@ mod tests {
             .iter()
             .map(|&s| rng::stream(s, rng::Stream::Shuffle))
             .collect();
-        let all = permutations(&mut a, 10);
+        let all = permutations(&mut a, 10, 3);
         let mut r0 = rng::stream(4, rng::Stream::Shuffle);
         let mut r1 = rng::stream(9, rng::Stream::Shuffle);
         let own = |r: &mut rand_chacha::ChaCha8Rng| -> Vec<i32> {
             rng::permutation(r, 10).iter().map(|&p| p as i32).collect()
         };
         assert_eq!(&all[..10], own(&mut r0).as_slice());
-        assert_eq!(&all[10..], own(&mut r1).as_slice());
+        assert_eq!(&all[10..20], own(&mut r1).as_slice());
+        assert_eq!(
+            &all[20..],
+            (0..10).collect::<Vec<i32>>().as_slice(),
+            "padding lane"
+        );
     }
 }

@@ -6,14 +6,14 @@ use anyhow::{Result, bail};
 use clap::Args;
 use tch::nn;
 
-use crate::config::{Experiment, Overrides, whole};
+use crate::config::{self, Experiment, Overrides, whole};
 use crate::csv_logger::CsvLogger;
 use crate::data::Dataset;
 use crate::fit::{self, Callback, Plan};
 use crate::model::Network;
 use crate::progress::KerasProgress;
 use crate::record::{RecordWriter, RunRecord};
-use crate::{device, optim, outputs};
+use crate::{csv_logger, device, interrupt, memory, optim, outputs};
 
 pub use crate::optim::ADAM;
 
@@ -35,11 +35,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub overwrite: bool,
     /// 0 silent, 1 progress bar per epoch, 2 one line per epoch (stderr).
-    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2), value_name = "0|1|2")]
+    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2), allow_hyphen_values = true, value_name = "0|1|2")]
     pub verbose: u8,
-    /// libtorch CPU threads; 1 is fastest for this tiny network (see README).
-    #[arg(long, env = "BINCLASS_THREADS", default_value_t = 1, value_parser = whole, value_name = "N")]
-    pub threads: i64,
+    /// libtorch CPU threads [default: BINCLASS_THREADS, else 1, fastest for
+    /// this tiny network (see README)].
+    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
+    pub threads: Option<i64>,
     #[command(flatten)]
     pub overrides: Overrides,
 }
@@ -53,16 +54,26 @@ fn seed(s: &str) -> Result<u64, String> {
 pub fn run(args: &TrainArgs) -> Result<()> {
     // Everything the user can get wrong is checked before any file is touched.
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
-    if !(1..=1024).contains(&args.threads) {
-        bail!(
-            "--threads must be a whole number in 1..=1024, got {}",
-            args.threads
-        );
-    }
+    let threads = config::threads(args.threads)?;
     let device = device::resolve(&args.device)?;
-    tch::set_num_threads(args.threads as i32);
+    if let Some(out) = &args.out {
+        outputs::check_free(std::slice::from_ref(out), args.overwrite)?;
+    }
+    memory::check(
+        memory::train_bytes(&exp),
+        device,
+        "--samples or --batch-size",
+    )?;
+    tch::set_num_threads(threads);
+    interrupt::install();
     let data = Dataset::generate(&exp, args.seed)?.split(exp.train_len() as usize, device)?;
-    let files = outputs::claim(args.out.as_deref(), &exp.name, args.seed, args.overwrite)?;
+    let files = outputs::claim(
+        args.out.as_deref(),
+        &exp.name,
+        args.seed,
+        &csv_logger::header(),
+        args.overwrite,
+    )?;
 
     tch::manual_seed(args.seed as i64);
     let vs = nn::VarStore::new(device);
@@ -77,31 +88,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut progress = KerasProgress::new(args.verbose);
     let mut csv = CsvLogger::new(files.csv.clone());
     let mut record = RecordWriter::new(
-        RunRecord::start(
-            exp,
-            args.seed,
-            device,
-            args.threads as i32,
-            files.csv.clone(),
-        ),
+        RunRecord::start(exp, args.seed, device, threads, files.csv.clone()),
         files.json.clone(),
-        true,
+        None,
     );
     let callbacks: &mut [&mut dyn Callback] = &mut [&mut progress, &mut csv, &mut record];
     let outcome = fit::fit(&mut net, opt.as_mut(), &data, plan, args.seed, callbacks)?;
-    if let fit::Outcome::Diverged { epoch } = outcome {
-        bail!(
+    match outcome {
+        fit::Outcome::Diverged { epoch } => bail!(
             "training loss became NaN or infinite in epoch {epoch}; stopped there (epochs 0..={epoch} are in {})",
             files.csv.display()
-        );
+        ),
+        fit::Outcome::Interrupted { .. } => return Err(interrupt::Interrupted.into()),
+        fit::Outcome::Finished => {}
     }
     if args.verbose > 0 {
-        eprintln!(
+        outputs::note(&format!(
             "wrote {} and {} ({:.2}s)",
             files.csv.display(),
             files.json.display(),
             record.record.total_seconds
-        );
+        ));
     }
     Ok(())
 }

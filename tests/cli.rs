@@ -153,6 +153,11 @@ fn overwrite_replaces_an_existing_out() {
 
 /// Each bad input: one line on stderr naming the problem, non-zero exit,
 /// no panic, and nothing created or changed.
+/// A folder name past Linux's 255-byte limit, and a file name whose record
+/// and temporary names would pass it.
+const LONG_FOLDER: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/x.csv";
+const LONG_NAME: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.csv";
+
 #[test]
 fn bad_input_is_one_clear_line_and_touches_nothing() {
     let cases: &[(&[&str], &str)] = &[
@@ -230,6 +235,16 @@ fn bad_input_is_one_clear_line_and_touches_nothing() {
             "taken.csv already exists; pass --overwrite",
         ),
         (&["--out", "taken2.csv"], "taken2.csv.json already exists"),
+        (&["--verbose", "-1"], "invalid value '-1' for '--verbose"),
+        (
+            &["--threads", "-2"],
+            "--threads must be a whole number in 1..=1024, got -2",
+        ),
+        (&["--lr", "1e31"], "--lr must be in (0, 1e30], got 1e+31"),
+        (&["--out", "a/b/c/x.csv/"], "is a folder"),
+        (&["--out", LONG_FOLDER], "longer than 255 bytes"),
+        (&["--out", LONG_NAME], "leaves room for its record"),
+        (&["--out", "c.csv"], "its record c.csv.json is a folder"),
     ];
     for (args, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -237,6 +252,7 @@ fn bad_input_is_one_clear_line_and_touches_nothing() {
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("taken.csv"), "precious").unwrap();
         std::fs::write(dir.path().join("taken2.csv.json"), "precious").unwrap();
+        std::fs::create_dir(dir.path().join("c.csv.json")).unwrap();
         let before = files_in(dir.path());
         let mut full = vec!["train"];
         full.extend_from_slice(args);

@@ -143,3 +143,75 @@ fn plot_parity_draws_the_per_epoch_differences_of_parity_csvs() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn plot_gives_one_line_errors_and_skips_files_that_are_not_runs() {
+    let Some(py) = python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let head = "epoch,binary_accuracy,loss,val_binary_accuracy,val_loss\n";
+    std::fs::write(
+        d.join("a.csv"),
+        format!("{head}0,0.9,0.3,0.91,0.3\n1,0.95,0.2,0.96,0.2\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("b.csv"),
+        format!("{head}0,0.9,0.3,0.92,0.3\n1,0.95,0.2,0.97,0.2\n2,0.96,0.1,0.98,0.1\n"),
+    )
+    .unwrap();
+    std::fs::write(d.join("short.csv"), format!("{head}0,0.9,0.3\n")).unwrap();
+    std::fs::write(
+        d.join("summary.csv"),
+        "seed,final_val_binary_accuracy\n0,0.9\n",
+    )
+    .unwrap();
+    std::fs::create_dir(d.join("folder")).unwrap();
+    std::fs::write(d.join("file"), "").unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/plot.py");
+    let plot = |args: &[&str]| {
+        Command::new(&py)
+            .arg(&script)
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    for (args, says) in [
+        (&["short.csv", "--out", "x.png"][..], "line 2 has 3 fields"),
+        (
+            &["a.csv", "--out", "/proc/x.png"],
+            "cannot write /proc/x.png",
+        ),
+        (&["a.csv", "--out", "p.txt"], "ending in .png"),
+        (&["a.csv", "--out", "file/x.png"], "is a file, not a folder"),
+        (&["a.csv", "--out", "folder"], "is a folder"),
+        (
+            &["summary.csv", "--out", "x.png"],
+            "none of summary.csv is a CSVLogger file",
+        ),
+    ] {
+        let o = plot(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(says) && !err.contains("Traceback"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!d.join("folder.png").exists() && !d.join("x.png").exists());
+    // A glob over a sweep's folder: summary.csv skipped, lengths noted.
+    let o = plot(&["a.csv", "b.csv", "summary.csv", "--out", "sweep.png"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("skipped summary.csv"), "{err}");
+    assert!(err.contains("2 to 3 epochs; drawn to epoch 2"), "{err}");
+    assert!(
+        std::fs::read(d.join("sweep.png"))
+            .unwrap()
+            .starts_with(b"\x89PNG")
+    );
+}

@@ -90,3 +90,94 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not empty; pass --overwrite"));
     assert_eq!(std::fs::read(out.join("REPORT.md")).unwrap(), before);
 }
+
+fn reproduce(dir: &Path, more: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "reproduce",
+        "--out-dir",
+        "out",
+        "--reference",
+        "ref",
+        "--verbose",
+        "0",
+    ];
+    args.extend_from_slice(more);
+    Command::new(BIN)
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn overwrite_starts_from_a_clean_folder_and_keeps_files_it_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    let o = reproduce(dir.path(), &["--seeds", "3", "--epochs", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = reproduce(
+        dir.path(),
+        &["--seeds", "2", "--epochs", "2", "--overwrite"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("out");
+    assert!(
+        !out.join("runs/baseline/baseline-seed2.csv").exists(),
+        "a stale run stayed"
+    );
+    assert!(!out.join("runs/baseline/baseline-seed2.csv.json").exists());
+    let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(report.contains("| baseline | 2/3 |"), "{report}");
+    assert!(!report.contains("3/3"), "{report}");
+
+    // A file reproduce did not write: refused, and nothing is removed.
+    std::fs::write(out.join("runs/notes.txt"), "mine").unwrap();
+    let before = std::fs::read(out.join("REPORT.md")).unwrap();
+    let o = reproduce(
+        dir.path(),
+        &["--seeds", "2", "--epochs", "2", "--overwrite"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("notes.txt, which reproduce did not write"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read(out.join("REPORT.md")).unwrap(), before);
+    assert!(out.join("runs/baseline/baseline-seed1.csv").exists());
+}
+
+#[test]
+fn other_epochs_are_compared_over_the_epochs_both_sides_have() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    for (epochs, common) in [
+        ("3", "the first 2 epochs (ours ran 3, Keras's 2)"),
+        ("1", "the first 1 epochs (ours ran 1, Keras's 2)"),
+    ] {
+        let o = reproduce(
+            dir.path(),
+            &["--seeds", "2", "--epochs", epochs, "--overwrite"],
+        );
+        assert!(
+            o.status.success(),
+            "--epochs {epochs}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let report = std::fs::read_to_string(dir.path().join("out/REPORT.md")).unwrap();
+        assert!(
+            report.contains(&format!(
+                "`--epochs {epochs}` differs from the article's runs"
+            )),
+            "{report}"
+        );
+        assert!(
+            report.contains(&format!("`baseline`: {common}")),
+            "{report}"
+        );
+        let csv =
+            std::fs::read_to_string(dir.path().join("out/runs/noise/noise-seed1.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + epochs.parse::<usize>().unwrap());
+    }
+}

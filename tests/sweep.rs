@@ -190,3 +190,95 @@ fn sweep_refuses_to_overwrite_an_earlier_sweep() {
     );
     run(dir.path(), [args, vec!["--overwrite".into()]].concat());
 }
+
+#[test]
+fn a_seeds_results_do_not_depend_on_which_seeds_share_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = ["--epochs", "30", "--verbose", "0"];
+    for (out, seeds, chunk) in [
+        ("two", "0..2", None),
+        ("three", "0..3", None),
+        ("ones", "0..3", Some("1")),
+    ] {
+        let mut args = vec!["sweep", "--seeds", seeds, "--out-dir", out];
+        if let Some(c) = chunk {
+            args.extend(["--chunk", c]);
+        }
+        run(dir.path(), with(&args, &long));
+    }
+    let read = |p: &str| std::fs::read(dir.path().join(p)).unwrap();
+    let seed0 = read("two/baseline-seed0.csv");
+    assert_eq!(seed0, read("three/baseline-seed0.csv"), "0..2 against 0..3");
+    assert_eq!(
+        seed0,
+        read("ones/baseline-seed0.csv"),
+        "0..2 against --chunk 1"
+    );
+    assert_eq!(
+        read("three/baseline-seed2.csv"),
+        read("ones/baseline-seed2.csv")
+    );
+    // Past the first block of replicas, on a smaller problem.
+    let small = ["--epochs", "10", "--samples", "1500", "--verbose", "0"];
+    run(
+        dir.path(),
+        with(&["sweep", "--seeds", "0..70", "--out-dir", "many"], &small),
+    );
+    run(
+        dir.path(),
+        with(&["sweep", "--seeds", "65", "--out-dir", "alone"], &small),
+    );
+    assert_eq!(
+        read("many/baseline-seed65.csv"),
+        read("alone/baseline-seed65.csv")
+    );
+}
+
+#[test]
+fn the_largest_seed_train_takes_is_a_one_seed_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = u64::MAX.to_string();
+    run(
+        dir.path(),
+        with(
+            &["sweep", "--seeds", &max, "--out-dir", "m"],
+            &["--epochs", "1", "--samples", "300", "--verbose", "0"],
+        ),
+    );
+    assert!(
+        dir.path()
+            .join(format!("m/baseline-seed{max}.csv"))
+            .exists()
+    );
+}
+
+#[test]
+fn a_summary_path_that_is_a_folder_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("x/summary.csv")).unwrap();
+    let out = binclass(
+        dir.path(),
+        &[
+            "sweep",
+            "--seeds",
+            "0..2",
+            "--epochs",
+            "1",
+            "--samples",
+            "300",
+            "--verbose",
+            "0",
+            "--out-dir",
+            "x",
+            "--overwrite",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("summary.csv is a folder"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("x")).unwrap().count(),
+        1,
+        "trained anyway"
+    );
+}

@@ -1,0 +1,140 @@
+//! How much memory a run will need, checked against what the machine (or
+//! `ulimit -v`) leaves, so that a run too large is refused with one line
+//! before it starts, rather than killed by the kernel or aborted by an
+//! allocator half-way through.
+
+use anyhow::{Result, bail};
+use tch::Device;
+
+use crate::config::Experiment;
+
+const F32: u64 = 4;
+
+/// Bytes still available to this process on `device`, if it can be read.
+pub fn available(device: Device) -> Option<u64> {
+    match device {
+        Device::Cuda(_) => crate::device::cuda_free_memory(),
+        _ => {
+            let system = meminfo_available();
+            let limit = address_space_left();
+            match (system, limit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+    }
+}
+
+fn meminfo_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// What `ulimit -v` (RLIMIT_AS) leaves beyond the address space in use.
+fn address_space_left() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
+    let used: u64 = line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024;
+    Some(lim.rlim_cur.saturating_sub(used))
+}
+
+/// The sizes memory grows with: rows, features, training rows, the widest
+/// layer, Dense layers, rows per step.
+struct Sizes {
+    n: u64,
+    f: u64,
+    t: u64,
+    width: u64,
+    layers: u64,
+    batch: u64,
+}
+
+impl Sizes {
+    fn of(e: &Experiment) -> Self {
+        let t = e.train_len() as u64;
+        Sizes {
+            n: e.samples as u64,
+            f: e.features as u64,
+            t,
+            width: e.units.max(e.features) as u64,
+            layers: e.hidden_layers as u64 + 1,
+            batch: (e.batch_size as u64).min(t),
+        }
+    }
+}
+
+/// Bytes one run of `e` needs beyond what libtorch itself takes: the data
+/// as drawn (float64) and on the device (float32), the epoch's shuffled
+/// copy and logits, one step's activations and the validation pass.
+pub fn train_bytes(e: &Experiment) -> u64 {
+    let Sizes {
+        n,
+        f,
+        t,
+        width,
+        layers: h,
+        batch: b,
+    } = Sizes::of(e);
+    let data = n * (f + 1) * (8 + 8 + F32);
+    let epoch = t * (f + 1) * F32 + t * 8 + 6 * t * F32;
+    let step = 8 * b * width * h * F32;
+    let val = 4 * (n - t) * width * F32;
+    data + epoch + step + val + 8 * e.parameters() as u64 * F32
+}
+
+/// Bytes one replica of a sweep needs: its share of every batched tensor,
+/// including the per-replica products `[rows, in, out]` of each layer.
+pub fn replica_bytes(e: &Experiment) -> u64 {
+    let Sizes {
+        n,
+        f,
+        t,
+        width,
+        layers: h,
+        batch: b,
+    } = Sizes::of(e);
+    let data = 3 * n * (f + 1) * F32;
+    let epoch = t * (f + 1) * F32 + t * (4 + 8) + 4 * t * F32;
+    let step = 4 * b * width * width * F32 + 8 * b * width * h * F32;
+    let val = 2 * (n - t) * width * width * F32;
+    data + epoch + step + val + 8 * e.parameters() as u64 * F32
+}
+
+/// One seed's data as drawn, before it joins its batch.
+pub fn draw_bytes(e: &Experiment) -> u64 {
+    e.samples as u64 * (e.features as u64 + 1) * 8
+}
+
+pub fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Refuses a run needing more than `device` has left; `lower` names the
+/// settings that shrink it.
+pub fn check(need: u64, device: Device, lower: &str) -> Result<()> {
+    // A quarter more for the allocator's slack and libtorch's own temporaries.
+    let need = need + need / 4;
+    if let Some(free) = available(device)
+        && need > free
+    {
+        bail!(
+            "this run needs about {} of memory on {} and {} is available; lower {lower}",
+            gib(need),
+            crate::device::name(device),
+            gib(free)
+        );
+    }
+    Ok(())
+}
