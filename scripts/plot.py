@@ -4,7 +4,8 @@
 One CSV: training and validation binary_accuracy per epoch, epochs 1..N on x,
 y from 0.5 to 1, legend "training"/"validation" -- the article's figure.
 Several CSVs (seeds of one experiment): the mean of each line with a shaded
-min-max band. --reference DIR adds Keras's validation runs from DIR (its CSVs)
+band of one standard deviation over seeds either side (unlike a min-max band,
+it does not widen as seeds are added). --reference DIR adds Keras's validation runs from DIR (its CSVs)
 as a band of their own, to set ours beside them.
 
   scripts/plot.py runs/baseline-seed0.csv --out baseline.png
@@ -95,14 +96,17 @@ def check_out(out: str) -> None:
 
 
 def band(curves: list[list[float]]):
+    """Epochs 1..n, and per epoch the mean and mean -/+ the sample sd (n - 1)."""
     n = min(len(c) for c in curves)
-    cols = [[c[e] for c in curves] for e in range(n)]
-    return (
-        list(range(1, n + 1)),
-        [sum(c) / len(c) for c in cols],
-        [min(c) for c in cols],
-        [max(c) for c in cols],
-    )
+    x, mean, lo, hi = list(range(1, n + 1)), [], [], []
+    for e in range(n):
+        col = [c[e] for c in curves]
+        m = sum(col) / len(col)
+        sd = (sum((v - m) ** 2 for v in col) / (len(col) - 1)) ** 0.5 if len(col) > 1 else 0.0
+        mean.append(m)
+        lo.append(m - sd)
+        hi.append(m + sd)
+    return x, mean, lo, hi
 
 
 def draw(ax, curves, label, color, fill=True):
@@ -124,14 +128,14 @@ def main() -> None:
     runs = read_all(a.csv)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     many = len(runs) > 1
-    draw(ax, [r[0] for r in runs], "training" + (f" (mean of {len(runs)}, min-max)" if many else ""), "tab:blue")
-    draw(ax, [r[1] for r in runs], "validation" + (f" (mean of {len(runs)}, min-max)" if many else ""), "tab:orange")
+    draw(ax, [r[0] for r in runs], "training" + (f" (mean of {len(runs)}, ± sd)" if many else ""), "tab:blue")
+    draw(ax, [r[1] for r in runs], "validation" + (f" (mean of {len(runs)}, ± sd)" if many else ""), "tab:orange")
     if a.reference:
         files = sorted(glob.glob(os.path.join(a.reference, "*.csv")))
         if not files:
             sys.exit(f"plot: {a.reference}: no CSV files")
         ref = [r[1] for r in read_all(files)]
-        draw(ax, ref, f"Keras validation (mean of {len(ref)}, min-max)", "tab:green")
+        draw(ax, ref, f"Keras validation (mean of {len(ref)}, ± sd)", "tab:green")
     ax.set_ylim(0.5, 1)
     save(fig, ax, "Accuracy", a.title, a.out)
 

@@ -26,9 +26,13 @@ pub struct ReproduceArgs {
     /// cpu, cuda, cuda:N, or auto.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
-    /// Keras reference runs, one folder per preset.
-    #[arg(long, default_value = "reference/keras", value_name = "DIR")]
-    pub reference: PathBuf,
+    /// Keras reference runs, one folder per preset [default: reference/keras
+    /// here, else the project's beside the binary].
+    #[arg(long, value_name = "DIR")]
+    pub reference: Option<PathBuf>,
+    /// Equivalence margin δ of the verdicts (see `binclass compare --help`).
+    #[arg(long, default_value_t = compare::DEFAULT_MARGIN, value_parser = compare::parse_margin, allow_hyphen_values = true, value_name = "δ")]
+    pub margin: f64,
     /// Use a non-empty --out-dir, replacing what an earlier reproduction wrote.
     #[arg(long)]
     pub overwrite: bool,
@@ -202,12 +206,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let device = device::resolve(&args.device)?;
     let dir = &args.out_dir;
     let previous = previous_outputs(dir, args.overwrite)?;
-    let reference = compare::load_reference(&args.reference)?;
+    let reference_dir = compare::reference_dir(args.reference.as_deref())?;
+    let reference = compare::load_reference(&reference_dir)?;
     let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
     if let Some(missing) = names.iter().find(|n| !reference.contains_key(**n)) {
         bail!(
             "{} has no Keras runs for '{missing}' (see reference/keras/README.md)",
-            args.reference.display()
+            reference_dir.display()
         );
     }
     let mut jobs: Vec<(String, Job)> = vec![];
@@ -264,7 +269,6 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     // Comparison with Keras, for the article's six, over the epochs both
     // sides have when --epochs changed ours.
     let mut rows = vec![];
-    let mut claims = vec![];
     let mut shortened = vec![];
     for (label, job) in jobs.iter().take(names.len()) {
         let keras = &reference[label.as_str()];
@@ -278,26 +282,26 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             ));
         }
         // Read directly: these runs may carry a deliberate --epochs override.
-        let curves = &compare::csvs_in(&job.dir)?
+        let curves = compare::csvs_in(&job.dir)?
             .iter()
             .map(|f| compare::read_curve(f).map(|c| cut(&c)))
             .collect::<Result<Vec<_>>>()?;
         let keras = &keras.iter().map(cut).collect::<Vec<_>>();
-        compare::check_comparable(label, curves, keras)?;
-        rows.push(compare::compare_preset(label, curves, keras));
-        if let (Some((what, kh, kv)), Some((_, oh, ov))) = (
-            compare::article_claim(label, keras),
-            compare::article_claim(label, curves),
-        ) {
-            claims.push((label.clone(), what, kh, kv, oh, ov));
-        }
+        let optimizer = serde_json::to_value(job.exp.optimizer)?;
+        rows.push(compare::compare_preset(
+            label,
+            optimizer.as_str().unwrap_or_default(),
+            &curves,
+            keras,
+            args.margin,
+        )?);
     }
 
     // Figures: ours with Keras's band, and the normalised pair.
     for (label, job) in &jobs {
         let keras_dir = reference
             .contains_key(label.as_str())
-            .then(|| args.reference.join(label));
+            .then(|| reference_dir.join(label));
         let title = match job.exp.normalize {
             Normalize::Standard => format!(
                 "{} with --normalize standard ({} seeds)",
@@ -329,7 +333,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         VERSIONS.binclass,
         VERSIONS.tch,
         VERSIONS.libtorch,
-        args.reference.display()
+        reference_dir.display()
     );
     let _ = writeln!(md, "## Comparison with Keras\n");
     if !shortened.is_empty() {
@@ -340,8 +344,11 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             shortened.join("; ")
         );
     }
-    md += &compare::render(&rows, &claims, Format::Markdown);
-    let _ = writeln!(md, "{}\n", compare::RULE);
+    md += &compare::render(&rows, Format::Markdown);
+    for line in compare::explain(&rows) {
+        let _ = writeln!(md, "- {line}");
+    }
+    let _ = writeln!(md, "\n{}\n", compare::RULE);
     let _ = writeln!(md, "## Figures\n");
     for ((label, job), f) in jobs.iter().zip(&finals) {
         let (fin, _) = sweep::final_and_best(f);
@@ -369,9 +376,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let _ = writeln!(md, "| all | | {total:.1} |");
     outputs::write_atomic(&dir.join("REPORT.md"), md.as_bytes())?;
     if args.verbose > 0 {
+        let explained: String = compare::explain(&rows)
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
         outputs::note(&format!(
-            "{}wrote {} ({total:.1}s of training)",
-            compare::render(&rows, &claims, Format::Text),
+            "{}{explained}wrote {} ({total:.1}s of training)",
+            compare::render(&rows, Format::Text),
             dir.join("REPORT.md").display()
         ));
     }

@@ -72,12 +72,37 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
         assert!(report.contains(&format!("figures/{label}.png")));
     }
     for (p, _) in PRESETS {
-        assert!(
-            report.contains(&format!("| {p} | 2/3 |")),
-            "{p} not in the comparison table"
-        );
+        let row = report
+            .lines()
+            .find(|l| l.starts_with(&format!("| {p} | 2/3 | adam |")))
+            .unwrap_or_else(|| panic!("{p} not in the comparison table"));
+        let verdict = ["consistent", "differs", "inconclusive"]
+            .into_iter()
+            .find(|v| row.ends_with(&format!("| {v} |")))
+            .unwrap_or_else(|| panic!("no verdict: {row}"));
+        if verdict == "inconclusive" {
+            assert!(
+                report.contains(&format!("- {p} (adam): inconclusive at 2/3 seeds; about ")),
+                "{p}: seeds needed not stated"
+            );
+        }
     }
+    assert!(report.contains(binclass::compare::RULE));
     assert!(report.contains("## Timings"));
+
+    // `compare` takes the folder reproduce wrote as it is; with --epochs 2
+    // no run is the article's preset, so each is listed without a reference.
+    let o = Command::new(BIN)
+        .args(["compare", "out", "--reference", "ref"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listed.contains("scaled [epochs=2, normalize=standard], adam: 2 seeds, no Keras reference"),
+        "{listed}"
+    );
 
     // A second run refuses the non-empty folder, and changes nothing.
     let before = std::fs::read(out.join("REPORT.md")).unwrap();

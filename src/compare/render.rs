@@ -1,0 +1,192 @@
+//! The comparison as text, Markdown or CSV.
+
+use std::fmt::Write as _;
+
+use super::{Format, Groups, Row, Verdict};
+
+fn pm((m, s): (f64, f64)) -> String {
+    format!("{m:.4} ± {s:.4}")
+}
+
+fn seeds(n: usize, diverged: usize) -> String {
+    if diverged == 0 {
+        n.to_string()
+    } else {
+        format!("{n}+{diverged} diverged")
+    }
+}
+
+const HEAD: [&str; 13] = [
+    "preset",
+    "seeds ours/keras",
+    "ours trained with",
+    "final ours",
+    "final keras",
+    "best ours",
+    "best keras",
+    "final diff [90% CI]",
+    "Welch p",
+    "curve gap (perm. p)",
+    "epochs in Keras ±sd",
+    "seeds a side for ±δ",
+    "verdict",
+];
+
+fn cells(r: &Row) -> Vec<String> {
+    let (lo, hi) = r.welch.interval(0.90);
+    vec![
+        r.preset.clone(),
+        format!(
+            "{}/{}",
+            seeds(r.n_ours, r.diverged_ours),
+            seeds(r.n_keras, r.diverged_keras)
+        ),
+        r.optimizer.clone(),
+        pm(r.final_ours),
+        pm(r.final_keras),
+        pm(r.best_ours),
+        pm(r.best_keras),
+        format!("{:+.4} [{lo:+.4}, {hi:+.4}]", r.welch.diff),
+        format!("{:.3}", r.welch.p()),
+        format!("{:.4} ({:.3})", r.curves.gap, r.curves.p),
+        format!("{:.0}%", r.in_sd * 100.0),
+        if r.verdict == Verdict::Inconclusive {
+            r.seeds_needed.to_string()
+        } else {
+            "-".to_string()
+        },
+        r.verdict.as_str().to_string(),
+    ]
+}
+
+fn claim_cells(r: &Row) -> Option<Vec<String>> {
+    let (what, (kh, kv), (oh, ov)) = r.claim.as_ref()?;
+    let mark = |h: &bool, v: &str| format!("{} ({v})", if *h { "holds" } else { "does not hold" });
+    Some(vec![
+        r.preset.clone(),
+        r.optimizer.clone(),
+        what.to_string(),
+        mark(kh, kv),
+        mark(oh, ov),
+    ])
+}
+
+fn markdown(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "| {} |", head.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
+    for r in rows {
+        let _ = writeln!(out, "| {} |", r.join(" | "));
+    }
+    out.push('\n');
+}
+
+fn text(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = head.iter().map(|s| s.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let head: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+    let _ = writeln!(out, "{}", line(&head));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r));
+    }
+    out.push('\n');
+}
+
+/// The comparison table and the article's statements (CSV: the table only).
+pub fn render(rows: &[Row], format: Format) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    let claim_head = [
+        "preset",
+        "ours trained with",
+        "the article says",
+        "keras",
+        "ours",
+    ];
+    let claims: Vec<Vec<String>> = rows.iter().filter_map(claim_cells).collect();
+    let mut out = String::new();
+    match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(vec![]);
+            let _ = w.write_record(HEAD);
+            for r in &table {
+                let _ = w.write_record(r);
+            }
+            out = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
+        }
+        Format::Markdown => {
+            markdown(&mut out, &HEAD, &table);
+            if !claims.is_empty() {
+                markdown(&mut out, &claim_head, &claims);
+            }
+        }
+        Format::Text => {
+            text(&mut out, &HEAD, &table);
+            if !claims.is_empty() {
+                text(&mut out, &claim_head, &claims);
+            }
+        }
+    }
+    out
+}
+
+fn seed_count(n: usize) -> String {
+    format!("{n} seed{}", if n == 1 { "" } else { "s" })
+}
+
+/// One line per group of runs found: what it is and how many seeds.
+pub(crate) fn render_found(with_ref: &Groups, without: &Groups) -> Vec<String> {
+    let mut lines = vec![];
+    for ((_, label, optimizer), runs) in with_ref {
+        lines.push(format!("{label}, {optimizer}: {}", seed_count(runs.len())));
+    }
+    for ((_, label, optimizer), runs) in without {
+        lines.push(format!(
+            "{label}, {optimizer}: {}, no Keras reference",
+            seed_count(runs.len())
+        ));
+    }
+    lines
+}
+
+/// What each inconclusive preset needs, in words.
+pub fn explain(rows: &[Row]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| r.verdict == Verdict::Inconclusive)
+        .map(|r| {
+            let have = r.n_ours.min(r.n_keras) as u64;
+            let hint = if r.seeds_needed <= have {
+                format!(
+                    "; there are already that many, so the observed difference ({:+.4}) itself is too near ±{}",
+                    r.welch.diff, r.margin
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "{} ({}): inconclusive at {}/{} seeds; about {} seeds a side would show equivalence within \
+                 ±{} with 80% power if the true difference is 0 (sd {:.4}){hint}",
+                r.preset,
+                r.optimizer,
+                r.n_ours,
+                r.n_keras,
+                r.seeds_needed,
+                r.margin,
+                r.pooled_sd,
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,463 @@
+//! Finding run CSVs below the given paths, reading them (Keras's CSVLogger
+//! files and ours alike), and telling which run each one is, so that one
+//! run is never counted as two seeds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::csv_logger::HEADER;
+use crate::outputs::record_path;
+
+/// One run: per epoch, `[binary_accuracy, loss, val_binary_accuracy, val_loss]`.
+pub type Curve = Vec<[f64; 4]>;
+
+pub const VAL_ACC: usize = 2;
+const COLUMNS: [&str; 4] = ["binary_accuracy", "loss", "val_binary_accuracy", "val_loss"];
+
+/// Reads a Keras CSVLogger file (or ours): the five columns in any order.
+/// NaN or infinite losses are kept (the run diverged, see [`diverged`]);
+/// values no run can produce are errors naming the file and row.
+pub fn read_curve(path: &Path) -> Result<Curve> {
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let header = r
+        .headers()
+        .with_context(|| format!("{}: unreadable CSV header", path.display()))?
+        .clone();
+    if header.iter().all(str::is_empty) {
+        bail!("{}: empty file, not a CSVLogger file", path.display());
+    }
+    let col = |name: &str| {
+        header.iter().position(|h| h == name).with_context(|| {
+            format!(
+                "{}: no `{name}` column (expected {})",
+                path.display(),
+                HEADER.join(",")
+            )
+        })
+    };
+    let idx = [
+        col(COLUMNS[0])?,
+        col(COLUMNS[1])?,
+        col(COLUMNS[2])?,
+        col(COLUMNS[3])?,
+    ];
+    let epoch = col("epoch")?;
+    let mut curve = vec![];
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: row {} is malformed", path.display(), i + 1))?;
+        let num = |c: usize| -> Result<f64> {
+            let f = rec.get(c).unwrap_or("");
+            f.trim().parse().with_context(|| {
+                format!("{}: row {}: '{f}' is not a number", path.display(), i + 1)
+            })
+        };
+        if num(epoch)? != i as f64 {
+            bail!(
+                "{}: row {} has epoch {}, expected {i}",
+                path.display(),
+                i + 1,
+                num(epoch)?
+            );
+        }
+        let row = [num(idx[0])?, num(idx[1])?, num(idx[2])?, num(idx[3])?];
+        check_row(&row)
+            .with_context(|| format!("{}: row {} (epoch {i})", path.display(), i + 1))?;
+        curve.push(row);
+    }
+    if curve.is_empty() {
+        bail!("{}: no epochs", path.display());
+    }
+    Ok(curve)
+}
+
+/// Accuracies are shares of samples and losses are cross-entropies: a value
+/// outside their range means the file is not what it claims to be.
+fn check_row(row: &[f64; 4]) -> Result<()> {
+    for (name, v) in COLUMNS.iter().zip(row) {
+        if name.ends_with("accuracy") && !v.is_nan() && !(0.0..=1.0).contains(v) {
+            bail!("{name} {v} is outside [0, 1]");
+        }
+        if name.ends_with("loss") && *v < 0.0 {
+            bail!("{name} {v} is negative");
+        }
+    }
+    Ok(())
+}
+
+/// A NaN or infinite value anywhere: the run diverged, and its numbers
+/// after that say nothing about the experiment.
+pub fn diverged(c: &Curve) -> bool {
+    c.iter().flatten().any(|v| !v.is_finite())
+}
+
+/// Which run a CSV of ours is.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Identity {
+    pub preset: String,
+    /// Settings other than the optimiser changed from the preset, as
+    /// `key=value`: Keras ran the presets as they are, so such runs have no
+    /// Keras counterpart. Empty for a run of the preset itself.
+    pub changed: Vec<String>,
+    /// `adam` or `keras-adam` from the record; `unrecorded` without one.
+    pub optimizer: String,
+    pub seed: u64,
+}
+
+impl Identity {
+    pub fn has_reference(&self) -> bool {
+        self.changed.is_empty()
+    }
+
+    /// The preset with what was changed from it, e.g. `scaled [normalize=standard]`.
+    pub fn label(&self) -> String {
+        if self.changed.is_empty() {
+            self.preset.clone()
+        } else {
+            format!("{} [{}]", self.preset, self.changed.join(", "))
+        }
+    }
+}
+
+/// `<preset>-seed<N>` or `<preset>-seed<N>-<k>` (a repeated `train`).
+fn name_parts(csv: &Path) -> Option<(String, u64)> {
+    let stem = csv.file_stem()?.to_str()?;
+    let i = stem.rfind("-seed").filter(|&i| i > 0)?;
+    let digits: String = stem[i + 5..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((stem[..i].to_string(), digits.parse().ok()?))
+}
+
+/// What a run's record says about it.
+struct Recorded {
+    preset: String,
+    changed: Vec<String>,
+    optimizer: String,
+    seed: Option<u64>,
+}
+
+/// What `train` and `sweep` recorded beside the CSV, if they did.
+fn from_record(csv: &Path) -> Result<Option<Recorded>> {
+    let record = record_path(csv);
+    let Ok(text) = std::fs::read_to_string(&record) else {
+        return Ok(None);
+    };
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a run record", record.display()))?;
+    let exp = &v["experiment"];
+    let Some(name) = exp["name"].as_str() else {
+        return Ok(None);
+    };
+    // Records from before --optimizer existed were all nn::Adam runs.
+    let optimizer = exp["optimizer"].as_str().unwrap_or("adam").to_string();
+    let changed = match crate::config::Experiment::preset(name) {
+        Ok(preset) => {
+            let expected = serde_json::to_value(&preset)?;
+            expected
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, want)| k.as_str() != "optimizer" && exp[k.as_str()] != **want)
+                .map(|(k, _)| format!("{k}={}", plain(&exp[k.as_str()])))
+                .collect()
+        }
+        Err(_) => vec!["not one of the article's presets".to_string()],
+    };
+    Ok(Some(Recorded {
+        preset: name.to_string(),
+        changed,
+        optimizer,
+        seed: v["seed"].as_u64(),
+    }))
+}
+
+fn plain(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// The run a CSV of ours is: from its `.json` record, else its name.
+pub fn identify(csv: &Path) -> Result<Identity> {
+    let from_name = name_parts(csv);
+    let (preset, changed, optimizer, seed) = match from_record(csv)? {
+        Some(r) => (
+            r.preset,
+            r.changed,
+            r.optimizer,
+            r.seed.or(from_name.as_ref().map(|n| n.1)),
+        ),
+        None => match &from_name {
+            Some((p, s)) => (p.clone(), vec![], "unrecorded".to_string(), Some(*s)),
+            None => bail!(
+                "{}: cannot tell its preset (no .json record, name not <preset>-seed<N>.csv)",
+                csv.display()
+            ),
+        },
+    };
+    let seed = seed.with_context(|| {
+        format!(
+            "{}: cannot tell its seed (its record has none, name not <preset>-seed<N>.csv)",
+            csv.display()
+        )
+    })?;
+    Ok(Identity {
+        preset,
+        changed,
+        optimizer,
+        seed,
+    })
+}
+
+/// Whether a CSV found in a folder is a run's: it has a record, or at least
+/// CSVLogger's validation column (sweep's summary.csv and parity's step files
+/// have neither).
+fn looks_like_a_run(csv: &Path) -> bool {
+    if record_path(csv).exists() {
+        return true;
+    }
+    let first = std::fs::read_to_string(csv)
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_string));
+    first.is_some_and(|l| l.split(',').any(|c| c.trim() == "val_binary_accuracy"))
+}
+
+/// Every run CSV below `dir`, at any depth, sorted; CSVs that are not runs go
+/// to `skipped`, except sweep's summary.csv files, which are passed over.
+/// Folder links are not followed, so a link loop cannot trap the walk.
+pub fn csvs_below(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut found = vec![];
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let is_link = p
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if p.is_dir() && !is_link {
+            found.extend(csvs_below(&p, skipped)?);
+        } else if p.extension().is_some_and(|x| x == "csv") && p.is_file() {
+            // sweep's summary.csv sits beside every sweep's runs: not worth a note.
+            if p.file_name().is_some_and(|n| n == "summary.csv") {
+                continue;
+            }
+            if looks_like_a_run(&p) {
+                found.push(p);
+            } else {
+                skipped.push(p);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The run CSVs directly in a folder (not its summary.csv), sorted.
+pub fn csvs_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "csv")
+                && p.file_name().is_some_and(|n| n != "summary.csv")
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// One of our runs, read and identified.
+pub struct Run {
+    pub path: PathBuf,
+    pub id: Identity,
+    pub curve: Curve,
+}
+
+/// Our runs below `paths`, each counted once, with notes on what was
+/// merged or skipped.
+pub struct Ours {
+    pub runs: Vec<Run>,
+    pub notes: Vec<String>,
+}
+
+/// The files named by `paths` (folders searched at any depth), each once.
+fn files_of(paths: &[PathBuf], notes: &mut Vec<String>) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = vec![];
+    let mut seen: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+    let mut skipped = vec![];
+    for p in paths {
+        if !p.exists() {
+            bail!("{}: no such file or folder", p.display());
+        }
+        let found = if p.is_dir() {
+            csvs_below(p, &mut skipped)?
+        } else {
+            vec![p.clone()]
+        };
+        if found.is_empty() {
+            bail!("{}: no run CSVs below it", p.display());
+        }
+        for f in found {
+            let canon = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
+            match seen.get(&canon) {
+                Some(first) => notes.push(format!(
+                    "{} is {} again: counted once",
+                    f.display(),
+                    first.display()
+                )),
+                None => {
+                    seen.insert(canon, f.clone());
+                    files.push(f);
+                }
+            }
+        }
+    }
+    if !skipped.is_empty() {
+        let names: Vec<String> = skipped.iter().map(|p| p.display().to_string()).collect();
+        notes.push(format!("not runs, skipped: {}", names.join(", ")));
+    }
+    Ok(files)
+}
+
+/// Exactly equal, NaN rows included.
+fn same_curve(a: &Curve, b: &Curve) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+}
+
+/// Reads every run below `paths`. A run present twice (the same file given
+/// twice, or a copy under another name such as `train`'s `-1` suffix) is
+/// counted once; two different runs claiming the same seed are an error.
+pub fn load_ours(paths: &[PathBuf]) -> Result<Ours> {
+    let mut notes = vec![];
+    let files = files_of(paths, &mut notes)?;
+    let mut by_id: BTreeMap<Identity, usize> = BTreeMap::new();
+    let mut runs: Vec<Run> = vec![];
+    for path in files {
+        let curve = read_curve(&path)?;
+        let id = identify(&path)?;
+        if let Some(&i) = by_id.get(&id) {
+            let first = &runs[i].path;
+            let what = format!("{} seed {} ({})", id.label(), id.seed, id.optimizer);
+            if !same_curve(&runs[i].curve, &curve) {
+                bail!(
+                    "{} and {} are both {what} but their metrics differ; keep one of them",
+                    first.display(),
+                    path.display()
+                );
+            }
+            notes.push(format!(
+                "{} and {} are the same run ({what}): counted once",
+                first.display(),
+                path.display()
+            ));
+            continue;
+        }
+        by_id.insert(id.clone(), runs.len());
+        runs.push(Run { path, id, curve });
+    }
+    Ok(Ours { runs, notes })
+}
+
+/// Keras's curves by preset: `DIR/<preset>/*.csv`.
+pub fn load_reference(dir: &Path) -> Result<BTreeMap<String, Vec<Curve>>> {
+    let mut by = BTreeMap::new();
+    for e in std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read reference folder {}", dir.display()))?
+    {
+        let p = e?.path();
+        if p.is_dir() {
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let curves = csvs_in(&p)?
+                .iter()
+                .map(|f| read_curve(f))
+                .collect::<Result<Vec<_>>>()?;
+            if !curves.is_empty() {
+                by.insert(name, curves);
+            }
+        }
+    }
+    if by.is_empty() {
+        bail!("{}: no <preset>/ folders of CSVs", dir.display());
+    }
+    Ok(by)
+}
+
+/// The Keras reference: `given`, else `reference/keras` here, beside the
+/// binary's project (`<root>/target/release/binclass`), or in the source
+/// tree it was built from.
+pub fn reference_dir(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    let rel = Path::new("reference/keras");
+    let beside_binary = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(|root| root.join(rel)));
+    let candidates = [
+        Some(rel.to_path_buf()),
+        beside_binary,
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_dir())
+        .context(
+            "no reference/keras here, beside the binary or in its source tree; pass --reference DIR",
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_give_preset_and_seed_with_or_without_a_repeat_suffix() {
+        let parts = |s: &str| name_parts(Path::new(s));
+        assert_eq!(
+            parts("runs/baseline-seed0.csv"),
+            Some(("baseline".into(), 0))
+        );
+        assert_eq!(parts("baseline-seed0-1.csv"), Some(("baseline".into(), 0)));
+        assert_eq!(
+            parts("x/scaled-long-seed12.csv"),
+            Some(("scaled-long".into(), 12))
+        );
+        assert_eq!(parts("seed-3.csv"), None);
+        assert_eq!(parts("baseline-seedX.csv"), None);
+    }
+
+    #[test]
+    fn impossible_values_are_refused_and_nan_is_divergence() {
+        assert!(check_row(&[0.5, 0.1, 0.5, 0.1]).is_ok());
+        assert!(check_row(&[0.5, f64::NAN, f64::NAN, f64::INFINITY]).is_ok());
+        let err = |r: [f64; 4]| check_row(&r).unwrap_err().to_string();
+        assert_eq!(
+            err([0.5, 0.1, 2.5, 0.1]),
+            "val_binary_accuracy 2.5 is outside [0, 1]"
+        );
+        assert_eq!(
+            err([-0.5, 0.1, 0.5, 0.1]),
+            "binary_accuracy -0.5 is outside [0, 1]"
+        );
+        assert_eq!(err([0.5, -0.1, 0.5, 0.1]), "loss -0.1 is negative");
+        assert!(diverged(&vec![
+            [0.5, 0.1, 0.5, 0.1],
+            [0.5, f64::NAN, 0.5, 0.1]
+        ]));
+        assert!(!diverged(&vec![[0.5, 0.1, 0.5, 0.1]]));
+    }
+}
