@@ -409,3 +409,37 @@ fn experiments_lists_every_preset_with_resolved_settings() {
     );
     assert!(text.contains("noise-rate=0.2"));
 }
+
+#[test]
+fn every_command_names_the_flag_and_value_it_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            &["reproduce", "--out-dir", "r", "--seeds", "-3"][..],
+            "invalid value '-3' for '--seeds",
+        ),
+        (
+            &["sweep", "--seeds", "0..2", "--verbose", "-1"],
+            "invalid value '-1' for '--verbose",
+        ),
+        (
+            &["sweep", "--seeds", "0..2", "--threads", "-2"],
+            "--threads must be a whole number in 1..=1024, got -2",
+        ),
+        (
+            &["parity", "d", "--tolerance", "-1"],
+            "--tolerance must be a finite number >= 0, got -1",
+        ),
+        (
+            &["parity", "d", "--eps", "0"],
+            "--eps must be a finite number > 0, got 0",
+        ),
+    ] {
+        let out = binclass(dir.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(files_in(dir.path()), Vec::<PathBuf>::new());
+}
