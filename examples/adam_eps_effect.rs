@@ -25,11 +25,7 @@ fn curve(e: &Experiment, seed: u64, eps: f64) -> Vec<EpochLogs> {
         ..binclass::train::ADAM
     };
     let mut opt = adam.build(&vs, e.lr).unwrap();
-    let plan = Plan {
-        epochs: e.epochs,
-        batch_size: e.batch_size,
-        train_len: e.train_len(),
-    };
+    let plan = Plan::new(e.epochs, e.batch_size, e.train_len());
     let mut logs = History::default();
     fit::fit(&mut net, &mut opt, &data, plan, seed, &mut [&mut logs]).unwrap();
     logs.0

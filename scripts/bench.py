@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Times the baseline job (100 epochs) side by side, in one run, on this
-machine: binclass train (1 seed), binclass sweep (100 seeds), eager PyTorch
+machine: binclass train (1 seed), binclass sweep (100 seeds), JAX
+(scripts/bench_jax.py, compiled: 1 seed, and the sweep's seeds under vmap; with
+--jax, the python of `scripts/setup.sh --bench`'s environment), eager PyTorch
 (scripts/bench_torch.py) and Keras (scripts/keras_reference.py, when
 `scripts/setup.sh --keras` has installed it). Each figure is the median of
 --runs runs of the whole process: wall time, runs (seeds) per minute, and
-peak resident memory. Prints a Markdown table.
+peak resident memory. Prints a Markdown table; its last column sets each job
+against the JAX job of the same number of seeds.
 """
 import argparse
 import os
@@ -37,10 +40,15 @@ def keras_available() -> bool:
     return subprocess.run([sys.executable, "-c", probe]).returncode == 0
 
 
+def jax_available(python: str | None) -> bool:
+    return bool(python) and os.access(python, os.X_OK) and subprocess.run([python, "-c", "import jax"]).returncode == 0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", type=int, default=3, help="runs per job (median taken)")
     p.add_argument("--seeds", type=int, default=100, help="seeds in the sweep")
+    p.add_argument("--jax", metavar="PYTHON", help="the python of the JAX environment (scripts/setup.sh --bench)")
     a = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="binclass-bench-")
     jobs = [
@@ -50,8 +58,14 @@ def main() -> None:
             a.seeds,
             [BIN, "sweep", "--seeds", f"0..{a.seeds}", "--verbose", "0", "--overwrite", "--out-dir", f"{tmp}/s"],
         ),
-        ("eager PyTorch", 1, [sys.executable, os.path.join(ROOT, "scripts", "bench_torch.py")]),
     ]
+    if jax_available(a.jax):
+        bench_jax = [a.jax, os.path.join(ROOT, "scripts", "bench_jax.py")]
+        jobs.append(("JAX (jit+scan)", 1, bench_jax))
+        jobs.append((f"JAX (jit+scan+vmap, {a.seeds} seeds)", a.seeds, bench_jax + ["--seeds", str(a.seeds)]))
+    else:
+        print("bench: JAX not installed (scripts/setup.sh --bench, then --jax PYTHON): its rows are skipped", file=sys.stderr)
+    jobs.append(("eager PyTorch", 1, [sys.executable, os.path.join(ROOT, "scripts", "bench_torch.py")]))
     if keras_available():
         keras = [sys.executable, os.path.join(ROOT, "scripts", "keras_reference.py")]
         jobs.append(("Keras 2.21 (tf-keras)", 1, keras + ["--preset", "baseline", "--verbose", "0", "--out", f"{tmp}/k.csv"]))
@@ -68,6 +82,8 @@ def main() -> None:
         print(f"bench: {name}: {[round(s[0], 2) for s in samples]} s", file=sys.stderr)
 
     base = rows[0][2]
+    # Each job against the JAX job of as many seeds: one seed against jit+scan, the sweep against vmap.
+    jax_wall = {seeds: wall for name, seeds, wall, _, _ in rows if name.startswith("JAX")}
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -76,10 +92,12 @@ def main() -> None:
         pass
     print(f"Baseline preset, 100 epochs, median of {a.runs} runs per job, whole process; "
           f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}.\n")
-    print("| job | wall time per run (s) | runs (seeds) per minute | peak RSS (MiB) | wall time vs binclass train |")
-    print("|---|---|---|---|---|")
+    print("| job | wall time per run (s) | runs (seeds) per minute | peak RSS (MiB) | wall time vs binclass train "
+          "| wall time vs JAX, same seeds |")
+    print("|---|---|---|---|---|---|")
     for name, seeds, wall, rss, _ in rows:
-        print(f"| {name} | {wall:.2f} | {seeds * 60 / wall:.1f} | {rss:.0f} | {wall / base:.2f}× |")
+        vs_jax = f"{wall / jax_wall[seeds]:.2f}×" if seeds in jax_wall else "–"
+        print(f"| {name} | {wall:.2f} | {seeds * 60 / wall:.1f} | {rss:.0f} | {wall / base:.2f}× | {vs_jax} |")
 
 
 if __name__ == "__main__":

@@ -6,14 +6,19 @@
 # hands to torch-sys, so plain `cargo build|test|run` work afterwards.
 # Idempotent: a second run with everything in place takes a second or two.
 # `--keras` also installs TensorFlow/tf-keras 2.21 (Keras 2 mode) for the
-# reference runs of scripts/keras_reference.py.
+# reference runs of scripts/keras_reference.py. `--bench` also installs JAX
+# (CPU) for scripts/bench_jax.py, in its own environment beside the torch one,
+# keyed by the JAX version; `--jax-env` only prints that environment's path
+# (installed or not) and does nothing else: scripts/bench.sh and the tests use it.
 set -euo pipefail
 
-keras=0
+keras=0 bench=0 where=0
 for arg in "$@"; do
     case $arg in
     --keras) keras=1 ;;
-    *) printf 'setup: error: unknown option %s (only --keras)\n' "$arg" >&2; exit 2 ;;
+    --bench) bench=1 ;;
+    --jax-env) where=1 ;;
+    *) printf 'setup: error: unknown option %s (only --keras, --bench, --jax-env)\n' "$arg" >&2; exit 2 ;;
     esac
 done
 
@@ -24,6 +29,13 @@ TORCH_VERSION=2.11.0 # fixed by tch 0.24; see DEVELOPERS.md
 home=${BINCLASS_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/binclass}
 venv=${BINCLASS_VENV:-$home/torch-$TORCH_VERSION}
 python=${BINCLASS_PYTHON:-python3}
+JAX_VERSION=0.10.2 # the current release when scripts/bench_jax.py was written
+jax_venv=${BINCLASS_JAX_VENV:-$home/jax-$JAX_VERSION}
+
+if [ $where = 1 ]; then
+    printf '%s\n' "$jax_venv"
+    exit 0
+fi
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -63,6 +75,28 @@ fi
 if [ $keras = 1 ] && ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("tf-keras"); m.version("tensorflow-cpu")' 2>/dev/null; then
     say "installing tensorflow-cpu==2.21.0 and tf-keras==2.21.0 into $venv"
     "$venv/bin/python" -m pip install --quiet "tensorflow-cpu==2.21.0" "tf-keras==2.21.0"
+fi
+
+jax_ready() {
+    "$jax_venv/bin/python" - "$JAX_VERSION" <<'PY' 2>/dev/null
+import sys, importlib.metadata as m
+assert m.version("jax") == sys.argv[1] and m.version("jaxlib") == sys.argv[1]
+m.version("numpy")
+PY
+}
+
+if [ $bench = 1 ] && ! jax_ready; then
+    mkdir -p "$(dirname "$jax_venv")"
+    exec 8>"$jax_venv.lock"
+    flock 8
+    if ! jax_ready; then
+        say "installing jax==$JAX_VERSION (CPU) into $jax_venv (about 600 MB, once)"
+        [ -x "$jax_venv/bin/python" ] || "$python" -m venv "$jax_venv"
+        "$jax_venv/bin/python" -m pip install --quiet --upgrade pip
+        "$jax_venv/bin/python" -m pip install --quiet "jax==$JAX_VERSION" numpy
+        jax_ready || die "jax $JAX_VERSION did not install into $jax_venv"
+    fi
+    flock -u 8
 fi
 
 torch_dir=$("$venv/bin/python" -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec("torch").origin))')

@@ -152,20 +152,32 @@ impl Module for BatchedNetwork {
     }
 }
 
-/// Per replica [loss, accuracy] of `logits [n, 1, R]` against `labels`,
-/// as Keras computes them for one run: shape `[R, 2]`.
-pub fn metrics(logits: &Tensor, labels: &Tensor) -> Tensor {
-    let loss = logits
-        .binary_cross_entropy_with_logits::<Tensor>(labels, None, None, tch::Reduction::None)
-        .mean_dim([0i64, 1].as_slice(), false, Kind::Float);
-    let acc = logits
-        .sigmoid()
-        .gt(0.5)
-        .to_kind(Kind::Float)
-        .eq_tensor(labels)
-        .to_kind(Kind::Float)
-        .mean_dim([0i64, 1].as_slice(), false, Kind::Float);
-    Tensor::stack(&[loss, acc], 1)
+impl crate::fit::Model for BatchedNetwork {
+    fn train_step(&mut self, xs: &Tensor, ys: &Tensor) -> Tensor {
+        BatchedNetwork::train_step(self, xs, ys)
+    }
+
+    fn logits(&self, xs: &Tensor) -> Tensor {
+        self.forward(xs)
+    }
+
+    /// Per replica [loss, accuracy] of `logits [n, 1, R]` against `labels`,
+    /// each as [`crate::fit::loss`] and [`crate::fit::accuracy`] compute it
+    /// for one run, in the logits' kind.
+    fn metrics(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        let kind = logits.kind();
+        let loss = logits
+            .binary_cross_entropy_with_logits::<Tensor>(labels, None, None, tch::Reduction::None)
+            .mean_dim([0i64, 1].as_slice(), false, kind);
+        let acc = logits
+            .sigmoid()
+            .gt(0.5)
+            .to_kind(kind)
+            .eq_tensor(labels)
+            .to_kind(kind)
+            .mean_dim([0i64, 1].as_slice(), false, kind);
+        Tensor::stack(&[loss, acc], 1)
+    }
 }
 
 #[cfg(test)]

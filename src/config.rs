@@ -269,7 +269,7 @@ pub fn shown(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else {
-        crate::csv_logger::python_float(v)
+        crate::keras_csv::python_float(v)
     }
 }
 

@@ -1,23 +1,27 @@
-//! Keras's `fit`: shuffled mini-batches, sample-weighted running training
-//! metrics, validation once per epoch. Observers (CSV, progress, run record)
-//! are [`Callback`]s, as in Keras, and never live inside the loop.
+//! Keras's `fit`, the one training loop of `train`, `sweep` and `parity`:
+//! shuffled mini-batches, sample-weighted running training metrics,
+//! validation once per epoch. A model trains one network or R replicas side
+//! by side ([`Model`]); each replica's run is observed by its own
+//! [`CallbackList`] (CSV, record, progress, NaN stop), as Keras's callbacks
+//! observe its `fit`, and any callback may stop its run.
 //!
-//! The step loop never waits for the device: each step's loss and logits are
-//! kept as tensors and read once per epoch, together with validation.
+//! The step loop never waits for the device: each step's logits are kept as
+//! tensors and read once per epoch, together with validation.
 
 use std::time::Instant;
 
-use anyhow::Result;
-use tch::{Device, Kind, Reduction, Tensor, nn::Module};
+use anyhow::{Result, bail};
+use tch::{Device, Kind, Reduction, Tensor};
 
-use crate::model::Network;
-use crate::optim::Step;
-
+use crate::callbacks::CallbackList;
 use crate::data::Split;
+use crate::optim::Step;
 use crate::rng;
 
+pub use crate::callbacks::{Callback, Control, History};
+
 /// What one epoch logged, named as Keras names it.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochLogs {
     /// Counts from 0, as Keras's CSVLogger writes it.
     pub epoch: i64,
@@ -31,18 +35,32 @@ pub struct EpochLogs {
 /// The shape of the training run, known before the first step.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
+    /// The epoch training starts at: 0, or where a continued run left off
+    /// (Keras's `initial_epoch`).
+    pub initial_epoch: i64,
     pub epochs: i64,
     pub batch_size: i64,
     pub train_len: i64,
 }
 
 impl Plan {
+    /// A run from its first epoch.
+    pub fn new(epochs: i64, batch_size: i64, train_len: i64) -> Self {
+        Plan {
+            initial_epoch: 0,
+            epochs,
+            batch_size,
+            train_len,
+        }
+    }
+
     pub fn steps(&self) -> i64 {
         (self.train_len + self.batch_size - 1) / self.batch_size
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     Finished,
     /// The training loss of this epoch was NaN or infinite (Keras's TerminateOnNaN).
@@ -53,6 +71,24 @@ pub enum Outcome {
     Interrupted {
         epoch: i64,
     },
+    /// A callback asked to stop after this epoch.
+    Stopped {
+        epoch: i64,
+        why: String,
+    },
+}
+
+/// What `fit` trains: one network, or replicas side by side whose data,
+/// logits and labels carry a trailing replica dimension.
+pub trait Model {
+    /// One step's forward and backward pass: returns the logits of `xs` and
+    /// leaves the gradient of each replica's mean loss in the store.
+    fn train_step(&mut self, xs: &Tensor, ys: &Tensor) -> Tensor;
+    /// The logits of `xs`, for validation (called under `no_grad`).
+    fn logits(&self, xs: &Tensor) -> Tensor;
+    /// Per replica `[loss, binary_accuracy]` of `logits` against `labels`,
+    /// as Keras computes them for one run: shape `[R, 2]`.
+    fn metrics(&self, logits: &Tensor, labels: &Tensor) -> Tensor;
 }
 
 /// The current epoch's training metrics so far; reading them waits for the
@@ -60,12 +96,14 @@ pub enum Outcome {
 pub struct Running<'a> {
     pub step: i64,
     acc: &'a Accumulator,
+    model: &'a dyn Model,
 }
 
 impl Running<'_> {
-    /// Running (loss, binary_accuracy) over the samples seen this epoch.
+    /// Running (loss, binary_accuracy) over the samples seen this epoch, of
+    /// the first replica.
     pub fn read(&self) -> (f64, f64) {
-        pair(&self.acc.means())
+        first(&self.acc.means(self.model))
     }
 
     /// (loss, binary_accuracy) of this step's batch alone, as Keras's
@@ -77,15 +115,13 @@ impl Running<'_> {
         let seen: i64 = self.acc.logits.iter().map(|l| l.size()[0]).sum();
         let b = logits.size()[0];
         let labels = self.acc.labels.narrow(0, seen - b, b);
-        pair(&Tensor::stack(
-            &[loss(logits, &labels), accuracy(logits, &labels)],
-            0,
-        ))
+        first(&self.model.metrics(logits, &labels))
     }
 }
 
-fn pair(m: &Tensor) -> (f64, f64) {
-    match Vec::<f64>::try_from(m.to_kind(Kind::Double).to_device(Device::Cpu)).as_deref() {
+/// The first replica's pair of a `[R, 2]` metrics tensor.
+fn first(m: &Tensor) -> (f64, f64) {
+    match Vec::<f64>::try_from(m.get(0).to_kind(Kind::Double).to_device(Device::Cpu)).as_deref() {
         Ok([a, b]) => (*a, *b),
         _ => (f64::NAN, f64::NAN),
     }
@@ -93,8 +129,14 @@ fn pair(m: &Tensor) -> (f64, f64) {
 
 /// Where each epoch's row order comes from.
 pub enum Order {
-    /// A fresh permutation per epoch from the run's shuffle stream.
+    /// A fresh permutation per epoch from the run's shuffle stream: `[t]`.
     Shuffled(Box<rand_chacha::ChaCha8Rng>),
+    /// Each replica's own permutation per epoch from its shuffle stream,
+    /// `[t, 1, lanes]`; lanes beyond the streams (padding) keep rows in order.
+    PerReplica {
+        streams: Vec<rand_chacha::ChaCha8Rng>,
+        lanes: usize,
+    },
     /// Given orders, `[epochs, train_len]` (a Keras run's, for parity).
     Given(Tensor),
 }
@@ -104,41 +146,65 @@ impl Order {
         Order::Shuffled(Box::new(rng::stream(seed, rng::Stream::Shuffle)))
     }
 
+    pub fn per_replica(seeds: &[u64], lanes: usize) -> Self {
+        Order::PerReplica {
+            streams: seeds
+                .iter()
+                .map(|&s| rng::stream(s, rng::Stream::Shuffle))
+                .collect(),
+            lanes,
+        }
+    }
+
     fn next(&mut self, epoch: i64, train_len: i64, device: Device) -> Tensor {
         match self {
             Order::Shuffled(r) => {
                 Tensor::from_slice(&rng::permutation(r.as_mut(), train_len as usize))
                     .to_device(device)
             }
+            // Sent as int32, half the bytes: a sweep sends R × t of them.
+            Order::PerReplica { streams, lanes } => {
+                Tensor::from_slice(&rng::permutations(streams, train_len, *lanes))
+                    .view([*lanes as i64, train_len])
+                    .to_device(device)
+                    .to_kind(Kind::Int64)
+                    .tr()
+                    .unsqueeze(1)
+            }
             Order::Given(orders) => orders.get(epoch).to_device(device),
         }
     }
+
+    fn check(&self, plan: &Plan) -> Result<()> {
+        if let Order::Given(orders) = self
+            && orders.size() != [plan.epochs, plan.train_len]
+        {
+            bail!(
+                "given row orders have shape {:?}, expected [{}, {}]",
+                orders.size(),
+                plan.epochs,
+                plan.train_len
+            );
+        }
+        Ok(())
+    }
 }
 
-pub trait Callback {
-    fn on_train_begin(&mut self, _plan: &Plan) -> Result<()> {
-        Ok(())
-    }
-    fn on_epoch_begin(&mut self, _epoch: i64) -> Result<()> {
-        Ok(())
-    }
-    fn on_batch_end(&mut self, _running: &Running) {}
-    fn on_epoch_end(&mut self, _logs: &EpochLogs) -> Result<()> {
-        Ok(())
-    }
-    fn on_train_end(&mut self, _outcome: Outcome) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// Keras's History: every epoch's logs, kept in memory.
-#[derive(Debug, Default)]
-pub struct History(pub Vec<EpochLogs>);
-
-impl Callback for History {
-    fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<()> {
-        self.0.push(*logs);
-        Ok(())
+/// The epoch's training rows and labels in `order`: one gather per epoch,
+/// after which every batch is a view.
+fn epoch_rows(data: &Split, order: &Tensor) -> (Tensor, Tensor) {
+    if data.train_x.dim() == 2 {
+        (
+            data.train_x.index_select(0, order),
+            data.train_y.index_select(0, order),
+        )
+    } else {
+        // [t, F, R]: row j of replica r's epoch is its row order[j, 0, r].
+        let size = data.train_x.size();
+        (
+            data.train_x.gather(0, &order.expand(&size, false), false),
+            data.train_y.gather(0, order, false),
+        )
     }
 }
 
@@ -150,14 +216,15 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    /// [loss, accuracy] as Keras's running means. Keras averages each step's
-    /// batch-mean loss weighted by the batch size, which is the mean of the
-    /// per-sample losses, so both are computed over the samples seen so far:
-    /// no per-step loss op, and the short last batch weighs what it holds.
-    fn means(&self) -> Tensor {
+    /// Per replica [loss, accuracy] as Keras's running means. Keras averages
+    /// each step's batch-mean loss weighted by the batch size, which is the
+    /// mean of the per-sample losses, so both are computed over the samples
+    /// seen so far: no per-step loss op, and the short last batch weighs
+    /// what it holds.
+    fn means(&self, model: &dyn Model) -> Tensor {
         let logits = Tensor::cat(&self.logits, 0);
         let labels = self.labels.narrow(0, 0, logits.size()[0]);
-        Tensor::stack(&[loss(&logits, &labels), accuracy(&logits, &labels)], 0)
+        model.metrics(&logits, &labels)
     }
 }
 
@@ -179,10 +246,9 @@ pub fn loss(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, Reduction::Mean)
 }
 
-/// Trains `net` in place, shuffling each epoch with `seed`'s stream; stops
-/// early only when the loss diverges.
-pub fn fit(
-    net: &mut Network,
+/// Trains one run of `net` in place, shuffling each epoch with `seed`'s stream.
+pub fn fit<M: Model>(
+    net: &mut M,
     opt: &mut dyn Step,
     data: &Split,
     plan: Plan,
@@ -192,100 +258,148 @@ pub fn fit(
     fit_in_order(net, opt, data, plan, Order::shuffled(seed), callbacks)
 }
 
-/// [`fit`] with the epochs' row orders from `order`.
-pub fn fit_in_order(
-    net: &mut Network,
+/// [`fit`] of one run with the epochs' row orders from `order`.
+pub fn fit_in_order<M: Model>(
+    net: &mut M,
+    opt: &mut dyn Step,
+    data: &Split,
+    plan: Plan,
+    order: Order,
+    callbacks: &mut [&mut dyn Callback],
+) -> Result<Outcome> {
+    let mut runs = [CallbackList::new(callbacks.iter_mut().map(|c| &mut **c))];
+    let mut outcomes = fit_runs(net, opt, data, plan, order, &mut runs)?;
+    Ok(outcomes.remove(0))
+}
+
+/// Trains every run of `net` (one per callback list: the first
+/// `runs.len()` replicas; any further ones are padding, never reported)
+/// until each has finished or been stopped. Returns each run's outcome.
+pub fn fit_runs<M: Model>(
+    net: &mut M,
     opt: &mut dyn Step,
     data: &Split,
     plan: Plan,
     mut order: Order,
-    callbacks: &mut [&mut dyn Callback],
-) -> Result<Outcome> {
-    if let Order::Given(orders) = &order
-        && orders.size() != [plan.epochs, plan.train_len]
-    {
-        anyhow::bail!(
-            "given row orders have shape {:?}, expected [{}, {}]",
-            orders.size(),
-            plan.epochs,
-            plan.train_len
-        );
-    }
+    runs: &mut [CallbackList],
+) -> Result<Vec<Outcome>> {
+    order.check(&plan)?;
     let device = data.train_x.device();
-    let steps = plan.steps();
-    let bs = plan.batch_size;
     let mut acc = Accumulator {
-        logits: Vec::with_capacity(steps as usize),
+        logits: Vec::with_capacity(plan.steps() as usize),
         labels: Tensor::new(),
     };
-    for cb in callbacks.iter_mut() {
-        cb.on_train_begin(&plan)?;
+    let mut ended: Vec<Option<Outcome>> = vec![None; runs.len()];
+    for run in runs.iter_mut() {
+        run.train_begin(&plan)?;
     }
-    let mut outcome = Outcome::Finished;
-    for epoch in 0..plan.epochs {
+    for epoch in plan.initial_epoch..plan.epochs {
         let start = Instant::now();
-        for cb in callbacks.iter_mut() {
-            cb.on_epoch_begin(epoch)?;
+        for (run, _) in runs.iter_mut().zip(&ended).filter(|(_, e)| e.is_none()) {
+            run.epoch_begin(epoch)?;
         }
-        // One gather per epoch; every batch is then a view.
-        let order = order.next(epoch, plan.train_len, device);
-        let xs = data.train_x.index_select(0, &order).split(bs, 0);
-        acc.labels = data.train_y.index_select(0, &order);
-        let ys = acc.labels.split(bs, 0);
+        let (xs, ys) = epoch_rows(data, &order.next(epoch, plan.train_len, device));
+        acc.labels = ys;
         acc.logits.clear();
-        for (step, (x, y)) in (0..).zip(xs.iter().zip(&ys)) {
+        let ys = acc.labels.split(plan.batch_size, 0);
+        for (step, (x, y)) in (1..).zip(xs.split(plan.batch_size, 0).iter().zip(&ys)) {
             let logits = net.train_step(x, y);
             opt.step();
             acc.logits.push(logits);
             let running = Running {
-                step: step + 1,
+                step,
                 acc: &acc,
+                model: &*net,
             };
-            for cb in callbacks.iter_mut() {
-                cb.on_batch_end(&running);
+            for (run, _) in runs.iter_mut().zip(&ended).filter(|(_, e)| e.is_none()) {
+                run.batch_end(&running);
             }
             if crate::interrupt::requested() {
                 break;
             }
         }
         if crate::interrupt::requested() {
-            outcome = Outcome::Interrupted { epoch };
+            end_all(runs, &mut ended, Outcome::Interrupted { epoch })?;
             break;
         }
-        let (val_loss, val_acc) = tch::no_grad(|| {
-            let logits = net.forward(&data.val_x);
-            (loss(&logits, &data.val_y), accuracy(&logits, &data.val_y))
-        });
-        let all = Tensor::cat(&[acc.means(), val_loss.view([1]), val_acc.view([1])], 0);
-        let m = Vec::<f64>::try_from(all.to_kind(Kind::Double).to_device(Device::Cpu))?;
-        let logs = EpochLogs {
+        let logs = epoch_logs(net, data, &acc, epoch, start)?;
+        for ((run, end), logs) in runs.iter_mut().zip(&mut ended).zip(&logs) {
+            if end.is_none()
+                && let Some(outcome) = run.epoch_end(logs)?
+            {
+                run.train_end(&outcome)?;
+                *end = Some(outcome);
+            }
+        }
+        if ended.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    end_all(runs, &mut ended, Outcome::Finished)?;
+    Ok(ended
+        .into_iter()
+        .map(|e| e.expect("every run ended"))
+        .collect())
+}
+
+/// Ends every run still going with `outcome`.
+fn end_all(
+    runs: &mut [CallbackList],
+    ended: &mut [Option<Outcome>],
+    outcome: Outcome,
+) -> Result<()> {
+    for (run, end) in runs.iter_mut().zip(ended) {
+        if end.is_none() {
+            run.train_end(&outcome)?;
+            *end = Some(outcome.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Every replica's logs of the epoch: the running training means and one
+/// validation pass, read from the device at once.
+fn epoch_logs<M: Model>(
+    net: &M,
+    data: &Split,
+    acc: &Accumulator,
+    epoch: i64,
+    start: Instant,
+) -> Result<Vec<EpochLogs>> {
+    let val = tch::no_grad(|| {
+        let logits = net.logits(&data.val_x);
+        net.metrics(&logits, &data.val_y)
+    });
+    let all = Tensor::cat(&[acc.means(net), val], 1);
+    let m = Vec::<f64>::try_from(
+        all.to_kind(Kind::Double)
+            .to_device(Device::Cpu)
+            .flatten(0, -1),
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(m.chunks(4)
+        .map(|m| EpochLogs {
             epoch,
             loss: m[0],
             binary_accuracy: m[1],
             val_loss: m[2],
             val_binary_accuracy: m[3],
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        for cb in callbacks.iter_mut() {
-            cb.on_epoch_end(&logs)?;
-        }
-        if !logs.loss.is_finite() {
-            outcome = Outcome::Diverged { epoch };
-            break;
-        }
-    }
-    for cb in callbacks.iter_mut() {
-        cb.on_train_end(outcome)?;
-    }
-    Ok(outcome)
+            seconds,
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Experiment;
+    use crate::model::Network;
 
     #[test]
     fn running_means_weigh_the_short_last_batch_by_its_size() {
+        let e = Experiment::preset("baseline").unwrap();
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let net = Network::build(&vs.root(), &e, 0);
         // A step of 3 samples then a step of 1: accuracy 2/3 then 0/1.
         let acc = Accumulator {
             logits: vec![
@@ -294,7 +408,7 @@ mod tests {
             ],
             labels: Tensor::from_slice(&[1.0f32, 1.0, 1.0, 0.0]),
         };
-        let m = Vec::<f64>::try_from(acc.means().to_kind(Kind::Double)).unwrap();
+        let m = Vec::<f64>::try_from(acc.means(&net).get(0).to_kind(Kind::Double)).unwrap();
         let (right, wrong) = ((1.0 + (-1f64).exp()).ln(), (1.0 + 1f64.exp()).ln());
         let first = (2.0 * right + wrong) / 3.0;
         let weighted = (3.0 * first + wrong) / 4.0;

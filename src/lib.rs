@@ -4,21 +4,20 @@
 //! → sinks observing fit ([`csv_logger`], [`progress`], [`record`]).
 
 pub mod batched;
+pub mod callbacks;
 pub mod compare;
 pub mod config;
-pub mod csv_logger;
 pub mod data;
 pub mod device;
 pub mod failure;
 pub mod fit;
 pub mod interrupt;
+pub mod keras_csv;
 pub mod memory;
 pub mod model;
 pub mod optim;
 pub mod outputs;
 pub mod parity;
-pub mod progress;
-pub mod record;
 pub mod reproduce;
 pub mod rng;
 pub mod sweep;

@@ -159,6 +159,27 @@ impl Module for Network {
     }
 }
 
+impl crate::fit::Model for Network {
+    fn train_step(&mut self, xs: &Tensor, ys: &Tensor) -> Tensor {
+        Network::train_step(self, xs, ys)
+    }
+
+    fn logits(&self, xs: &Tensor) -> Tensor {
+        self.forward(xs)
+    }
+
+    fn metrics(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        Tensor::stack(
+            &[
+                crate::fit::loss(logits, labels),
+                crate::fit::accuracy(logits, labels),
+            ],
+            0,
+        )
+        .view([1, 2])
+    }
+}
+
 /// The store's one trainable variable "params", a copy of `values` (so
 /// training never writes into the caller's tensor), with a gradient tensor
 /// already allocated for the written-out backward pass to fill.

@@ -10,11 +10,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use tch::{Device, Kind, Tensor, nn};
 
+use crate::callbacks::{Callback, History, TerminateOnNaN};
 use crate::compare::read_curve;
 use crate::config::{Experiment, Overrides, number};
-use crate::csv_logger::python_float;
 use crate::data::Split;
-use crate::fit::{self, Callback, History, Order, Plan, Running};
+use crate::fit::{self, Order, Plan, Running};
+use crate::keras_csv::python_float;
 use crate::model::Network;
 use crate::optim::{self, Optimizer};
 
@@ -238,11 +239,7 @@ pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64, dtype: Dtype) -> Result<
         val_x: d.split.val_x.to_kind(kind),
         val_y: d.split.val_y.to_kind(kind),
     };
-    let plan = Plan {
-        epochs: d.epochs.len() as i64,
-        batch_size: d.exp.batch_size,
-        train_len: d.exp.train_len(),
-    };
+    let plan = Plan::new(d.epochs.len() as i64, d.exp.batch_size, d.exp.train_len());
     let (mut steps, mut history) = (Steps::default(), History::default());
     fit::fit_in_order(
         &mut net,
@@ -250,7 +247,7 @@ pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64, dtype: Dtype) -> Result<
         &split,
         plan,
         Order::Given(d.order.shallow_clone()),
-        &mut [&mut steps, &mut history],
+        &mut [&mut steps, &mut history, &mut TerminateOnNaN],
     )?;
     let per_epoch = plan.steps() as usize;
     let rows = steps

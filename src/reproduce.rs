@@ -9,9 +9,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use crate::callbacks::VERSIONS;
+use crate::callbacks::sweep_bar;
 use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS};
-use crate::record::VERSIONS;
 use crate::sweep::{self, Job, mean_sd};
 use crate::{device, interrupt, outputs};
 
@@ -252,7 +253,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", dir.display()))?;
     interrupt::install();
 
-    let bar = sweep::progress(
+    let bar = sweep_bar(
         args.verbose,
         jobs.iter().map(|(_, j)| j.seed_epochs()).sum(),
     );

@@ -42,6 +42,37 @@ pub fn permutation(rng: &mut impl Rng, n: usize) -> Vec<i64> {
     p
 }
 
+/// Each replica's next permutation of its `t` training rows, `[lanes, t]`,
+/// drawn on all cores (10,000 seeds draw 80 million indices an epoch);
+/// padding lanes beyond the seeds take the rows in order.
+pub fn permutations(shuffles: &mut [ChaCha8Rng], t: i64, lanes: usize) -> Vec<i32> {
+    let mut all = vec![0i32; lanes * t as usize];
+    for pad in all[shuffles.len() * t as usize..].chunks_mut(t as usize) {
+        for (j, o) in pad.iter_mut().enumerate() {
+            *o = j as i32;
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(16);
+    let per = shuffles.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (rngs, out) in shuffles
+            .chunks_mut(per)
+            .zip(all.chunks_mut(per * t as usize))
+        {
+            scope.spawn(move || {
+                for (rng, out) in rngs.iter_mut().zip(out.chunks_mut(t as usize)) {
+                    for (o, p) in out.iter_mut().zip(permutation(rng, t as usize)) {
+                        *o = p as i32;
+                    }
+                }
+            });
+        }
+    });
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +100,26 @@ mod tests {
         assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         assert!((mean - 0.5).abs() < 0.01, "mean {mean}");
+    }
+
+    #[test]
+    fn permutations_are_each_replicas_own() {
+        let mut a: Vec<_> = [4u64, 9]
+            .iter()
+            .map(|&s| stream(s, Stream::Shuffle))
+            .collect();
+        let all = permutations(&mut a, 10, 3);
+        let mut r0 = stream(4, Stream::Shuffle);
+        let mut r1 = stream(9, Stream::Shuffle);
+        let own = |r: &mut ChaCha8Rng| -> Vec<i32> {
+            permutation(r, 10).iter().map(|&p| p as i32).collect()
+        };
+        assert_eq!(&all[..10], own(&mut r0).as_slice());
+        assert_eq!(&all[10..20], own(&mut r1).as_slice());
+        assert_eq!(
+            &all[20..],
+            (0..10).collect::<Vec<i32>>().as_slice(),
+            "padding lane"
+        );
     }
 }

@@ -9,18 +9,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use tch::nn;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
-use crate::batched::{self, BatchedNetwork, LANES};
+use crate::batched::{BatchedNetwork, LANES};
+use crate::callbacks::{
+    Callback, CallbackList, CsvLogger, RecordWriter, RunRecord, SeedSummary, Summary,
+    TerminateOnNaN, Tick, sweep_bar,
+};
 use crate::config::{self, Experiment, Overrides, whole};
-use crate::csv_logger::{self, CsvLogger, python_float};
-use crate::data::Dataset;
-use crate::fit::{Callback, EpochLogs, Outcome, Plan};
+use crate::data::{Dataset, Split};
+use crate::fit::{self, Order, Outcome, Plan};
 use crate::interrupt::{self, Interrupted};
-use crate::record::{RecordWriter, RunRecord};
-use crate::{device, memory, optim, outputs, rng};
+use crate::keras_csv::{self, python_float};
+use crate::{device, memory, optim, outputs};
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -227,7 +230,7 @@ impl Job {
             .iter()
             .position(|(_, r)| r.as_ref().is_err_and(|e| e.is::<Interrupted>()))
         {
-            return Err(done.swap_remove(pos).1.err().expect("an error"));
+            return Err(done.swap_remove(pos).1.expect_err("an error"));
         }
         let mut finals = vec![];
         for (i, r) in done {
@@ -297,7 +300,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     }
     job.prepare()?;
     interrupt::install();
-    let bar = progress(args.verbose, job.seed_epochs());
+    let bar = sweep_bar(args.verbose, job.seed_epochs());
     let start = Instant::now();
     let finals = job.run(&bar)?;
     bar.finish_and_clear();
@@ -324,27 +327,6 @@ fn default_dir(name: &str, seeds: &RangeInclusive<u64>) -> PathBuf {
         seeds.start(),
         *seeds.end() as u128 + 1
     ))
-}
-
-pub fn progress(verbose: u8, len: u64) -> ProgressBar {
-    if verbose == 0 {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(4));
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {pos}/{len} seed-epochs, {elapsed} elapsed, ETA {eta}",
-        )
-        .expect("static template")
-        .progress_chars("=>."),
-    );
-    bar
-}
-
-pub struct SeedSummary {
-    pub final_acc: f64,
-    pub best_acc: f64,
-    pub best_epoch: i64,
 }
 
 /// A batch's data, replicas last and padded to [`batched::LANES`] with
@@ -382,12 +364,37 @@ fn batch_data(
     Ok((to(&xs, [n, f, r])?, to(&ys, [n, 1, r])?))
 }
 
-/// One CSV and record per seed of a batch.
-fn sinks(job: &Job, seeds: &[u64], csvs: &[PathBuf]) -> Result<Vec<(CsvLogger, RecordWriter)>> {
-    // A sweep of thousands of seeds would spend its time rewriting records
-    // after every epoch; a timer keeps them at most a second or so behind.
+/// One seed's observers: its CSV, its record (rewritten on a timer: a
+/// sweep of thousands of seeds would spend its time rewriting records after
+/// every epoch), its summary, the NaN stop, and a tick of the shared bar.
+struct SeedRun {
+    csv: CsvLogger,
+    record: RecordWriter,
+    summary: Summary,
+    nan: TerminateOnNaN,
+    tick: Tick,
+}
+
+impl SeedRun {
+    fn callbacks(&mut self) -> CallbackList<'_, '_> {
+        CallbackList::new([
+            &mut self.csv as &mut dyn Callback,
+            &mut self.record,
+            &mut self.summary,
+            &mut self.nan,
+            &mut self.tick,
+        ])
+    }
+}
+
+fn seed_runs(
+    job: &Job,
+    seeds: &[u64],
+    csvs: &[PathBuf],
+    bar: &ProgressBar,
+) -> Result<Vec<SeedRun>> {
     let interval = Duration::from_millis(1000 + 2 * seeds.len() as u64);
-    let header = csv_logger::header();
+    let header = keras_csv::header();
     seeds
         .iter()
         .zip(csvs)
@@ -400,15 +407,19 @@ fn sinks(job: &Job, seeds: &[u64], csvs: &[PathBuf]) -> Result<Vec<(CsvLogger, R
                 job.threads,
                 files.csv.clone(),
             );
-            Ok((
-                CsvLogger::new(files.csv),
-                RecordWriter::new(record, files.json, Some(interval)),
-            ))
+            Ok(SeedRun {
+                csv: CsvLogger::new(files.csv),
+                record: RecordWriter::new(record, files.json, Some(interval)),
+                summary: Summary::default(),
+                nan: TerminateOnNaN,
+                tick: Tick(bar.clone()),
+            })
         })
         .collect()
 }
 
-/// Trains one batch of seeds; `None` for a seed whose loss diverged.
+/// Trains one batch of seeds through [`fit::fit_runs`]; `None` for a seed
+/// that did not finish (its loss diverged).
 fn train_chunk(
     job: &Job,
     seeds: &[u64],
@@ -417,33 +428,19 @@ fn train_chunk(
 ) -> Result<Vec<Option<SeedSummary>>> {
     let (e, device) = (&job.exp, job.device);
     let lanes = seeds.len().next_multiple_of(LANES);
-    let (r, t) = (lanes as i64, e.train_len());
     let (x, y) = batch_data(e, seeds, lanes, device)?;
-    let n = e.samples;
-    let (train_x, val_x) = (x.narrow(0, 0, t), x.narrow(0, t, n - t));
-    let (train_y, val_y) = (y.narrow(0, 0, t), y.narrow(0, t, n - t));
-
+    let (n, t) = (e.samples, e.train_len());
+    let data = Split {
+        train_x: x.narrow(0, 0, t),
+        train_y: y.narrow(0, 0, t),
+        val_x: x.narrow(0, t, n - t),
+        val_y: y.narrow(0, t, n - t),
+    };
     tch::manual_seed(seeds[0] as i64);
     let vs = nn::VarStore::new(device);
     let mut net = BatchedNetwork::build(&vs.root(), e, seeds, lanes);
     let mut opt = optim::build(e.optimizer, &vs, e.lr)?;
-    let plan = Plan {
-        epochs: e.epochs,
-        batch_size: e.batch_size,
-        train_len: t,
-    };
-    let mut sinks = sinks(job, seeds, csvs)?;
-    for (_, rec) in &mut sinks {
-        rec.on_train_begin(&plan)?;
-    }
-    // Padding replicas keep their rows in order.
-    let mut shuffles: Vec<_> = seeds
-        .iter()
-        .map(|&s| rng::stream(s, rng::Stream::Shuffle))
-        .collect();
-    let mut alive = vec![true; seeds.len()];
-    let mut best: Vec<(f64, i64)> = vec![(f64::NEG_INFINITY, 0); seeds.len()];
-    let mut last = vec![0.0; seeds.len()];
+    let mut runs = seed_runs(job, seeds, csvs, bar)?;
     let norm = if e.normalize == crate::config::Normalize::Standard {
         ", normalised"
     } else {
@@ -455,122 +452,23 @@ fn train_chunk(
         seeds[0],
         seeds[seeds.len() - 1]
     ));
-    for epoch in 0..plan.epochs {
-        let start = Instant::now();
-        // [t, 1, R]: row j of replica r's epoch is its row order[j, 0, r].
-        // Sent as int32, half the bytes: a sweep sends R × t of them.
-        let order = Tensor::from_slice(&permutations(&mut shuffles, t, lanes))
-            .view([r, t])
-            .to_device(device)
-            .to_kind(Kind::Int64)
-            .tr()
-            .unsqueeze(1);
-        let ex = train_x.gather(0, &order.expand([t, e.features, r], false), false);
-        let ey = train_y.gather(0, &order, false);
-        let mut logits = Vec::with_capacity(plan.steps() as usize);
-        for (bx, by) in ex
-            .split(e.batch_size, 0)
-            .iter()
-            .zip(&ey.split(e.batch_size, 0))
-        {
-            logits.push(net.train_step(bx, by));
-            opt.step();
-            if interrupt::requested() {
-                break;
-            }
-        }
-        if interrupt::requested() {
-            for (i, (_, rec)) in sinks.iter_mut().enumerate() {
-                if alive[i] {
-                    rec.on_train_end(Outcome::Interrupted { epoch })?;
-                }
-            }
-            return Err(Interrupted.into());
-        }
-        let val = tch::no_grad(|| net.seq.forward_all(&val_x, None).pop().expect("output"));
-        let m = Tensor::cat(
-            &[
-                batched::metrics(&Tensor::cat(&logits, 0), &ey),
-                batched::metrics(&val, &val_y),
-            ],
-            1,
-        );
-        let m = Vec::<f64>::try_from(
-            m.to_kind(Kind::Double)
-                .to_device(Device::Cpu)
-                .flatten(0, -1),
-        )?;
-        let seconds = start.elapsed().as_secs_f64();
-        for (i, (csv, rec)) in sinks.iter_mut().enumerate() {
-            if !alive[i] {
-                continue;
-            }
-            let logs = EpochLogs {
-                epoch,
-                loss: m[4 * i],
-                binary_accuracy: m[4 * i + 1],
-                val_loss: m[4 * i + 2],
-                val_binary_accuracy: m[4 * i + 3],
-                seconds,
-            };
-            csv.on_epoch_end(&logs)?;
-            rec.on_epoch_end(&logs)?;
-            last[i] = logs.val_binary_accuracy;
-            if logs.val_binary_accuracy > best[i].0 {
-                best[i] = (logs.val_binary_accuracy, epoch);
-            }
-            if !logs.loss.is_finite() {
-                alive[i] = false;
-                rec.on_train_end(Outcome::Diverged { epoch })?;
-            }
-        }
-        bar.inc(seeds.len() as u64);
+    let mut lists: Vec<CallbackList> = runs.iter_mut().map(SeedRun::callbacks).collect();
+    let outcomes = fit::fit_runs(
+        &mut net,
+        opt.as_mut(),
+        &data,
+        Plan::new(e.epochs, e.batch_size, t),
+        Order::per_replica(seeds, lanes),
+        &mut lists,
+    )?;
+    drop(lists);
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Interrupted { .. }))
+    {
+        return Err(Interrupted.into());
     }
-    let mut out = vec![];
-    for (i, (_, rec)) in sinks.iter_mut().enumerate() {
-        if alive[i] {
-            rec.on_train_end(Outcome::Finished)?;
-            out.push(Some(SeedSummary {
-                final_acc: last[i],
-                best_acc: best[i].0,
-                best_epoch: best[i].1,
-            }));
-        } else {
-            out.push(None);
-        }
-    }
-    Ok(out)
-}
-
-/// Each replica's next permutation of its `t` training rows, `[lanes, t]`,
-/// drawn on all cores (10,000 seeds draw 80 million indices an epoch);
-/// padding lanes beyond the seeds take the rows in order.
-fn permutations(shuffles: &mut [rand_chacha::ChaCha8Rng], t: i64, lanes: usize) -> Vec<i32> {
-    let mut all = vec![0i32; lanes * t as usize];
-    for pad in all[shuffles.len() * t as usize..].chunks_mut(t as usize) {
-        for (j, o) in pad.iter_mut().enumerate() {
-            *o = j as i32;
-        }
-    }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(16);
-    let per = shuffles.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        for (rngs, out) in shuffles
-            .chunks_mut(per)
-            .zip(all.chunks_mut(per * t as usize))
-        {
-            scope.spawn(move || {
-                for (rng, out) in rngs.iter_mut().zip(out.chunks_mut(t as usize)) {
-                    for (o, p) in out.iter_mut().zip(rng::permutation(rng, t as usize)) {
-                        *o = p as i32;
-                    }
-                }
-            });
-        }
-    });
-    all
+    Ok(runs.into_iter().map(|r| r.summary.result).collect())
 }
 
 fn write_summary(path: &Path, finals: &[(u64, Option<SeedSummary>)]) -> Result<()> {
@@ -647,27 +545,6 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("is empty")
-        );
-    }
-
-    #[test]
-    fn permutations_are_each_replicas_own() {
-        let mut a: Vec<_> = [4u64, 9]
-            .iter()
-            .map(|&s| rng::stream(s, rng::Stream::Shuffle))
-            .collect();
-        let all = permutations(&mut a, 10, 3);
-        let mut r0 = rng::stream(4, rng::Stream::Shuffle);
-        let mut r1 = rng::stream(9, rng::Stream::Shuffle);
-        let own = |r: &mut rand_chacha::ChaCha8Rng| -> Vec<i32> {
-            rng::permutation(r, 10).iter().map(|&p| p as i32).collect()
-        };
-        assert_eq!(&all[..10], own(&mut r0).as_slice());
-        assert_eq!(&all[10..20], own(&mut r1).as_slice());
-        assert_eq!(
-            &all[20..],
-            (0..10).collect::<Vec<i32>>().as_slice(),
-            "padding lane"
         );
     }
 }

@@ -6,14 +6,14 @@ use anyhow::{Result, bail};
 use clap::Args;
 use tch::nn;
 
+use crate::callbacks::{
+    Callback, CsvLogger, KerasProgress, RecordWriter, RunRecord, TerminateOnNaN,
+};
 use crate::config::{self, Experiment, Overrides, whole};
-use crate::csv_logger::CsvLogger;
 use crate::data::Dataset;
-use crate::fit::{self, Callback, Plan};
+use crate::fit::{self, Plan};
 use crate::model::Network;
-use crate::progress::KerasProgress;
-use crate::record::{RecordWriter, RunRecord};
-use crate::{csv_logger, device, interrupt, memory, optim, outputs};
+use crate::{device, interrupt, keras_csv, memory, optim, outputs};
 
 pub use crate::optim::ADAM;
 
@@ -71,7 +71,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         args.out.as_deref(),
         &exp.name,
         args.seed,
-        &csv_logger::header(),
+        &keras_csv::header(),
         args.overwrite,
     )?;
 
@@ -80,11 +80,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut net = Network::build(&vs.root(), &exp, args.seed);
     let mut opt = optim::build(exp.optimizer, &vs, exp.lr)?;
 
-    let plan = Plan {
-        epochs: exp.epochs,
-        batch_size: exp.batch_size,
-        train_len: exp.train_len(),
-    };
+    let plan = Plan::new(exp.epochs, exp.batch_size, exp.train_len());
     let mut progress = KerasProgress::new(args.verbose);
     let mut csv = CsvLogger::new(files.csv.clone());
     let mut record = RecordWriter::new(
@@ -92,7 +88,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         files.json.clone(),
         None,
     );
-    let callbacks: &mut [&mut dyn Callback] = &mut [&mut progress, &mut csv, &mut record];
+    let callbacks: &mut [&mut dyn Callback] =
+        &mut [&mut progress, &mut csv, &mut record, &mut TerminateOnNaN];
     let outcome = fit::fit(&mut net, opt.as_mut(), &data, plan, args.seed, callbacks)?;
     match outcome {
         fit::Outcome::Diverged { epoch } => bail!(
@@ -100,6 +97,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             files.csv.display()
         ),
         fit::Outcome::Interrupted { .. } => return Err(interrupt::Interrupted.into()),
+        fit::Outcome::Stopped { epoch, why } => bail!("stopped after epoch {epoch}: {why}"),
         fit::Outcome::Finished => {}
     }
     if args.verbose > 0 {

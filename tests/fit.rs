@@ -37,11 +37,7 @@ fn running_means_weigh_the_last_short_batch_by_its_size() {
     });
     let mut opt = ADAM.build(&vs, e.lr).unwrap();
     let mut logs = History::default();
-    let plan = Plan {
-        epochs: 1,
-        batch_size: e.batch_size,
-        train_len: 8000,
-    };
+    let plan = Plan::new(1, e.batch_size, 8000);
     fit::fit(&mut net, &mut opt, &data, plan, 0, &mut [&mut logs]).unwrap();
     let l = logs.0[0];
     assert!(
@@ -73,11 +69,7 @@ fn given_orders_set_the_batches_and_must_match_the_plan() {
         .unwrap()
         .split(80, Device::Cpu)
         .unwrap();
-    let plan = Plan {
-        epochs: 1,
-        batch_size: e.batch_size,
-        train_len: 80,
-    };
+    let plan = Plan::new(1, e.batch_size, 80);
     let run = |data: &binclass::data::Split, order: fit::Order| {
         let vs = nn::VarStore::new(Device::Cpu);
         let mut net = Network::build(&vs.root(), &e, 0);

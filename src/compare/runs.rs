@@ -8,91 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::csv_logger::HEADER;
+pub use crate::keras_csv::{Curve, VAL_ACC, diverged, read_curve};
 use crate::outputs::record_path;
-
-/// One run: per epoch, `[binary_accuracy, loss, val_binary_accuracy, val_loss]`.
-pub type Curve = Vec<[f64; 4]>;
-
-pub const VAL_ACC: usize = 2;
-const COLUMNS: [&str; 4] = ["binary_accuracy", "loss", "val_binary_accuracy", "val_loss"];
-
-/// Reads a Keras CSVLogger file (or ours): the five columns in any order.
-/// NaN or infinite losses are kept (the run diverged, see [`diverged`]);
-/// values no run can produce are errors naming the file and row.
-pub fn read_curve(path: &Path) -> Result<Curve> {
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let header = r
-        .headers()
-        .with_context(|| format!("{}: unreadable CSV header", path.display()))?
-        .clone();
-    if header.iter().all(str::is_empty) {
-        bail!("{}: empty file, not a CSVLogger file", path.display());
-    }
-    let col = |name: &str| {
-        header.iter().position(|h| h == name).with_context(|| {
-            format!(
-                "{}: no `{name}` column (expected {})",
-                path.display(),
-                HEADER.join(",")
-            )
-        })
-    };
-    let idx = [
-        col(COLUMNS[0])?,
-        col(COLUMNS[1])?,
-        col(COLUMNS[2])?,
-        col(COLUMNS[3])?,
-    ];
-    let epoch = col("epoch")?;
-    let mut curve = vec![];
-    for (i, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: row {} is malformed", path.display(), i + 1))?;
-        let num = |c: usize| -> Result<f64> {
-            let f = rec.get(c).unwrap_or("");
-            f.trim().parse().with_context(|| {
-                format!("{}: row {}: '{f}' is not a number", path.display(), i + 1)
-            })
-        };
-        if num(epoch)? != i as f64 {
-            bail!(
-                "{}: row {} has epoch {}, expected {i}",
-                path.display(),
-                i + 1,
-                num(epoch)?
-            );
-        }
-        let row = [num(idx[0])?, num(idx[1])?, num(idx[2])?, num(idx[3])?];
-        check_row(&row)
-            .with_context(|| format!("{}: row {} (epoch {i})", path.display(), i + 1))?;
-        curve.push(row);
-    }
-    if curve.is_empty() {
-        bail!("{}: no epochs", path.display());
-    }
-    Ok(curve)
-}
-
-/// Accuracies are shares of samples and losses are cross-entropies: a value
-/// outside their range means the file is not what it claims to be.
-fn check_row(row: &[f64; 4]) -> Result<()> {
-    for (name, v) in COLUMNS.iter().zip(row) {
-        if name.ends_with("accuracy") && !v.is_nan() && !(0.0..=1.0).contains(v) {
-            bail!("{name} {v} is outside [0, 1]");
-        }
-        if name.ends_with("loss") && *v < 0.0 {
-            bail!("{name} {v} is negative");
-        }
-    }
-    Ok(())
-}
-
-/// A NaN or infinite value anywhere: the run diverged, and its numbers
-/// after that say nothing about the experiment.
-pub fn diverged(c: &Curve) -> bool {
-    c.iter().flatten().any(|v| !v.is_finite())
-}
 
 /// Which run a CSV of ours is.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -438,26 +355,5 @@ mod tests {
         );
         assert_eq!(parts("seed-3.csv"), None);
         assert_eq!(parts("baseline-seedX.csv"), None);
-    }
-
-    #[test]
-    fn impossible_values_are_refused_and_nan_is_divergence() {
-        assert!(check_row(&[0.5, 0.1, 0.5, 0.1]).is_ok());
-        assert!(check_row(&[0.5, f64::NAN, f64::NAN, f64::INFINITY]).is_ok());
-        let err = |r: [f64; 4]| check_row(&r).unwrap_err().to_string();
-        assert_eq!(
-            err([0.5, 0.1, 2.5, 0.1]),
-            "val_binary_accuracy 2.5 is outside [0, 1]"
-        );
-        assert_eq!(
-            err([-0.5, 0.1, 0.5, 0.1]),
-            "binary_accuracy -0.5 is outside [0, 1]"
-        );
-        assert_eq!(err([0.5, -0.1, 0.5, 0.1]), "loss -0.1 is negative");
-        assert!(diverged(&vec![
-            [0.5, 0.1, 0.5, 0.1],
-            [0.5, f64::NAN, 0.5, 0.1]
-        ]));
-        assert!(!diverged(&vec![[0.5, 0.1, 0.5, 0.1]]));
     }
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::Serialize;
 
+use super::{Callback, Control};
 use crate::config::Experiment;
-use crate::fit::{Callback, EpochLogs, Outcome, Plan};
+use crate::fit::{EpochLogs, Outcome, Plan};
 
 #[derive(Serialize)]
 pub struct Versions {
@@ -105,17 +106,18 @@ impl Callback for RecordWriter {
         self.save()
     }
 
-    fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<()> {
+    fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
         self.record.epochs_completed += 1;
         self.record.epoch_seconds.push(logs.seconds);
         self.record.final_metrics = Some(*logs);
         match self.interval {
-            Some(d) if self.last_save.elapsed() < d => Ok(()),
-            _ => self.save(),
+            Some(d) if self.last_save.elapsed() < d => {}
+            _ => self.save()?,
         }
+        Ok(Control::Continue)
     }
 
-    fn on_train_end(&mut self, outcome: Outcome) -> Result<()> {
+    fn on_train_end(&mut self, outcome: &Outcome) -> Result<()> {
         match outcome {
             Outcome::Finished => self.record.finished = true,
             Outcome::Diverged { epoch } => {
@@ -123,6 +125,9 @@ impl Callback for RecordWriter {
             }
             Outcome::Interrupted { epoch } => {
                 self.record.stopped = Some(format!("interrupted during epoch {epoch}"))
+            }
+            Outcome::Stopped { epoch, why } => {
+                self.record.stopped = Some(format!("stopped after epoch {epoch}: {why}"))
             }
         }
         self.save()

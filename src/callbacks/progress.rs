@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::fit::{Callback, EpochLogs, Plan, Running};
+use super::{Callback, Control};
+use crate::fit::{EpochLogs, Plan, Running};
 use crate::outputs::note;
 
 /// Reading running metrics waits for the device, so the bar asks this often.
@@ -88,13 +89,13 @@ impl Callback for KerasProgress {
         self.show_step(running.step, || running.read());
     }
 
-    fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<()> {
+    fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
         self.message = running_line(logs.loss, logs.binary_accuracy);
         if self.verbose == 0 {
-            return Ok(());
+            return Ok(Control::Continue);
         }
         let head = if self.verbose == 1 {
             format!("{0}/{0} [{1}]", self.steps, "=".repeat(30))
@@ -107,7 +108,33 @@ impl Callback for KerasProgress {
             duration(logs.seconds / self.steps as f64),
             metrics_line(logs)
         ));
-        Ok(())
+        Ok(Control::Continue)
+    }
+}
+
+/// A sweep's bar: seed-epochs done out of all, what is training, time left.
+pub fn sweep_bar(verbose: u8, len: u64) -> ProgressBar {
+    if verbose == 0 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(4));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} seed-epochs, {elapsed} elapsed, ETA {eta}",
+        )
+        .expect("static template")
+        .progress_chars("=>."),
+    );
+    bar
+}
+
+/// Moves a sweep's bar one seed-epoch on at each epoch of its run.
+pub struct Tick(pub ProgressBar);
+
+impl Callback for Tick {
+    fn on_epoch_end(&mut self, _logs: &EpochLogs) -> Result<Control> {
+        self.0.inc(1);
+        Ok(Control::Continue)
     }
 }
 

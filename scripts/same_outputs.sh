@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Checks that two builds of binclass write the same files and print the same
+# tables on a fixed set of commands: every CSV and summary byte for byte,
+# every run record with its timings (epoch_seconds, total_seconds, seconds)
+# left out, and the printed tables of experiments, compare and parity.
+# For refactors that must not change behaviour:
+#   cp target/release/binclass /tmp/before   # on the commit before
+#   scripts/same_outputs.sh /tmp/before target/release/binclass
+set -euo pipefail
+[ $# = 2 ] || { echo "usage: $0 OLD_BINARY NEW_BINARY" >&2; exit 2; }
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+run_all() { # binary, folder
+    local b=$1 d=$2
+    mkdir -p "$d" && cd "$d"
+    {
+        "$b" experiments
+        "$b" train --epochs 5 --verbose 0 --out t/base.csv; echo "exit $?"
+        "$b" train -e noise --seed 3 --epochs 4 --verbose 0 --out t/noise.csv; echo "exit $?"
+        "$b" train -e dummy-features --optimizer keras-adam --epochs 3 --verbose 0 --out t/dummy.csv; echo "exit $?"
+        "$b" train --hidden-layers 0 --scale 3e38 --epochs 3 --samples 300 --verbose 0 --out t/nan.csv 2>/dev/null; echo "exit $?"
+        "$b" sweep --seeds 0..3 --epochs 3 --verbose 0 --out-dir s/a; echo "exit $?"
+        "$b" sweep -e scaled --seeds 5..7 --epochs 2 --chunk 1 --verbose 0 --out-dir s/b; echo "exit $?"
+        "$b" sweep --seeds 0..2 --hidden-layers 0 --scale 3e38 --epochs 2 --samples 300 --verbose 0 --out-dir s/nan 2>/dev/null; echo "exit $?"
+        "$b" compare s/a t/base.csv --reference "$root/reference/keras" 2>&1; echo "exit $?"
+        "$b" compare s/a --reference "$root/reference/keras" --format csv 2>/dev/null; echo "exit $?"
+        "$b" parity "$root/tests/fixtures/parity-baseline-seed0" --optimizer keras-adam --tolerance 1 --out p/steps.csv; echo "exit $?"
+    } > printed.txt 2>/dev/null || true
+    # Records without their timings, which differ from run to run.
+    find . -name '*.json' | while read -r j; do
+        python3 - "$j" <<'PY'
+import json, sys
+p = sys.argv[1]
+r = json.load(open(p))
+for k in ("epoch_seconds", "total_seconds"):
+    r.pop(k, None)
+if r.get("final_metrics"):
+    r["final_metrics"].pop("seconds", None)
+json.dump(r, open(p, "w"), indent=1, sort_keys=True)
+PY
+    done
+    cd - >/dev/null
+}
+
+run_all "$(readlink -f "$1")" "$work/old"
+run_all "$(readlink -f "$2")" "$work/new"
+if diff -r "$work/old" "$work/new"; then
+    echo "same outputs: $(find "$work/new" -type f | wc -l) files"
+else
+    echo "outputs differ (above)" >&2
+    exit 1
+fi
