@@ -260,30 +260,20 @@ fn drop_from_best(curves: &[Curve]) -> f64 {
 /// The article's statement about a preset, checked on a set of runs:
 /// (statement, holds, the measured figure).
 pub fn article_claim(preset: &str, curves: &[Curve]) -> Option<(&'static str, bool, String)> {
+    use crate::config::Check;
+    let claim = &crate::config::PRESETS
+        .iter()
+        .find(|p| p.name == preset)?
+        .claim;
     let fin = mean_sd(&curves.iter().map(last).collect::<Vec<_>>()).0;
     let acc = format!("final val acc {fin:.4}");
-    Some(match preset {
-        "baseline" => ("reaches about 0.99", fin >= 0.98, acc),
-        "noise" => (
-            "falls by about the noise (to ~0.8)",
-            (0.75..=0.85).contains(&fin),
-            acc,
-        ),
-        "dummy-features" => ("still learns (>= 0.95)", fin >= 0.95, acc),
-        "scaled" | "scaled-long" => {
+    Some(match claim.holds_when {
+        Check::FinalAtLeast(min) => (claim.says, fin >= min, acc),
+        Check::FinalWithin(lo, hi) => (claim.says, (lo..=hi).contains(&fin), acc),
+        Check::DropFromBest(by) => {
             let d = drop_from_best(curves);
-            (
-                "is unstable: ends well below its best (by > 0.02)",
-                d > 0.02,
-                format!("best - final {d:.4}"),
-            )
+            (claim.says, d > by, format!("best - final {d:.4}"))
         }
-        "shifted" => (
-            "stays about 0.5 (0.45..0.55)",
-            (0.45..=0.55).contains(&fin),
-            acc,
-        ),
-        _ => return None,
     })
 }
 
@@ -291,7 +281,7 @@ pub fn article_claim(preset: &str, curves: &[Curve]) -> Option<(&'static str, bo
 fn article_order(preset: &str) -> usize {
     crate::config::PRESETS
         .iter()
-        .position(|(p, _)| *p == preset)
+        .position(|p| p.name == preset)
         .unwrap_or(usize::MAX)
 }
 

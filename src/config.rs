@@ -2,12 +2,12 @@
 //! the checks that turn a bad value into a one-line error before anything runs.
 
 use anyhow::{Result, anyhow, bail};
-use clap::{Args, ValueEnum};
-use serde::Serialize;
+use clap::{Args, ValueEnum, value_parser};
+use serde::{Deserialize, Serialize};
 
 pub use crate::optim::Optimizer;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     Tanh,
@@ -16,7 +16,7 @@ pub enum Activation {
 }
 
 /// How layer weights start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Init {
     /// Keras Dense: glorot-uniform kernel, zero bias.
@@ -26,7 +26,7 @@ pub enum Init {
 }
 
 /// Feature scaling applied before training.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Normalize {
     /// The features as generated (the article).
@@ -35,47 +35,290 @@ pub enum Normalize {
     Standard,
 }
 
-/// Every setting of one training run except the seed and the device.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Experiment {
-    pub name: String,
-    pub samples: i64,
-    pub features: i64,
-    pub noise_rate: f64,
-    pub scale: f64,
-    pub shift: f64,
-    pub split: f64,
-    pub normalize: Normalize,
-    pub hidden_layers: i64,
-    pub units: i64,
-    pub activation: Activation,
-    pub init: Init,
-    pub lr: f64,
-    pub optimizer: Optimizer,
-    pub batch_size: i64,
-    pub epochs: i64,
+/// Declares every setting once, with its flag, default, parser, bounds and
+/// help; the [`Experiment`] struct, the [`Overrides`] flags, defaults,
+/// overriding, range checks and the `name=value` list all come from it.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident: $ty:ty = $default:expr,
+            flag $flag:literal, value $value_name:literal, parse $parser:expr, bounds $bounds:expr;
+    )*) => {
+        /// Every setting of one training run except the seed and the device.
+        /// Missing fields of an older record read as the baseline's.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct Experiment {
+            pub name: String,
+            $($(#[doc = $doc])* pub $field: $ty,)*
+        }
+
+        impl Default for Experiment {
+            fn default() -> Self {
+                Experiment {
+                    name: "baseline".to_string(),
+                    $($field: $default,)*
+                }
+            }
+        }
+
+        /// Flags that override any preset setting.
+        #[derive(Args, Clone, Debug, Default)]
+        pub struct Overrides {
+            $(
+                $(#[doc = $doc])*
+                #[arg(long = $flag, value_parser = $parser, allow_hyphen_values = true, value_name = $value_name)]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        impl Experiment {
+            /// The overrides given, applied (the width rule aside: see [`Experiment::resolve`]).
+            fn apply(&mut self, o: &Overrides) {
+                $(if let Some(v) = o.$field.clone() { self.$field = v; })*
+            }
+
+            /// Sets one setting from its flag name and a value as the flag takes it.
+            pub fn set(&mut self, flag: &str, text: &str) -> Result<()> {
+                match flag {
+                    $($flag => {
+                        self.$field = FromFlag::from_flag(text)
+                            .map_err(|e| anyhow!("--{flag} {text}: {e}"))?;
+                    })*
+                    _ => bail!("unknown setting '{flag}'"),
+                }
+                Ok(())
+            }
+
+            /// `name=value` pairs, for `binclass experiments` and the run record.
+            pub fn settings(&self) -> Vec<(&'static str, String)> {
+                vec![$(($flag, Shown::shown(&self.$field)),)*]
+            }
+
+            /// Each setting within its own bounds.
+            fn check_bounds(&self) -> Result<()> {
+                $(Bounds::check(&$bounds, $flag, &self.$field)?;)*
+                Ok(())
+            }
+        }
+    };
 }
 
-/// The article's presets, in its order, with what each one shows.
-pub const PRESETS: &[(&str, &str)] = &[
-    (
-        "baseline",
-        "2 features, no noise: ~99% accuracy almost at once",
-    ),
-    (
-        "noise",
-        "20% of labels flipped: accuracy drops by about the noise",
-    ),
-    (
-        "dummy-features",
-        "5 features, 3 of them unrelated dummies: still learns, noisier",
-    ),
-    ("scaled", "features x1000: training becomes unstable"),
-    (
-        "scaled-long",
-        "features x1000 over 500 epochs: stays unstable",
-    ),
-    ("shifted", "features +1000: ~50%, nothing is learned"),
+settings! {
+    /// Number of samples generated (train + validation).
+    samples: i64 = 10_000, flag "samples", value "N", parse whole, bounds Bounds::Whole(1, 100_000_000);
+    /// Input features (>= 2); all beyond the first two are dummies.
+    features: i64 = 2, flag "features", value "F", parse whole, bounds Bounds::Whole(2, 10_000);
+    /// Probability that a label is flipped, in [0, 1].
+    noise_rate: f64 = 0.0, flag "noise-rate", value "P", parse number, bounds Bounds::Within(0.0, 1.0);
+    /// Multiply every feature by this (after labelling).
+    scale: f64 = 1.0, flag "scale", value "X", parse number, bounds Bounds::Finite;
+    /// Add this to every feature (after scaling and labelling).
+    shift: f64 = 0.0, flag "shift", value "X", parse number, bounds Bounds::Finite;
+    /// Fraction of rows, from the start, that train; in (0, 1).
+    split: f64 = 0.8, flag "split", value "FRACTION", parse number, bounds Bounds::Between(0.0, 1.0);
+    /// Feature scaling: none (the article) or standard (z-score from the
+    /// training rows only).
+    normalize: Normalize = Normalize::None, flag "normalize", value "NORMALIZE", parse value_parser!(Normalize), bounds Bounds::Any;
+    /// Hidden Dense layers.
+    hidden_layers: i64 = 3, flag "hidden-layers", value "N", parse whole, bounds Bounds::Whole(0, 1_000);
+    /// Units per hidden layer [default: int(features * 1.2 + 1)].
+    units: i64 = default_units(2), flag "units", value "N", parse whole, bounds Bounds::Whole(1, 10_000);
+    /// Hidden-layer activation.
+    activation: Activation = Activation::Tanh, flag "activation", value "ACTIVATION", parse value_parser!(Activation), bounds Bounds::Any;
+    /// Weight initialisation.
+    init: Init = Init::Keras, flag "init", value "INIT", parse value_parser!(Init), bounds Bounds::Any;
+    /// Adam learning rate.
+    lr: f64 = 0.03, flag "lr", value "LR", parse number, bounds Bounds::Positive(1e30);
+    /// adam (libtorch's nn::Adam) or keras-adam (Keras's update: epsilon
+    /// added after the bias correction).
+    optimizer: Optimizer = Optimizer::Adam, flag "optimizer", value "OPTIMIZER", parse value_parser!(Optimizer), bounds Bounds::Any;
+    /// Samples per training step; the last step takes what is left.
+    batch_size: i64 = 30, flag "batch-size", value "N", parse whole, bounds Bounds::Whole(1, 100_000_000);
+    /// Passes over the training rows.
+    epochs: i64 = 100, flag "epochs", value "N", parse whole, bounds Bounds::Whole(1, 100_000_000);
+}
+
+/// What values a setting allows; upper bounds keep every size computation
+/// far from overflow and every allocation small enough to fail as an error.
+pub enum Bounds {
+    Any,
+    /// A whole number in `min..=max`.
+    Whole(i64, i64),
+    Finite,
+    /// Finite, in `[min, max]`.
+    Within(f64, f64),
+    /// Finite, in `(min, max)`.
+    Between(f64, f64),
+    /// Finite, in `(0, max]`.
+    Positive(f64),
+}
+
+/// A setting's value as the checks see it.
+pub trait Checked {
+    fn number(&self) -> Option<f64> {
+        None
+    }
+}
+
+impl Checked for i64 {
+    fn number(&self) -> Option<f64> {
+        Some(*self as f64)
+    }
+}
+
+impl Checked for f64 {
+    fn number(&self) -> Option<f64> {
+        Some(*self)
+    }
+}
+
+impl Checked for Normalize {}
+impl Checked for Activation {}
+impl Checked for Init {}
+impl Checked for Optimizer {}
+
+impl Bounds {
+    pub fn check(&self, flag: &str, v: &impl Checked) -> Result<()> {
+        let Some(x) = v.number() else { return Ok(()) };
+        if !x.is_finite() && !matches!(self, Bounds::Any) {
+            bail!("--{flag} must be a finite number, got {}", shown(x));
+        }
+        let (ok, allowed) = match *self {
+            Bounds::Any | Bounds::Finite => (true, String::new()),
+            Bounds::Whole(min, max) => {
+                let n = x as i64;
+                if !(min..=max).contains(&n) {
+                    bail!("--{flag} must be a whole number in {min}..={max}, got {n}");
+                }
+                (true, String::new())
+            }
+            Bounds::Within(lo, hi) => ((lo..=hi).contains(&x), format!("[{lo}, {hi}]")),
+            Bounds::Between(lo, hi) => (x > lo && x < hi, format!("({lo}, {hi}) exclusive")),
+            Bounds::Positive(hi) => (x > 0.0 && x <= hi, format!("(0, {hi:e}]")),
+        };
+        if !ok {
+            bail!("--{flag} must be in {allowed}, got {}", shown(x));
+        }
+        Ok(())
+    }
+}
+
+/// A setting's value as `binclass experiments` and records list it.
+pub trait Shown {
+    fn shown(&self) -> String;
+}
+
+impl Shown for i64 {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Shown for f64 {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+}
+
+macro_rules! shown_by_name {
+    ($($t:ty),*) => {$(impl Shown for $t {
+        fn shown(&self) -> String {
+            value_name(self)
+        }
+    })*};
+}
+shown_by_name!(Normalize, Activation, Init, Optimizer);
+
+/// The article's presets, in its order: what each one shows, what the
+/// article says of it, and the settings it changes from the baseline.
+pub struct Preset {
+    pub name: &'static str,
+    /// One line for `binclass experiments`.
+    pub what: &'static str,
+    /// The article's finding, as the report quotes it.
+    pub article: &'static str,
+    /// The same finding as a statement `compare` checks on runs.
+    pub claim: Claim,
+    pub changes: &'static [(&'static str, &'static str)],
+}
+
+/// A statement of the article, checkable on a preset's runs.
+pub struct Claim {
+    pub says: &'static str,
+    pub holds_when: Check,
+}
+
+pub enum Check {
+    /// Mean final validation accuracy at least this.
+    FinalAtLeast(f64),
+    /// Mean final validation accuracy within these bounds.
+    FinalWithin(f64, f64),
+    /// The runs end, on average, more than this below their best.
+    DropFromBest(f64),
+}
+
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "baseline",
+        what: "2 features, no noise: ~99% accuracy almost at once",
+        article: "reaches about 99 % almost at once",
+        claim: Claim {
+            says: "reaches about 0.99",
+            holds_when: Check::FinalAtLeast(0.98),
+        },
+        changes: &[],
+    },
+    Preset {
+        name: "noise",
+        what: "20% of labels flipped: accuracy drops by about the noise",
+        article: "accuracy drops by about the noise (20 %)",
+        claim: Claim {
+            says: "falls by about the noise (to ~0.8)",
+            holds_when: Check::FinalWithin(0.75, 0.85),
+        },
+        changes: &[("noise-rate", "0.2")],
+    },
+    Preset {
+        name: "dummy-features",
+        what: "5 features, 3 of them unrelated dummies: still learns, noisier",
+        article: "still learns despite three dummy features, a little noisier",
+        claim: Claim {
+            says: "still learns (>= 0.95)",
+            holds_when: Check::FinalAtLeast(0.95),
+        },
+        changes: &[("features", "5")],
+    },
+    Preset {
+        name: "scaled",
+        what: "features x1000: training becomes unstable",
+        article: "features ×1000: training does not settle, worse near the end",
+        claim: Claim {
+            says: "is unstable: ends well below its best (by > 0.02)",
+            holds_when: Check::DropFromBest(0.02),
+        },
+        changes: &[("scale", "1000")],
+    },
+    Preset {
+        name: "scaled-long",
+        what: "features x1000 over 500 epochs: stays unstable",
+        article: "features ×1000 over 500 epochs: still unstable",
+        claim: Claim {
+            says: "is unstable: ends well below its best (by > 0.02)",
+            holds_when: Check::DropFromBest(0.02),
+        },
+        changes: &[("scale", "1000"), ("epochs", "500")],
+    },
+    Preset {
+        name: "shifted",
+        what: "features +1000: ~50%, nothing is learned",
+        article: "features +1000: about 50 %, nothing learned",
+        claim: Claim {
+            says: "stays about 0.5 (0.45..0.55)",
+            holds_when: Check::FinalWithin(0.45, 0.55),
+        },
+        changes: &[("shift", "1000")],
+    },
 ];
 
 /// Hidden width of the article: `int(F * 1.2 + 1)`.
@@ -83,72 +326,33 @@ pub fn default_units(features: i64) -> i64 {
     (features as f64 * 1.2 + 1.0) as i64
 }
 
+pub fn preset_names() -> Vec<&'static str> {
+    PRESETS.iter().map(|p| p.name).collect()
+}
+
 impl Experiment {
     pub fn preset(name: &str) -> Result<Self> {
+        let Some(p) = PRESETS.iter().find(|p| p.name == name) else {
+            bail!(
+                "unknown experiment '{name}': choose one of {}",
+                preset_names().join(", ")
+            )
+        };
         let mut e = Experiment {
             name: name.to_string(),
-            samples: 10_000,
-            features: 2,
-            noise_rate: 0.0,
-            scale: 1.0,
-            shift: 0.0,
-            split: 0.8,
-            normalize: Normalize::None,
-            hidden_layers: 3,
-            units: default_units(2),
-            activation: Activation::Tanh,
-            init: Init::Keras,
-            lr: 0.03,
-            optimizer: Optimizer::Adam,
-            batch_size: 30,
-            epochs: 100,
+            ..Default::default()
         };
-        match name {
-            "baseline" => {}
-            "noise" => e.noise_rate = 0.2,
-            "dummy-features" => {
-                e.features = 5;
-                e.units = default_units(5);
-            }
-            "scaled" => e.scale = 1000.0,
-            "scaled-long" => {
-                e.scale = 1000.0;
-                e.epochs = 500;
-            }
-            "shifted" => e.shift = 1000.0,
-            _ => {
-                let names: Vec<_> = PRESETS.iter().map(|(n, _)| *n).collect();
-                bail!(
-                    "unknown experiment '{name}': choose one of {}",
-                    names.join(", ")
-                )
-            }
+        for (flag, value) in p.changes {
+            e.set(flag, value)?;
         }
+        e.units = default_units(e.features);
         Ok(e)
     }
 
     /// A preset with the user's overrides applied, checked.
     pub fn resolve(name: &str, o: &Overrides) -> Result<Self> {
         let mut e = Self::preset(name)?;
-        macro_rules! set {
-            ($($field:ident),*) => { $(if let Some(v) = o.$field { e.$field = v; })* };
-        }
-        set!(
-            samples,
-            features,
-            noise_rate,
-            scale,
-            shift,
-            split,
-            normalize,
-            hidden_layers,
-            activation,
-            init,
-            lr,
-            optimizer,
-            batch_size,
-            epochs
-        );
+        e.apply(o);
         // The width follows the feature count unless it is set explicitly.
         e.units = o.units.unwrap_or_else(|| default_units(e.features));
         e.validate()?;
@@ -175,26 +379,7 @@ impl Experiment {
     }
 
     pub fn validate(&self) -> Result<()> {
-        fn finite(flag: &str, v: f64) -> Result<()> {
-            if !v.is_finite() {
-                bail!("--{flag} must be a finite number, got {}", shown(v));
-            }
-            Ok(())
-        }
-        // Upper bounds keep every size computation far from overflow and
-        // every allocation small enough to fail as an error, not an abort.
-        fn within(flag: &str, v: i64, min: i64, max: i64) -> Result<()> {
-            if v < min || v > max {
-                bail!("--{flag} must be a whole number in {min}..={max}, got {v}");
-            }
-            Ok(())
-        }
-        within("samples", self.samples, 1, 100_000_000)?;
-        within("features", self.features, 2, 10_000)?;
-        within("hidden-layers", self.hidden_layers, 0, 1_000)?;
-        within("units", self.units, 1, 10_000)?;
-        within("batch-size", self.batch_size, 1, 100_000_000)?;
-        within("epochs", self.epochs, 1, 100_000_000)?;
+        self.check_bounds()?;
         if self.samples * self.features > 1_000_000_000 {
             bail!(
                 "--samples {} x --features {} is more than 1e9 values; lower one of them",
@@ -208,27 +393,6 @@ impl Experiment {
                 "the network would have {params} parameters (at most 1e8): lower --units or --hidden-layers"
             );
         }
-        finite("noise-rate", self.noise_rate)?;
-        finite("scale", self.scale)?;
-        finite("shift", self.shift)?;
-        finite("split", self.split)?;
-        finite("lr", self.lr)?;
-        if !(0.0..=1.0).contains(&self.noise_rate) {
-            bail!(
-                "--noise-rate must be in [0, 1], got {}",
-                shown(self.noise_rate)
-            );
-        }
-        if !(self.split > 0.0 && self.split < 1.0) {
-            bail!(
-                "--split must be in (0, 1) exclusive, got {}",
-                shown(self.split)
-            );
-        }
-        // Adam's first step is lr/(1-beta1) in float32: beyond 1e30 libtorch refuses it.
-        if !(self.lr > 0.0 && self.lr <= 1e30) {
-            bail!("--lr must be in (0, 1e30], got {}", shown(self.lr));
-        }
         let train = self.train_len();
         if train < 1 || train >= self.samples {
             bail!(
@@ -241,27 +405,6 @@ impl Experiment {
         }
         Ok(())
     }
-
-    /// `name=value` lines, for `binclass experiments` and the run record.
-    pub fn settings(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("samples", self.samples.to_string()),
-            ("features", self.features.to_string()),
-            ("noise-rate", self.noise_rate.to_string()),
-            ("scale", self.scale.to_string()),
-            ("shift", self.shift.to_string()),
-            ("split", self.split.to_string()),
-            ("normalize", value_name(&self.normalize)),
-            ("hidden-layers", self.hidden_layers.to_string()),
-            ("units", self.units.to_string()),
-            ("activation", value_name(&self.activation)),
-            ("init", value_name(&self.init)),
-            ("lr", self.lr.to_string()),
-            ("optimizer", value_name(&self.optimizer)),
-            ("batch-size", self.batch_size.to_string()),
-            ("epochs", self.epochs.to_string()),
-        ]
-    }
 }
 
 /// A value as a message shows it: shortest digits (`1e+31`, not 32 of them).
@@ -272,6 +415,32 @@ pub fn shown(v: f64) -> String {
         crate::keras_csv::python_float(v)
     }
 }
+
+/// A setting's value from its text, as its flag parses it.
+pub trait FromFlag: Sized {
+    fn from_flag(s: &str) -> Result<Self, String>;
+}
+
+impl FromFlag for i64 {
+    fn from_flag(s: &str) -> Result<Self, String> {
+        whole(s)
+    }
+}
+
+impl FromFlag for f64 {
+    fn from_flag(s: &str) -> Result<Self, String> {
+        number(s)
+    }
+}
+
+macro_rules! from_flag_by_name {
+    ($($t:ty),*) => {$(impl FromFlag for $t {
+        fn from_flag(s: &str) -> Result<Self, String> {
+            <$t as ValueEnum>::from_str(s.trim(), false)
+        }
+    })*};
+}
+from_flag_by_name!(Normalize, Activation, Init, Optimizer);
 
 /// The spelling the command line accepts, e.g. `tanh`.
 pub fn value_name<T: ValueEnum>(v: &T) -> String {
@@ -324,61 +493,26 @@ pub fn number(s: &str) -> Result<f64, String> {
         .map_err(|_| "expected a number".to_string())
 }
 
-/// Flags that override any preset setting.
-#[derive(Args, Clone, Debug, Default)]
-pub struct Overrides {
-    /// Number of samples generated (train + validation).
-    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
-    pub samples: Option<i64>,
-    /// Input features (>= 2); all beyond the first two are dummies.
-    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "F")]
-    pub features: Option<i64>,
-    /// Probability that a label is flipped, in [0, 1].
-    #[arg(long, value_parser = number, allow_hyphen_values = true, value_name = "P")]
-    pub noise_rate: Option<f64>,
-    /// Multiply every feature by this (after labelling).
-    #[arg(long, value_parser = number, allow_hyphen_values = true, value_name = "X")]
-    pub scale: Option<f64>,
-    /// Add this to every feature (after scaling and labelling).
-    #[arg(long, value_parser = number, allow_hyphen_values = true, value_name = "X")]
-    pub shift: Option<f64>,
-    /// Fraction of rows, from the start, that train; in (0, 1).
-    #[arg(long, value_parser = number, allow_hyphen_values = true, value_name = "FRACTION")]
-    pub split: Option<f64>,
-    /// Feature scaling: none (the article) or standard (z-score from the
-    /// training rows only).
-    #[arg(long, value_enum)]
-    pub normalize: Option<Normalize>,
-    /// Hidden Dense layers.
-    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
-    pub hidden_layers: Option<i64>,
-    /// Units per hidden layer [default: int(features * 1.2 + 1)].
-    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
-    pub units: Option<i64>,
-    /// Hidden-layer activation.
-    #[arg(long, value_enum)]
-    pub activation: Option<Activation>,
-    /// Weight initialisation.
-    #[arg(long, value_enum)]
-    pub init: Option<Init>,
-    /// Adam learning rate.
-    #[arg(long, value_parser = number, allow_hyphen_values = true, value_name = "LR")]
-    pub lr: Option<f64>,
-    /// adam (libtorch's nn::Adam) or keras-adam (Keras's update: epsilon
-    /// added after the bias correction).
-    #[arg(long, value_enum)]
-    pub optimizer: Option<Optimizer>,
-    /// Samples per training step; the last step takes what is left.
-    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
-    pub batch_size: Option<i64>,
-    /// Passes over the training rows.
-    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
-    pub epochs: Option<i64>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_setting_reads_back_from_its_name_and_value() {
+        let mut o = Overrides::default();
+        o.lr = Some(0.5);
+        o.activation = Some(Activation::Relu);
+        let e = Experiment::resolve("dummy-features", &o).unwrap();
+        let mut back = Experiment::preset("baseline").unwrap();
+        back.name = e.name.clone();
+        for (flag, value) in e.settings() {
+            back.set(flag, &value).unwrap();
+        }
+        assert_eq!(back, e);
+        let err = back.set("nope", "1").unwrap_err().to_string();
+        assert!(err.contains("unknown setting 'nope'"), "{err}");
+        assert!(back.set("epochs", "x").is_err());
+    }
 
     #[test]
     fn width_rule_matches_the_article() {
@@ -388,9 +522,9 @@ mod tests {
 
     #[test]
     fn every_preset_resolves_and_validates() {
-        for (name, _) in PRESETS {
-            let e = Experiment::resolve(name, &Overrides::default()).unwrap();
-            assert_eq!(&e.name, name);
+        for p in PRESETS {
+            let e = Experiment::resolve(p.name, &Overrides::default()).unwrap();
+            assert_eq!(e.name, p.name);
         }
         let d = Experiment::preset("dummy-features").unwrap();
         assert_eq!((d.features, d.units), (5, 7));

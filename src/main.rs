@@ -100,7 +100,8 @@ fn one_line(msg: &str) -> String {
 
 fn experiments() -> anyhow::Result<()> {
     let mut text = String::new();
-    for (name, what) in PRESETS {
+    for p in PRESETS {
+        let (name, what) = (p.name, p.what);
         let e = Experiment::preset(name).expect("every listed preset exists");
         let settings: Vec<String> = e
             .settings()

@@ -10,7 +10,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 use tch::{Kind, Tensor, nn, nn::OptimizerConfig};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Optimizer {
     /// libtorch's nn::Adam, epsilon 1e-7.

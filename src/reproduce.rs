@@ -46,19 +46,6 @@ pub struct ReproduceArgs {
     pub verbose: u8,
 }
 
-/// The article's claim for each preset, as the report quotes it.
-fn claim(preset: &str) -> &'static str {
-    match preset {
-        "baseline" => "reaches about 99 % almost at once",
-        "noise" => "accuracy drops by about the noise (20 %)",
-        "dummy-features" => "still learns despite three dummy features, a little noisier",
-        "scaled" => "features ×1000: training does not settle, worse near the end",
-        "scaled-long" => "features ×1000 over 500 epochs: still unstable",
-        "shifted" => "features +1000: about 50 %, nothing learned",
-        _ => "",
-    }
-}
-
 /// The interpreter that draws figures: the project environment's.
 fn python() -> PathBuf {
     std::env::var_os("BINCLASS_PLOT_PYTHON")
@@ -99,7 +86,7 @@ fn plot(csvs: &[PathBuf], reference: Option<&Path>, title: &str, out: &Path) -> 
 fn variants() -> Vec<(String, &'static str, Normalize)> {
     PRESETS
         .iter()
-        .map(|(n, _)| (n.to_string(), *n, Normalize::None))
+        .map(|p| (p.name.to_string(), p.name, Normalize::None))
         .chain([
             ("scaled-standard".to_string(), "scaled", Normalize::Standard),
             (
@@ -209,7 +196,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let previous = previous_outputs(dir, args.overwrite)?;
     let reference_dir = compare::reference_dir(args.reference.as_deref())?;
     let reference = compare::load_reference(&reference_dir)?;
-    let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+    let names = crate::config::preset_names();
     if let Some(missing) = names.iter().find(|n| !reference.contains_key(**n)) {
         bail!(
             "{} has no Keras runs for '{missing}' (see reference/keras/README.md)",
@@ -358,7 +345,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                 "The fix the article points to: the same data as `{}`, each feature z-scored with the training rows' statistics.",
                 job.exp.name
             ),
-            Normalize::None => format!("The article: {}.", claim(label)),
+            Normalize::None => format!(
+                "The article: {}.",
+                PRESETS
+                    .iter()
+                    .find(|p| p.name == label)
+                    .map_or("", |p| p.article)
+            ),
         };
         let _ = writeln!(
             md,

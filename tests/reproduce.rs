@@ -8,7 +8,7 @@ use binclass::config::PRESETS;
 const BIN: &str = env!("CARGO_BIN_EXE_binclass");
 
 fn fake_reference(dir: &Path) {
-    for (p, _) in PRESETS {
+    for p in PRESETS.iter().map(|p| p.name) {
         std::fs::create_dir_all(dir.join(p)).unwrap();
         for s in 0..3 {
             let v = 0.9 + s as f64 * 0.01;
@@ -45,7 +45,7 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = dir.path().join("out");
     let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
-    let labels = PRESETS.iter().map(|(p, _)| *p);
+    let labels = PRESETS.iter().map(|p| p.name);
     for label in labels.chain(["scaled-standard", "shifted-standard"]) {
         for s in 0..2 {
             let name = label.split("-standard").next().unwrap();
@@ -71,7 +71,7 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
         );
         assert!(report.contains(&format!("figures/{label}.png")));
     }
-    for (p, _) in PRESETS {
+    for p in PRESETS.iter().map(|p| p.name) {
         let row = report
             .lines()
             .find(|l| l.starts_with(&format!("| {p} | 2/3 | adam |")))

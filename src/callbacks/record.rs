@@ -2,43 +2,56 @@
 //! long each epoch took, where it ended, and whether it finished. Rewritten
 //! after every epoch (atomically), so a killed run's record is still valid.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
-use serde::Serialize;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
 use super::{Callback, Control};
 use crate::config::Experiment;
 use crate::fit::{EpochLogs, Outcome, Plan};
 
-#[derive(Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Versions {
-    pub binclass: &'static str,
-    pub tch: &'static str,
-    pub libtorch: &'static str,
+    pub binclass: Cow<'static, str>,
+    pub tch: Cow<'static, str>,
+    pub libtorch: Cow<'static, str>,
 }
 
 pub const VERSIONS: Versions = Versions {
-    binclass: env!("CARGO_PKG_VERSION"),
-    tch: env!("BINCLASS_TCH_VERSION"),
-    libtorch: env!("BINCLASS_LIBTORCH_VERSION"),
+    binclass: Cow::Borrowed(env!("CARGO_PKG_VERSION")),
+    tch: Cow::Borrowed(env!("BINCLASS_TCH_VERSION")),
+    libtorch: Cow::Borrowed(env!("BINCLASS_LIBTORCH_VERSION")),
 };
 
-#[derive(Serialize)]
+/// What an older record lacks reads as its default; the experiment and
+/// the seed are what make a file a run record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunRecord {
     pub experiment: Experiment,
     pub seed: u64,
+    #[serde(default)]
     pub device: String,
+    #[serde(default)]
     pub threads: i32,
+    #[serde(default)]
     pub versions: Versions,
+    #[serde(default)]
     pub csv: PathBuf,
+    #[serde(default)]
     pub finished: bool,
     /// Why the run stopped before its last epoch, if it did.
+    #[serde(default)]
     pub stopped: Option<String>,
+    #[serde(default)]
     pub epochs_completed: usize,
+    #[serde(default)]
     pub epoch_seconds: Vec<f64>,
+    #[serde(default)]
     pub total_seconds: f64,
+    #[serde(default)]
     pub final_metrics: Option<EpochLogs>,
 }
 
@@ -65,6 +78,13 @@ impl RunRecord {
             total_seconds: 0.0,
             final_metrics: None,
         }
+    }
+
+    /// The record `path` holds.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not a run record", path.display()))
     }
 }
 
@@ -131,5 +151,29 @@ impl Callback for RecordWriter {
             }
         }
         self.save()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_typed_and_an_older_one_takes_the_defaults() {
+        let e = Experiment::preset("noise").unwrap();
+        let r = RunRecord::start(e.clone(), 7, tch::Device::Cpu, 1, "n.csv".into());
+        let back: RunRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(
+            (back.experiment, back.seed, back.versions),
+            (e, 7, VERSIONS)
+        );
+        // Written before --optimizer and --normalize existed.
+        let old = r#"{"experiment": {"name": "scaled", "samples": 10000, "features": 2,
+            "noise_rate": 0.0, "scale": 1000.0, "shift": 0.0, "split": 0.8,
+            "hidden_layers": 3, "units": 3, "activation": "tanh", "init": "keras",
+            "lr": 0.03, "batch_size": 30, "epochs": 100}, "seed": 2}"#;
+        let r: RunRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.experiment, Experiment::preset("scaled").unwrap());
+        assert!(serde_json::from_str::<RunRecord>(r#"{"seed": 1}"#).is_err());
     }
 }

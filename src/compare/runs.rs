@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::callbacks::RunRecord;
 pub use crate::keras_csv::{Curve, VAL_ACC, diverged, read_curve};
 use crate::outputs::record_path;
 
@@ -61,18 +62,13 @@ struct Recorded {
 /// What `train` and `sweep` recorded beside the CSV, if they did.
 fn from_record(csv: &Path) -> Result<Option<Recorded>> {
     let record = record_path(csv);
-    let Ok(text) = std::fs::read_to_string(&record) else {
+    if !record.exists() {
         return Ok(None);
-    };
-    let v: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a run record", record.display()))?;
-    let exp = &v["experiment"];
-    let Some(name) = exp["name"].as_str() else {
-        return Ok(None);
-    };
-    // Records from before --optimizer existed were all nn::Adam runs.
-    let optimizer = exp["optimizer"].as_str().unwrap_or("adam").to_string();
-    let changed = match crate::config::Experiment::preset(name) {
+    }
+    let r = RunRecord::read(&record)?;
+    let exp = serde_json::to_value(&r.experiment)?;
+    let optimizer = plain(&exp["optimizer"]);
+    let changed = match crate::config::Experiment::preset(&r.experiment.name) {
         Ok(preset) => {
             let expected = serde_json::to_value(&preset)?;
             expected
@@ -86,10 +82,10 @@ fn from_record(csv: &Path) -> Result<Option<Recorded>> {
         Err(_) => vec!["not one of the article's presets".to_string()],
     };
     Ok(Some(Recorded {
-        preset: name.to_string(),
+        preset: r.experiment.name,
         changed,
         optimizer,
-        seed: v["seed"].as_u64(),
+        seed: Some(r.seed),
     }))
 }
 
