@@ -499,9 +499,11 @@ mod tests {
 
     #[test]
     fn every_setting_reads_back_from_its_name_and_value() {
-        let mut o = Overrides::default();
-        o.lr = Some(0.5);
-        o.activation = Some(Activation::Relu);
+        let o = Overrides {
+            lr: Some(0.5),
+            activation: Some(Activation::Relu),
+            ..Default::default()
+        };
         let e = Experiment::resolve("dummy-features", &o).unwrap();
         let mut back = Experiment::preset("baseline").unwrap();
         back.name = e.name.clone();
