@@ -22,7 +22,7 @@ fn curve(e: &Experiment, seed: u64, eps: f64) -> Vec<EpochLogs> {
     let mut net = Network::build(&vs.root(), e, seed);
     let adam = nn::Adam {
         eps,
-        ..binclass::train::ADAM
+        ..binclass::optim::ADAM
     };
     let mut opt = adam.build(&vs, e.lr).unwrap();
     let plan = Plan::new(e.epochs, e.batch_size, e.train_len());

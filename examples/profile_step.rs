@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use binclass::config::Experiment;
-use binclass::{fit, model::Network, train::ADAM};
+use binclass::{fit, model::Network, optim::ADAM};
 use tch::nn::{Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor, nn};
 

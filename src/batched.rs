@@ -236,7 +236,7 @@ mod tests {
         let train = |x: &Tensor| {
             let vs = nn::VarStore::new(Device::Cpu);
             let mut net = BatchedNetwork::build(&vs.root(), &e, &seeds, seeds.len());
-            let mut opt = crate::train::ADAM.build(&vs, e.lr).unwrap();
+            let mut opt = crate::optim::ADAM.build(&vs, e.lr).unwrap();
             for _ in 0..20 {
                 let _ = net.train_step(x, &ys);
                 opt.step();

@@ -5,21 +5,18 @@
 
 mod render;
 mod runs;
-mod stats;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clap::{Args, ValueEnum};
+use clap::ValueEnum;
 
-use render::render_found;
-pub use render::{explain, render};
+pub use crate::stats::{CurveTest, Welch, curve_test, mean_sd, pooled_sd, seeds_needed, welch};
+pub use render::{explain, render, render_found};
 pub use runs::{
     Curve, Identity, Ours, Run, VAL_ACC, csvs_below, csvs_in, diverged, identify, load_ours,
     load_reference, read_curve, reference_dir,
 };
-pub use stats::{CurveTest, Welch, curve_test, mean_sd, pooled_sd, seeds_needed, welch};
 
 /// Default equivalence margin δ: the article quotes accuracies to about two
 /// points ("~99 %", "drops by about the noise"), so a port within ±0.02 of
@@ -45,30 +42,6 @@ No threshold moves with the number of seeds; only the tests' power does. `epochs
 (information only): the share of epochs at which our mean lies within Keras's mean ± one sd over \
 seeds. Diverged runs (NaN or infinite values) are counted apart, not averaged. `--strict` exits \
 non-zero on `differs`, `--strict-inconclusive` on `differs` or `inconclusive`.";
-
-#[derive(Args, Debug)]
-#[command(after_long_help = RULE)]
-pub struct CompareArgs {
-    /// Our CSVs, or folders searched at any depth for them (each run is
-    /// identified by its .json record, else by a `<preset>-seed<N>` name).
-    #[arg(required = true, value_name = "OURS")]
-    pub ours: Vec<PathBuf>,
-    /// Keras reference: one folder per preset holding its CSVs [default:
-    /// reference/keras here, else the project's beside the binary].
-    #[arg(long, value_name = "DIR")]
-    pub reference: Option<PathBuf>,
-    /// Equivalence margin δ on final validation accuracy (0 < δ < 1).
-    #[arg(long, default_value_t = DEFAULT_MARGIN, value_parser = parse_margin, allow_hyphen_values = true, value_name = "δ")]
-    pub margin: f64,
-    /// Exit non-zero when any preset differs.
-    #[arg(long)]
-    pub strict: bool,
-    /// Exit non-zero when any preset differs or is inconclusive.
-    #[arg(long)]
-    pub strict_inconclusive: bool,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-}
 
 pub fn parse_margin(s: &str) -> Result<f64, String> {
     let v: f64 = s
@@ -286,10 +259,10 @@ fn article_order(preset: &str) -> usize {
 }
 
 /// Groups of our runs keyed (article order, label, optimizer).
-type Groups<'a> = BTreeMap<(usize, String, String), Vec<&'a Run>>;
+pub type Groups<'a> = BTreeMap<(usize, String, String), Vec<&'a Run>>;
 
 /// Our comparable runs grouped by preset and optimizer, and the rest.
-fn group(ours: &Ours) -> (Groups<'_>, Groups<'_>) {
+pub fn group(ours: &Ours) -> (Groups<'_>, Groups<'_>) {
     let (mut with_ref, mut without): (Groups, Groups) = Default::default();
     for r in &ours.runs {
         let key = (
@@ -308,7 +281,7 @@ fn group(ours: &Ours) -> (Groups<'_>, Groups<'_>) {
 }
 
 /// Compares every group that has a Keras counterpart.
-fn compare_groups(
+pub fn compare_groups(
     groups: &Groups,
     keras: &BTreeMap<String, Vec<Curve>>,
     reference: &std::path::Path,
@@ -331,89 +304,12 @@ fn compare_groups(
 
 /// How a row is named in messages: its preset, with the optimizer when
 /// the preset has rows for more than one.
-fn row_name(r: &Row, rows: &[Row]) -> String {
+pub fn row_name(r: &Row, rows: &[Row]) -> String {
     if rows.iter().filter(|o| o.preset == r.preset).count() > 1 {
         format!("{} ({})", r.preset, r.optimizer)
     } else {
         r.preset.clone()
     }
-}
-
-fn check_strict(args: &CompareArgs, rows: &[Row]) -> Result<()> {
-    let named = |v: Verdict| {
-        rows.iter()
-            .filter(|r| r.verdict == v)
-            .map(|r| row_name(r, rows))
-            .collect::<Vec<_>>()
-    };
-    let (differ, unsure) = (named(Verdict::Differs), named(Verdict::Inconclusive));
-    let mut problems = vec![];
-    if (args.strict || args.strict_inconclusive) && !differ.is_empty() {
-        problems.push(format!("{} differ(s) from Keras", differ.join(", ")));
-    }
-    if args.strict_inconclusive && !unsure.is_empty() {
-        problems.push(format!(
-            "{} inconclusive (more seeds needed, see the table)",
-            unsure.join(", ")
-        ));
-    }
-    if !problems.is_empty() {
-        let flag = if args.strict_inconclusive {
-            "--strict-inconclusive"
-        } else {
-            "--strict"
-        };
-        bail!("{flag}: {}", problems.join("; "));
-    }
-    Ok(())
-}
-
-pub fn run(args: &CompareArgs) -> Result<()> {
-    let ours = load_ours(&args.ours)?;
-    let reference = reference_dir(args.reference.as_deref())?;
-    let keras = load_reference(&reference)?;
-    let (with_ref, without) = group(&ours);
-    let rows = compare_groups(&with_ref, &keras, &reference, args.margin)?;
-    let found = render_found(&with_ref, &without);
-    let mut notes = explain(&rows);
-    if !without.is_empty() {
-        notes.push(
-            "Keras ran the article's presets as they are: runs with other settings \
-             (the optimizer aside) have no reference and are listed, not compared"
-                .to_string(),
-        );
-    }
-    notes.extend(ours.notes.iter().cloned());
-    let tables = render(&rows, args.format);
-    match args.format {
-        Format::Csv => {
-            crate::outputs::stdout(&tables)?;
-            for line in found.iter().chain(&notes) {
-                crate::outputs::note(line);
-            }
-        }
-        Format::Text | Format::Markdown => {
-            let bullet = if args.format == Format::Markdown {
-                "- "
-            } else {
-                "  "
-            };
-            let list = |head: &str, lines: &[String]| {
-                let mut s = format!("{head}\n");
-                for l in lines {
-                    s += &format!("{bullet}{l}\n");
-                }
-                s + "\n"
-            };
-            let mut out = list("runs found (preset, optimizer: seeds):", &found);
-            out += &tables;
-            if !notes.is_empty() {
-                out += &list("notes:", &notes);
-            }
-            crate::outputs::stdout(&out)?;
-        }
-    }
-    check_strict(args, &rows)
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! binclass: the Keras "first machine-learning experiment" on libtorch.
 //!
-//! Pipeline, one module a stage: [`config`] → [`data`] → [`model`] → [`fit`]
-//! → sinks observing fit ([`csv_logger`], [`progress`], [`record`]).
+//! Pipeline, one module a stage: [`config`] → [`data`] → [`model`] (and
+//! [`batched`]) → [`fit`], observed by [`callbacks`]; the commands in
+//! [`cli`] sit on top. ARCHITECTURE.md has the map.
 
 pub mod batched;
 pub mod callbacks;
+pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod data;
@@ -20,5 +22,5 @@ pub mod outputs;
 pub mod parity;
 pub mod reproduce;
 pub mod rng;
+pub mod stats;
 pub mod sweep;
-pub mod train;

@@ -360,7 +360,7 @@ mod tests {
 #[cfg(test)]
 mod flat_store_tests {
     use super::*;
-    use crate::train::ADAM;
+    use crate::optim::ADAM;
     use tch::Device;
     use tch::nn::OptimizerConfig;
 

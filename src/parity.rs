@@ -4,45 +4,20 @@
 //! far binclass's losses are from Keras's.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::ValueEnum;
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::callbacks::{Callback, History, TerminateOnNaN};
 use crate::compare::read_curve;
-use crate::config::{Experiment, Overrides, number};
+use crate::config::{Experiment, Overrides};
 use crate::data::Split;
 use crate::fit::{self, Order, Plan, Running};
 use crate::keras_csv::python_float;
 use crate::model::Network;
 use crate::optim::{self, Optimizer};
-
-#[derive(Args, Debug)]
-pub struct ParityArgs {
-    /// A folder written by `scripts/keras_reference.py --dump`.
-    pub dir: PathBuf,
-    /// adam (libtorch's nn::Adam) or keras-adam (Keras's own update).
-    #[arg(long, value_enum, default_value_t = Optimizer::KerasAdam)]
-    pub optimizer: Optimizer,
-    /// Adam's epsilon (Keras: 1e-7); another value shows the check has teeth.
-    #[arg(long, default_value_t = 1e-7, value_parser = number, allow_hyphen_values = true)]
-    pub eps: f64,
-    /// Largest allowed |our step loss - Keras's| (exit status 1 beyond it).
-    #[arg(long, default_value_t = 1e-5, value_parser = number, allow_hyphen_values = true)]
-    pub tolerance: f64,
-    /// Arithmetic of the replay [default: the dump's, f64 for a dump made
-    /// with `keras_reference.py --dtype f64`].
-    #[arg(long, value_enum)]
-    pub dtype: Option<Dtype>,
-    /// Per-step differences CSV [default: none written].
-    #[arg(long, value_name = "PATH")]
-    pub out: Option<PathBuf>,
-    /// Replace --out if it exists.
-    #[arg(long)]
-    pub overwrite: bool,
-}
 
 /// How close two validation accuracies count as the same (the 1e-3).
 const VAL_ACC_CLOSE: f64 = 1e-3;
@@ -61,7 +36,7 @@ impl Dtype {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Dtype::F32 => "float32",
             Dtype::F64 => "float64",
@@ -212,8 +187,11 @@ pub fn load(dir: &Path) -> Result<Dump> {
     })
 }
 
-/// Per step: (epoch, step, keras loss, our loss, keras acc, our acc); per epoch: our figures.
-pub type Replay = (Vec<(i64, i64, f64, f64, f64, f64)>, Vec<[f64; 4]>);
+/// One step: (epoch, step, keras loss, our loss, keras acc, our acc).
+pub type StepRow = (i64, i64, f64, f64, f64, f64);
+
+/// Per step a [`StepRow`]; per epoch: our figures.
+pub type Replay = (Vec<StepRow>, Vec<[f64; 4]>);
 
 /// Each step's (loss, binary_accuracy), as `fit` runs it.
 #[derive(Default)]
@@ -268,157 +246,150 @@ pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64, dtype: Dtype) -> Result<
     Ok((rows, ours))
 }
 
-pub fn run(args: &ParityArgs) -> Result<()> {
-    let valid =
-        |v: f64, min_exclusive: bool| v.is_finite() && (v > 0.0 || (!min_exclusive && v == 0.0));
-    if !valid(args.eps, true) {
-        bail!(
-            "--eps must be a finite number > 0, got {}",
-            crate::config::shown(args.eps)
-        );
-    }
-    if !valid(args.tolerance, false) {
-        bail!(
-            "--tolerance must be a finite number >= 0, got {}",
-            crate::config::shown(args.tolerance)
-        );
-    }
-    if let Some(out) = &args.out {
-        crate::outputs::check_free(std::slice::from_ref(out), args.overwrite)?;
-    }
-    let dump = load(&args.dir)?;
-    let dtype = args.dtype.unwrap_or(dump.dtype);
-    if dtype != dump.dtype {
-        crate::outputs::note(&format!(
-            "note: replaying in {} a run Keras made in {}",
-            dtype.name(),
-            dump.dtype.name()
-        ));
-    }
-    let (rows, ours) = replay(&dump, args.optimizer, args.eps, dtype)?;
-    // NaN is never within tolerance, and makes the largest difference NaN.
-    let apart = |ours: f64, keras: f64| {
-        let d = (ours - keras).abs();
-        d.is_nan() || d > args.tolerance
-    };
-    let largest = |diffs: &mut dyn Iterator<Item = f64>| {
-        diffs.fold(0.0, |m: f64, d| if d.is_nan() { d } else { m.max(d) })
-    };
-    let mut text = String::from(
-        "epoch  max|Δ step loss|  loss ours/keras        acc ours/keras         val_loss ours/keras    val_acc ours/keras\n",
-    );
-    for (e, (o, k)) in ours.iter().zip(&dump.epochs).enumerate() {
-        let worst = largest(
-            &mut rows
+/// Largest of `diffs`; NaN if any is NaN (never within a tolerance).
+fn largest(diffs: impl Iterator<Item = f64>) -> f64 {
+    diffs.fold(0.0, |m: f64, d| if d.is_nan() { d } else { m.max(d) })
+}
+
+/// What a replay shows against Keras's run, held to a tolerance.
+pub struct Report {
+    pub tolerance: f64,
+    /// The first step whose loss is beyond the tolerance.
+    pub first_apart: Option<usize>,
+    /// The first epoch whose loss or val_loss is beyond the tolerance.
+    pub epoch_apart: Option<usize>,
+}
+
+impl Report {
+    pub fn new(rows: &[StepRow], ours: &[[f64; 4]], keras: &[[f64; 4]], tolerance: f64) -> Self {
+        // NaN is never within tolerance.
+        let apart = |o: f64, k: f64| {
+            let d = (o - k).abs();
+            d.is_nan() || d > tolerance
+        };
+        // The epoch figures come from `fit`'s own averaging; accuracies move in
+        // steps of one sample, so only the losses are held to the tolerance.
+        Report {
+            tolerance,
+            first_apart: rows.iter().position(|r| apart(r.3, r.2)),
+            epoch_apart: ours
                 .iter()
-                .filter(|r| r.0 == e as i64)
-                .map(|r| (r.3 - r.2).abs()),
+                .zip(keras)
+                .position(|(o, k)| apart(o[1], k[1]) || apart(o[3], k[3])),
+        }
+    }
+
+    /// Per epoch the largest step-loss difference and both sides' figures,
+    /// then the summary lines.
+    pub fn text(&self, rows: &[StepRow], ours: &[[f64; 4]], keras: &[[f64; 4]]) -> String {
+        let mut text = String::from(
+            "epoch  max|Δ step loss|  loss ours/keras        acc ours/keras         val_loss ours/keras    val_acc ours/keras\n",
         );
+        for (e, (o, k)) in ours.iter().zip(keras).enumerate() {
+            let worst = largest(
+                rows.iter()
+                    .filter(|r| r.0 == e as i64)
+                    .map(|r| (r.3 - r.2).abs()),
+            );
+            text += &format!(
+                "{e:<6} {worst:<16.3e} {:.6}/{:.6}    {:.6}/{:.6}    {:.6}/{:.6}    {:.6}/{:.6}\n",
+                o[1], k[1], o[0], k[0], o[3], k[3], o[2], k[2]
+            );
+        }
+        text + &self.summary(rows, ours, keras)
+    }
+
+    fn summary(&self, rows: &[StepRow], ours: &[[f64; 4]], keras: &[[f64; 4]]) -> String {
+        let tol = self.tolerance;
+        let mut text = match self.first_apart {
+            Some(i) => format!(
+                "step loss: first beyond {tol:.0e} at epoch {} step {} (step {} of {})\n",
+                rows[i].0,
+                rows[i].1,
+                i + 1,
+                rows.len()
+            ),
+            None => format!("step loss: within {tol:.0e} at all {} steps\n", rows.len()),
+        };
+        // 2,000 validation rows in the baseline: 1e-3 is two rows classified differently.
+        let close: Vec<bool> = ours
+            .iter()
+            .zip(keras)
+            .map(|(o, k)| (o[2] - k[2]).abs() <= VAL_ACC_CLOSE)
+            .collect();
         text += &format!(
-            "{e:<6} {worst:<16.3e} {:.6}/{:.6}    {:.6}/{:.6}    {:.6}/{:.6}    {:.6}/{:.6}\n",
-            o[1], k[1], o[0], k[0], o[3], k[3], o[2], k[2]
+            "val_binary_accuracy: within {VAL_ACC_CLOSE:.0e} at {} of {} epochs{}\n",
+            close.iter().filter(|c| **c).count(),
+            close.len(),
+            match close.iter().position(|c| !c) {
+                Some(e) => format!(", first apart at epoch {e}"),
+                None => String::new(),
+            }
         );
-    }
-    let first_apart = rows.iter().position(|r| apart(r.3, r.2));
-    text += &match first_apart {
-        Some(i) => format!(
-            "step loss: first beyond {:.0e} at epoch {} step {} (step {} of {})\n",
-            args.tolerance,
-            rows[i].0,
-            rows[i].1,
-            i + 1,
-            rows.len()
-        ),
-        None => format!(
-            "step loss: within {:.0e} at all {} steps\n",
-            args.tolerance,
-            rows.len()
-        ),
-    };
-    // 2,000 validation rows in the baseline: 1e-3 is two rows classified differently.
-    let close: Vec<bool> = ours
-        .iter()
-        .zip(&dump.epochs)
-        .map(|(o, k)| (o[2] - k[2]).abs() <= VAL_ACC_CLOSE)
-        .collect();
-    text += &format!(
-        "val_binary_accuracy: within {VAL_ACC_CLOSE:.0e} at {} of {} epochs{}\n",
-        close.iter().filter(|c| **c).count(),
-        close.len(),
-        match close.iter().position(|c| !c) {
-            Some(e) => format!(", first apart at epoch {e}"),
-            None => String::new(),
+        text + &match self.epoch_apart {
+            Some(e) => format!("epoch loss, val_loss: first beyond {tol:.0e} at epoch {e}\n"),
+            None => format!(
+                "epoch loss, val_loss: within {tol:.0e} at all {} epochs\n",
+                ours.len()
+            ),
         }
-    );
-    // The epoch figures come from `fit`'s own averaging; accuracies move in
-    // steps of one sample, so only the losses are held to the tolerance.
-    let epoch_apart = ours
-        .iter()
-        .zip(&dump.epochs)
-        .position(|(o, k)| apart(o[1], k[1]) || apart(o[3], k[3]));
-    text += &match epoch_apart {
-        Some(e) => format!(
-            "epoch loss, val_loss: first beyond {:.0e} at epoch {e}\n",
-            args.tolerance
-        ),
-        None => format!(
-            "epoch loss, val_loss: within {:.0e} at all {} epochs\n",
-            args.tolerance,
-            ours.len()
-        ),
-    };
-    crate::outputs::stdout(&text)?;
-    if let Some(out) = &args.out {
-        let mut w = csv::Writer::from_writer(vec![]);
+    }
+
+    /// Fails when binclass stopped early or went beyond the tolerance.
+    pub fn verdict(&self, rows: &[StepRow], ours: &[[f64; 4]], keras: &[[f64; 4]]) -> Result<()> {
+        if ours.len() < keras.len() {
+            bail!(
+                "binclass stopped after epoch {}: its training loss was not finite (Keras's run has {} epochs)",
+                ours.len().saturating_sub(1),
+                keras.len()
+            );
+        }
+        if let Some(i) = self.first_apart {
+            let worst = largest(rows.iter().map(|r| (r.3 - r.2).abs()));
+            bail!(
+                "per-step loss differs from Keras's by up to {worst:.3e} (tolerance {:.0e}), first beyond it at epoch {} step {}",
+                self.tolerance,
+                rows[i].0,
+                rows[i].1
+            );
+        }
+        if let Some(e) = self.epoch_apart {
+            let (o, k) = (ours[e], keras[e]);
+            bail!(
+                "epoch {e}'s figures differ from Keras's beyond {:.0e}: loss {} vs {}, val_loss {} vs {}",
+                self.tolerance,
+                o[1],
+                k[1],
+                o[3],
+                k[3]
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The per-step differences as a CSV (`parity --out`).
+pub fn steps_csv(rows: &[StepRow]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.write_record([
+        "epoch",
+        "step",
+        "keras_loss",
+        "ours_loss",
+        "abs_diff",
+        "keras_binary_accuracy",
+        "ours_binary_accuracy",
+    ])?;
+    for (e, s, kl, l, ka, a) in rows {
         w.write_record([
-            "epoch",
-            "step",
-            "keras_loss",
-            "ours_loss",
-            "abs_diff",
-            "keras_binary_accuracy",
-            "ours_binary_accuracy",
+            e.to_string(),
+            s.to_string(),
+            python_float(*kl),
+            python_float(*l),
+            python_float((l - kl).abs()),
+            python_float(*ka),
+            python_float(*a),
         ])?;
-        for (e, s, kl, l, ka, a) in &rows {
-            w.write_record([
-                e.to_string(),
-                s.to_string(),
-                python_float(*kl),
-                python_float(*l),
-                python_float((l - kl).abs()),
-                python_float(*ka),
-                python_float(*a),
-            ])?;
-        }
-        crate::outputs::make_parent(out)?;
-        crate::outputs::write_atomic(out, &w.into_inner().map_err(|e| e.into_error())?)?;
     }
-    if ours.len() < dump.epochs.len() {
-        bail!(
-            "binclass stopped after epoch {}: its training loss was not finite (Keras's run has {} epochs)",
-            ours.len().saturating_sub(1),
-            dump.epochs.len()
-        );
-    }
-    if let Some(i) = first_apart {
-        let worst = largest(&mut rows.iter().map(|r| (r.3 - r.2).abs()));
-        bail!(
-            "per-step loss differs from Keras's by up to {worst:.3e} (tolerance {:.0e}), first beyond it at epoch {} step {}",
-            args.tolerance,
-            rows[i].0,
-            rows[i].1
-        );
-    }
-    if let Some(e) = epoch_apart {
-        let (o, k) = (ours[e], dump.epochs[e]);
-        bail!(
-            "epoch {e}'s figures differ from Keras's beyond {:.0e}: loss {} vs {}, val_loss {} vs {}",
-            args.tolerance,
-            o[1],
-            k[1],
-            o[3],
-            k[3]
-        );
-    }
-    Ok(())
+    Ok(w.into_inner().map_err(|e| e.into_error())?)
 }

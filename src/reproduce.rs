@@ -1,50 +1,20 @@
 //! `binclass reproduce`: every experiment of the article over N seeds, the
 //! comparison with the committed Keras runs, the figures, and a report.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 
 use crate::callbacks::VERSIONS;
-use crate::callbacks::sweep_bar;
 use crate::compare::{self, Format};
-use crate::config::{Experiment, Normalize, Overrides, PRESETS};
-use crate::sweep::{self, Job, mean_sd};
-use crate::{device, interrupt, outputs};
-
-#[derive(Args, Debug)]
-pub struct ReproduceArgs {
-    /// Folder for runs, figures and REPORT.md (must be empty or new).
-    #[arg(long, value_name = "DIR")]
-    pub out_dir: PathBuf,
-    /// Seeds per experiment (0..N).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100_000), allow_hyphen_values = true)]
-    pub seeds: u64,
-    /// cpu, cuda, cuda:N, or auto.
-    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
-    pub device: String,
-    /// Keras reference runs, one folder per preset [default: reference/keras
-    /// here, else the project's beside the binary].
-    #[arg(long, value_name = "DIR")]
-    pub reference: Option<PathBuf>,
-    /// Equivalence margin δ of the verdicts (see `binclass compare --help`).
-    #[arg(long, default_value_t = compare::DEFAULT_MARGIN, value_parser = compare::parse_margin, allow_hyphen_values = true, value_name = "δ")]
-    pub margin: f64,
-    /// Use a non-empty --out-dir, replacing what an earlier reproduction wrote.
-    #[arg(long)]
-    pub overwrite: bool,
-    /// Override every experiment's epochs; each is then compared with Keras
-    /// over the epochs both sides have (REPORT.md says which).
-    #[arg(long, value_parser = clap::value_parser!(i64).range(1..), allow_hyphen_values = true, value_name = "N")]
-    pub epochs: Option<i64>,
-    /// 0 silent, 1 a progress bar (stderr).
-    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1), allow_hyphen_values = true, value_name = "0|1")]
-    pub verbose: u8,
-}
+use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
+use crate::device;
+use crate::stats::mean_sd_text;
+use crate::sweep::{self, Finals, Job};
 
 /// The interpreter that draws figures: the project environment's.
 fn python() -> PathBuf {
@@ -190,198 +160,243 @@ fn common_epochs(ours: i64, keras: &[compare::Curve]) -> usize {
         .min(ours as usize)
 }
 
-pub fn run(args: &ReproduceArgs) -> Result<()> {
-    let device = device::resolve(&args.device)?;
-    let dir = &args.out_dir;
-    let previous = previous_outputs(dir, args.overwrite)?;
-    let reference_dir = compare::reference_dir(args.reference.as_deref())?;
-    let reference = compare::load_reference(&reference_dir)?;
-    let names = crate::config::preset_names();
-    if let Some(missing) = names.iter().find(|n| !reference.contains_key(**n)) {
-        bail!(
-            "{} has no Keras runs for '{missing}' (see reference/keras/README.md)",
-            reference_dir.display()
-        );
+/// One reproduction of the article: every experiment over seeds `0..seeds`.
+pub struct Reproduction {
+    pub dir: PathBuf,
+    pub seeds: u64,
+    pub device: tch::Device,
+    pub threads: i32,
+    pub epochs: Option<i64>,
+    /// The Keras runs, one folder per preset.
+    pub reference: PathBuf,
+    pub margin: f64,
+    pub overwrite: bool,
+}
+
+/// What a reproduction trains and compares, checked and ready.
+pub struct Plan {
+    pub jobs: Vec<(String, Job)>,
+    keras: BTreeMap<String, Vec<compare::Curve>>,
+}
+
+impl Plan {
+    pub fn seed_epochs(&self) -> u64 {
+        self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
     }
-    let mut jobs: Vec<(String, Job)> = vec![];
-    for (label, preset, normalize) in variants() {
-        let exp = Experiment::resolve(
-            preset,
-            &Overrides {
-                normalize: Some(normalize),
-                epochs: args.epochs,
-                ..Default::default()
-            },
-        )?;
-        let job = Job {
-            exp,
-            seeds: 0..=args.seeds - 1,
-            dir: dir.join("runs").join(&label),
-            device,
-            overwrite: false,
-            chunk: None,
-            threads: 1,
-        };
-        jobs.push((label, job));
-    }
-    // Everything is checked before the earlier reproduction is removed.
-    for (_, job) in &jobs {
-        Job {
-            overwrite: true,
-            ..job.clone()
+}
+
+/// What the training gave: each experiment's time and its seeds' results.
+pub struct Trained {
+    pub timings: Vec<(String, f64)>,
+    pub finals: Vec<Finals>,
+}
+
+impl Reproduction {
+    /// Checks everything (the folder, the reference, every experiment and
+    /// file), then removes an earlier reproduction and makes the folders.
+    pub fn prepare(&self) -> Result<Plan> {
+        let previous = previous_outputs(&self.dir, self.overwrite)?;
+        let keras = compare::load_reference(&self.reference)?;
+        if let Some(missing) = PRESETS.iter().find(|p| !keras.contains_key(p.name)) {
+            bail!(
+                "{} has no Keras runs for '{}' (see reference/keras/README.md)",
+                self.reference.display(),
+                missing.name
+            );
         }
-        .check()?;
-    }
-    remove_all(&previous)?;
-    for (_, job) in &jobs {
-        job.prepare()?;
-    }
-    std::fs::create_dir_all(dir.join("figures"))
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    interrupt::install();
-
-    let bar = sweep_bar(
-        args.verbose,
-        jobs.iter().map(|(_, j)| j.seed_epochs()).sum(),
-    );
-    let mut timings = vec![];
-    let mut finals = vec![];
-    for (label, job) in &jobs {
-        let start = Instant::now();
-        let f = job.run(&bar)?;
-        timings.push((label.clone(), start.elapsed().as_secs_f64()));
-        finals.push(f);
-    }
-    bar.finish_and_clear();
-
-    // Comparison with Keras, for the article's six, over the epochs both
-    // sides have when --epochs changed ours.
-    let mut rows = vec![];
-    let mut shortened = vec![];
-    for (label, job) in jobs.iter().take(names.len()) {
-        let keras = &reference[label.as_str()];
-        let common = common_epochs(job.exp.epochs, keras);
-        let cut = |c: &compare::Curve| c[..common.min(c.len())].to_vec();
-        if keras.iter().any(|c| c.len() != common) || job.exp.epochs as usize != common {
-            shortened.push(format!(
-                "`{label}`: the first {common} epochs (ours ran {}, Keras's {})",
-                job.exp.epochs,
-                keras.iter().map(Vec::len).max().unwrap_or(0)
-            ));
+        let jobs = self.jobs()?;
+        for (_, job) in &jobs {
+            Job {
+                overwrite: true,
+                ..job.clone()
+            }
+            .check()?;
         }
-        // Read directly: these runs may carry a deliberate --epochs override.
-        let curves = compare::csvs_in(&job.dir)?
-            .iter()
-            .map(|f| compare::read_curve(f).map(|c| cut(&c)))
-            .collect::<Result<Vec<_>>>()?;
-        let keras = &keras.iter().map(cut).collect::<Vec<_>>();
-        let optimizer = serde_json::to_value(job.exp.optimizer)?;
-        rows.push(compare::compare_preset(
-            label,
-            optimizer.as_str().unwrap_or_default(),
-            &curves,
-            keras,
-            args.margin,
-        )?);
+        remove_all(&previous)?;
+        for (_, job) in &jobs {
+            job.prepare()?;
+        }
+        std::fs::create_dir_all(self.dir.join("figures"))
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        Ok(Plan { jobs, keras })
     }
 
-    // Figures: ours with Keras's band, and the normalised pair.
-    for (label, job) in &jobs {
-        let keras_dir = reference
-            .contains_key(label.as_str())
-            .then(|| reference_dir.join(label));
-        let title = match job.exp.normalize {
-            Normalize::Standard => format!(
-                "{} with --normalize standard ({} seeds)",
-                job.exp.name, args.seeds
-            ),
-            Normalize::None => format!(
-                "{label} ({} seeds; Keras: {})",
-                args.seeds,
-                reference.get(label.as_str()).map_or(0, Vec::len)
-            ),
-        };
-        plot(
-            &compare::csvs_in(&job.dir)?,
-            keras_dir.as_deref(),
-            &title,
-            &dir.join("figures").join(format!("{label}.png")),
-        )?;
+    fn jobs(&self) -> Result<Vec<(String, Job)>> {
+        variants()
+            .into_iter()
+            .map(|(label, preset, normalize)| {
+                let exp = Experiment::resolve(
+                    preset,
+                    &Overrides {
+                        normalize: Some(normalize),
+                        epochs: self.epochs,
+                        ..Default::default()
+                    },
+                )?;
+                let job = Job {
+                    exp,
+                    seeds: 0..=self.seeds - 1,
+                    dir: self.dir.join("runs").join(&label),
+                    device: self.device,
+                    overwrite: false,
+                    chunk: None,
+                    threads: self.threads,
+                };
+                Ok((label, job))
+            })
+            .collect()
     }
 
-    let mut md = String::new();
-    let _ = writeln!(md, "# binclass: the article reproduced\n");
-    let _ = writeln!(
-        md,
-        "`binclass reproduce --seeds {}{}` on {} (binclass {}, tch {}, libtorch {}), against the Keras runs in `{}`.\n",
-        args.seeds,
-        args.epochs
-            .map_or(String::new(), |e| format!(" --epochs {e}")),
-        device::name(device),
-        VERSIONS.binclass,
-        VERSIONS.tch,
-        VERSIONS.libtorch,
-        reference_dir.display()
-    );
-    let _ = writeln!(md, "## Comparison with Keras\n");
-    if !shortened.is_empty() {
-        let _ = writeln!(
-            md,
-            "`--epochs {}` differs from the article's runs, so each preset is compared over the epochs both sides have: {}.\n",
-            args.epochs.unwrap_or_default(),
-            shortened.join("; ")
-        );
-    }
-    md += &compare::render(&rows, Format::Markdown);
-    for line in compare::explain(&rows) {
-        let _ = writeln!(md, "- {line}");
-    }
-    let _ = writeln!(md, "\n{}\n", compare::RULE);
-    let _ = writeln!(md, "## Figures\n");
-    for ((label, job), f) in jobs.iter().zip(&finals) {
-        let (fin, _) = sweep::final_and_best(f);
-        let what = match job.exp.normalize {
-            Normalize::Standard => format!(
-                "The fix the article points to: the same data as `{}`, each feature z-scored with the training rows' statistics.",
-                job.exp.name
-            ),
-            Normalize::None => format!(
-                "The article: {}.",
-                PRESETS
-                    .iter()
-                    .find(|p| p.name == label)
-                    .map_or("", |p| p.article)
-            ),
+    /// Trains every experiment in turn.
+    pub fn train(&self, plan: &Plan, bar: &indicatif::ProgressBar) -> Result<Trained> {
+        let mut trained = Trained {
+            timings: vec![],
+            finals: vec![],
         };
-        let _ = writeln!(
-            md,
-            "### {label}\n\n{what} Ours: final validation accuracy {}.\n\n![{label}](figures/{label}.png)\n",
-            mean_sd(&fin)
+        for (label, job) in &plan.jobs {
+            let start = Instant::now();
+            trained.finals.push(job.run(bar)?);
+            trained
+                .timings
+                .push((label.clone(), start.elapsed().as_secs_f64()));
+        }
+        Ok(trained)
+    }
+
+    /// The article's six against Keras's runs, over the epochs both sides
+    /// have when `--epochs` changed ours; with a note of each such cut.
+    pub fn compare(&self, plan: &Plan) -> Result<(Vec<compare::Row>, Vec<String>)> {
+        let (mut rows, mut shortened) = (vec![], vec![]);
+        for (label, job) in plan.jobs.iter().take(PRESETS.len()) {
+            let keras = &plan.keras[label.as_str()];
+            let common = common_epochs(job.exp.epochs, keras);
+            let cut = |c: &compare::Curve| c[..common.min(c.len())].to_vec();
+            if keras.iter().any(|c| c.len() != common) || job.exp.epochs as usize != common {
+                shortened.push(format!(
+                    "`{label}`: the first {common} epochs (ours ran {}, Keras's {})",
+                    job.exp.epochs,
+                    keras.iter().map(Vec::len).max().unwrap_or(0)
+                ));
+            }
+            // Read directly: these runs may carry a deliberate --epochs override.
+            let curves = compare::csvs_in(&job.dir)?
+                .iter()
+                .map(|f| compare::read_curve(f).map(|c| cut(&c)))
+                .collect::<Result<Vec<_>>>()?;
+            let keras = &keras.iter().map(cut).collect::<Vec<_>>();
+            rows.push(compare::compare_preset(
+                label,
+                &value_name(&job.exp.optimizer),
+                &curves,
+                keras,
+                self.margin,
+            )?);
+        }
+        Ok((rows, shortened))
+    }
+
+    /// Every experiment's figure: ours with Keras's band where it has one.
+    pub fn figures(&self, plan: &Plan) -> Result<()> {
+        for (label, job) in &plan.jobs {
+            let keras_dir = plan
+                .keras
+                .contains_key(label.as_str())
+                .then(|| self.reference.join(label));
+            let title = match job.exp.normalize {
+                Normalize::Standard => format!(
+                    "{} with --normalize standard ({} seeds)",
+                    job.exp.name, self.seeds
+                ),
+                Normalize::None => format!(
+                    "{label} ({} seeds; Keras: {})",
+                    self.seeds,
+                    plan.keras.get(label.as_str()).map_or(0, Vec::len)
+                ),
+            };
+            plot(
+                &compare::csvs_in(&job.dir)?,
+                keras_dir.as_deref(),
+                &title,
+                &self.dir.join("figures").join(format!("{label}.png")),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// REPORT.md: the comparison, the rule, a figure per experiment, timings.
+    pub fn report(
+        &self,
+        plan: &Plan,
+        trained: &Trained,
+        rows: &[compare::Row],
+        shortened: &[String],
+    ) -> String {
+        let mut md = format!(
+            "# binclass: the article reproduced\n\n`binclass reproduce --seeds {}{}` on {} (binclass {}, tch {}, libtorch {}), against the Keras runs in `{}`.\n\n## Comparison with Keras\n\n",
+            self.seeds,
+            self.epochs
+                .map_or(String::new(), |e| format!(" --epochs {e}")),
+            device::name(self.device),
+            VERSIONS.binclass,
+            VERSIONS.tch,
+            VERSIONS.libtorch,
+            self.reference.display()
         );
+        if !shortened.is_empty() {
+            let _ = writeln!(
+                md,
+                "`--epochs {}` differs from the article's runs, so each preset is compared over the epochs both sides have: {}.\n",
+                self.epochs.unwrap_or_default(),
+                shortened.join("; ")
+            );
+        }
+        md += &compare::render(rows, Format::Markdown);
+        for line in compare::explain(rows) {
+            let _ = writeln!(md, "- {line}");
+        }
+        let _ = writeln!(md, "\n{}\n\n## Figures\n", compare::RULE);
+        for ((label, job), f) in plan.jobs.iter().zip(&trained.finals) {
+            let (fin, _) = sweep::final_and_best(f);
+            let _ = writeln!(
+                md,
+                "### {label}\n\n{} Ours: final validation accuracy {}.\n\n![{label}](figures/{label}.png)\n",
+                what_it_shows(label, &job.exp),
+                mean_sd_text(&fin)
+            );
+        }
+        md + &self.timings(trained)
     }
-    let _ = writeln!(
-        md,
-        "## Timings\n\n| experiment | seeds | training time (s) |\n|---|---|---|"
-    );
-    for (label, secs) in &timings {
-        let _ = writeln!(md, "| {label} | {} | {secs:.1} |", args.seeds);
+
+    fn timings(&self, trained: &Trained) -> String {
+        let mut md =
+            "## Timings\n\n| experiment | seeds | training time (s) |\n|---|---|---|\n".to_string();
+        for (label, secs) in &trained.timings {
+            let _ = writeln!(md, "| {label} | {} | {secs:.1} |", self.seeds);
+        }
+        let _ = writeln!(md, "| all | | {:.1} |", trained.total());
+        md
     }
-    let total: f64 = timings.iter().map(|(_, s)| s).sum();
-    let _ = writeln!(md, "| all | | {total:.1} |");
-    outputs::write_atomic(&dir.join("REPORT.md"), md.as_bytes())?;
-    if args.verbose > 0 {
-        let explained: String = compare::explain(&rows)
-            .iter()
-            .map(|l| format!("{l}\n"))
-            .collect();
-        outputs::note(&format!(
-            "{}{explained}wrote {} ({total:.1}s of training)",
-            compare::render(&rows, Format::Text),
-            dir.join("REPORT.md").display()
-        ));
+}
+
+impl Trained {
+    pub fn total(&self) -> f64 {
+        self.timings.iter().map(|(_, s)| s).sum()
     }
-    for f in &finals {
-        sweep::check_diverged(f)?;
+}
+
+/// The sentence REPORT.md puts above an experiment's figure.
+fn what_it_shows(label: &str, exp: &Experiment) -> String {
+    match exp.normalize {
+        Normalize::Standard => format!(
+            "The fix the article points to: the same data as `{}`, each feature z-scored with the training rows' statistics.",
+            exp.name
+        ),
+        Normalize::None => format!(
+            "The article: {}.",
+            PRESETS
+                .iter()
+                .find(|p| p.name == label)
+                .map_or("", |p| p.article)
+        ),
     }
-    Ok(())
 }

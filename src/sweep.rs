@@ -5,10 +5,9 @@ use std::ops::RangeInclusive;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use indicatif::ProgressBar;
 use tch::nn;
 use tch::{Device, Tensor};
@@ -16,74 +15,14 @@ use tch::{Device, Tensor};
 use crate::batched::{BatchedNetwork, LANES};
 use crate::callbacks::{
     Callback, CallbackList, CsvLogger, RecordWriter, RunRecord, SeedSummary, Summary,
-    TerminateOnNaN, Tick, sweep_bar,
+    TerminateOnNaN, Tick,
 };
-use crate::config::{self, Experiment, Overrides, whole};
+use crate::config::Experiment;
 use crate::data::{Dataset, Split};
 use crate::fit::{self, Order, Outcome, Plan};
-use crate::interrupt::{self, Interrupted};
+use crate::interrupt::Interrupted;
 use crate::keras_csv::{self, python_float};
-use crate::{device, memory, optim, outputs};
-
-#[derive(Args, Debug)]
-pub struct SweepArgs {
-    /// Preset to start from (`binclass experiments` lists them).
-    #[arg(long, short = 'e', default_value = "baseline", value_name = "NAME")]
-    pub experiment: String,
-    /// Seeds to train: `A..B` (B excluded, as in Rust), `A..=B`, or one seed.
-    #[arg(long, value_name = "A..B", allow_hyphen_values = true)]
-    pub seeds: String,
-    /// cpu, cuda, cuda:N, or auto.
-    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
-    pub device: String,
-    /// Folder for the per-seed CSVs, records and summary.csv
-    /// [default: runs/<experiment>-seeds<A>-<B>, or the first free -k suffix].
-    #[arg(long, value_name = "DIR")]
-    pub out_dir: Option<PathBuf>,
-    /// Replace files of an earlier sweep in --out-dir.
-    #[arg(long)]
-    pub overwrite: bool,
-    /// Seeds per batched model [default: the seeds shared evenly across the
-    /// CPU's cores, within the memory available]. Results do not depend on it.
-    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
-    pub chunk: Option<i64>,
-    /// 0 silent, 1 a progress bar and the summary (stderr).
-    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1), allow_hyphen_values = true, value_name = "0|1")]
-    pub verbose: u8,
-    /// libtorch CPU threads [default: BINCLASS_THREADS, else 1].
-    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
-    pub threads: Option<i64>,
-    #[command(flatten)]
-    pub overrides: Overrides,
-}
-
-/// `A..B`, `A..=B` or `N`, as a non-empty range of seeds.
-pub fn parse_seeds(s: &str) -> Result<RangeInclusive<u64>> {
-    let num = |t: &str| -> Result<u64> {
-        t.trim().parse().map_err(|_| {
-            anyhow::anyhow!("--seeds {s}: '{t}' is not a whole number >= 0; use A..B, A..=B or N")
-        })
-    };
-    let empty = || {
-        anyhow::anyhow!("--seeds {s} is empty: A..B needs A < B (B is excluded; A..=B includes it)")
-    };
-    let range = if let Some((a, b)) = s.split_once("..=") {
-        num(a)?..=num(b)?
-    } else if let Some((a, b)) = s.split_once("..") {
-        let (a, b) = (num(a)?, num(b)?);
-        a..=b.checked_sub(1).ok_or_else(empty)?
-    } else {
-        let n = num(s)?;
-        n..=n
-    };
-    if range.is_empty() {
-        return Err(empty());
-    }
-    if range.end() - range.start() >= 10_000_000 {
-        bail!("--seeds {s} is more than 10,000,000 seeds; split it into several sweeps");
-    }
-    Ok(range)
-}
+use crate::{memory, optim, outputs};
 
 /// One sweep: an experiment over a range of seeds, into a folder.
 #[derive(Clone)]
@@ -175,6 +114,19 @@ impl Job {
         Ok(())
     }
 
+    /// Claims a folder that did not exist, the first free `dir`, `dir-1`,
+    /// … once its names are checked: two sweeps started together never
+    /// share one.
+    pub fn claim_new_dir(&mut self) -> Result<()> {
+        Job {
+            overwrite: true,
+            ..self.clone()
+        }
+        .check()?;
+        self.dir = outputs::claim_new_dir(&self.dir)?;
+        Ok(())
+    }
+
     /// Refuses, touching nothing, files it may not replace; then makes the folder.
     pub fn prepare(&self) -> Result<()> {
         self.check()?;
@@ -263,70 +215,6 @@ pub fn check_diverged(finals: &Finals) -> Result<()> {
         );
     }
     Ok(())
-}
-
-pub fn run(args: &SweepArgs) -> Result<()> {
-    let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
-    let seeds = parse_seeds(&args.seeds)?;
-    let threads = config::threads(args.threads)?;
-    if let Some(c) = args.chunk
-        && c < 1
-    {
-        bail!("--chunk must be a whole number >= 1, got {c}");
-    }
-    let device = device::resolve(&args.device)?;
-    tch::set_num_threads(threads);
-    let mut job = Job {
-        dir: args
-            .out_dir
-            .clone()
-            .unwrap_or_else(|| default_dir(&exp.name, &seeds)),
-        exp,
-        seeds,
-        device,
-        overwrite: args.overwrite,
-        chunk: args.chunk.map(|c| c as u64),
-        threads,
-    };
-    if args.out_dir.is_none() {
-        // Names checked, then a new folder claimed whole, so that two
-        // sweeps started together never share one.
-        Job {
-            overwrite: true,
-            ..job.clone()
-        }
-        .check()?;
-        job.dir = outputs::claim_new_dir(&job.dir)?;
-    }
-    job.prepare()?;
-    interrupt::install();
-    let bar = sweep_bar(args.verbose, job.seed_epochs());
-    let start = Instant::now();
-    let finals = job.run(&bar)?;
-    bar.finish_and_clear();
-    if args.verbose > 0 {
-        let (fin, best) = final_and_best(&finals);
-        outputs::note(&format!(
-            "{} seeds of {} in {:.2}s: final val_binary_accuracy {}, best {}\nwrote {} CSVs, their records and {}",
-            finals.len(),
-            job.exp.name,
-            start.elapsed().as_secs_f64(),
-            mean_sd(&fin),
-            mean_sd(&best),
-            finals.len(),
-            job.dir.join("summary.csv").display()
-        ));
-    }
-    check_diverged(&finals)
-}
-
-/// `runs/<name>-seeds<A>-<B>` (B excluded), which may already exist.
-fn default_dir(name: &str, seeds: &RangeInclusive<u64>) -> PathBuf {
-    Path::new("runs").join(format!(
-        "{name}-seeds{}-{}",
-        seeds.start(),
-        *seeds.end() as u128 + 1
-    ))
 }
 
 /// A batch's data, replicas last and padded to [`batched::LANES`] with
@@ -500,51 +388,4 @@ fn write_summary(path: &Path, finals: &[(u64, Option<SeedSummary>)]) -> Result<(
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     outputs::write_atomic(path, &bytes)
-}
-
-/// `0.9912 ± 0.0031 (sd)`
-pub fn mean_sd(v: &[f64]) -> String {
-    if v.is_empty() {
-        return "n/a".into();
-    }
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    let sd = if v.len() > 1 {
-        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
-    } else {
-        0.0
-    };
-    format!("{mean:.4} ± {sd:.4} (sd)")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seed_ranges_parse_like_rust_ranges() {
-        assert_eq!(parse_seeds("0..5").unwrap(), 0..=4);
-        assert_eq!(parse_seeds("2..=4").unwrap(), 2..=4);
-        assert_eq!(parse_seeds("7").unwrap(), 7..=7);
-        // The largest seed `train` takes is one seed here too.
-        let max = u64::MAX.to_string();
-        assert_eq!(parse_seeds(&max).unwrap(), u64::MAX..=u64::MAX);
-        for bad in [
-            "5..2",
-            "3..3",
-            "a..4",
-            "1..b",
-            "",
-            "-1..3",
-            "1.5..3",
-            "0..18446744073709551615",
-        ] {
-            assert!(parse_seeds(bad).is_err(), "{bad}");
-        }
-        assert!(
-            parse_seeds("5..2")
-                .unwrap_err()
-                .to_string()
-                .contains("is empty")
-        );
-    }
 }

@@ -3,7 +3,7 @@
 use binclass::config::{Experiment, Overrides};
 use binclass::data::Dataset;
 use binclass::fit::{self, History, Plan};
-use binclass::{model::Network, train::ADAM};
+use binclass::{model::Network, optim::ADAM};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind};
 

@@ -148,7 +148,7 @@ fn seed_count(n: usize) -> String {
 }
 
 /// One line per group of runs found: what it is and how many seeds.
-pub(crate) fn render_found(with_ref: &Groups, without: &Groups) -> Vec<String> {
+pub fn render_found(with_ref: &Groups, without: &Groups) -> Vec<String> {
     let mut lines = vec![];
     for ((_, label, optimizer), runs) in with_ref {
         lines.push(format!("{label}, {optimizer}: {}", seed_count(runs.len())));

@@ -1,0 +1,155 @@
+//! The command line: one module a command, each a short function over the
+//! library's calls, and the flag groups they share.
+
+mod compare;
+mod parity;
+mod reproduce;
+mod sweep;
+mod train;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Experiment, PRESETS, whole};
+use crate::interrupt::Interrupted;
+use crate::outputs::note;
+use compare::CompareArgs;
+use parity::ParityArgs;
+use reproduce::ReproduceArgs;
+use sweep::SweepArgs;
+use train::TrainArgs;
+
+/// Where a command trains: `--device` and `--threads`.
+#[derive(Args, Debug)]
+pub struct RunOn {
+    /// cpu, cuda, cuda:N, or auto (cuda when libtorch sees one, else cpu).
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// libtorch CPU threads [default: BINCLASS_THREADS, else 1, fastest for
+    /// this tiny network].
+    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
+    pub threads: Option<i64>,
+}
+
+impl RunOn {
+    /// The device and thread count, checked; libtorch set to the threads.
+    pub fn resolve(&self) -> Result<(tch::Device, i32)> {
+        let threads = config::threads(self.threads)?;
+        let device = crate::device::resolve(&self.device)?;
+        tch::set_num_threads(threads);
+        Ok((device, threads))
+    }
+}
+
+/// `--verbose`, as Keras's `fit(verbose=…)`.
+#[derive(Args, Debug)]
+pub struct Verbosity {
+    /// 0 silent, 1 a live progress bar, 2 lines only: one per epoch (train),
+    /// the summary (sweep, reproduce). On stderr.
+    #[arg(long, short = 'v', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2), allow_hyphen_values = true, value_name = "0|1|2")]
+    pub verbose: u8,
+}
+
+/// The Keras binary-classification experiment on libtorch: train, log, compare.
+#[derive(Parser)]
+#[command(version, about, allow_negative_numbers = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one seeded run; per-epoch metrics stream to a Keras-format CSV.
+    #[command(after_long_help = KERAS_DIFFERENCES)]
+    Train(Box<TrainArgs>),
+    /// Train many seeds at once as one batched model; per-seed CSVs and a summary.
+    Sweep(Box<SweepArgs>),
+    /// Compare our runs with Keras's, preset by preset.
+    Compare(Box<CompareArgs>),
+    /// Every experiment over N seeds, compared with Keras, with figures and REPORT.md.
+    Reproduce(Box<ReproduceArgs>),
+    /// Replay a Keras run dumped by scripts/keras_reference.py --dump, step by step.
+    Parity(Box<ParityArgs>),
+    /// List the presets with every resolved setting.
+    Experiments,
+}
+
+const KERAS_DIFFERENCES: &str = "\
+Where binclass differs from the article's Keras run (README: \"Faithful to Keras\"):
+  - Random streams are seeded ChaCha, not numpy's: a seed gives the same data,
+    weights and batch order on CPU and CUDA, but not Keras's.
+  - Adam adds epsilon (1e-7) to sqrt(v_hat) as libtorch does; Keras adds it before
+    the bias correction. The effect is a float-level perturbation of a chaotic
+    trajectory (measured: examples/adam_eps_effect.rs); --optimizer keras-adam
+    applies Keras's update instead.
+  - A NaN/infinite loss stops the run when its epoch ends (that row written,
+    exit non-zero); the article's script has no TerminateOnNaN and would go on.
+  - Validation runs as one batch (Keras: batches of 30); same mean up to rounding.";
+
+pub fn main() -> ExitCode {
+    // libtorch's failures arrive as panics carrying a C++ backtrace: the
+    // hook stays silent and the failure is reported below, as one line.
+    std::panic::set_hook(Box::new(|_| {}));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            note(&one_line(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    let result = std::panic::catch_unwind(|| match &cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
+        Command::Parity(args) => parity::run(args),
+        Command::Experiments => experiments(),
+    })
+    .unwrap_or_else(|payload| Err(crate::failure::to_error(payload.as_ref())));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Interrupted>() => {
+            note(
+                "interrupted: every finished epoch is in the CSVs and their records say where each stopped",
+            );
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            note(&format!("error: {}", one_line(&format!("{e:#}"))));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// clap's and libtorch's messages span lines; users get one.
+fn one_line(msg: &str) -> String {
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn experiments() -> Result<()> {
+    let mut text = String::new();
+    for p in PRESETS {
+        let (name, what) = (p.name, p.what);
+        let e = Experiment::preset(name).expect("every listed preset exists");
+        let settings: Vec<String> = e
+            .settings()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        text += &format!("{name}: {what}\n    {}\n", settings.join(" "));
+    }
+    crate::outputs::stdout(&text)
+}

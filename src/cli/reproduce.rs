@@ -1,0 +1,78 @@
+//! `binclass reproduce`: every experiment of the article over N seeds,
+//! compared with the committed Keras runs, with figures and a report.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::{RunOn, Verbosity};
+use crate::callbacks::sweep_bar;
+use crate::compare::{self, Format};
+use crate::reproduce::Reproduction;
+use crate::sweep::check_diverged;
+use crate::{interrupt, outputs};
+
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// Folder for runs, figures and REPORT.md (must be empty or new).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Seeds per experiment (0..N).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100_000), allow_hyphen_values = true)]
+    pub seeds: u64,
+    #[command(flatten)]
+    pub run_on: RunOn,
+    /// Keras reference runs, one folder per preset [default: reference/keras
+    /// here, else the project's beside the binary].
+    #[arg(long, value_name = "DIR")]
+    pub reference: Option<PathBuf>,
+    /// Equivalence margin δ of the verdicts (see `binclass compare --help`).
+    #[arg(long, default_value_t = compare::DEFAULT_MARGIN, value_parser = compare::parse_margin, allow_hyphen_values = true, value_name = "δ")]
+    pub margin: f64,
+    /// Use a non-empty --out-dir, replacing what an earlier reproduction wrote.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Override every experiment's epochs; each is then compared with Keras
+    /// over the epochs both sides have (REPORT.md says which).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..), allow_hyphen_values = true, value_name = "N")]
+    pub epochs: Option<i64>,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+pub fn run(args: &ReproduceArgs) -> Result<()> {
+    let (device, threads) = args.run_on.resolve()?;
+    let r = Reproduction {
+        dir: args.out_dir.clone(),
+        seeds: args.seeds,
+        device,
+        threads,
+        epochs: args.epochs,
+        reference: compare::reference_dir(args.reference.as_deref())?,
+        margin: args.margin,
+        overwrite: args.overwrite,
+    };
+    let plan = r.prepare()?;
+    interrupt::install();
+    let bar = sweep_bar(args.verbosity.verbose, plan.seed_epochs());
+    let trained = r.train(&plan, &bar)?;
+    bar.finish_and_clear();
+    let (rows, shortened) = r.compare(&plan)?;
+    r.figures(&plan)?;
+    let report = r.report(&plan, &trained, &rows, &shortened);
+    outputs::write_atomic(&r.dir.join("REPORT.md"), report.as_bytes())?;
+    if args.verbosity.verbose > 0 {
+        let explained: String = compare::explain(&rows)
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
+        outputs::note(&format!(
+            "{}{explained}wrote {} ({:.1}s of training)",
+            compare::render(&rows, Format::Text),
+            r.dir.join("REPORT.md").display(),
+            trained.total()
+        ));
+    }
+    trained.finals.iter().try_for_each(check_diverged)
+}

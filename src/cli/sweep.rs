@@ -1,0 +1,161 @@
+//! `binclass sweep`: many seeds of one experiment trained at once, each
+//! seed writing the CSV and record `train --seed s` writes.
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use super::{RunOn, Verbosity};
+use crate::callbacks::sweep_bar;
+use crate::config::{Experiment, Overrides, whole};
+use crate::stats::mean_sd_text;
+use crate::sweep::{Job, check_diverged, final_and_best};
+use crate::{interrupt, outputs};
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Preset to start from (`binclass experiments` lists them).
+    #[arg(long, short = 'e', default_value = "baseline", value_name = "NAME")]
+    pub experiment: String,
+    /// Seeds to train: `A..B` (B excluded, as in Rust), `A..=B`, or one seed.
+    #[arg(long, value_name = "A..B", allow_hyphen_values = true)]
+    pub seeds: String,
+    #[command(flatten)]
+    pub run_on: RunOn,
+    /// Folder for the per-seed CSVs, records and summary.csv
+    /// [default: runs/<experiment>-seeds<A>-<B>, or the first free -k suffix].
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Replace files of an earlier sweep in --out-dir.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Seeds per batched model [default: the seeds shared evenly across the
+    /// CPU's cores, within the memory available]. Results do not depend on it.
+    #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
+    pub chunk: Option<i64>,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+/// `A..B`, `A..=B` or `N`, as a non-empty range of seeds.
+pub fn parse_seeds(s: &str) -> Result<RangeInclusive<u64>> {
+    let num = |t: &str| -> Result<u64> {
+        t.trim().parse().map_err(|_| {
+            anyhow::anyhow!("--seeds {s}: '{t}' is not a whole number >= 0; use A..B, A..=B or N")
+        })
+    };
+    let empty = || {
+        anyhow::anyhow!("--seeds {s} is empty: A..B needs A < B (B is excluded; A..=B includes it)")
+    };
+    let range = if let Some((a, b)) = s.split_once("..=") {
+        num(a)?..=num(b)?
+    } else if let Some((a, b)) = s.split_once("..") {
+        let (a, b) = (num(a)?, num(b)?);
+        a..=b.checked_sub(1).ok_or_else(empty)?
+    } else {
+        let n = num(s)?;
+        n..=n
+    };
+    if range.is_empty() {
+        return Err(empty());
+    }
+    if range.end() - range.start() >= 10_000_000 {
+        bail!("--seeds {s} is more than 10,000,000 seeds; split it into several sweeps");
+    }
+    Ok(range)
+}
+
+pub fn run(args: &SweepArgs) -> Result<()> {
+    let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
+    let seeds = parse_seeds(&args.seeds)?;
+    if let Some(c) = args.chunk
+        && c < 1
+    {
+        bail!("--chunk must be a whole number >= 1, got {c}");
+    }
+    let (device, threads) = args.run_on.resolve()?;
+    let mut job = Job {
+        dir: args
+            .out_dir
+            .clone()
+            .unwrap_or_else(|| default_dir(&exp.name, &seeds)),
+        exp,
+        seeds,
+        device,
+        overwrite: args.overwrite,
+        chunk: args.chunk.map(|c| c as u64),
+        threads,
+    };
+    if args.out_dir.is_none() {
+        job.claim_new_dir()?;
+    }
+    job.prepare()?;
+    interrupt::install();
+    let verbose = args.verbosity.verbose;
+    // 2: the summary lines without the live bar.
+    let bar = sweep_bar(u8::from(verbose == 1), job.seed_epochs());
+    let start = Instant::now();
+    let finals = job.run(&bar)?;
+    bar.finish_and_clear();
+    if verbose > 0 {
+        let (fin, best) = final_and_best(&finals);
+        outputs::note(&format!(
+            "{} seeds of {} in {:.2}s: final val_binary_accuracy {}, best {}\nwrote {} CSVs, their records and {}",
+            finals.len(),
+            job.exp.name,
+            start.elapsed().as_secs_f64(),
+            mean_sd_text(&fin),
+            mean_sd_text(&best),
+            finals.len(),
+            job.dir.join("summary.csv").display()
+        ));
+    }
+    check_diverged(&finals)
+}
+
+/// `runs/<name>-seeds<A>-<B>` (B excluded), which may already exist.
+fn default_dir(name: &str, seeds: &RangeInclusive<u64>) -> PathBuf {
+    Path::new("runs").join(format!(
+        "{name}-seeds{}-{}",
+        seeds.start(),
+        *seeds.end() as u128 + 1
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_ranges_parse_like_rust_ranges() {
+        assert_eq!(parse_seeds("0..5").unwrap(), 0..=4);
+        assert_eq!(parse_seeds("2..=4").unwrap(), 2..=4);
+        assert_eq!(parse_seeds("7").unwrap(), 7..=7);
+        // The largest seed `train` takes is one seed here too.
+        let max = u64::MAX.to_string();
+        assert_eq!(parse_seeds(&max).unwrap(), u64::MAX..=u64::MAX);
+        for bad in [
+            "5..2",
+            "3..3",
+            "a..4",
+            "1..b",
+            "",
+            "-1..3",
+            "1.5..3",
+            "0..18446744073709551615",
+        ] {
+            assert!(parse_seeds(bad).is_err(), "{bad}");
+        }
+        assert!(
+            parse_seeds("5..2")
+                .unwrap_err()
+                .to_string()
+                .contains("is empty")
+        );
+    }
+}
