@@ -40,6 +40,25 @@ fi
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
+# install VENV READY_FN WHAT PACKAGE...: makes VENV and pip-installs the
+# packages unless READY_FN already holds; a lock keeps two clones setting up
+# at once from interleaving pip runs.
+install() {
+    local venv=$1 is_ready=$2 what=$3
+    shift 3
+    mkdir -p "$(dirname "$venv")"
+    exec 9>"$venv.lock"
+    flock 9
+    if ! "$is_ready"; then
+        say "installing $what into $venv"
+        [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --upgrade pip
+        "$venv/bin/python" -m pip install --quiet "$@"
+        "$is_ready" || die "$what did not install into $venv"
+    fi
+    flock -u 9
+}
+
 ready() {
     "$venv/bin/python" - "$TORCH_VERSION" <<'PY' 2>/dev/null
 # Reads package metadata only: importing torch itself takes seconds.
@@ -58,18 +77,8 @@ if ! ready; then
         die "$python is $("$python" -V 2>&1); torch $TORCH_VERSION needs Python 3.10+ (set BINCLASS_PYTHON)"
     "$python" -c 'import venv, ensurepip' 2>/dev/null ||
         die "$python lacks venv/ensurepip (Debian/Ubuntu: apt-get install python3-venv)"
-    mkdir -p "$(dirname "$venv")"
-    # Two clones setting up at once must not interleave pip runs.
-    exec 9>"$venv.lock"
-    flock 9
-    if ! ready; then
-        say "installing torch==$TORCH_VERSION and matplotlib into $venv (about 4 GB, once)"
-        [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --upgrade pip
-        "$venv/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" matplotlib
-        ready || die "torch $TORCH_VERSION did not import from $venv after installing it"
-    fi
-    flock -u 9
+    install "$venv" ready "torch $TORCH_VERSION and matplotlib (about 4 GB, once)" \
+        "torch==$TORCH_VERSION" matplotlib
 fi
 
 if [ $keras = 1 ] && ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("tf-keras"); m.version("tensorflow-cpu")' 2>/dev/null; then
@@ -86,17 +95,7 @@ PY
 }
 
 if [ $bench = 1 ] && ! jax_ready; then
-    mkdir -p "$(dirname "$jax_venv")"
-    exec 8>"$jax_venv.lock"
-    flock 8
-    if ! jax_ready; then
-        say "installing jax==$JAX_VERSION (CPU) into $jax_venv (about 600 MB, once)"
-        [ -x "$jax_venv/bin/python" ] || "$python" -m venv "$jax_venv"
-        "$jax_venv/bin/python" -m pip install --quiet --upgrade pip
-        "$jax_venv/bin/python" -m pip install --quiet "jax==$JAX_VERSION" numpy
-        jax_ready || die "jax $JAX_VERSION did not install into $jax_venv"
-    fi
-    flock -u 8
+    install "$jax_venv" jax_ready "jax==$JAX_VERSION (CPU, about 600 MB, once)" "jax==$JAX_VERSION" numpy
 fi
 
 torch_dir=$("$venv/bin/python" -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec("torch").origin))')

@@ -300,24 +300,11 @@ pub fn fit_runs<M: Model>(
         }
         let (xs, ys) = epoch_rows(data, &order.next(epoch, plan.train_len, device));
         acc.labels = ys;
-        acc.logits.clear();
-        let ys = acc.labels.split(plan.batch_size, 0);
-        for (step, (x, y)) in (1..).zip(xs.split(plan.batch_size, 0).iter().zip(&ys)) {
-            let logits = net.train_step(x, y);
-            opt.step();
-            acc.logits.push(logits);
-            let running = Running {
-                step,
-                acc: &acc,
-                model: &*net,
-            };
+        train_epoch(net, opt, &xs, &mut acc, plan.batch_size, |running| {
             for (run, _) in runs.iter_mut().zip(&ended).filter(|(_, e)| e.is_none()) {
-                run.batch_end(&running);
+                run.batch_end(running);
             }
-            if crate::interrupt::requested() {
-                break;
-            }
-        }
+        });
         if crate::interrupt::requested() {
             end_all(runs, &mut ended, Outcome::Interrupted { epoch })?;
             break;
@@ -340,6 +327,33 @@ pub fn fit_runs<M: Model>(
         .into_iter()
         .map(|e| e.expect("every run ended"))
         .collect())
+}
+
+/// One pass over the epoch's rows `xs` (labels in `acc.labels`), batch by
+/// batch, keeping each step's logits; stops early on a signal.
+fn train_epoch<M: Model>(
+    net: &mut M,
+    opt: &mut dyn Step,
+    xs: &Tensor,
+    acc: &mut Accumulator,
+    batch_size: i64,
+    mut batch_end: impl FnMut(&Running),
+) {
+    acc.logits.clear();
+    let ys = acc.labels.split(batch_size, 0);
+    for (step, (x, y)) in (1..).zip(xs.split(batch_size, 0).iter().zip(&ys)) {
+        let logits = net.train_step(x, y);
+        opt.step();
+        acc.logits.push(logits);
+        batch_end(&Running {
+            step,
+            acc,
+            model: &*net,
+        });
+        if crate::interrupt::requested() {
+            break;
+        }
+    }
 }
 
 /// Ends every run still going with `outcome`.

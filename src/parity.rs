@@ -79,59 +79,17 @@ pub fn load(dir: &Path) -> Result<Dump> {
             dir.display()
         );
     }
-    let data = npz(&dir.join("data.npz"))?;
-    let (x, y) = (get(&data, "data.npz", "x")?, get(&data, "data.npz", "y")?);
-    let (n, f) = match x.size().as_slice() {
-        [n, f] if *f >= 2 => (*n, *f),
-        s => bail!("data.npz: x has shape {s:?}, expected [samples, features >= 2]"),
-    };
-    if y.size() != [n] {
-        bail!("data.npz: y has shape {:?}, expected [{n}]", y.size());
-    }
-    let weights = npz(&dir.join("weights.npz"))?;
-    let layers = (0..)
-        .take_while(|i| weights.contains_key(&format!("kernel_{i}")))
-        .count();
-    if layers == 0 {
-        bail!("weights.npz has no kernel_0");
-    }
-    let dtype = match get(&weights, "weights.npz", "kernel_0")?.kind() {
-        Kind::Float => Dtype::F32,
-        Kind::Double => Dtype::F64,
-        k => bail!("weights.npz: kernel_0 is {k:?}, expected float32 or float64"),
-    };
-    let mut init = vec![];
-    let mut fan_in = f;
-    let mut units = 0;
-    for i in 0..layers {
-        let k = get(&weights, "weights.npz", &format!("kernel_{i}"))?;
-        let b = get(&weights, "weights.npz", &format!("bias_{i}"))?;
-        let [kin, kout] = k.size()[..] else {
-            bail!("weights.npz: kernel_{i} is not 2-D")
-        };
-        if kin != fan_in || b.size() != [kout] || (i + 1 == layers && kout != 1) {
-            bail!(
-                "weights.npz: kernel_{i} {:?} / bias_{i} {:?} do not chain from {fan_in} inputs",
-                k.size(),
-                b.size()
-            );
-        }
-        // Keras's kernel is [in, out]; ours is [out, in].
-        init.push(k.tr().flatten(0, -1).to_kind(dtype.kind()));
-        init.push(b.to_kind(dtype.kind()));
-        if i == 0 {
-            units = kout;
-        }
-        fan_in = kout;
-    }
+    let (x, y) = read_data(dir)?;
+    let (n, f) = (x.size()[0], x.size()[1]);
+    let (init, dtype, shape) = read_weights(dir, f)?;
     let order = Tensor::read_npy(dir.join("order.npy"))
         .with_context(|| format!("cannot read {}", dir.join("order.npy").display()))?;
     let epochs = order.size().first().copied().unwrap_or(0);
     let overrides = Overrides {
         samples: Some(n),
         features: Some(f),
-        hidden_layers: Some(layers as i64 - 1),
-        units: Some(if layers > 1 { units } else { 1 }),
+        hidden_layers: Some(shape.0),
+        units: Some(shape.1),
         epochs: Some(epochs.max(1)),
         ..Default::default()
     };
@@ -143,27 +101,7 @@ pub fn load(dir: &Path) -> Result<Dump> {
             order.size()
         );
     }
-    let mut steps = vec![vec![]; epochs as usize];
-    let mut r = csv::Reader::from_path(dir.join("steps.csv"))
-        .with_context(|| format!("cannot read {}", dir.join("steps.csv").display()))?;
-    for rec in r.records() {
-        let rec = rec.context("steps.csv: malformed row")?;
-        let v = |i: usize| -> Result<f64> {
-            rec.get(i)
-                .unwrap_or("")
-                .parse()
-                .with_context(|| format!("steps.csv: bad number in {rec:?}"))
-        };
-        let e = v(0)? as usize;
-        if e >= steps.len() {
-            bail!("steps.csv: epoch {e} beyond order.npy's {epochs}");
-        }
-        steps[e].push((v(2)?, v(3)?));
-    }
-    let per_epoch = exp.steps_per_epoch() as usize;
-    if steps.iter().any(|s| s.len() != per_epoch) {
-        bail!("steps.csv: expected {per_epoch} steps in each of {epochs} epochs");
-    }
+    let steps = read_steps(dir, epochs as usize, exp.steps_per_epoch() as usize)?;
     let curve = read_curve(&dir.join("epochs.csv"))?;
     if curve.len() != epochs as usize {
         bail!("epochs.csv has {} epochs, order.npy {epochs}", curve.len());
@@ -185,6 +123,86 @@ pub fn load(dir: &Path) -> Result<Dump> {
         steps,
         epochs: curve,
     })
+}
+
+/// data.npz: the features `x [samples, features]` and labels `y [samples]`.
+fn read_data(dir: &Path) -> Result<(Tensor, Tensor)> {
+    let data = npz(&dir.join("data.npz"))?;
+    let (x, y) = (get(&data, "data.npz", "x")?, get(&data, "data.npz", "y")?);
+    let n = match x.size().as_slice() {
+        [n, f] if *f >= 2 => *n,
+        s => bail!("data.npz: x has shape {s:?}, expected [samples, features >= 2]"),
+    };
+    if y.size() != [n] {
+        bail!("data.npz: y has shape {:?}, expected [{n}]", y.size());
+    }
+    Ok((x.shallow_clone(), y.shallow_clone()))
+}
+
+/// weights.npz: Keras's starting kernels and biases, chained from `f`
+/// inputs to one output; our flat layout, their dtype, and the network's
+/// (hidden layers, units).
+fn read_weights(dir: &Path, f: i64) -> Result<(Vec<Tensor>, Dtype, (i64, i64))> {
+    let weights = npz(&dir.join("weights.npz"))?;
+    let layers = (0..)
+        .take_while(|i| weights.contains_key(&format!("kernel_{i}")))
+        .count();
+    if layers == 0 {
+        bail!("weights.npz has no kernel_0");
+    }
+    let dtype = match get(&weights, "weights.npz", "kernel_0")?.kind() {
+        Kind::Float => Dtype::F32,
+        Kind::Double => Dtype::F64,
+        k => bail!("weights.npz: kernel_0 is {k:?}, expected float32 or float64"),
+    };
+    let (mut init, mut fan_in, mut units) = (vec![], f, 1);
+    for i in 0..layers {
+        let k = get(&weights, "weights.npz", &format!("kernel_{i}"))?;
+        let b = get(&weights, "weights.npz", &format!("bias_{i}"))?;
+        let [kin, kout] = k.size()[..] else {
+            bail!("weights.npz: kernel_{i} is not 2-D")
+        };
+        if kin != fan_in || b.size() != [kout] || (i + 1 == layers && kout != 1) {
+            bail!(
+                "weights.npz: kernel_{i} {:?} / bias_{i} {:?} do not chain from {fan_in} inputs",
+                k.size(),
+                b.size()
+            );
+        }
+        // Keras's kernel is [in, out]; ours is [out, in].
+        init.push(k.tr().flatten(0, -1).to_kind(dtype.kind()));
+        init.push(b.to_kind(dtype.kind()));
+        if i == 0 && layers > 1 {
+            units = kout;
+        }
+        fan_in = kout;
+    }
+    Ok((init, dtype, (layers as i64 - 1, units)))
+}
+
+/// steps.csv: per epoch, each step's (loss, binary_accuracy).
+fn read_steps(dir: &Path, epochs: usize, per_epoch: usize) -> Result<Vec<Vec<(f64, f64)>>> {
+    let mut steps = vec![vec![]; epochs];
+    let mut r = csv::Reader::from_path(dir.join("steps.csv"))
+        .with_context(|| format!("cannot read {}", dir.join("steps.csv").display()))?;
+    for rec in r.records() {
+        let rec = rec.context("steps.csv: malformed row")?;
+        let v = |i: usize| -> Result<f64> {
+            rec.get(i)
+                .unwrap_or("")
+                .parse()
+                .with_context(|| format!("steps.csv: bad number in {rec:?}"))
+        };
+        let e = v(0)? as usize;
+        if e >= steps.len() {
+            bail!("steps.csv: epoch {e} beyond order.npy's {epochs}");
+        }
+        steps[e].push((v(2)?, v(3)?));
+    }
+    if steps.iter().any(|s| s.len() != per_epoch) {
+        bail!("steps.csv: expected {per_epoch} steps in each of {epochs} epochs");
+    }
+    Ok(steps)
 }
 
 /// One step: (epoch, step, keras loss, our loss, keras acc, our acc).

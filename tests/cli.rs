@@ -1,42 +1,14 @@
 //! The `binclass` binary as a user runs it: files, formats, and refusals.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{BIN, binclass, ok};
+use common::{BIN, binclass, files_in, ok, rows, run, with};
 
 /// Small and quick: 600 samples, 480 train in 16 steps of 30.
 const SMALL: &[&str] = &["train", "--verbose", "0", "--samples", "600"];
-
-fn with(base: &[&str], more: &[&str]) -> Vec<String> {
-    base.iter().chain(more).map(|s| s.to_string()).collect()
-}
-
-fn run(dir: &Path, args: Vec<String>) -> Output {
-    ok(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn rows(csv: &Path) -> Vec<Vec<f64>> {
-    let mut r = csv::Reader::from_path(csv).unwrap();
-    r.records()
-        .map(|rec| rec.unwrap().iter().map(|f| f.parse().unwrap()).collect())
-        .collect()
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut all = vec![];
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            all.extend(files_in(&p));
-        }
-        all.push(p);
-    }
-    all.sort();
-    all
-}
 
 #[test]
 fn csv_has_the_keras_header_and_epochs_from_zero() {

@@ -219,6 +219,19 @@ fn malformed_or_mismatched_input_is_rejected_with_one_line() {
 }
 
 /// The committed Keras runs.
+/// `binclass compare ours --reference REFERENCE` in `dir`.
+fn compare_ours(dir: &Path, reference: &Path) -> std::process::Output {
+    binclass(
+        dir,
+        &[
+            "compare",
+            "ours",
+            "--reference",
+            reference.to_str().unwrap(),
+        ],
+    )
+}
+
 fn keras_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/keras")
 }
@@ -313,15 +326,7 @@ fn two_seeds_of_scaled_are_inconclusive_with_the_seeds_needed() {
     let dir = tempfile::tempdir().unwrap();
     keras_as_ours(&dir.path().join("ours"), "scaled", "scaled", 0..2);
     let reference = keras_dir();
-    let out = binclass(
-        dir.path(),
-        &[
-            "compare",
-            "ours",
-            "--reference",
-            reference.to_str().unwrap(),
-        ],
-    );
+    let out = compare_ours(dir.path(), &reference);
     let (out, err) = text(&out);
     let line = row(&out, "scaled");
     assert!(line.ends_with("inconclusive"), "{line}\n{err}");
@@ -517,15 +522,7 @@ fn a_diverged_run_is_reported_as_diverged_not_averaged() {
     }
     std::fs::write(ours.join("baseline-seed3.csv"), text_of).unwrap();
     let reference = keras_dir();
-    let o = binclass(
-        dir.path(),
-        &[
-            "compare",
-            "ours",
-            "--reference",
-            reference.to_str().unwrap(),
-        ],
-    );
+    let o = compare_ours(dir.path(), &reference);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let line = row(&out, "baseline");

@@ -1,30 +1,14 @@
 //! scripts/plot.py draws a PNG from a Keras CSVLogger file and from ours;
 //! scripts/plot_parity.py draws `binclass parity --out` files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// The project environment's python (scripts/setup.sh), if matplotlib is there.
-fn python() -> Option<PathBuf> {
-    let torch =
-        std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join(".libtorch")).ok()?;
-    let venv = torch.to_str()?.split("/lib/python").next()?.to_string();
-    let py = Path::new(&venv).join("bin/python");
-    let ok = Command::new(&py)
-        .args(["-c", "import matplotlib"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!(
-            "skipped: matplotlib is not installed in the project environment (scripts/setup.sh)"
-        );
-    }
-    ok.then_some(py)
-}
+mod common;
 
 #[test]
 fn plot_draws_pngs_from_keras_and_binclass_csvs() {
-    let Some(py) = python() else {
+    let Some(py) = common::project_python("matplotlib") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -89,7 +73,7 @@ fn plot_draws_pngs_from_keras_and_binclass_csvs() {
 
 #[test]
 fn plot_parity_draws_the_per_epoch_differences_of_parity_csvs() {
-    let Some(py) = python() else {
+    let Some(py) = common::project_python("matplotlib") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -146,7 +130,7 @@ fn plot_parity_draws_the_per_epoch_differences_of_parity_csvs() {
 
 #[test]
 fn plot_gives_one_line_errors_and_skips_files_that_are_not_runs() {
-    let Some(py) = python() else {
+    let Some(py) = common::project_python("matplotlib") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{BIN, binclass, ok};
+use common::{BIN, binclass, ok, strs, with};
 
 const SMALL: &[&str] = &["--samples", "600", "--verbose", "0"];
 
@@ -16,14 +16,6 @@ fn cmd(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(args).current_dir(dir).env_remove("BINCLASS_THREADS");
     c
-}
-
-fn with(base: &[&str], more: &[&str]) -> Vec<String> {
-    base.iter().chain(more).map(|s| s.to_string()).collect()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
 }
 
 /// Every file below `dir`.

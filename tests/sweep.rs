@@ -3,14 +3,10 @@
 use std::path::Path;
 
 mod common;
-use common::{binclass, ok};
+use common::{binclass, rows, with};
 
-fn rows(csv: &Path) -> Vec<Vec<f64>> {
-    csv::Reader::from_path(csv)
-        .unwrap_or_else(|e| panic!("{}: {e}", csv.display()))
-        .records()
-        .map(|r| r.unwrap().iter().map(|f| f.parse().unwrap()).collect())
-        .collect()
+fn run(dir: &Path, args: Vec<String>) {
+    common::run(dir, args);
 }
 
 fn assert_close(a: &[Vec<f64>], b: &[Vec<f64>], tol: f64, what: &str) {
@@ -28,14 +24,6 @@ const FEW: &[&str] = &["--epochs", "3", "--samples", "3000", "--verbose", "0"];
 /// another order) grow by ~3-10× an epoch. Two epochs of the baseline keep
 /// them within the 1e-5 the sweep promises (measured at most 7.9e-6).
 const PARITY: &[&str] = &["--epochs", "2", "--verbose", "0"];
-
-fn with(base: &[&str], more: &[&str]) -> Vec<String> {
-    base.iter().chain(more).map(|s| s.to_string()).collect()
-}
-
-fn run(dir: &Path, args: Vec<String>) {
-    ok(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
-}
 
 #[test]
 fn every_seed_of_a_sweep_matches_train_within_1e_5() {

@@ -1,7 +1,7 @@
 //! Running the `binclass` binary from integration tests.
 #![allow(dead_code)] // each test crate uses its own part
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_binclass");
@@ -25,4 +25,61 @@ pub fn ok(dir: &Path, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `base` then `more`, as owned arguments.
+pub fn with(base: &[&str], more: &[&str]) -> Vec<String> {
+    base.iter().chain(more).map(|s| s.to_string()).collect()
+}
+
+/// Owned arguments as the `&str`s [`binclass`] takes.
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// [`ok`] with owned arguments.
+pub fn run(dir: &Path, args: Vec<String>) -> Output {
+    ok(dir, &strs(&args))
+}
+
+/// A CSVLogger file's rows, every field a number.
+pub fn rows(csv: &Path) -> Vec<Vec<f64>> {
+    csv::Reader::from_path(csv)
+        .unwrap_or_else(|e| panic!("{}: {e}", csv.display()))
+        .records()
+        .map(|r| r.unwrap().iter().map(|f| f.parse().unwrap()).collect())
+        .collect()
+}
+
+/// Everything below `dir`, files and folders, sorted.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut all = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            all.extend(files_in(&p));
+        }
+        all.push(p);
+    }
+    all.sort();
+    all
+}
+
+/// The python of the project's environment (scripts/setup.sh) if it can
+/// import `module`; else `None`, after saying the test is skipped.
+pub fn project_python(module: &str) -> Option<PathBuf> {
+    let torch =
+        std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join(".libtorch")).ok()?;
+    let venv = torch.to_str()?.split("/lib/python").next()?.to_string();
+    let py = Path::new(&venv).join("bin/python");
+    let ok = Command::new(&py)
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "skipped: {module} is not installed in the project environment (scripts/setup.sh)"
+        );
+    }
+    ok.then_some(py)
 }
