@@ -366,7 +366,11 @@ mod tests {
         let r = compare_preset("baseline", "adam", &ours, &keras, 0.02).unwrap();
         assert_eq!((r.n_ours, r.diverged_ours), (3, 1));
         assert!(r.final_ours.0.is_finite() && r.final_ours.0 > 0.97);
-        assert!(render(&[r], Format::Markdown).contains("| 3+1 diverged/4 |"));
+        assert!(
+            render(&[r], Format::Markdown)
+                .unwrap()
+                .contains("| 3+1 diverged/4 |")
+        );
     }
 
     #[test]

@@ -330,7 +330,7 @@ impl Reproduction {
         trained: &Trained,
         rows: &[compare::Row],
         shortened: &[String],
-    ) -> String {
+    ) -> Result<String> {
         let mut md = format!(
             "# binclass: the article reproduced\n\n`binclass reproduce --seeds {}{}` on {} (binclass {}, tch {}, libtorch {}), against the Keras runs in `{}`.\n\n## Comparison with Keras\n\n",
             self.seeds,
@@ -350,7 +350,7 @@ impl Reproduction {
                 shortened.join("; ")
             );
         }
-        md += &compare::render(rows, Format::Markdown);
+        md += &compare::render(rows, Format::Markdown)?;
         for line in compare::explain(rows) {
             let _ = writeln!(md, "- {line}");
         }
@@ -364,7 +364,7 @@ impl Reproduction {
                 mean_sd_text(&fin)
             );
         }
-        md + &self.timings(trained)
+        Ok(md + &self.timings(trained))
     }
 
     fn timings(&self, trained: &Trained) -> String {

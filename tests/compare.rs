@@ -10,14 +10,6 @@ use binclass::compare::{self, Curve, Verdict};
 use common::binclass;
 
 const HEADER: &str = "epoch,binary_accuracy,loss,val_binary_accuracy,val_loss\n";
-const PRESETS: [&str; 6] = [
-    "baseline",
-    "noise",
-    "dummy-features",
-    "scaled",
-    "scaled-long",
-    "shifted",
-];
 
 /// A CSV whose validation accuracy is `vals`, epoch by epoch.
 fn write_curve(path: &Path, vals: &[f64]) {
@@ -232,6 +224,14 @@ fn compare_ours(dir: &Path, reference: &Path) -> std::process::Output {
     )
 }
 
+/// A failed command's one line of stderr.
+fn one_line_error(o: &std::process::Output) -> String {
+    let (_, err) = text(o);
+    assert!(!o.status.success(), "succeeded");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    err
+}
+
 fn keras_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/keras")
 }
@@ -294,7 +294,7 @@ fn keras_runs_of_another_preset_relabelled_as_ours_differ() {
 /// `ours/<preset>-seed<N>.csv` for `ours_seeds` and `ref/<preset>/seed-<N>.csv`
 /// for `ref_seeds`, every preset, both from the committed Keras runs.
 fn split_reference(dir: &Path, ours_seeds: &[usize], ref_seeds: &[usize]) {
-    for p in PRESETS {
+    for p in binclass::config::preset_names() {
         keras_as_ours(&dir.join("ours"), p, p, ours_seeds.iter().copied());
         std::fs::create_dir_all(dir.join("ref").join(p)).unwrap();
         for &s in ref_seeds {
@@ -311,7 +311,7 @@ fn two_halves_of_the_keras_reference_never_differ() {
         split_reference(dir.path(), ours, theirs);
         let out = binclass(dir.path(), &["compare", "ours", "--reference", "ref"]);
         let (out, err) = text(&out);
-        for p in PRESETS {
+        for p in binclass::config::preset_names() {
             let line = row(&out, p);
             assert!(
                 line.ends_with("consistent") || line.ends_with("inconclusive"),
@@ -358,7 +358,7 @@ fn five_of_ten(all: &[Curve]) -> impl Iterator<Item = Vec<Curve>> + '_ {
 fn every_five_seed_subset_of_the_reference_against_all_ten_never_differs() {
     let reference = compare::load_reference(&keras_dir()).unwrap();
     let mut trials = 0;
-    for p in PRESETS {
+    for p in binclass::config::preset_names() {
         let all = &reference[p];
         assert_eq!(all.len(), 10, "{p}");
         for subset in five_of_ten(all) {
@@ -437,9 +437,7 @@ fn the_same_run_given_twice_or_under_two_names_counts_once() {
     // Two different runs claiming one seed: which to keep is the user's call.
     std::fs::copy(keras_csv("baseline", 2), ours.join("baseline-seed0-2.csv")).unwrap();
     let o = binclass(dir.path(), &args);
-    let (_, err) = text(&o);
-    assert!(!o.status.success());
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = one_line_error(&o);
     assert!(
         err.contains("are both baseline seed 0 (unrecorded) but their metrics differ"),
         "{err}"
@@ -500,9 +498,7 @@ fn impossible_values_are_one_line_errors_naming_file_and_row() {
         let csv = folder.join("baseline-seed0.csv");
         std::fs::write(&csv, format!("{HEADER}0,0.9,0.1,0.9,0.1\n1,{values}\n")).unwrap();
         let o = binclass(dir.path(), &["compare", &format!("case{i}")]);
-        let (_, err) = text(&o);
-        assert!(!o.status.success());
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        let err = one_line_error(&o);
         assert!(
             err.contains(&format!("case{i}/deep/er/baseline-seed0.csv: {expected}")),
             "{err}"

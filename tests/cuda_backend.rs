@@ -42,18 +42,7 @@ fn help_and_version_start_without_cuda_and_a_cuda_device_loads_it() {
         assert!(libs.contains("libtorch_cpu"), "{args:?}: {libs}");
         assert!(!libs.contains("libtorch_cuda"), "{args:?} loaded CUDA");
     }
-    let libs = loaded(&[
-        "train",
-        "--device",
-        "cuda",
-        "--epochs",
-        "1",
-        "--samples",
-        "300",
-        "--verbose",
-        "0",
-        "--out",
-        "/dev/null/x.csv",
-    ]);
+    let run = "train --device cuda --epochs 1 --samples 300 --verbose 0 --out /dev/null/x.csv";
+    let libs = loaded(&run.split(' ').collect::<Vec<_>>());
     assert!(libs.contains("libtorch_cuda.so"), "{libs}");
 }

@@ -94,3 +94,78 @@ fn given_orders_set_the_batches_and_must_match_the_plan() {
     let err = run(&data, fit::Order::Given(identity.view([2, 40]))).unwrap_err();
     assert!(err.to_string().contains("expected [1, 80]"), "{err}");
 }
+
+/// A run started at `initial_epoch` trains and logs only the epochs from
+/// there, and callbacks are told where it starts (Keras's `initial_epoch`).
+#[test]
+fn a_run_starts_at_its_initial_epoch_and_callbacks_are_told() {
+    struct Start(Option<i64>);
+    impl binclass::callbacks::Callback for Start {
+        fn on_train_begin(&mut self, plan: &Plan) -> anyhow::Result<()> {
+            self.0 = Some(plan.initial_epoch);
+            Ok(())
+        }
+    }
+    let e = Experiment::resolve(
+        "baseline",
+        &Overrides {
+            samples: Some(300),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let data = Dataset::generate(&e, 0)
+        .unwrap()
+        .split(240, Device::Cpu)
+        .unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut net = Network::build(&vs.root(), &e, 0);
+    let mut opt = ADAM.build(&vs, e.lr).unwrap();
+    let (mut logs, mut start) = (History::default(), Start(None));
+    let plan = Plan {
+        initial_epoch: 3,
+        ..Plan::new(5, e.batch_size, 240)
+    };
+    fit::fit(
+        &mut net,
+        &mut opt,
+        &data,
+        plan,
+        0,
+        &mut [&mut logs, &mut start],
+    )
+    .unwrap();
+    assert_eq!(start.0, Some(3));
+    let epochs: Vec<i64> = logs.0.iter().map(|l| l.epoch).collect();
+    assert_eq!(epochs, [3, 4]);
+}
+
+/// CSVLogger continues a file, as Keras's `append=True` does: rows after
+/// the existing ones, no second header.
+#[test]
+fn csv_logger_continues_an_existing_file_without_a_second_header() {
+    use binclass::callbacks::{Callback, CsvLogger};
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("run.csv");
+    let header = binclass::keras_csv::header();
+    let first = "0,0.5,0.7,0.5,0.7\r\n";
+    std::fs::write(&csv, [header.as_slice(), first.as_bytes()].concat()).unwrap();
+    let mut logger = CsvLogger::new(csv.clone());
+    let logs = fit::EpochLogs {
+        epoch: 1,
+        loss: 0.25,
+        binary_accuracy: 0.875,
+        val_loss: 0.125,
+        val_binary_accuracy: 0.75,
+        seconds: 0.0,
+    };
+    logger.on_epoch_end(&logs).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "{}{first}1,0.875,0.25,0.75,0.125\r\n",
+            String::from_utf8(header).unwrap()
+        )
+    );
+}

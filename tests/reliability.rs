@@ -380,17 +380,9 @@ fn two_default_sweeps_started_together_each_get_their_own_folder() {
     // Before the fix about 1 start in 4 collided.
     for _ in 0..10 {
         let dir = tempfile::tempdir().unwrap();
-        let args = [
-            "sweep",
-            "--seeds",
-            "0..4",
-            "--epochs",
-            "1",
-            "--samples",
-            "300",
-            "--verbose",
-            "0",
-        ];
+        let args: Vec<&str> = "sweep --seeds 0..4 --epochs 1 --samples 300 --verbose 0"
+            .split(' ')
+            .collect();
         let a = cmd(dir.path(), &args)
             .stderr(Stdio::piped())
             .spawn()

@@ -246,20 +246,9 @@ fn a_summary_path_that_is_a_folder_is_refused_before_training() {
     std::fs::create_dir_all(dir.path().join("x/summary.csv")).unwrap();
     let out = binclass(
         dir.path(),
-        &[
-            "sweep",
-            "--seeds",
-            "0..2",
-            "--epochs",
-            "1",
-            "--samples",
-            "300",
-            "--verbose",
-            "0",
-            "--out-dir",
-            "x",
-            "--overwrite",
-        ],
+        &"sweep --seeds 0..2 --epochs 1 --samples 300 --verbose 0 --out-dir x --overwrite"
+            .split(' ')
+            .collect::<Vec<_>>(),
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

@@ -51,7 +51,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         );
     }
     notes.extend(ours.notes.iter().cloned());
-    let tables = render(&rows, args.format);
+    let tables = render(&rows, args.format)?;
     match args.format {
         Format::Csv => {
             outputs::stdout(&tables)?;

@@ -43,6 +43,16 @@ impl RunOn {
     }
 }
 
+/// `--overwrite`: what an earlier run of the command wrote at its output
+/// may be replaced; nothing else ever is.
+#[derive(Args, Debug)]
+pub struct Replace {
+    /// Replace what an earlier run of this command wrote at the output
+    /// (--out and its record, or the files in --out-dir); never other files.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
 /// `--verbose`, as Keras's `fit(verbose=…)`.
 #[derive(Args, Debug)]
 pub struct Verbosity {

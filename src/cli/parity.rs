@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 
+use super::Replace;
+
 use crate::config::{number, shown};
 use crate::optim::Optimizer;
 use crate::outputs;
@@ -31,9 +33,8 @@ pub struct ParityArgs {
     /// Per-step differences CSV [default: none written].
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
-    /// Replace --out if it exists.
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub replace: Replace,
 }
 
 pub fn run(args: &ParityArgs) -> Result<()> {
@@ -69,7 +70,7 @@ fn check(args: &ParityArgs) -> Result<()> {
         );
     }
     if let Some(out) = &args.out {
-        outputs::check_free(std::slice::from_ref(out), args.overwrite)?;
+        outputs::check_free(std::slice::from_ref(out), args.replace.overwrite)?;
     }
     Ok(())
 }

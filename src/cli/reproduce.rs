@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::{RunOn, Verbosity};
+use super::{Replace, RunOn, Verbosity};
 use crate::callbacks::sweep_bar;
 use crate::compare::{self, Format};
 use crate::reproduce::Reproduction;
@@ -30,9 +30,8 @@ pub struct ReproduceArgs {
     /// Equivalence margin δ of the verdicts (see `binclass compare --help`).
     #[arg(long, default_value_t = compare::DEFAULT_MARGIN, value_parser = compare::parse_margin, allow_hyphen_values = true, value_name = "δ")]
     pub margin: f64,
-    /// Use a non-empty --out-dir, replacing what an earlier reproduction wrote.
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub replace: Replace,
     /// Override every experiment's epochs; each is then compared with Keras
     /// over the epochs both sides have (REPORT.md says which).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..), allow_hyphen_values = true, value_name = "N")]
@@ -51,7 +50,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         epochs: args.epochs,
         reference: compare::reference_dir(args.reference.as_deref())?,
         margin: args.margin,
-        overwrite: args.overwrite,
+        overwrite: args.replace.overwrite,
     };
     let plan = r.prepare()?;
     interrupt::install();
@@ -60,7 +59,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     bar.finish_and_clear();
     let (rows, shortened) = r.compare(&plan)?;
     r.figures(&plan)?;
-    let report = r.report(&plan, &trained, &rows, &shortened);
+    let report = r.report(&plan, &trained, &rows, &shortened)?;
     outputs::write_atomic(&r.dir.join("REPORT.md"), report.as_bytes())?;
     if args.verbosity.verbose > 0 {
         let explained: String = compare::explain(&rows)
@@ -69,7 +68,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             .collect();
         outputs::note(&format!(
             "{}{explained}wrote {} ({:.1}s of training)",
-            compare::render(&rows, Format::Text),
+            compare::render(&rows, Format::Text)?,
             r.dir.join("REPORT.md").display(),
             trained.total()
         ));

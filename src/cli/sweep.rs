@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use super::{RunOn, Verbosity};
+use super::{Replace, RunOn, Verbosity};
 use crate::callbacks::sweep_bar;
 use crate::config::{Experiment, Overrides, whole};
 use crate::stats::mean_sd_text;
@@ -29,9 +29,8 @@ pub struct SweepArgs {
     /// [default: runs/<experiment>-seeds<A>-<B>, or the first free -k suffix].
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    /// Replace files of an earlier sweep in --out-dir.
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub replace: Replace,
     /// Seeds per batched model [default: the seeds shared evenly across the
     /// CPU's cores, within the memory available]. Results do not depend on it.
     #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
@@ -87,7 +86,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         exp,
         seeds,
         device,
-        overwrite: args.overwrite,
+        overwrite: args.replace.overwrite,
         chunk: args.chunk.map(|c| c as u64),
         threads,
     };

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use tch::nn;
 
-use super::{RunOn, Verbosity};
+use super::{Replace, RunOn, Verbosity};
 use crate::callbacks::{
     Callback, CsvLogger, KerasProgress, RecordWriter, RunRecord, TerminateOnNaN,
 };
@@ -29,9 +29,8 @@ pub struct TrainArgs {
     /// Metrics CSV [default: runs/<experiment>-seed<N>.csv, or the first free -k suffix].
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
-    /// Replace --out (and its .json) if they exist.
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub replace: Replace,
     #[command(flatten)]
     pub verbosity: Verbosity,
     #[command(flatten)]
@@ -49,7 +48,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
     let (device, threads) = args.run_on.resolve()?;
     if let Some(out) = &args.out {
-        outputs::check_free(std::slice::from_ref(out), args.overwrite)?;
+        outputs::check_free(std::slice::from_ref(out), args.replace.overwrite)?;
     }
     memory::check(
         memory::train_bytes(&exp),
@@ -63,7 +62,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &exp.name,
         args.seed,
         &keras_csv::header(),
-        args.overwrite,
+        args.replace.overwrite,
     )?;
 
     tch::manual_seed(args.seed as i64);

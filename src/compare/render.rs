@@ -104,9 +104,9 @@ fn text(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
 }
 
 /// The comparison table and the article's statements (CSV: the table only).
-pub fn render(rows: &[Row], format: Format) -> String {
+pub fn render(rows: &[Row], format: Format) -> anyhow::Result<String> {
     if rows.is_empty() {
-        return String::new();
+        return Ok(String::new());
     }
     let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
     let claim_head = [
@@ -121,11 +121,11 @@ pub fn render(rows: &[Row], format: Format) -> String {
     match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(vec![]);
-            let _ = w.write_record(HEAD);
+            w.write_record(HEAD)?;
             for r in &table {
-                let _ = w.write_record(r);
+                w.write_record(r)?;
             }
-            out = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
+            out = String::from_utf8(w.into_inner().map_err(|e| e.into_error())?)?;
         }
         Format::Markdown => {
             markdown(&mut out, &HEAD, &table);
@@ -140,7 +140,7 @@ pub fn render(rows: &[Row], format: Format) -> String {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn seed_count(n: usize) -> String {
