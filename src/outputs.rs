@@ -50,7 +50,8 @@ pub fn check_path(path: &Path, what: &str) -> Result<()> {
     };
     let name = path.file_name().map(|n| n.len()).unwrap_or(0);
     if text.ends_with('/') || name == 0 || path.is_dir() {
-        bail!("{what} {text} is a folder; give a file path such as {text}/run.csv");
+        let folder = text.trim_end_matches('/');
+        bail!("{what} {text} is a folder; give a file path such as {folder}/run.csv");
     }
     if let Some(long) = path.components().find(|c| c.as_os_str().len() > NAME_MAX) {
         bail!(
@@ -96,10 +97,11 @@ fn check_parent(path: &Path, what: &str) -> Result<()> {
 }
 
 /// Fails, touching nothing, if any of `csvs` cannot be written, or exists
-/// (or its record does) and may not be replaced.
-pub fn check_free(csvs: &[PathBuf], overwrite: bool) -> Result<()> {
+/// (or its record does) and may not be replaced; `what` names the flag
+/// they come from.
+pub fn check_free(csvs: &[PathBuf], what: &str, overwrite: bool) -> Result<()> {
     for csv in csvs {
-        check_path(csv, "output")?;
+        check_path(csv, what)?;
         if !overwrite {
             for p in [csv.clone(), record_path(csv)] {
                 if p.exists() {
@@ -116,7 +118,7 @@ pub fn check_free(csvs: &[PathBuf], overwrite: bool) -> Result<()> {
 
 /// Creates `csv` holding `header` (with `overwrite`, replaces it).
 pub fn claim_path(csv: &Path, header: &[u8], overwrite: bool) -> Result<RunFiles> {
-    check_free(&[csv.to_path_buf()], overwrite)?;
+    check_free(&[csv.to_path_buf()], "output", overwrite)?;
     make_parent(csv)?;
     if !create_with(csv, header, overwrite)? {
         bail!(

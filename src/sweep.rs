@@ -102,7 +102,7 @@ impl Job {
         if self.dir.is_file() {
             bail!("{} is a file, not a folder", self.dir.display());
         }
-        outputs::check_free(&self.csvs(), self.overwrite)?;
+        outputs::check_free(&self.csvs(), "--out-dir", self.overwrite)?;
         let summary = self.dir.join("summary.csv");
         outputs::check_path(&summary, "summary")?;
         if !self.overwrite && summary.exists() {

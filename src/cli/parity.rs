@@ -70,7 +70,7 @@ fn check(args: &ParityArgs) -> Result<()> {
         );
     }
     if let Some(out) = &args.out {
-        outputs::check_free(std::slice::from_ref(out), args.replace.overwrite)?;
+        outputs::check_free(std::slice::from_ref(out), "--out", args.replace.overwrite)?;
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
     let (device, threads) = args.run_on.resolve()?;
     if let Some(out) = &args.out {
-        outputs::check_free(std::slice::from_ref(out), args.replace.overwrite)?;
+        outputs::check_free(std::slice::from_ref(out), "--out", args.replace.overwrite)?;
     }
     memory::check(
         memory::train_bytes(&exp),
