@@ -116,6 +116,21 @@ impl BatchedNetwork {
         }
     }
 
+    /// Replica `r`'s layers in one network's layout: weights back from
+    /// `[in, out, R]` to PyTorch's `[out, in]`, as `train --seed` would hold them.
+    pub fn replica_layers(&self, r: usize) -> anyhow::Result<crate::model_file::Layers> {
+        let r = r as i64;
+        self.layers
+            .iter()
+            .map(|(ws, bs)| {
+                Ok((
+                    crate::model_file::values(&ws.select(2, r).tr())?,
+                    crate::model_file::values(&bs.select(1, r))?,
+                ))
+            })
+            .collect()
+    }
+
     /// Forward and written-out backward for `xs [n, F, R]`, `ys [n, 1, R]`:
     /// returns the logits `[n, 1, R]` and writes, for every replica, the
     /// gradient of its mean binary cross-entropy into the store.

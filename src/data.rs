@@ -13,6 +13,33 @@ pub struct Dataset {
     pub features: Vec<f64>,
     pub labels: Vec<f64>,
     pub width: usize,
+    /// The scaling applied to `features`, which a saved model keeps so that
+    /// new points can be scaled as its training rows were.
+    pub normalization: Normalization,
+}
+
+/// What was done to the features after they were drawn and transformed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Normalization {
+    None,
+    /// z-scores with these per-feature means and standard deviations.
+    Standard {
+        mean: Vec<f64>,
+        sd: Vec<f64>,
+    },
+}
+
+impl Normalization {
+    /// Scales one point (`features` values) as the training rows were scaled,
+    /// in float64 with the same operations, so a point given as its raw
+    /// values becomes exactly the training row the model saw.
+    pub fn apply(&self, point: &mut [f64]) {
+        if let Normalization::Standard { mean, sd } = self {
+            for ((x, m), s) in point.iter_mut().zip(mean).zip(sd) {
+                *x = (*x - m) / s;
+            }
+        }
+    }
 }
 
 /// The data on the training device, float32 as Keras's first Dense layer casts it.
@@ -56,6 +83,7 @@ impl Dataset {
             features,
             labels,
             width: f,
+            normalization: Normalization::None,
         };
         if e.normalize == Normalize::Standard {
             d.standardize(e.train_len() as usize);
@@ -69,15 +97,22 @@ impl Dataset {
     /// centred, as scikit-learn's StandardScaler does.
     pub fn standardize(&mut self, train_len: usize) {
         let f = self.width;
+        let (mut means, mut sds) = (vec![], vec![]);
         for j in 0..f {
             let col = || self.features[..train_len * f].iter().skip(j).step_by(f);
             let mean = col().sum::<f64>() / train_len as f64;
             let var = col().map(|x| (x - mean).powi(2)).sum::<f64>() / train_len as f64;
-            let sd = if var > 0.0 { var.sqrt() } else { 1.0 };
-            for x in self.features.iter_mut().skip(j).step_by(f) {
-                *x = (*x - mean) / sd;
-            }
+            means.push(mean);
+            sds.push(if var > 0.0 { var.sqrt() } else { 1.0 });
         }
+        let scaling = Normalization::Standard {
+            mean: means,
+            sd: sds,
+        };
+        for point in self.features.chunks_mut(f) {
+            scaling.apply(point);
+        }
+        self.normalization = scaling;
     }
 
     pub fn len(&self) -> usize {

@@ -20,9 +20,11 @@ use anyhow::{Context, Result, bail};
 
 /// Linux's NAME_MAX: the longest name one path component may have.
 const NAME_MAX: usize = 255;
-/// Room a temporary name needs beyond its file's name: `.` + `.json` +
+/// Room a temporary name needs beyond its file's name: `.` + the longest
+/// sibling's addition (the model `<stem>.safetensors` adds at most 12 bytes
+/// to a name without extension; the record adds `.json`) +
 /// `.<pid>.<counter>.tmp`.
-const TMP_EXTRA: usize = 1 + 5 + 1 + 10 + 1 + 20 + 4;
+const TMP_EXTRA: usize = 1 + 12 + 1 + 10 + 1 + 20 + 4;
 
 /// A run's files, the CSV created (holding its header) so that no other run takes it.
 pub struct RunFiles {
@@ -31,10 +33,23 @@ pub struct RunFiles {
     pub json: PathBuf,
 }
 
+impl RunFiles {
+    /// Where the trained network goes.
+    pub fn model(&self) -> PathBuf {
+        model_path(&self.csv)
+    }
+}
+
 pub fn record_path(csv: &Path) -> PathBuf {
     let mut s = csv.as_os_str().to_owned();
     s.push(".json");
     PathBuf::from(s)
+}
+
+/// `<csv stem>.safetensors`: the trained network beside its metrics
+/// (`runs/baseline-seed0.csv` → `runs/baseline-seed0.safetensors`).
+pub fn model_path(csv: &Path) -> PathBuf {
+    csv.with_extension("safetensors")
 }
 
 /// Refuses, before anything exists, a path no file of ours can be written
@@ -61,7 +76,7 @@ pub fn check_path(path: &Path, what: &str) -> Result<()> {
     }
     if name + TMP_EXTRA > NAME_MAX {
         bail!(
-            "{what} {text}: the file name is {name} bytes; at most {} leaves room for its record and temporary files",
+            "{what} {text}: the file name is {name} bytes; at most {} leaves room for its record, model and temporary files",
             NAME_MAX - TMP_EXTRA
         );
     }
@@ -116,9 +131,53 @@ pub fn check_free(csvs: &[PathBuf], what: &str, overwrite: bool) -> Result<()> {
     Ok(())
 }
 
+/// [`check_free`] for training runs, which also write their model
+/// ([`model_path`]): it must not be the CSV itself, a folder, or (without
+/// `overwrite`) an existing file.
+pub fn check_free_run(csvs: &[PathBuf], what: &str, overwrite: bool) -> Result<()> {
+    check_free(csvs, what, overwrite)?;
+    for csv in csvs {
+        let model = model_path(csv);
+        if model == *csv {
+            bail!(
+                "{what} {}: the model is written to <stem>.safetensors, which would replace the CSV; choose a .csv name",
+                csv.display()
+            );
+        }
+        if model.is_dir() {
+            bail!(
+                "{what} {}: its model {} is a folder",
+                csv.display(),
+                model.display()
+            );
+        }
+        if !overwrite && model.exists() {
+            bail!(
+                "{} already exists; pass --overwrite to replace it, or choose another output",
+                model.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Fails, touching nothing, if a single output file cannot be written to
+/// `path`, or exists and may not be replaced.
+pub fn check_output(path: &Path, what: &str, overwrite: bool) -> Result<()> {
+    let text = path.display();
+    if path.as_os_str().is_empty() || path.to_string_lossy().ends_with('/') || path.is_dir() {
+        bail!("{what} {text} is a folder; give a file path");
+    }
+    check_parent(path, what)?;
+    if !overwrite && path.exists() {
+        bail!("{text} already exists; pass --overwrite to replace it, or choose another output");
+    }
+    Ok(())
+}
+
 /// Creates `csv` holding `header` (with `overwrite`, replaces it).
 pub fn claim_path(csv: &Path, header: &[u8], overwrite: bool) -> Result<RunFiles> {
-    check_free(&[csv.to_path_buf()], "output", overwrite)?;
+    check_free_run(&[csv.to_path_buf()], "output", overwrite)?;
     make_parent(csv)?;
     if !create_with(csv, header, overwrite)? {
         bail!(
@@ -150,7 +209,7 @@ pub fn claim(
             format!("{name}-seed{seed}-{k}")
         };
         let csv = Path::new("runs").join(format!("{stem}.csv"));
-        if record_path(&csv).exists() || csv.exists() {
+        if record_path(&csv).exists() || csv.exists() || model_path(&csv).exists() {
             continue;
         }
         check_path(&csv, "output")?;
@@ -266,6 +325,76 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Err(e).with_context(|| format!("cannot write {}", path.display()))
     })
+}
+
+/// A file written as a stream that appears under its name only when
+/// complete ([`Pending::commit`]): until then it is a hidden temporary,
+/// removed if the writer fails or is dropped, so a failed command leaves
+/// no output behind.
+pub struct Pending {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Pending {
+    /// Starts writing `path` (its folder is created if missing).
+    pub fn create(path: &Path) -> Result<Self> {
+        make_parent(path)?;
+        remove_stale_temporaries(path);
+        let tmp = temporary(path);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Pending {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    /// Puts the whole file under its name; without `overwrite`, never
+    /// replacing a file that appeared meanwhile.
+    pub fn commit(mut self, overwrite: bool) -> Result<()> {
+        let file = self
+            .file
+            .take()
+            .expect("a pending file is open until committed");
+        file.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        let done = if overwrite {
+            std::fs::rename(&self.tmp, &self.path)
+        } else {
+            rename_no_replace(&self.tmp, &self.path)
+        };
+        match done {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => bail!(
+                "{} already exists; pass --overwrite to replace it",
+                self.path.display()
+            ),
+            r => r.with_context(|| format!("cannot write {}", self.path.display())),
+        }
+    }
+}
+
+impl Write for Pending {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().map_or(Ok(0), |f| f.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 /// Creates `path` holding `bytes` in one step; `false` when it exists and

@@ -77,7 +77,10 @@ fn written_by_reproduce(rel: &Path, labels: &[String]) -> bool {
         ["figures", png] => png.strip_suffix(".png").is_some_and(is_label),
         ["runs", label] => is_label(label),
         ["runs", label, file] => {
-            let stem = file.strip_suffix(".csv.json").or(file.strip_suffix(".csv"));
+            let stem = file
+                .strip_suffix(".csv.json")
+                .or(file.strip_suffix(".csv"))
+                .or(file.strip_suffix(".safetensors"));
             let run = stem
                 .and_then(|s| s.rsplit_once("-seed"))
                 .is_some_and(|(preset, seed)| {

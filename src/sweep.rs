@@ -18,11 +18,11 @@ use crate::callbacks::{
     TerminateOnNaN, Tick,
 };
 use crate::config::Experiment;
-use crate::data::{Dataset, Split};
+use crate::data::{Dataset, Normalization, Split};
 use crate::fit::{self, Order, Outcome, Plan};
 use crate::interrupt::Interrupted;
 use crate::keras_csv::{self, python_float};
-use crate::{memory, optim, outputs};
+use crate::{memory, model_file, optim, outputs};
 
 /// One sweep: an experiment over a range of seeds, into a folder.
 #[derive(Clone)]
@@ -102,7 +102,7 @@ impl Job {
         if self.dir.is_file() {
             bail!("{} is a file, not a folder", self.dir.display());
         }
-        outputs::check_free(&self.csvs(), "--out-dir", self.overwrite)?;
+        outputs::check_free_run(&self.csvs(), "--out-dir", self.overwrite)?;
         let summary = self.dir.join("summary.csv");
         outputs::check_path(&summary, "summary")?;
         if !self.overwrite && summary.exists() {
@@ -219,17 +219,20 @@ pub fn check_diverged(finals: &Finals) -> Result<()> {
 
 /// A batch's data, replicas last and padded to [`batched::LANES`] with
 /// all-zero replicas: `([n, F, R], [n, 1, R])`.
+/// Also each seed's feature scaling, which its saved model keeps.
 fn batch_data(
     e: &Experiment,
     seeds: &[u64],
     lanes: usize,
     device: Device,
-) -> Result<(Tensor, Tensor)> {
+) -> Result<(Tensor, Tensor, Vec<Normalization>)> {
     let (n, f) = (e.samples as usize, e.features as usize);
     let mut xs = vec![0f32; n * f * lanes];
     let mut ys = vec![0f32; n * lanes];
+    let mut scalings = vec![];
     for (r, &s) in seeds.iter().enumerate() {
         let d = Dataset::generate(e, s)?;
+        scalings.push(d.normalization.clone());
         for (i, row) in d.features.chunks(f).enumerate() {
             for (j, &v) in row.iter().enumerate() {
                 xs[(i * f + j) * lanes + r] = v as f32;
@@ -249,7 +252,7 @@ fn batch_data(
             })
     };
     let (n, f, r) = (n as i64, f as i64, lanes as i64);
-    Ok((to(&xs, [n, f, r])?, to(&ys, [n, 1, r])?))
+    Ok((to(&xs, [n, f, r])?, to(&ys, [n, 1, r])?, scalings))
 }
 
 /// One seed's observers: its CSV, its record (rewritten on a timer: a
@@ -306,6 +309,21 @@ fn seed_runs(
         .collect()
 }
 
+/// What the bar says a batch is: `baseline, normalised: seeds 0..=63`.
+fn batch_label(e: &Experiment, seeds: &[u64]) -> String {
+    let norm = if e.normalize == crate::config::Normalize::Standard {
+        ", normalised"
+    } else {
+        ""
+    };
+    format!(
+        "{}{norm}: seeds {}..={}",
+        e.name,
+        seeds[0],
+        seeds[seeds.len() - 1]
+    )
+}
+
 /// Trains one batch of seeds through [`fit::fit_runs`]; `None` for a seed
 /// that did not finish (its loss diverged).
 fn train_chunk(
@@ -316,7 +334,7 @@ fn train_chunk(
 ) -> Result<Vec<Option<SeedSummary>>> {
     let (e, device) = (&job.exp, job.device);
     let lanes = seeds.len().next_multiple_of(LANES);
-    let (x, y) = batch_data(e, seeds, lanes, device)?;
+    let (x, y, scalings) = batch_data(e, seeds, lanes, device)?;
     let (n, t) = (e.samples, e.train_len());
     let data = Split {
         train_x: x.narrow(0, 0, t),
@@ -329,17 +347,7 @@ fn train_chunk(
     let mut net = BatchedNetwork::build(&vs.root(), e, seeds, lanes);
     let mut opt = optim::build(e.optimizer, &vs, e.lr)?;
     let mut runs = seed_runs(job, seeds, csvs, bar)?;
-    let norm = if e.normalize == crate::config::Normalize::Standard {
-        ", normalised"
-    } else {
-        ""
-    };
-    bar.set_message(format!(
-        "{}{norm}: seeds {}..={}",
-        e.name,
-        seeds[0],
-        seeds[seeds.len() - 1]
-    ));
+    bar.set_message(batch_label(e, seeds));
     let mut lists: Vec<CallbackList> = runs.iter_mut().map(SeedRun::callbacks).collect();
     let outcomes = fit::fit_runs(
         &mut net,
@@ -355,6 +363,18 @@ fn train_chunk(
         .any(|o| matches!(o, Outcome::Interrupted { .. }))
     {
         return Err(Interrupted.into());
+    }
+    for (r, ((&seed, csv), outcome)) in seeds.iter().zip(csvs).zip(&outcomes).enumerate() {
+        if *outcome == Outcome::Finished {
+            let model = model_file::trained(
+                e,
+                seed,
+                e.epochs as usize,
+                &scalings[r],
+                net.replica_layers(r)?,
+            );
+            model.save(&outputs::model_path(csv))?;
+        }
     }
     Ok(runs.into_iter().map(|r| r.summary.result).collect())
 }

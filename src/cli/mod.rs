@@ -2,7 +2,9 @@
 //! library's calls, and the flag groups they share.
 
 mod compare;
+mod evaluate;
 mod parity;
+mod predict;
 mod reproduce;
 mod sweep;
 mod train;
@@ -16,7 +18,9 @@ use crate::config::{self, Experiment, PRESETS, whole};
 use crate::interrupt::Interrupted;
 use crate::outputs::note;
 use compare::CompareArgs;
+use evaluate::EvaluateArgs;
 use parity::ParityArgs;
+use predict::PredictArgs;
 use reproduce::ReproduceArgs;
 use sweep::SweepArgs;
 use train::TrainArgs;
@@ -83,6 +87,10 @@ enum Command {
     Reproduce(Box<ReproduceArgs>),
     /// Replay a Keras run dumped by scripts/keras_reference.py --dump, step by step.
     Parity(Box<ParityArgs>),
+    /// A saved model's probability and class for each point of a CSV.
+    Predict(Box<PredictArgs>),
+    /// A saved model's loss and binary accuracy (Keras's model.evaluate).
+    Evaluate(Box<EvaluateArgs>),
     /// List the presets with every resolved setting.
     Experiments,
 }
@@ -120,6 +128,8 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => compare::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Parity(args) => parity::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Experiments => experiments(),
     })
     .unwrap_or_else(|payload| Err(crate::failure::to_error(payload.as_ref())));

@@ -14,6 +14,7 @@ use crate::config::{Experiment, Overrides};
 use crate::data::Dataset;
 use crate::fit::{self, Plan};
 use crate::model::Network;
+use crate::model_file::{self, SavedModel};
 use crate::{interrupt, keras_csv, memory, optim, outputs};
 
 #[derive(Args, Debug)]
@@ -48,7 +49,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
     let (device, threads) = args.run_on.resolve()?;
     if let Some(out) = &args.out {
-        outputs::check_free(std::slice::from_ref(out), "--out", args.replace.overwrite)?;
+        outputs::check_free_run(std::slice::from_ref(out), "--out", args.replace.overwrite)?;
     }
     memory::check(
         memory::train_bytes(&exp),
@@ -56,7 +57,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         "--samples or --batch-size",
     )?;
     interrupt::install();
-    let data = Dataset::generate(&exp, args.seed)?.split(exp.train_len() as usize, device)?;
+    let dataset = Dataset::generate(&exp, args.seed)?;
+    let normalization = dataset.normalization.clone();
+    let data = dataset.split(exp.train_len() as usize, device)?;
+    drop(dataset);
     let files = outputs::claim(
         args.out.as_deref(),
         &exp.name,
@@ -81,22 +85,47 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let callbacks: &mut [&mut dyn Callback] =
         &mut [&mut progress, &mut csv, &mut record, &mut TerminateOnNaN];
     let outcome = fit::fit(&mut net, opt.as_mut(), &data, plan, args.seed, callbacks)?;
+    check_outcome(outcome, &files)?;
+    save_model(&net, &record.record, &normalization, &files)?;
+    if args.verbosity.verbose > 0 {
+        outputs::note(&format!(
+            "wrote {}, {} and {} ({:.2}s)",
+            files.csv.display(),
+            files.json.display(),
+            files.model().display(),
+            record.record.total_seconds
+        ));
+    }
+    Ok(())
+}
+
+/// The trained network beside its CSV, with what using it alone needs.
+fn save_model(
+    net: &Network,
+    record: &RunRecord,
+    normalization: &crate::data::Normalization,
+    files: &outputs::RunFiles,
+) -> Result<()> {
+    let layers = SavedModel::network_layers(net)?;
+    model_file::trained(
+        &record.experiment,
+        record.seed,
+        record.epochs_completed,
+        normalization,
+        layers,
+    )
+    .save(&files.model())
+}
+
+/// A run that did not finish is an error saying where its epochs are.
+fn check_outcome(outcome: fit::Outcome, files: &outputs::RunFiles) -> Result<()> {
     match outcome {
         fit::Outcome::Diverged { epoch } => bail!(
             "training loss became NaN or infinite in epoch {epoch}; stopped there (epochs 0..={epoch} are in {})",
             files.csv.display()
         ),
-        fit::Outcome::Interrupted { .. } => return Err(interrupt::Interrupted.into()),
+        fit::Outcome::Interrupted { .. } => Err(interrupt::Interrupted.into()),
         fit::Outcome::Stopped { epoch, why } => bail!("stopped after epoch {epoch}: {why}"),
-        fit::Outcome::Finished => {}
+        fit::Outcome::Finished => Ok(()),
     }
-    if args.verbosity.verbose > 0 {
-        outputs::note(&format!(
-            "wrote {} and {} ({:.2}s)",
-            files.csv.display(),
-            files.json.display(),
-            record.record.total_seconds
-        ));
-    }
-    Ok(())
 }

@@ -1,0 +1,338 @@
+//! A trained network as a file: safetensors, with the tensor names and
+//! layouts of PyTorch's `nn.Sequential` `state_dict` for the same network
+//! (`0.weight` [out, in], `0.bias`, `2.weight`, …: activations count as
+//! modules), float32, and string metadata that makes the file usable alone:
+//! the architecture, the normalisation the model expects, the experiment's
+//! settings, seed, epochs and versions.
+//!
+//! Everything is validated on reading, so a foreign or damaged file is a
+//! one-line error, never a network built from the wrong numbers.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use tch::{Device, Kind, Tensor, nn};
+
+use crate::callbacks::{VERSIONS, Versions};
+use crate::config::{Experiment, Normalize};
+use crate::data::Normalization;
+use crate::model::{Network, layer_shapes};
+
+/// What the `format` metadata says, and the layout version this reader knows.
+pub const FORMAT: &str = "binclass-model";
+pub const FORMAT_VERSION: &str = "1";
+
+/// Per Linear layer: weight ([out, in], row-major) and bias, as
+/// [`crate::model::initial_values`] lays them out.
+pub type Layers = Vec<(Vec<f32>, Vec<f32>)>;
+
+/// A trained network and what it takes to use it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedModel {
+    pub experiment: Experiment,
+    pub seed: u64,
+    pub epochs_completed: usize,
+    pub normalization: Normalization,
+    pub versions: Versions,
+    pub layers: Layers,
+}
+
+/// PyTorch's `state_dict` names of each Linear layer's weight and bias, with
+/// their shapes: layer `l` is module `2l` (an activation follows each
+/// hidden layer), so a 3-hidden-layer net ends at `6.weight`.
+pub fn tensor_names(e: &Experiment) -> Vec<(String, Vec<usize>)> {
+    let mut names = vec![];
+    for (l, (_, fan_in, fan_out)) in layer_shapes(e).iter().enumerate() {
+        let (i, o) = (*fan_in as usize, *fan_out as usize);
+        names.push((format!("{}.weight", 2 * l), vec![o, i]));
+        names.push((format!("{}.bias", 2 * l), vec![o]));
+    }
+    names
+}
+
+/// A tensor's values as float32 on the CPU, row-major.
+pub(crate) fn values(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(Vec::<f32>::try_from(
+        t.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1),
+    )?)
+}
+
+impl SavedModel {
+    /// The layers of a trained `Network`, as they are now.
+    pub fn network_layers(net: &Network) -> Result<Layers> {
+        let p = net.parameters();
+        p.chunks(2)
+            .map(|wb| Ok((values(&wb[0].1)?, values(&wb[1].1)?)))
+            .collect()
+    }
+
+    /// The network, rebuilt in `vs`.
+    pub fn network(&self, vs: &nn::Path) -> Network {
+        Network::with_values(vs, &self.experiment, self.layers.clone())
+    }
+
+    fn metadata(&self) -> Result<HashMap<String, String>> {
+        let e = &self.experiment;
+        let mut m: HashMap<String, String> = [
+            ("format", FORMAT.to_string()),
+            ("format_version", FORMAT_VERSION.to_string()),
+            ("features", e.features.to_string()),
+            ("hidden_layers", e.hidden_layers.to_string()),
+            ("units", e.units.to_string()),
+            (
+                "activation",
+                serde_json::to_value(e.activation)?
+                    .as_str()
+                    .unwrap_or("")
+                    .into(),
+            ),
+            (
+                "init",
+                serde_json::to_value(e.init)?.as_str().unwrap_or("").into(),
+            ),
+            ("experiment", serde_json::to_string(e)?),
+            ("seed", self.seed.to_string()),
+            ("epochs_completed", self.epochs_completed.to_string()),
+            ("binclass_version", self.versions.binclass.to_string()),
+            ("tch_version", self.versions.tch.to_string()),
+            ("libtorch_version", self.versions.libtorch.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        match &self.normalization {
+            Normalization::None => {
+                m.insert("normalize".into(), "none".into());
+            }
+            Normalization::Standard { mean, sd } => {
+                m.insert("normalize".into(), "standard".into());
+                m.insert("normalize_mean".into(), serde_json::to_string(mean)?);
+                m.insert("normalize_std".into(), serde_json::to_string(sd)?);
+            }
+        }
+        Ok(m)
+    }
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let names = tensor_names(&self.experiment);
+        let bytes: Vec<Vec<u8>> = self
+            .layers
+            .iter()
+            .flat_map(|(w, b)| [w, b])
+            .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+            .collect();
+        if bytes.len() != names.len() {
+            bail!(
+                "the network has {} tensors, expected {}",
+                bytes.len(),
+                names.len()
+            );
+        }
+        let views = names
+            .iter()
+            .zip(&bytes)
+            .map(|((name, shape), data)| {
+                let view = TensorView::new(Dtype::F32, shape.clone(), data)
+                    .map_err(|e| anyhow!("tensor {name}: {e:?}"))?;
+                Ok((name.clone(), view))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        safetensors::serialize(views, &Some(self.metadata()?))
+            .map_err(|e| anyhow!("cannot encode the model: {e:?}"))
+    }
+
+    /// Writes the model to `path` atomically: a crash leaves the old file
+    /// or the whole new one, never a torn model under the final name.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::outputs::write_atomic(path, &self.to_bytes()?)
+    }
+
+    /// The model in `path`, checked.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+        Self::from_bytes(&bytes).with_context(|| format!("model {}", path.display()))
+    }
+
+    /// A model from a file's bytes: every tensor name, shape and kind, and
+    /// every metadata entry, checked against the architecture it declares.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| anyhow!("not a safetensors file ({})", safetensors_error(&e)))?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| anyhow!("not a safetensors file ({})", safetensors_error(&e)))?;
+        let meta = Meta(
+            header
+                .metadata()
+                .clone()
+                .ok_or_else(|| anyhow!("no metadata: not a binclass model"))?,
+        );
+        let get = |key: &str| meta.get(key);
+        if get("format")? != FORMAT {
+            bail!("metadata format is `{}`, not {FORMAT}", get("format")?);
+        }
+        if get("format_version")? != FORMAT_VERSION {
+            bail!(
+                "format version {} (this binclass reads version {FORMAT_VERSION})",
+                get("format_version")?
+            );
+        }
+        let experiment = read_experiment(&meta)?;
+        let normalization = read_normalization(&meta, experiment.features as usize)?;
+        let layers = read_layers(&st, &experiment)?;
+        let number = |key: &str| -> Result<u64> {
+            get(key)?
+                .parse()
+                .map_err(|_| anyhow!("metadata `{key}` is not a whole number"))
+        };
+        Ok(SavedModel {
+            seed: number("seed")?,
+            epochs_completed: number("epochs_completed")? as usize,
+            versions: Versions {
+                binclass: get("binclass_version")?.to_string().into(),
+                tch: get("tch_version")?.to_string().into(),
+                libtorch: get("libtorch_version")?.to_string().into(),
+            },
+            experiment,
+            normalization,
+            layers,
+        })
+    }
+}
+
+/// The file's metadata entries.
+struct Meta(HashMap<String, String>);
+
+impl Meta {
+    fn get(&self, key: &str) -> Result<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow!("metadata has no `{key}`: not a binclass model"))
+    }
+}
+
+/// safetensors' errors are enum variants; their Debug form is one line.
+fn safetensors_error(e: &safetensors::SafeTensorError) -> String {
+    format!("{e:?}")
+}
+
+/// The experiment's settings, which must agree with the architecture keys.
+fn read_experiment(meta: &Meta) -> Result<Experiment> {
+    let get = |key: &str| meta.get(key);
+    let e: Experiment = serde_json::from_str(get("experiment")?)
+        .map_err(|err| anyhow!("metadata `experiment` is not an experiment: {err}"))?;
+    e.validate()
+        .map_err(|err| anyhow!("metadata `experiment`: {err}"))?;
+    let declared = [
+        ("features", e.features.to_string()),
+        ("hidden_layers", e.hidden_layers.to_string()),
+        ("units", e.units.to_string()),
+    ];
+    for (key, value) in declared {
+        if get(key)? != value {
+            bail!(
+                "metadata `{key}` is {} but the experiment says {value}",
+                get(key)?
+            );
+        }
+    }
+    Ok(e)
+}
+
+/// The stored scaling: `none`, or `standard` with a finite mean and a
+/// positive standard deviation per feature.
+fn read_normalization(meta: &Meta, features: usize) -> Result<Normalization> {
+    let get = |key: &str| meta.get(key);
+    match get("normalize")? {
+        "none" => Ok(Normalization::None),
+        "standard" => {
+            let array = |key: &str| -> Result<Vec<f64>> {
+                let v: Vec<f64> = serde_json::from_str(get(key)?)
+                    .map_err(|_| anyhow!("metadata `{key}` is not a JSON array of numbers"))?;
+                if v.len() != features || v.iter().any(|x| !x.is_finite()) {
+                    bail!("metadata `{key}` needs {features} finite numbers, has {v:?}");
+                }
+                Ok(v)
+            };
+            let (mean, sd) = (array("normalize_mean")?, array("normalize_std")?);
+            if sd.iter().any(|s| *s <= 0.0) {
+                bail!("metadata `normalize_std` has a value <= 0");
+            }
+            Ok(Normalization::Standard { mean, sd })
+        }
+        other => bail!("metadata `normalize` is `{other}`, expected none or standard"),
+    }
+}
+
+/// The tensors, exactly those of the declared architecture, float32.
+fn read_layers(st: &SafeTensors, e: &Experiment) -> Result<Layers> {
+    let expected = tensor_names(e);
+    let found: Vec<String> = st.names().into_iter().cloned().collect();
+    if let Some(foreign) = found
+        .iter()
+        .find(|n| !expected.iter().any(|(e, _)| e == *n))
+    {
+        bail!(
+            "tensor `{foreign}` is not part of this network (expected {})",
+            expected
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut tensors = vec![];
+    for (name, shape) in &expected {
+        let view = st
+            .tensor(name)
+            .map_err(|_| anyhow!("tensor `{name}` is missing"))?;
+        if view.dtype() != Dtype::F32 {
+            bail!("tensor `{name}` is {:?}, expected F32", view.dtype());
+        }
+        if view.shape() != shape.as_slice() {
+            bail!(
+                "tensor `{name}` has shape {:?}, expected {shape:?}",
+                view.shape()
+            );
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        tensors.push(data);
+    }
+    let mut it = tensors.into_iter();
+    let mut layers = vec![];
+    while let (Some(w), Some(b)) = (it.next(), it.next()) {
+        layers.push((w, b));
+    }
+    Ok(layers)
+}
+
+/// What a run saves when it finishes: its settings, seed and scaling, with
+/// this build's versions.
+pub fn trained(
+    experiment: &Experiment,
+    seed: u64,
+    epochs_completed: usize,
+    normalization: &Normalization,
+    layers: Layers,
+) -> SavedModel {
+    debug_assert_eq!(
+        experiment.normalize == Normalize::Standard,
+        matches!(normalization, Normalization::Standard { .. })
+    );
+    SavedModel {
+        experiment: experiment.clone(),
+        seed,
+        epochs_completed,
+        normalization: normalization.clone(),
+        versions: VERSIONS,
+        layers,
+    }
+}
