@@ -266,32 +266,38 @@ fn temporary(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Removes temporary files of `path` left by processes that no longer run.
+/// Removes the temporary files a killed process left in `path`'s folder:
+/// once per folder and process, since a sweep rewrites thousands of files
+/// there and listing the folder for each would cost more than training.
 fn remove_stale_temporaries(path: &Path) {
-    let (Some(name), Some(dir)) = (path.file_name(), path.parent()) else {
+    static CLEANED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut cleaned = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
+    if cleaned.iter().any(|d| d == dir) {
         return;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let prefix = format!(".{}.", name.to_string_lossy());
+    }
+    cleaned.push(dir.to_path_buf());
     let Ok(entries) = dir.read_dir() else { return };
     for entry in entries.flatten() {
-        let file = entry.file_name();
-        let Some(rest) = file
-            .to_str()
-            .and_then(|f| f.strip_prefix(&prefix))
-            .and_then(|f| f.strip_suffix(".tmp"))
-        else {
-            continue;
-        };
-        let pid = rest.split('.').next().and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|pid| pid > 0 && !process_exists(pid)) {
+        if let Some(pid) = entry.file_name().to_str().and_then(temporary_owner)
+            && !process_exists(pid)
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// The process that wrote a temporary name `.<name>.<pid>.<k>.tmp`.
+fn temporary_owner(file: &str) -> Option<i32> {
+    let rest = file.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (rest, k) = rest.rsplit_once('.')?;
+    let (name, pid) = rest.rsplit_once('.')?;
+    k.parse::<u64>().ok()?;
+    let pid = pid.parse::<i32>().ok()?;
+    (!name.is_empty() && pid > 0).then_some(pid)
 }
 
 fn process_exists(pid: i32) -> bool {
@@ -452,6 +458,20 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"new\r\n");
         let left: Vec<_> = dir.path().read_dir().unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary file stays behind");
+    }
+
+    #[test]
+    fn only_our_temporary_names_have_an_owner() {
+        assert_eq!(temporary_owner(".a.csv.json.4242.7.tmp"), Some(4242));
+        for other in [
+            ".a.tmp",
+            "a.csv.1.2.tmp",
+            ".1.2.tmp",
+            ".a.x.2.tmp",
+            ".a.csv.3.tmp",
+        ] {
+            assert_eq!(temporary_owner(other), None, "{other}");
+        }
     }
 
     #[test]
