@@ -32,6 +32,16 @@ libraries refuse it or where the reference runs need a knob:
     is built, so weights, activations, loss and Adam run in float64 (the
     article ran float32, Keras's default). With `binclass parity --dtype
     f64` it shows whether two float32 trajectories part by rounding.
+  * `--predict M.safetensors POINTS.csv [--out CSV]`: no training. The
+    article's model (Dense layers, `input_shape` on the first) is built with
+    the architecture a binclass model file declares (features, hidden
+    layers, units, activation; a sigmoid output unit), given the file's
+    weights with `set_weights` (PyTorch's [out, in] weights transposed to
+    Keras's [in, out] kernels), and asked for the probability of each point
+    of POINTS.csv (the model's feature columns in raw units, a header row
+    optional) after the stored normalisation. One probability per line,
+    as Python's repr writes a float32, to stdout or --out, like
+    scripts/predict_torch.py. Needs tf-keras and safetensors.
 
 Presets (the article's sections 3 and 4):
   baseline        2 features, NOISE_RATE 0, 100 epochs
@@ -74,7 +84,120 @@ parser.add_argument("--out", default=None, help="CSV written by tf.keras.callbac
 parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
 parser.add_argument("--dump", default=None, help="folder for a step-by-step record (see above)")
 parser.add_argument("--dtype", choices=("f32", "f64"), default="f32", help="Keras floatx (default f32, as the article)")
+parser.add_argument("--predict", nargs=2, metavar=("MODEL", "POINTS"), default=None,
+                    help="a binclass model's probabilities for a CSV's points, in Keras (see above)")
 args = parser.parse_args()
+
+
+def fail(message):
+    """One line on stderr, exit status 1: bad input is never a traceback."""
+    sys.exit(f"keras_reference: {message}")
+
+
+def read_model(path):
+    """(metadata, tensors by name) of a binclass model file, checked."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.numpy import load_file
+
+    try:
+        with safe_open(path, framework="np") as f:
+            meta = f.metadata()
+        tensors = load_file(path)
+    except (OSError, SafetensorError) as e:
+        fail(f"{path}: not a readable safetensors file ({e})")
+    if not meta or meta.get("format") != "binclass-model":
+        fail(f"{path}: not a binclass model (no binclass metadata)")
+    try:
+        features, hidden, units = (int(meta[k]) for k in ("features", "hidden_layers", "units"))
+        activation = meta["activation"]
+    except (KeyError, ValueError) as e:
+        fail(f"{path}: metadata lacks a valid {e}")
+    if activation not in ("tanh", "relu", "sigmoid"):
+        fail(f"{path}: metadata activation {activation!r} is not tanh, relu or sigmoid")
+    # PyTorch's nn.Sequential names: Linear l is module 2l (activations count).
+    widths = [features] + [units] * hidden + [1]
+    shapes = {}
+    for l in range(hidden + 1):
+        shapes[f"{2 * l}.weight"] = (widths[l + 1], widths[l])
+        shapes[f"{2 * l}.bias"] = (widths[l + 1],)
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if found != shapes:
+        fail(f"{path}: tensors {sorted(found.items())} are not this network's {sorted(shapes.items())}")
+    return meta, tensors, widths, activation
+
+
+def read_points(path, features):
+    """The points as float64 rows (binclass parses them so); a header is skipped."""
+    import csv
+    import numpy as np
+
+    rows = []
+    try:
+        with open(path, newline="") as f:
+            for i, row in enumerate(csv.reader(f)):
+                try:
+                    values = [float(v) for v in row]
+                except ValueError:
+                    if i == 0:
+                        continue  # a header
+                    fail(f"{path}: line {i + 1}: not a number")
+                if len(values) != features:
+                    fail(f"{path}: line {i + 1}: {len(values)} columns, expected {features}")
+                rows.append(values)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        fail(f"{path}: {e}")
+    if not rows:
+        fail(f"{path}: no points")
+    return np.array(rows, dtype=np.float64).reshape(-1, features)
+
+
+def predict(model_path, points_path, out):
+    """The --predict mode: the file's network in Keras, its probabilities."""
+    import json
+    import numpy as np
+
+    meta, tensors, widths, activation = read_model(model_path)
+    x = read_points(points_path, widths[0])
+    if meta.get("normalize") == "standard":
+        # In float64, as binclass scales its rows, then float32 for the network.
+        mean = np.array(json.loads(meta["normalize_mean"]), dtype=np.float64)
+        std = np.array(json.loads(meta["normalize_std"]), dtype=np.float64)
+        x = (x - mean) / std
+    elif meta.get("normalize") != "none":
+        fail(f"{model_path}: metadata normalize {meta.get('normalize')!r} is not none or standard")
+    try:
+        import tensorflow as tf
+        import tf_keras  # noqa: F401  (what tf.keras is under TF_USE_LEGACY_KERAS)
+    except ImportError as e:
+        fail(f"{e.name} is not installed: run scripts/setup.sh --keras")
+
+    # The article's Sequential of Dense layers, sized by the file; with no
+    # hidden layer the output Dense takes the input shape itself.
+    layers = [
+        tf.keras.layers.Dense(units=w, activation=activation if i < len(widths) - 2 else "sigmoid",
+                              **({"input_shape": (widths[0],)} if i == 0 else {}))
+        for i, w in enumerate(widths[1:])
+    ]
+    model = tf.keras.models.Sequential(layers)
+    weights = []
+    for l in range(len(widths) - 1):
+        weights += [tensors[f"{2 * l}.weight"].T, tensors[f"{2 * l}.bias"]]
+    model.set_weights(weights)
+    prob = model.predict(x.astype(np.float32), batch_size=65536, verbose=0).reshape(-1)
+    lines = ["probability\n"] + [f"{float(p)!r}\n" for p in prob]
+    if out is None:
+        sys.stdout.writelines(lines)
+        return
+    try:
+        with open(out, "w", newline="") as f:
+            f.writelines(lines)
+    except OSError as e:
+        fail(f"cannot write {out}: {e.strerror or e}")
+
+
+if args.predict is not None:
+    predict(args.predict[0], args.predict[1], args.out)
+    sys.exit(0)
 
 n_features, NOISE_RATE, transform, EPOCHS = PRESETS[args.preset]
 if args.epochs is not None:

@@ -2,6 +2,7 @@
 //! comparison with the committed Keras runs, the figures, and a report.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,32 +24,48 @@ fn python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("BINCLASS_VENV_PYTHON")))
 }
 
-fn plot(csvs: &[PathBuf], reference: Option<&Path>, title: &str, out: &Path) -> Result<()> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/plot.py");
-    let mut cmd = Command::new(python());
-    cmd.arg(&script)
-        .args(csvs)
-        .arg("--out")
-        .arg(out)
-        .arg("--title")
-        .arg(title);
-    if let Some(r) = reference {
-        cmd.arg("--reference").arg(r);
-    }
-    let o = cmd.output().with_context(|| {
-        format!(
-            "cannot run {} (set BINCLASS_PLOT_PYTHON to a python with matplotlib)",
-            python().display()
-        )
-    })?;
+/// Runs `scripts/<name>` with the project's python; a failure is one line,
+/// the script's own (they print one line, never a traceback).
+fn script(name: &str, args: Vec<OsString>, out: &Path) -> Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name);
+    let o = Command::new(python())
+        .arg(&script)
+        .args(args)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {} (set BINCLASS_PLOT_PYTHON to a python with matplotlib)",
+                python().display()
+            )
+        })?;
     if !o.status.success() {
         bail!(
-            "scripts/plot.py failed for {}: {}",
+            "scripts/{name} failed for {}: {}",
             out.display(),
             String::from_utf8_lossy(&o.stderr).trim()
         );
     }
     Ok(())
+}
+
+fn plot(csvs: &[PathBuf], reference: Option<&Path>, title: &str, out: &Path) -> Result<()> {
+    let mut args: Vec<OsString> = csvs.iter().map(|c| c.into()).collect();
+    args.extend(["--out".into(), out.into(), "--title".into(), title.into()]);
+    if let Some(r) = reference {
+        args.extend(["--reference".into(), r.into()]);
+    }
+    script("plot.py", args, out)
+}
+
+/// What a model learned, drawn over its input square.
+fn boundary(model: &Path, out: &Path) -> Result<()> {
+    script(
+        "plot_boundary.py",
+        vec![model.into(), "--out".into(), out.into()],
+        out,
+    )
 }
 
 /// The experiments `reproduce` runs: the article's six, then the two
@@ -74,7 +91,12 @@ fn written_by_reproduce(rel: &Path, labels: &[String]) -> bool {
     let is_label = |l: &str| labels.iter().any(|x| x == l);
     match parts.as_slice() {
         ["REPORT.md"] | ["runs"] | ["figures"] => true,
-        ["figures", png] => png.strip_suffix(".png").is_some_and(is_label),
+        // A figure, or its temporary file left by a reproduction killed mid-save.
+        ["figures", png] => {
+            png.strip_suffix(".png").is_some_and(|stem| {
+                is_label(stem) || stem.strip_suffix("-boundary").is_some_and(is_label)
+            }) || (png.starts_with('.') && png.ends_with(".tmp"))
+        }
         ["runs", label] => is_label(label),
         ["runs", label, file] => {
             let stem = file
@@ -298,7 +320,8 @@ impl Reproduction {
         Ok((rows, shortened))
     }
 
-    /// Every experiment's figure: ours with Keras's band where it has one.
+    /// Every experiment's figures: ours with Keras's band where it has one,
+    /// and what its first finished seed's model learned.
     pub fn figures(&self, plan: &Plan) -> Result<()> {
         for (label, job) in &plan.jobs {
             let keras_dir = plan
@@ -322,6 +345,15 @@ impl Reproduction {
                 &title,
                 &self.dir.join("figures").join(format!("{label}.png")),
             )?;
+            if let Some((_, model)) = drawn_model(job) {
+                boundary(
+                    &model,
+                    &self
+                        .dir
+                        .join("figures")
+                        .join(format!("{label}-boundary.png")),
+                )?;
+            }
         }
         Ok(())
     }
@@ -362,9 +394,10 @@ impl Reproduction {
             let (fin, _) = sweep::final_and_best(f);
             let _ = writeln!(
                 md,
-                "### {label}\n\n{} Ours: final validation accuracy {}.\n\n![{label}](figures/{label}.png)\n",
+                "### {label}\n\n{} Ours: final validation accuracy {}.\n\n{}\n",
                 what_it_shows(label, &job.exp),
-                mean_sd_text(&fin)
+                mean_sd_text(&fin),
+                figures_md(label, job)
             );
         }
         Ok(md + &self.timings(trained))
@@ -402,4 +435,43 @@ fn what_it_shows(label: &str, exp: &Experiment) -> String {
                 .map_or("", |p| p.article)
         ),
     }
+}
+
+/// The seed whose model the boundary figure draws, and its file: the first
+/// seed that finished (a seed whose loss diverged leaves no model).
+fn drawn_model(job: &Job) -> Option<(u64, PathBuf)> {
+    job.seeds
+        .clone()
+        .map(|s| {
+            let csv = job.dir.join(format!("{}-seed{s}.csv", job.exp.name));
+            (s, crate::outputs::model_path(&csv))
+        })
+        .find(|(_, model)| model.is_file())
+}
+
+/// The line and figures REPORT.md shows for an experiment: its accuracy,
+/// and beside it what a model learned over which square (the features' raw
+/// range, as drawn).
+fn figures_md(label: &str, job: &Job) -> String {
+    let accuracy =
+        format!("<img src=\"figures/{label}.png\" alt=\"{label}: accuracy\" width=\"54%\">");
+    let Some((seed, _)) = drawn_model(job) else {
+        return format!("No seed finished, so no model is drawn.\n\n{accuracy}");
+    };
+    let e = &job.exp;
+    let (a, b) = (e.shift, e.scale + e.shift);
+    let dummies = if e.features > 2 {
+        format!(
+            ", features 2-{} held at their mean {}",
+            e.features - 1,
+            0.5 * e.scale + e.shift
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "Left: accuracy per epoch. Right: what seed {seed}'s model learned: its probability of class 1 over the input square [{}, {}]² in raw feature units{dummies}, the true boundary x0 = x1 dashed, its own p = 0.5 line solid.\n\n{accuracy} <img src=\"figures/{label}-boundary.png\" alt=\"{label}: what seed {seed} learned\" width=\"42%\">",
+        a.min(b),
+        a.max(b)
+    )
 }

@@ -1,5 +1,6 @@
 //! scripts/plot.py draws a PNG from a Keras CSVLogger file and from ours;
-//! scripts/plot_parity.py draws `binclass parity --out` files.
+//! scripts/plot_parity.py draws `binclass parity --out` files;
+//! scripts/plot_boundary.py draws what saved models learned.
 
 use std::path::Path;
 use std::process::Command;
@@ -198,4 +199,165 @@ fn plot_gives_one_line_errors_and_skips_files_that_are_not_runs() {
             .unwrap()
             .starts_with(b"\x89PNG")
     );
+}
+
+/// Trains small models in `d` (2 epochs, 600 samples): `<name>.safetensors`
+/// for each (name, extra flags).
+fn small_models(d: &Path, models: &[(&str, &[&str])]) {
+    for (name, flags) in models {
+        let out = format!("{name}.csv");
+        let mut args = vec![
+            "train",
+            "--epochs",
+            "2",
+            "--samples",
+            "600",
+            "--verbose",
+            "0",
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(flags);
+        common::ok(d, &args);
+    }
+}
+
+fn is_png(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| b.starts_with(b"\x89PNG") && b.len() > 5_000)
+}
+
+#[test]
+fn plot_boundary_draws_models_in_their_raw_units_alone_and_side_by_side() {
+    let Some(py) = common::project_python("matplotlib") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    small_models(
+        d,
+        &[
+            ("baseline", &[]),
+            ("scaled", &["-e", "scaled"]),
+            ("dummies", &["-e", "dummy-features"]),
+            ("shifted", &["-e", "shifted", "--normalize", "standard"]),
+        ],
+    );
+    // Points with labels (as x0,x1,label) and without, in [0, 1)².
+    let mut labelled = String::from("x0,x1,label\n");
+    let mut bare = String::new();
+    for i in 0..200 {
+        let (a, b) = ((i * 37 % 200) as f64 / 200.0, (i * 91 % 199) as f64 / 199.0);
+        labelled += &format!("{a},{b},{}\n", u8::from(a > b));
+        bare += &format!("{a},{b}\n");
+    }
+    std::fs::write(d.join("labelled.csv"), labelled).unwrap();
+    std::fs::write(d.join("bare.csv"), bare).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/plot_boundary.py");
+    let cases: [(&[&str], &str); 6] = [
+        (&["baseline.safetensors"], "baseline.png"),
+        (&["scaled.safetensors"], "scaled.png"),
+        (&["dummies.safetensors"], "dummies.png"),
+        (&["shifted.safetensors"], "shifted.png"),
+        (
+            &[
+                "baseline.safetensors",
+                "scaled.safetensors",
+                "shifted.safetensors",
+                "--points",
+                "labelled.csv",
+                "--title",
+                "three models",
+            ],
+            "three.png",
+        ),
+        (
+            &["baseline.safetensors", "--points", "bare.csv"],
+            "bare.png",
+        ),
+    ];
+    for (args, png) in cases {
+        let o = Command::new(&py)
+            .arg(&script)
+            .args(args)
+            .args(["--out", png])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(is_png(&d.join(png)), "{png}");
+    }
+}
+
+#[test]
+fn plot_boundary_gives_one_line_errors_and_writes_nothing() {
+    let Some(py) = common::project_python("matplotlib") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    small_models(d, &[("m", &[])]);
+    std::fs::write(d.join("m2.safetensors"), b"not a model at all").unwrap();
+    std::fs::write(d.join("words.csv"), "x0,x1\n0.1,zero\n").unwrap();
+    std::fs::write(d.join("wide.csv"), "0.1,0.2,1,4\n").unwrap();
+    std::fs::write(d.join("label.csv"), "0.1,0.2,2\n").unwrap();
+    std::fs::write(d.join("file"), "").unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/plot_boundary.py");
+    for (args, says) in [
+        (
+            &["m.csv", "--out", "x.png"][..],
+            "m.csv: not a safetensors model file",
+        ),
+        (
+            &["m2.safetensors", "--out", "x.png"],
+            "m2.safetensors: not a safetensors model file",
+        ),
+        (
+            &["gone.safetensors", "--out", "x.png"],
+            "gone.safetensors: no such file",
+        ),
+        (&["m.safetensors", "--out", "p.txt"], "ending in .png"),
+        (
+            &["m.safetensors", "--out", "file/x.png"],
+            "is a file, not a folder",
+        ),
+        (
+            &["m.safetensors", "--out", "/proc/x.png"],
+            "cannot write /proc/x.png",
+        ),
+        (
+            &["m.safetensors", "--points", "words.csv", "--out", "x.png"],
+            "words.csv: line 2: not a number",
+        ),
+        (
+            &["m.safetensors", "--points", "wide.csv", "--out", "x.png"],
+            "wide.csv: line 1: 4 columns",
+        ),
+        (
+            &["m.safetensors", "--points", "label.csv", "--out", "x.png"],
+            "label 2 is not 0 or 1",
+        ),
+        (
+            &["m.safetensors", "--points", "none.csv", "--out", "x.png"],
+            "none.csv: No such file",
+        ),
+    ] {
+        let o = Command::new(&py)
+            .arg(&script)
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("plot_boundary: ") && err.contains(says) && !err.contains("Traceback"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!d.join("x.png").exists() && !d.join("p.txt").exists());
 }

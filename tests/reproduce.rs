@@ -70,7 +70,39 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
             "{label} not in the report"
         );
         assert!(report.contains(&format!("figures/{label}.png")));
+        // What seed 0's model learned, beside the accuracy figure.
+        let boundary = format!("figures/{label}-boundary.png");
+        assert!(
+            std::fs::read(out.join(&boundary)).is_ok_and(|png| png.starts_with(b"\x89PNG")),
+            "{boundary} missing"
+        );
+        assert!(
+            report.contains(&format!(
+                "<img src=\"figures/{label}.png\" alt=\"{label}: accuracy\" width=\"54%\"> <img src=\"{boundary}\""
+            )),
+            "{boundary} not beside {label}.png in the report"
+        );
+        assert!(
+            out.join(format!(
+                "runs/{label}/{name0}-seed0.safetensors",
+                name0 = label.split("-standard").next().unwrap()
+            ))
+            .exists()
+        );
     }
+    assert!(report.contains("Right: what seed 0's model learned"));
+    assert!(
+        report.contains("[0, 1000]² in raw feature units"),
+        "scaled's square"
+    );
+    assert!(
+        report.contains("[1000, 1001]² in raw feature units"),
+        "shifted's square"
+    );
+    assert!(
+        report.contains("features 2-4 held at their mean 0.5"),
+        "dummies' slice"
+    );
     for p in PRESETS.iter().map(|p| p.name) {
         let row = report
             .lines()
@@ -149,6 +181,16 @@ fn overwrite_starts_from_a_clean_folder_and_keeps_files_it_did_not_write() {
     assert!(
         !out.join("runs/baseline/baseline-seed2.csv").exists(),
         "a stale run stayed"
+    );
+    // Models and boundary figures are reproduce's own: replaced, not refused.
+    assert!(
+        out.join("runs/baseline/baseline-seed0.safetensors")
+            .exists()
+    );
+    assert!(out.join("figures/baseline-boundary.png").exists());
+    assert!(
+        !out.join("runs/baseline/baseline-seed2.safetensors")
+            .exists()
     );
     assert!(!out.join("runs/baseline/baseline-seed2.csv.json").exists());
     let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();

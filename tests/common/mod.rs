@@ -68,18 +68,45 @@ pub fn files_in(dir: &Path) -> Vec<PathBuf> {
 /// The python of the project's environment (scripts/setup.sh) if it can
 /// import `module`; else `None`, after saying the test is skipped.
 pub fn project_python(module: &str) -> Option<PathBuf> {
-    let torch =
-        std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join(".libtorch")).ok()?;
-    let venv = torch.to_str()?.split("/lib/python").next()?.to_string();
-    let py = Path::new(&venv).join("bin/python");
-    let ok = Command::new(&py)
-        .args(["-c", &format!("import {module}")])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+    let py = project_python_for(module)?;
+    if !imports(&py, module) {
         eprintln!(
             "skipped: {module} is not installed in the project environment (scripts/setup.sh)"
         );
+        return None;
     }
-    ok.then_some(py)
+    Some(py)
+}
+
+/// Like [`project_python`], for a module only `setup_flag` installs
+/// (`scripts/setup.sh --keras`): the skip names that flag.
+pub fn project_python_with(module: &str, setup_flag: &str) -> Option<PathBuf> {
+    let py = project_python_for(module)?;
+    if !imports(&py, module) {
+        eprintln!("skipped: {module} is not installed (scripts/setup.sh {setup_flag})");
+        return None;
+    }
+    Some(py)
+}
+
+/// The environment's python, found through the `.libtorch` link setup.sh makes.
+fn project_python_for(module: &str) -> Option<PathBuf> {
+    let found = std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join(".libtorch"))
+        .ok()
+        .and_then(|torch| {
+            let venv = torch.to_str()?.split("/lib/python").next()?.to_string();
+            Some(Path::new(&venv).join("bin/python"))
+        });
+    if found.is_none() {
+        eprintln!("skipped: no project environment for {module} (run scripts/setup.sh)");
+    }
+    found
+}
+
+fn imports(py: &Path, module: &str) -> bool {
+    Command::new(py)
+        .args(["-c", &format!("import {module}")])
+        .stderr(std::process::Stdio::null()) // the ImportError's traceback: the skip line says it
+        .status()
+        .is_ok_and(|s| s.success())
 }

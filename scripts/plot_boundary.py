@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Draws what binclass models learned: their probability over the input square.
+
+  scripts/plot_boundary.py runs/baseline-seed0.safetensors --out boundary.png
+  scripts/plot_boundary.py a.safetensors b.safetensors --out ab.png --points val.csv
+
+Each model gets a panel: the probability of class 1 (sigmoid of the output)
+as a filled contour over features 0 and 1, in the model's raw feature units
+-- the square its experiment draws them from, [0, 1)·scale + shift, read from
+the file's metadata ([0, 1000]² for `scaled`, [1000, 1001]² for `shifted`) --
+with the true boundary x0 = x1 dashed and the model's own (p = 0.5) solid.
+Dummy features (features beyond the first two) are held at their mean,
+0.5·scale + shift: the panel is that slice. The stored normalisation is
+applied before the network, as binclass predict does. The network is
+computed in numpy (float32), so only numpy, matplotlib and safetensors are
+needed, not torch.
+
+--points CSV adds points (columns x0,x1 or x0,x1,label with labels 0/1, a
+header row optional) as small dots, coloured by label when there is one.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+GRID = 241  # points per side: smooth enough at the figure's size, fast in numpy
+ACTIVATIONS = {
+    "tanh": np.tanh,
+    "relu": lambda h: np.maximum(h, np.float32(0)),
+    "sigmoid": lambda h: np.float32(0.5) * (np.float32(1) + np.tanh(np.float32(0.5) * h)),
+}
+
+
+def fail(message: str):
+    """One line on stderr, exit status 1: bad input is never a traceback."""
+    sys.exit(f"plot_boundary: {message}")
+
+
+class Model:
+    """A binclass model file: its network (numpy, float32), scaling and square."""
+
+    def __init__(self, path: str):
+        from safetensors import SafetensorError, safe_open
+        from safetensors.numpy import load_file
+
+        self.path = path
+        if os.path.isdir(path):
+            fail(f"{path} is a folder, not a model file")
+        try:
+            with safe_open(path, framework="np") as f:
+                meta = f.metadata()
+            tensors = load_file(path)
+        except FileNotFoundError:
+            fail(f"{path}: no such file")
+        except (OSError, SafetensorError, ValueError) as e:
+            fail(f"{path}: not a safetensors model file ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+        if not meta or meta.get("format") != "binclass-model":
+            fail(f"{path}: not a binclass model (no binclass metadata)")
+        try:
+            self.features, hidden, units = (int(meta[k]) for k in ("features", "hidden_layers", "units"))
+            self.activation = ACTIVATIONS[meta["activation"]]
+            exp = json.loads(meta["experiment"])
+            self.scale, self.shift = float(exp["scale"]), float(exp["shift"])
+            self.name, self.seed = str(exp["name"]), meta.get("seed", "?")
+            self.epochs = meta.get("epochs_completed", "?")
+            self.mean = self.sd = None
+            if meta["normalize"] == "standard":
+                self.mean = np.array(json.loads(meta["normalize_mean"]), dtype=np.float64)
+                self.sd = np.array(json.loads(meta["normalize_std"]), dtype=np.float64)
+            elif meta["normalize"] != "none":
+                raise ValueError(f"normalize {meta['normalize']!r}")
+        except (KeyError, ValueError, TypeError) as e:
+            fail(f"{path}: metadata lacks a valid {e}")
+        # PyTorch's nn.Sequential names: Linear l is module 2l (activations count).
+        widths = [self.features] + [units] * hidden + [1]
+        self.layers = []
+        for l in range(hidden + 1):
+            w, b = tensors.get(f"{2 * l}.weight"), tensors.get(f"{2 * l}.bias")
+            if w is None or b is None or w.shape != (widths[l + 1], widths[l]) or b.shape != (widths[l + 1],):
+                fail(f"{path}: tensors {sorted(tensors)} are not the network its metadata declares")
+            self.layers.append((w.astype(np.float32), b.astype(np.float32)))
+        if len(tensors) != 2 * len(self.layers):
+            fail(f"{path}: tensors {sorted(tensors)} are not the network its metadata declares")
+
+    def square(self) -> tuple[float, float]:
+        """The range each feature is drawn from, [0, 1)·scale + shift, lowest first."""
+        lo, hi = sorted((self.shift, self.scale + self.shift))
+        if hi - lo <= 0:  # --scale 0: every point the same; show its neighbourhood
+            lo, hi = lo - 0.5, hi + 0.5
+        return lo, hi
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """Sigmoid of the output for raw points x [n, features] (float64)."""
+        if self.mean is not None:
+            x = (x - self.mean) / self.sd  # float64, as binclass scales its rows
+        h = x.astype(np.float32)
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w.T + b
+            if i < len(self.layers) - 1:
+                h = self.activation(h)
+        return ACTIVATIONS["sigmoid"](h).reshape(-1)
+
+
+def read_points(path: str):
+    """(x0, x1, labels or None) from a CSV of x0,x1[,label], a header optional."""
+    rows = []
+    try:
+        with open(path, newline="") as f:
+            for i, row in enumerate(csv.reader(f)):
+                try:
+                    values = [float(v) for v in row]
+                except ValueError:
+                    if i == 0:
+                        continue  # a header
+                    fail(f"{path}: line {i + 1}: not a number: {','.join(row)}")
+                if len(values) not in (2, 3) or (rows and len(values) != len(rows[0])):
+                    fail(f"{path}: line {i + 1}: {len(values)} columns, expected x0,x1 or x0,x1,label throughout")
+                if not all(np.isfinite(values)):
+                    fail(f"{path}: line {i + 1}: not a finite number")
+                if len(values) == 3 and values[2] not in (0.0, 1.0):
+                    fail(f"{path}: line {i + 1}: label {row[2]} is not 0 or 1")
+                rows.append(values)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        fail(f"{path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
+    if not rows:
+        fail(f"{path}: no points")
+    a = np.array(rows)
+    return a[:, 0], a[:, 1], (a[:, 2] if a.shape[1] == 3 else None)
+
+
+def check_out(out: str) -> None:
+    """Refuses an --out that cannot become a PNG, before anything is read or drawn."""
+    if os.path.isdir(out):
+        fail(f"--out {out} is a folder; give a file path such as {out}/boundary.png")
+    if not out.lower().endswith(".png"):
+        fail(f"--out {out}: expected a path ending in .png")
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        fail(f"--out {out}: {parent} is a file, not a folder")
+
+
+def panel(ax, model: Model, points):
+    lo, hi = model.square()
+    axis = np.linspace(lo, hi, GRID)
+    x0, x1 = np.meshgrid(axis, axis)
+    x = np.full((x0.size, model.features), 0.5 * model.scale + model.shift)  # dummies at their mean
+    x[:, 0], x[:, 1] = x0.ravel(), x1.ravel()
+    p = model.probability(x).reshape(x0.shape)
+    filled = ax.contourf(x0, x1, p, levels=np.linspace(0, 1, 21), cmap="RdBu_r", vmin=0, vmax=1)
+    crosses = bool(p.min() < 0.5 < p.max())  # else the model calls the whole square one class
+    if crosses:
+        ax.contour(x0, x1, p, levels=[0.5], colors="black", linewidths=1.2)
+    ax.plot([lo, hi], [lo, hi], "k--", linewidth=1.2)
+    if points is not None:
+        px, py, labels = points
+        if labels is None:
+            ax.scatter(px, py, s=3, c="black", linewidths=0, alpha=0.6)
+        else:
+            for value, color in ((0, "tab:blue"), (1, "tab:red")):
+                mine = labels == value
+                ax.scatter(px[mine], py[mine], s=3, c=color, edgecolors="white", linewidths=0.2)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel("feature 0")
+    ax.set_ylabel("feature 1")
+    title = f"{model.name}, seed {model.seed}, {model.epochs} epochs"
+    if model.mean is not None:
+        title += "\n(--normalize standard)"
+    if model.features > 2:
+        title += f"\nfeatures 2-{model.features - 1} at their mean {0.5 * model.scale + model.shift:g}"
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=8)
+    return filled, crosses
+
+
+def save(fig, out: str) -> None:
+    """The PNG at `out`, its folder made; written under a temporary name,
+    then renamed, so a failure leaves no torn file."""
+    folder = os.path.dirname(os.path.abspath(out))
+    tmp = os.path.join(folder, f".{os.path.basename(out)}.{os.getpid()}.tmp")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, out)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        fail(f"cannot write {out}: {e.strerror or e}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", nargs="+", help="binclass model files (.safetensors); one panel each")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--points", help="CSV of x0,x1[,label] drawn as dots (raw feature units)")
+    p.add_argument("--title", default=None)
+    a = p.parse_args()
+    check_out(a.out)
+    models = [Model(m) for m in a.model]
+    points = read_points(a.points) if a.points else None
+
+    n = len(models)
+    # Constrained layout keeps the panels' labels and the shared colour bar apart.
+    fig, axes = plt.subplots(
+        1, n, figsize=(3.3 * n + 0.9, 3.7 + (0.3 if a.title else 0)), dpi=110, squeeze=False, layout="constrained"
+    )
+    drawn = [panel(ax, model, points) for ax, model in zip(axes[0], models)]
+    filled = drawn[0][0]
+    bar = fig.colorbar(filled, ax=list(axes[0]), shrink=0.9)
+    bar.set_label("probability of class 1", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
+    handles = [Line2D([], [], color="black", linestyle="--", linewidth=1.2, label="true boundary x0 = x1")]
+    if any(crosses for _, crosses in drawn):
+        handles.append(Line2D([], [], color="black", linewidth=1.2, label="model's p = 0.5"))
+    axes[0][0].legend(
+        handles=handles,
+        loc="upper left",
+        fontsize=7,
+        framealpha=0.8,
+    )
+    if a.title:
+        fig.suptitle(a.title, fontsize=10)
+    save(fig, a.out)
+
+
+if __name__ == "__main__":
+    main()
