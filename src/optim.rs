@@ -379,10 +379,10 @@ mod tests {
 
     /// A flat float32 variable, its optimiser, and a seeded stream of
     /// random gradients (wide-ranging, as real ones are).
-    fn run_on_random_gradients(n: i64, steps: usize, torch: bool) -> Vec<f32> {
+    fn run_on_random_gradients(n: i64, steps: usize, torch: bool, device: Device) -> Vec<f32> {
         tch::manual_seed(11);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let init = Tensor::randn([n], (Kind::Float, Device::Cpu));
+        let vs = nn::VarStore::new(device);
+        let init = Tensor::randn([n], (Kind::Float, Device::Cpu)).to_device(device);
         let p = vs.root().add("params", init, true);
         let mut opt: Box<dyn Step> = if torch {
             Box::new(ADAM.build(&vs, 0.03).unwrap())
@@ -401,25 +401,43 @@ mod tests {
             if grad.defined() {
                 let _ = grad.zero_();
             }
-            (&p * Tensor::from_slice(&g)).sum(Kind::Float).backward();
+            (&p * Tensor::from_slice(&g).to_device(device))
+                .sum(Kind::Float)
+                .backward();
             opt.step();
         }
-        Vec::<f32>::try_from(&p).unwrap()
+        Vec::<f32>::try_from(p.to_device(Device::Cpu)).unwrap()
     }
 
-    #[test]
-    fn torch_adam_is_bit_identical_to_libtorchs_adam() {
+    fn assert_bit_identical(device: Device) {
         for n in [37, 2368] {
-            let ours = run_on_random_gradients(n, 2000, false);
-            let theirs = run_on_random_gradients(n, 2000, true);
+            let ours = run_on_random_gradients(n, 2000, false, device);
+            let theirs = run_on_random_gradients(n, 2000, true, device);
             let differ = ours
                 .iter()
                 .zip(&theirs)
                 .filter(|(a, b)| a.to_bits() != b.to_bits())
                 .count();
-            assert_eq!(differ, 0, "{differ} of {n} parameters differ");
-            assert_ne!(ours, run_on_random_gradients(n, 1999, true), "steps count");
+            assert_eq!(differ, 0, "{differ} of {n} parameters differ on {device:?}");
+            let fewer = run_on_random_gradients(n, 1999, true, device);
+            assert_ne!(ours, fewer, "steps count");
         }
+    }
+
+    #[test]
+    fn torch_adam_is_bit_identical_to_libtorchs_adam() {
+        assert_bit_identical(Device::Cpu);
+    }
+
+    /// CUDA's kernels group `value * t1 * t2` differently from the CPU's in
+    /// some libtorch versions; this says whether the mirror holds there too.
+    #[test]
+    fn torch_adam_is_bit_identical_to_libtorchs_adam_on_cuda() {
+        if crate::device::load_cuda().is_err() || !tch::Cuda::is_available() {
+            eprintln!("skipped: no CUDA device");
+            return;
+        }
+        assert_bit_identical(Device::Cuda(0));
     }
 
     #[test]
