@@ -131,6 +131,9 @@ fn first(m: &Tensor) -> (f64, f64) {
 pub enum Order {
     /// A fresh permutation per epoch from the run's shuffle stream: `[t]`.
     Shuffled(Box<rand_chacha::ChaCha8Rng>),
+    /// As `Shuffled`, from a stream a checkpoint can also read (and a
+    /// resumed run restore) between epochs.
+    Shared(std::rc::Rc<std::cell::RefCell<rand_chacha::ChaCha8Rng>>),
     /// Each replica's own permutation per epoch from its shuffle stream,
     /// `[t, 1, lanes]`; lanes beyond the streams (padding) keep rows in order.
     PerReplica {
@@ -160,6 +163,10 @@ impl Order {
         match self {
             Order::Shuffled(r) => {
                 Tensor::from_slice(&rng::permutation(r.as_mut(), train_len as usize))
+                    .to_device(device)
+            }
+            Order::Shared(r) => {
+                Tensor::from_slice(&rng::permutation(&mut *r.borrow_mut(), train_len as usize))
                     .to_device(device)
             }
             // Sent as int32, half the bytes: a sweep sends R × t of them.

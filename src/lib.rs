@@ -24,6 +24,7 @@ pub mod parity;
 pub mod points;
 pub mod predict;
 pub mod reproduce;
+pub mod resume;
 pub mod rng;
 pub mod stats;
 pub mod sweep;

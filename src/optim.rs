@@ -1,9 +1,16 @@
 //! The optimiser: libtorch's `nn::Adam` (default), or Keras's own Adam update.
+//! [`TorchAdam`] is libtorch's Adam again, operation for operation on tensors
+//! we own: its results are bit-identical to `nn::Adam`'s (tested below), and
+//! unlike `nn::Adam`, whose state libtorch keeps out of reach (tch-rs issue
+//! #360), its state can be saved in a checkpoint and restored.
 //!
 //! They differ only in where epsilon goes. libtorch: `lr/(1-β1ᵗ) · m / (√v/√(1-β2ᵗ) + ε)`;
 //! Keras (tf-keras 2.21, `Adam.update_step`):
 //! `α = lr·√(1-β2ᵗ)/(1-β1ᵗ); m += (g-m)(1-β1); v += (g²-v)(1-β2); w -= m·α/(√v + ε)`,
 //! where the betas inside `α` are float32-rounded (see [`keras_alpha`]).
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use anyhow::{Result, bail};
 use clap::ValueEnum;
@@ -39,6 +46,142 @@ impl Step for nn::Optimizer {
     }
 }
 
+/// Shared, so that a checkpoint callback can read the state between epochs
+/// while `fit` holds the optimiser.
+impl<S: Step> Step for Rc<RefCell<S>> {
+    fn step(&mut self) {
+        self.borrow_mut().step()
+    }
+}
+
+/// The store's single flat variable, which both hand-written updates expect.
+fn flat_param(vs: &nn::VarStore, what: &str) -> Result<Tensor> {
+    let vars = vs.trainable_variables();
+    let [param] = vars.as_slice() else {
+        bail!(
+            "{what} expects one flat parameter variable, found {}",
+            vars.len()
+        );
+    };
+    Ok(param.shallow_clone())
+}
+
+/// An optimiser's state: its step count and its per-element tensors, named.
+pub struct State {
+    pub step: i64,
+    pub tensors: Vec<(&'static str, Tensor)>,
+}
+
+impl State {
+    fn take(&self, name: &str, like: &Tensor) -> Result<Tensor> {
+        let Some((_, t)) = self.tensors.iter().find(|(n, _)| *n == name) else {
+            bail!("optimizer state lacks `{name}`");
+        };
+        if t.size() != like.size() || t.kind() != like.kind() {
+            bail!(
+                "optimizer state `{name}` is {:?} {:?}, the parameters {:?} {:?}",
+                t.kind(),
+                t.size(),
+                like.kind(),
+                like.size()
+            );
+        }
+        Ok(t.to_device(like.device()).copy())
+    }
+}
+
+/// libtorch's `torch::optim::Adam::step` (torch/csrc/api/src/optim/adam.cpp,
+/// libtorch 2.x, weight decay 0, no amsgrad) on our own tensors:
+///
+/// ```text
+/// step += 1; bc1 = 1 - pow(beta1, step); bc2 = 1 - pow(beta2, step)
+/// exp_avg.mul_(beta1).add_(grad, 1 - beta1)
+/// exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+/// denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps)
+/// p.addcdiv_(exp_avg, denom, -lr / bc1)
+/// ```
+///
+/// tch drops the scalar `alpha`/`value` arguments of `add_`, `addcmul_` and
+/// `addcdiv_`, so each scaled operand is formed first with the same scalar
+/// kernel the fused op applies (`value * t1` rounds the same either way) and
+/// the op is called with the value 1, which is exact.
+pub struct TorchAdam {
+    param: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    step: i64,
+    lr: f64,
+    eps: f64,
+    /// `1 - beta1` as a tensor of the parameters' kind, for `add_`'s alpha.
+    one_minus_beta1: Tensor,
+}
+
+impl TorchAdam {
+    pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
+        let param = flat_param(vs, "adam")?;
+        Ok(TorchAdam {
+            exp_avg: param.zeros_like(),
+            exp_avg_sq: param.zeros_like(),
+            one_minus_beta1: Tensor::from(1.0 - ADAM.beta1)
+                .to_kind(param.kind())
+                .to_device(param.device()),
+            param,
+            step: 0,
+            lr,
+            eps,
+        })
+    }
+
+    pub fn state(&self) -> State {
+        State {
+            step: self.step,
+            tensors: vec![
+                ("exp_avg", self.exp_avg.shallow_clone()),
+                ("exp_avg_sq", self.exp_avg_sq.shallow_clone()),
+            ],
+        }
+    }
+
+    pub fn restore(&mut self, state: &State) -> Result<()> {
+        self.exp_avg = state.take("exp_avg", &self.param)?;
+        self.exp_avg_sq = state.take("exp_avg_sq", &self.param)?;
+        self.step = state.step;
+        Ok(())
+    }
+}
+
+impl Step for TorchAdam {
+    fn step(&mut self) {
+        tch::no_grad(|| {
+            let grad = self.param.grad();
+            if !grad.defined() {
+                return;
+            }
+            let (beta1, beta2) = (ADAM.beta1, ADAM.beta2);
+            self.step += 1;
+            // C++'s std::pow(double, int64_t) is pow on doubles, as powf is
+            // (powi would round differently).
+            let bias_correction1 = 1.0 - beta1.powf(self.step as f64);
+            let bias_correction2 = 1.0 - beta2.powf(self.step as f64);
+            // exp_avg.mul_(beta1).add_(grad, 1 - beta1): add_ with alpha is
+            // a fused multiply-add, as addcmul_ of (grad, alpha) is.
+            let _ = self.exp_avg.g_mul_scalar_(beta1);
+            let _ = self.exp_avg.addcmul_(&grad, &self.one_minus_beta1);
+            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2):
+            // addcmul computes self + (value * t1) * t2.
+            let _ = self.exp_avg_sq.g_mul_scalar_(beta2);
+            let scaled = grad.g_mul_scalar(1.0 - beta2);
+            let _ = self.exp_avg_sq.addcmul_(&scaled, &grad);
+            let mut denom = self.exp_avg_sq.sqrt().g_div_scalar(bias_correction2.sqrt());
+            let _ = denom.g_add_scalar_(self.eps);
+            // p.addcdiv_(exp_avg, denom, -step_size): self + (value * t1) / t2.
+            let step_size = self.lr / bias_correction1;
+            let scaled = self.exp_avg.g_mul_scalar(-step_size);
+            let _ = self.param.addcdiv_(&scaled, &denom);
+        })
+    }
+}
+
 /// Keras's update on the store's (single, flat) variable.
 pub struct KerasAdam {
     param: Tensor,
@@ -51,21 +194,29 @@ pub struct KerasAdam {
 
 impl KerasAdam {
     pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
-        let vars = vs.trainable_variables();
-        let [param] = vars.as_slice() else {
-            bail!(
-                "keras-adam expects one flat parameter variable, found {}",
-                vars.len()
-            );
-        };
+        let param = flat_param(vs, "keras-adam")?;
         Ok(KerasAdam {
             m: param.zeros_like(),
             v: param.zeros_like(),
-            param: param.shallow_clone(),
+            param,
             t: 0,
             lr,
             eps,
         })
+    }
+
+    pub fn state(&self) -> State {
+        State {
+            step: self.t as i64,
+            tensors: vec![("m", self.m.shallow_clone()), ("v", self.v.shallow_clone())],
+        }
+    }
+
+    pub fn restore(&mut self, state: &State) -> Result<()> {
+        self.m = state.take("m", &self.param)?;
+        self.v = state.take("v", &self.param)?;
+        self.t = i32::try_from(state.step)?;
+        Ok(())
     }
 }
 
@@ -118,6 +269,45 @@ pub fn build_with_eps(
         Optimizer::Adam => Box::new(nn::Adam { eps, ..ADAM }.build(vs, lr)?),
         Optimizer::KerasAdam => Box::new(KerasAdam::new(vs, lr, eps)?),
     })
+}
+
+/// An optimiser whose state can be saved and restored: what `train` uses,
+/// so that its run can be resumed.
+pub enum Resumable {
+    Adam(TorchAdam),
+    Keras(KerasAdam),
+}
+
+impl Resumable {
+    pub fn new(kind: Optimizer, vs: &nn::VarStore, lr: f64) -> Result<Self> {
+        Ok(match kind {
+            Optimizer::Adam => Resumable::Adam(TorchAdam::new(vs, lr, ADAM.eps)?),
+            Optimizer::KerasAdam => Resumable::Keras(KerasAdam::new(vs, lr, ADAM.eps)?),
+        })
+    }
+
+    pub fn state(&self) -> State {
+        match self {
+            Resumable::Adam(o) => o.state(),
+            Resumable::Keras(o) => o.state(),
+        }
+    }
+
+    pub fn restore(&mut self, state: &State) -> Result<()> {
+        match self {
+            Resumable::Adam(o) => o.restore(state),
+            Resumable::Keras(o) => o.restore(state),
+        }
+    }
+}
+
+impl Step for Resumable {
+    fn step(&mut self) {
+        match self {
+            Resumable::Adam(o) => o.step(),
+            Resumable::Keras(o) => o.step(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -185,5 +375,103 @@ mod tests {
             assert!((keras_alpha(0.03, t, Kind::Double) - f64_alpha).abs() < 1e-17);
             assert_eq!(keras_alpha(0.03, t, Kind::Float), f32_alpha, "t = {t}");
         }
+    }
+
+    /// A flat float32 variable, its optimiser, and a seeded stream of
+    /// random gradients (wide-ranging, as real ones are).
+    fn run_on_random_gradients(n: i64, steps: usize, torch: bool, device: Device) -> Vec<f32> {
+        tch::manual_seed(11);
+        let vs = nn::VarStore::new(device);
+        let init = Tensor::randn([n], (Kind::Float, Device::Cpu)).to_device(device);
+        let p = vs.root().add("params", init, true);
+        let mut opt: Box<dyn Step> = if torch {
+            Box::new(ADAM.build(&vs, 0.03).unwrap())
+        } else {
+            Box::new(TorchAdam::new(&vs, 0.03, ADAM.eps).unwrap())
+        };
+        let mut draws = crate::rng::stream(5, crate::rng::Stream::Data);
+        for _ in 0..steps {
+            let g: Vec<f32> = (0..n)
+                .map(|_| {
+                    let u = crate::rng::uniform(&mut draws) - 0.5;
+                    (u * 10f64.powf(6.0 * crate::rng::uniform(&mut draws) - 5.0)) as f32
+                })
+                .collect();
+            let mut grad = p.grad();
+            if grad.defined() {
+                let _ = grad.zero_();
+            }
+            (&p * Tensor::from_slice(&g).to_device(device))
+                .sum(Kind::Float)
+                .backward();
+            opt.step();
+        }
+        Vec::<f32>::try_from(p.to_device(Device::Cpu)).unwrap()
+    }
+
+    fn assert_bit_identical(device: Device) {
+        for n in [37, 2368] {
+            let ours = run_on_random_gradients(n, 2000, false, device);
+            let theirs = run_on_random_gradients(n, 2000, true, device);
+            let differ = ours
+                .iter()
+                .zip(&theirs)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(differ, 0, "{differ} of {n} parameters differ on {device:?}");
+            let fewer = run_on_random_gradients(n, 1999, true, device);
+            assert_ne!(ours, fewer, "steps count");
+        }
+    }
+
+    #[test]
+    fn torch_adam_is_bit_identical_to_libtorchs_adam() {
+        assert_bit_identical(Device::Cpu);
+    }
+
+    /// CUDA's kernels group `value * t1 * t2` differently from the CPU's in
+    /// some libtorch versions; this says whether the mirror holds there too.
+    #[test]
+    fn torch_adam_is_bit_identical_to_libtorchs_adam_on_cuda() {
+        if crate::device::load_cuda().is_err() || !tch::Cuda::is_available() {
+            eprintln!("skipped: no CUDA device");
+            return;
+        }
+        assert_bit_identical(Device::Cuda(0));
+    }
+
+    #[test]
+    fn restored_state_continues_as_if_never_stopped() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let p = vs
+            .root()
+            .add("params", Tensor::from_slice(&[0.5f32, -1.0]), true);
+        let mut a = TorchAdam::new(&vs, 0.01, 1e-7).unwrap();
+        let grad = |g: [f32; 2]| {
+            let mut old = p.grad();
+            if old.defined() {
+                let _ = old.zero_();
+            }
+            (&p * Tensor::from_slice(&g)).sum(Kind::Float).backward();
+        };
+        grad([0.3, -0.2]);
+        a.step();
+        let saved = a.state();
+        let copy = State {
+            step: saved.step,
+            tensors: saved.tensors.iter().map(|(n, t)| (*n, t.copy())).collect(),
+        };
+        let mut b = TorchAdam::new(&vs, 0.01, 1e-7).unwrap();
+        b.restore(&copy).unwrap();
+        grad([0.1, 0.4]);
+        let before = p.copy();
+        a.step();
+        let after_a = p.copy();
+        tch::no_grad(|| p.shallow_clone().copy_(&before));
+        b.step();
+        assert_eq!(
+            Vec::<f32>::try_from(&p).unwrap(),
+            Vec::<f32>::try_from(&after_a).unwrap()
+        );
     }
 }

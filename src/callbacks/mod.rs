@@ -4,6 +4,7 @@
 //! the progress display, the run record, Keras's TerminateOnNaN, History,
 //! and the best/final summary a sweep reports.
 
+mod checkpoint;
 mod csv_logger;
 mod progress;
 mod record;
@@ -12,6 +13,7 @@ use anyhow::Result;
 
 use crate::fit::{EpochLogs, Outcome, Plan, Running};
 
+pub use checkpoint::{Checkpoint, CheckpointWriter, Shared, checkpoint_path};
 pub use csv_logger::CsvLogger;
 pub use progress::{KerasProgress, Tick, metrics_line, sweep_bar};
 pub use record::{RecordWriter, RunRecord, VERSIONS, Versions};

@@ -53,6 +53,10 @@ pub struct RunRecord {
     pub total_seconds: f64,
     #[serde(default)]
     pub final_metrics: Option<EpochLogs>,
+    /// The epoch each `binclass resume` of this run started from; absent
+    /// (and so the record unchanged) for a run never resumed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed: Vec<i64>,
 }
 
 impl RunRecord {
@@ -77,6 +81,7 @@ impl RunRecord {
             epoch_seconds: vec![],
             total_seconds: 0.0,
             final_metrics: None,
+            resumed: vec![],
         }
     }
 
@@ -93,6 +98,8 @@ pub struct RecordWriter {
     pub record: RunRecord,
     path: PathBuf,
     start: Instant,
+    /// Seconds spent before this process took the run over (a resumed run).
+    earlier: f64,
     /// `None`: rewritten after every epoch (a single run). `Some(d)`: at
     /// most every `d` (a sweep, where a rewrite of thousands of records
     /// every epoch would cost more than training). Always at start and end.
@@ -106,13 +113,28 @@ impl RecordWriter {
             record,
             path,
             start: Instant::now(),
+            earlier: 0.0,
             interval,
             last_save: Instant::now(),
         }
     }
 
+    /// Continues the record of a run resumed at `epoch`, whose earlier
+    /// epochs (and only those) it already counts.
+    pub fn resuming(mut record: RunRecord, path: PathBuf, epoch: i64) -> Self {
+        record.epochs_completed = epoch as usize;
+        record.epoch_seconds.truncate(epoch as usize);
+        record.stopped = None;
+        record.resumed.push(epoch);
+        let earlier = record.total_seconds;
+        RecordWriter {
+            earlier,
+            ..RecordWriter::new(record, path, None)
+        }
+    }
+
     fn save(&mut self) -> Result<()> {
-        self.record.total_seconds = self.start.elapsed().as_secs_f64();
+        self.record.total_seconds = self.earlier + self.start.elapsed().as_secs_f64();
         let text = serde_json::to_string_pretty(&self.record)? + "\n";
         crate::outputs::write_atomic(&self.path, text.as_bytes())?;
         self.last_save = Instant::now();

@@ -6,6 +6,7 @@ mod evaluate;
 mod parity;
 mod predict;
 mod reproduce;
+mod resume;
 mod sweep;
 mod train;
 
@@ -22,6 +23,7 @@ use evaluate::EvaluateArgs;
 use parity::ParityArgs;
 use predict::PredictArgs;
 use reproduce::ReproduceArgs;
+use resume::ResumeArgs;
 use sweep::SweepArgs;
 use train::TrainArgs;
 
@@ -79,6 +81,8 @@ enum Command {
     /// Train one seeded run; per-epoch metrics stream to a Keras-format CSV.
     #[command(after_long_help = KERAS_DIFFERENCES)]
     Train(Box<TrainArgs>),
+    /// Continue a killed or interrupted train run from its checkpoint, exactly.
+    Resume(Box<ResumeArgs>),
     /// Train many seeds at once as one batched model; per-seed CSVs and a summary.
     Sweep(Box<SweepArgs>),
     /// Compare our runs with Keras's, preset by preset.
@@ -124,6 +128,7 @@ pub fn main() -> ExitCode {
     };
     let result = std::panic::catch_unwind(|| match &cli.command {
         Command::Train(args) => train::run(args),
+        Command::Resume(args) => resume::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Reproduce(args) => reproduce::run(args),

@@ -1,21 +1,21 @@
 //! `binclass train`: one seeded run of an experiment, from settings to files.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use anyhow::{Result, bail};
 use clap::Args;
 use tch::nn;
 
 use super::{Replace, RunOn, Verbosity};
-use crate::callbacks::{
-    Callback, CsvLogger, KerasProgress, RecordWriter, RunRecord, TerminateOnNaN,
-};
+use crate::callbacks::{RecordWriter, RunRecord};
 use crate::config::{Experiment, Overrides};
 use crate::data::Dataset;
 use crate::fit::{self, Plan};
 use crate::model::Network;
 use crate::model_file::{self, SavedModel};
-use crate::{interrupt, keras_csv, memory, optim, outputs};
+use crate::{interrupt, keras_csv, memory, optim, outputs, resume, rng};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -69,31 +69,70 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         args.replace.overwrite,
     )?;
 
+    // The claimed CSV is this run's: a checkpoint beside it is a killed
+    // earlier run's (replaced with --overwrite), which must not be resumed
+    // against this run's CSV.
+    resume::remove_checkpoint(&files.csv)?;
     tch::manual_seed(args.seed as i64);
     let vs = nn::VarStore::new(device);
     let mut net = Network::build(&vs.root(), &exp, args.seed);
-    let mut opt = optim::build(exp.optimizer, &vs, exp.lr)?;
+    let run = resume::Training {
+        // The mirror of nn::Adam, bit-identical to it, whose state a
+        // checkpoint can hold (see optim::TorchAdam).
+        optimizer: Rc::new(RefCell::new(optim::Resumable::new(
+            exp.optimizer,
+            &vs,
+            exp.lr,
+        )?)),
+        shuffle: Rc::new(RefCell::new(rng::stream(args.seed, rng::Stream::Shuffle))),
+        plan: Plan::new(exp.epochs, exp.batch_size, exp.train_len()),
+        record: RecordWriter::new(
+            RunRecord::start(exp, args.seed, device, threads, files.csv.clone()),
+            files.json.clone(),
+            None,
+        ),
+    };
+    let (outcome, record) =
+        resume::fit_checkpointed(&mut net, &vs, &data, run, &files, args.verbosity.verbose)?;
+    finish(
+        &net,
+        outcome,
+        &record,
+        &normalization,
+        &files,
+        args.verbosity.verbose,
+    )
+}
 
-    let plan = Plan::new(exp.epochs, exp.batch_size, exp.train_len());
-    let mut progress = KerasProgress::new(args.verbosity.verbose);
-    let mut csv = CsvLogger::new(files.csv.clone());
-    let mut record = RecordWriter::new(
-        RunRecord::start(exp, args.seed, device, threads, files.csv.clone()),
-        files.json.clone(),
-        None,
-    );
-    let callbacks: &mut [&mut dyn Callback] =
-        &mut [&mut progress, &mut csv, &mut record, &mut TerminateOnNaN];
-    let outcome = fit::fit(&mut net, opt.as_mut(), &data, plan, args.seed, callbacks)?;
-    check_outcome(outcome, &files)?;
-    save_model(&net, &record.record, &normalization, &files)?;
-    if args.verbosity.verbose > 0 {
+/// What every `train` and `resume` does once training ends: an error for a
+/// run that did not finish (its checkpoint kept, to resume an interrupted
+/// one), else the model saved and then the checkpoint removed.
+pub(super) fn finish(
+    net: &Network,
+    outcome: fit::Outcome,
+    record: &RunRecord,
+    normalization: &crate::data::Normalization,
+    files: &outputs::RunFiles,
+    verbose: u8,
+) -> Result<()> {
+    // Only an interrupted run can be resumed; a diverged or stopped one
+    // would end the same way again.
+    if !matches!(
+        outcome,
+        fit::Outcome::Interrupted { .. } | fit::Outcome::Finished
+    ) {
+        resume::remove_checkpoint(&files.csv)?;
+    }
+    check_outcome(outcome, files)?;
+    save_model(net, record, normalization, files)?;
+    resume::remove_checkpoint(&files.csv)?;
+    if verbose > 0 {
         outputs::note(&format!(
             "wrote {}, {} and {} ({:.2}s)",
             files.csv.display(),
             files.json.display(),
             files.model().display(),
-            record.record.total_seconds
+            record.total_seconds
         ));
     }
     Ok(())

@@ -1,0 +1,299 @@
+//! `binclass resume`: a `train` run killed (or interrupted) at any epoch and
+//! resumed ends with the CSV and the model of a run never stopped, and every
+//! run that cannot be resumed is a one-line error that changes nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::{BIN, binclass, files_in, ok};
+
+/// Small, but with epochs long enough (tens of milliseconds) for a kill to
+/// land inside the run.
+const SETTINGS: &[&str] = &["--samples", "600", "--epochs", "12", "--batch-size", "1"];
+
+fn train_args<'a>(optimizer: &'a str, out: &'a str) -> Vec<&'a str> {
+    let mut a = vec![
+        "train",
+        "--seed",
+        "3",
+        "--optimizer",
+        optimizer,
+        "--out",
+        out,
+        "-v",
+        "0",
+    ];
+    a.extend_from_slice(SETTINGS);
+    a
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BINCLASS_THREADS")
+        .spawn()
+        .unwrap()
+}
+
+fn lines(csv: &Path) -> usize {
+    std::fs::read_to_string(csv).map_or(0, |t| t.lines().count())
+}
+
+/// Waits until the CSV holds `rows` rows, then sends `signal`.
+fn stop_after_rows(child: &mut Child, csv: &Path, rows: usize, signal: i32) {
+    let start = Instant::now();
+    while lines(csv) < rows + 1 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before {rows} rows"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60), "no rows in 60 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: signals our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    child.wait().unwrap();
+}
+
+fn record(csv: &Path) -> serde_json::Value {
+    let mut p = csv.as_os_str().to_owned();
+    p.push(".json");
+    serde_json::from_str(&std::fs::read_to_string(PathBuf::from(p)).unwrap()).unwrap()
+}
+
+fn ckpt(csv: &Path) -> PathBuf {
+    csv.with_extension("ckpt")
+}
+
+/// The uninterrupted run's CSV and model bytes.
+fn uninterrupted(dir: &Path, optimizer: &str) -> (Vec<u8>, Vec<u8>) {
+    ok(dir, &train_args(optimizer, "full.csv"));
+    assert!(
+        !ckpt(&dir.join("full.csv")).exists(),
+        "a finished run keeps no checkpoint"
+    );
+    (
+        std::fs::read(dir.join("full.csv")).unwrap(),
+        std::fs::read(dir.join("full.safetensors")).unwrap(),
+    )
+}
+
+/// Model files hold the same tensors (their metadata may differ only in
+/// nothing that matters here: both record 12 epochs).
+fn same_model(a: &[u8], b: &[u8]) {
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(a).unwrap(),
+        safetensors::SafeTensors::deserialize(b).unwrap(),
+    );
+    let mut names = a.names();
+    names.sort();
+    assert_eq!(names, {
+        let mut n = b.names();
+        n.sort();
+        n
+    });
+    for n in names {
+        assert_eq!(
+            a.tensor(n).unwrap().data(),
+            b.tensor(n).unwrap().data(),
+            "{n}"
+        );
+    }
+}
+
+fn killed_at_several_epochs_resumes_to_the_uninterrupted_csv(optimizer: &str, signal: i32) {
+    let dir = tempfile::tempdir().unwrap();
+    let (full_csv, full_model) = uninterrupted(dir.path(), optimizer);
+    for rows in [2, 5, 9] {
+        let out = format!("k{rows}.csv");
+        let csv = dir.path().join(&out);
+        let mut child = spawn(dir.path(), &train_args(optimizer, &out));
+        stop_after_rows(&mut child, &csv, rows, signal);
+        let r = record(&csv);
+        assert_eq!(
+            r["finished"], false,
+            "the kill after {rows} rows came too late"
+        );
+        assert!(ckpt(&csv).exists());
+        ok(dir.path(), &["resume", &out, "-v", "0"]);
+        assert_eq!(
+            std::fs::read(&csv).unwrap(),
+            full_csv,
+            "killed after {rows} rows"
+        );
+        let r = record(&csv);
+        assert_eq!(r["finished"], true);
+        assert_eq!(r["epochs_completed"], 12);
+        assert_eq!(r["epoch_seconds"].as_array().unwrap().len(), 12);
+        let resumed = r["resumed"].as_array().unwrap();
+        assert_eq!(resumed.len(), 1);
+        // From the epoch after the last checkpoint: a kill between a row and
+        // its checkpoint leaves the checkpoint one epoch behind the CSV.
+        assert!(
+            resumed[0].as_i64().unwrap() >= rows as i64 - 1,
+            "{resumed:?}"
+        );
+        assert_eq!(r["stopped"], serde_json::Value::Null);
+        same_model(
+            &std::fs::read(csv.with_extension("safetensors")).unwrap(),
+            &full_model,
+        );
+        assert!(
+            !ckpt(&csv).exists(),
+            "the finished run's checkpoint is removed"
+        );
+    }
+}
+
+#[test]
+fn adam_run_killed_at_several_epochs_resumes_byte_identical() {
+    killed_at_several_epochs_resumes_to_the_uninterrupted_csv("adam", libc::SIGKILL);
+}
+
+#[test]
+fn keras_adam_run_killed_at_several_epochs_resumes_byte_identical() {
+    killed_at_several_epochs_resumes_to_the_uninterrupted_csv("keras-adam", libc::SIGKILL);
+}
+
+#[test]
+fn run_interrupted_by_ctrl_c_resumes_byte_identical() {
+    killed_at_several_epochs_resumes_to_the_uninterrupted_csv("adam", libc::SIGINT);
+}
+
+#[test]
+fn a_partial_row_after_the_checkpoint_is_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (full_csv, _) = uninterrupted(dir.path(), "adam");
+    let csv = dir.path().join("p.csv");
+    let mut child = spawn(dir.path(), &train_args("adam", "p.csv"));
+    stop_after_rows(&mut child, &csv, 4, libc::SIGKILL);
+    // A row torn by the kill, and one the checkpoint never saw.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&csv).unwrap();
+    std::io::Write::write_all(&mut f, b"7,0.1,0.5,0.2,0.").unwrap();
+    drop(f);
+    ok(dir.path(), &["resume", "p.csv", "-v", "0"]);
+    assert_eq!(std::fs::read(&csv).unwrap(), full_csv);
+}
+
+/// A one-line error, and every file in `dir` as it was.
+fn refused(dir: &Path, args: &[&str], says: &str) {
+    let before: Vec<(PathBuf, Vec<u8>)> = files_in(dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let out = binclass(dir, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains(says), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let after: Vec<(PathBuf, Vec<u8>)> = files_in(dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    assert!(before == after, "{args:?} changed files");
+}
+
+/// A run killed after 3 rows, in `dir` as `k.csv`.
+fn killed_run(dir: &Path) -> PathBuf {
+    let csv = dir.join("k.csv");
+    let mut child = spawn(dir, &train_args("adam", "k.csv"));
+    stop_after_rows(&mut child, &csv, 3, libc::SIGKILL);
+    csv
+}
+
+fn edit_record(csv: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut r = record(csv);
+    edit(&mut r);
+    let mut p = csv.as_os_str().to_owned();
+    p.push(".json");
+    std::fs::write(PathBuf::from(p), serde_json::to_string_pretty(&r).unwrap()).unwrap();
+}
+
+#[test]
+fn resuming_a_finished_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    uninterrupted(dir.path(), "adam");
+    refused(
+        dir.path(),
+        &["resume", "full.csv"],
+        "the run finished (12 epochs)",
+    );
+}
+
+#[test]
+fn resuming_a_run_without_a_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    std::fs::remove_file(ckpt(&csv)).unwrap();
+    refused(dir.path(), &["resume", "k.csv"], "no checkpoint");
+    refused(
+        dir.path(),
+        &["resume", "none.csv"],
+        "none.csv: no such run CSV",
+    );
+}
+
+#[test]
+fn a_checkpoint_that_does_not_match_the_record_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    let original = record(&csv);
+    edit_record(&csv, |r| r["seed"] = 4.into());
+    refused(dir.path(), &["resume", "k.csv"], "of seed 3, but");
+    edit_record(&csv, |r| *r = original.clone());
+    edit_record(&csv, |r| r["experiment"]["lr"] = 0.5.into());
+    refused(
+        dir.path(),
+        &["resume", "k.csv"],
+        "differ in the experiment's `lr`",
+    );
+    edit_record(&csv, |r| *r = original.clone());
+    edit_record(&csv, |r| r["device"] = "cuda:0".into());
+    refused(dir.path(), &["resume", "k.csv"], "was written on cpu, but");
+    edit_record(&csv, |r| *r = original.clone());
+    edit_record(&csv, |r| r["epochs_completed"] = 0.into());
+    refused(dir.path(), &["resume", "k.csv"], "counts only 0 epochs");
+}
+
+#[test]
+fn a_csv_shorter_than_the_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    let text = std::fs::read(&csv).unwrap();
+    std::fs::write(&csv, &text[..text.len() / 2]).unwrap();
+    refused(dir.path(), &["resume", "k.csv"], "shorter than the");
+}
+
+#[test]
+fn a_checkpoint_of_another_libtorch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    // The version sits in the header's metadata; same length keeps the file valid.
+    let bytes = std::fs::read(ckpt(&csv)).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    let key = "\"libtorch_version\":\"";
+    let at = text.find(key).expect("libtorch version in the header") + key.len();
+    let mut changed = bytes.clone();
+    changed[at] = if bytes[at] == b'1' { b'9' } else { b'1' };
+    std::fs::write(ckpt(&csv), &changed).unwrap();
+    refused(
+        dir.path(),
+        &["resume", "k.csv"],
+        "was written with libtorch",
+    );
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    std::fs::write(ckpt(&csv), b"not,a,checkpoint\n").unwrap();
+    refused(dir.path(), &["resume", "k.csv"], "not a safetensors file");
+}
