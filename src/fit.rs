@@ -159,6 +159,26 @@ impl Order {
         }
     }
 
+    /// [`Order::per_replica`] with each seed's stream at a saved position
+    /// (a resumed sweep batch).
+    pub fn per_replica_at(seeds: &[u64], lanes: usize, word_pos: &[u128]) -> Self {
+        let mut order = Order::per_replica(seeds, lanes);
+        if let Order::PerReplica { streams, .. } = &mut order {
+            for (s, &pos) in streams.iter_mut().zip(word_pos) {
+                s.set_word_pos(pos);
+            }
+        }
+        order
+    }
+
+    /// Each per-replica stream's position, which a sweep's checkpoint keeps.
+    pub fn word_positions(&self) -> Vec<u128> {
+        match self {
+            Order::PerReplica { streams, .. } => streams.iter().map(|s| s.get_word_pos()).collect(),
+            _ => vec![],
+        }
+    }
+
     fn next(&mut self, epoch: i64, train_len: i64, device: Device) -> Tensor {
         match self {
             Order::Shuffled(r) => {
@@ -287,8 +307,35 @@ pub fn fit_runs<M: Model>(
     opt: &mut dyn Step,
     data: &Split,
     plan: Plan,
+    order: Order,
+    runs: &mut [CallbackList],
+) -> Result<Vec<Outcome>> {
+    let ended = vec![None; runs.len()];
+    fit_runs_from(net, opt, data, plan, order, runs, ended, &mut |_| Ok(()))
+}
+
+/// What a batch's checkpoint reads once every run has seen the epoch.
+pub struct EpochEnd<'a> {
+    pub epoch: i64,
+    pub seconds: f64,
+    pub order: &'a Order,
+    /// How each run that has ended did so; `None` for those still going.
+    pub ended: &'a [Option<Outcome>],
+}
+
+/// [`fit_runs`] continuing a batch: runs already `ended` (before a
+/// checkpoint) are neither trained for nor told anything, and `after_epoch`
+/// sees each epoch's end (a sweep's checkpoint, which covers all its runs).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_runs_from<M: Model>(
+    net: &mut M,
+    opt: &mut dyn Step,
+    data: &Split,
+    plan: Plan,
     mut order: Order,
     runs: &mut [CallbackList],
+    mut ended: Vec<Option<Outcome>>,
+    after_epoch: &mut dyn FnMut(&EpochEnd) -> Result<()>,
 ) -> Result<Vec<Outcome>> {
     order.check(&plan)?;
     let device = data.train_x.device();
@@ -296,8 +343,7 @@ pub fn fit_runs<M: Model>(
         logits: Vec::with_capacity(plan.steps() as usize),
         labels: Tensor::new(),
     };
-    let mut ended: Vec<Option<Outcome>> = vec![None; runs.len()];
-    for run in runs.iter_mut() {
+    for (run, _) in runs.iter_mut().zip(&ended).filter(|(_, e)| e.is_none()) {
         run.train_begin(&plan)?;
     }
     for epoch in plan.initial_epoch..plan.epochs {
@@ -325,6 +371,12 @@ pub fn fit_runs<M: Model>(
                 *end = Some(outcome);
             }
         }
+        after_epoch(&EpochEnd {
+            epoch,
+            seconds: logs.first().map_or(0.0, |l| l.seconds),
+            order: &order,
+            ended: &ended,
+        })?;
         if ended.iter().all(Option::is_some) {
             break;
         }

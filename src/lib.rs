@@ -28,3 +28,4 @@ pub mod resume;
 pub mod rng;
 pub mod stats;
 pub mod sweep;
+pub mod sweep_checkpoint;

@@ -55,7 +55,7 @@ impl<S: Step> Step for Rc<RefCell<S>> {
 }
 
 /// The store's single flat variable, which both hand-written updates expect.
-fn flat_param(vs: &nn::VarStore, what: &str) -> Result<Tensor> {
+pub fn flat_param(vs: &nn::VarStore, what: &str) -> Result<Tensor> {
     let vars = vs.trainable_variables();
     let [param] = vars.as_slice() else {
         bail!(

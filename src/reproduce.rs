@@ -264,6 +264,7 @@ impl Reproduction {
                     dir: self.dir.join("runs").join(&label),
                     device: self.device,
                     overwrite: false,
+                    resume: false,
                     chunk: None,
                     threads: self.threads,
                 };

@@ -81,8 +81,12 @@ pub fn fit_checkpointed(
 
 /// Removes a finished run's checkpoint (it is of no use once the model is saved).
 pub fn remove_checkpoint(csv: &Path) -> Result<()> {
-    let path = checkpoint_path(csv);
-    match std::fs::remove_file(&path) {
+    remove_file(&checkpoint_path(csv))
+}
+
+/// Removes `path`, which may already be gone.
+pub fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("cannot remove {}", path.display()))
         }
@@ -194,7 +198,7 @@ fn check_matches(record: &RunRecord, c: &Checkpoint, csv: &Path) -> Result<()> {
 }
 
 /// The first experiment setting in which `a` and `b` differ, by name.
-fn differing_setting(
+pub fn differing_setting(
     a: &crate::config::Experiment,
     b: &crate::config::Experiment,
 ) -> Result<Option<String>> {

@@ -1,9 +1,11 @@
 //! `binclass sweep`: many seeds of one experiment trained at once as one
 //! batched model, each seed writing the CSV and record `train --seed s` writes.
 
+use std::cell::RefCell;
 use std::ops::RangeInclusive;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ use crate::data::{Dataset, Normalization, Split};
 use crate::fit::{self, Order, Outcome, Plan};
 use crate::interrupt::Interrupted;
 use crate::keras_csv::{self, python_float};
-use crate::{memory, model_file, optim, outputs};
+use crate::{memory, model_file, optim, outputs, sweep_checkpoint};
 
 /// One sweep: an experiment over a range of seeds, into a folder.
 #[derive(Clone)]
@@ -32,6 +34,8 @@ pub struct Job {
     pub dir: PathBuf,
     pub device: Device,
     pub overwrite: bool,
+    /// Continue the sweep already in `dir` (`--resume`).
+    pub resume: bool,
     /// Seeds per batched model; `None` shares them across the cores.
     pub chunk: Option<u64>,
     pub threads: i32,
@@ -102,6 +106,9 @@ impl Job {
         if self.dir.is_file() {
             bail!("{} is a file, not a folder", self.dir.display());
         }
+        if self.resume {
+            return self.resume_plan().map(|_| ());
+        }
         outputs::check_free_run(&self.csvs(), "--out-dir", self.overwrite)?;
         let summary = self.dir.join("summary.csv");
         outputs::check_path(&summary, "summary")?;
@@ -138,12 +145,49 @@ impl Job {
         self.count() * self.exp.epochs as u64
     }
 
-    /// Trains every seed, writes their files and `summary.csv`.
+    /// `seeds` in batches of [`Job::chunk`], trained from their first epoch.
+    pub(crate) fn fresh_batches(&self, seeds: &[u64]) -> Vec<Batch> {
+        seeds
+            .chunks(self.chunk() as usize)
+            .map(|s| Batch {
+                csvs: s.iter().map(|&seed| self.csv(seed)).collect(),
+                seeds: s.to_vec(),
+                from_checkpoint: false,
+            })
+            .collect()
+    }
+
+    pub(crate) fn csv(&self, seed: u64) -> PathBuf {
+        self.dir.join(format!("{}-seed{seed}.csv", self.exp.name))
+    }
+
+    /// On `--resume`: nothing is left to train and `summary.csv` is written.
+    pub fn finished(&self) -> Result<bool> {
+        Ok(self.resume_plan()?.1.is_empty() && self.dir.join("summary.csv").exists())
+    }
+
+    /// Trains every seed (on `--resume`, those not yet done), writes their
+    /// files and `summary.csv`.
     pub fn run(&self, bar: &ProgressBar) -> Result<Finals> {
-        let chunk = self.chunk() as usize;
         let seeds: Vec<u64> = self.seeds.clone().collect();
-        let csvs = self.csvs();
-        let work: Vec<(&[u64], &[PathBuf])> = seeds.chunks(chunk).zip(csvs.chunks(chunk)).collect();
+        let (mut finals, work) = if self.resume {
+            self.resume_plan()?
+        } else {
+            (vec![], self.fresh_batches(&seeds))
+        };
+        let summary = self.dir.join("summary.csv");
+        if work.is_empty() && summary.exists() {
+            // A finished sweep: nothing is rewritten.
+            return Ok(finals);
+        }
+        finals.extend(self.train_batches(&work, bar)?);
+        finals.sort_by_key(|(seed, _)| *seed);
+        write_summary(&summary, &finals)?;
+        Ok(finals)
+    }
+
+    /// Trains the batches side by side ([`Job::workers`]); each seed's summary.
+    fn train_batches(&self, work: &[Batch], bar: &ProgressBar) -> Result<Finals> {
         let next = AtomicUsize::new(0);
         let mut done: Vec<(usize, Result<Vec<Option<SeedSummary>>>)> =
             std::thread::scope(|scope| {
@@ -155,9 +199,9 @@ impl Job {
                             let mut mine = vec![];
                             loop {
                                 let i = next.fetch_add(1, Ordering::Relaxed);
-                                let Some((s, c)) = work.get(i) else { break };
+                                let Some(batch) = work.get(i) else { break };
                                 let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                    train_chunk(self, s, c, bar)
+                                    train_chunk(self, batch, bar)
                                 }))
                                 .unwrap_or_else(|p| Err(crate::failure::to_error(p.as_ref())));
                                 let failed = r.is_err();
@@ -186,11 +230,18 @@ impl Job {
         }
         let mut finals = vec![];
         for (i, r) in done {
-            finals.extend(work[i].0.iter().copied().zip(r?));
+            finals.extend(work[i].seeds.iter().copied().zip(r?));
         }
-        write_summary(&self.dir.join("summary.csv"), &finals)?;
         Ok(finals)
     }
+}
+
+/// Seeds trained together as one batched model, and whether they continue
+/// from the batch's checkpoint.
+pub struct Batch {
+    pub seeds: Vec<u64>,
+    pub csvs: Vec<PathBuf>,
+    pub from_checkpoint: bool,
 }
 
 /// Final and best validation accuracy over the seeds that finished.
@@ -257,13 +308,14 @@ fn batch_data(
 
 /// One seed's observers: its CSV, its record (rewritten on a timer: a
 /// sweep of thousands of seeds would spend its time rewriting records after
-/// every epoch), its summary, the NaN stop, and a tick of the shared bar.
-struct SeedRun {
-    csv: CsvLogger,
-    record: RecordWriter,
-    summary: Summary,
-    nan: TerminateOnNaN,
-    tick: Tick,
+/// every epoch), its summary (shared with the batch's checkpoint, which
+/// keeps it), the NaN stop, and a tick of the shared bar.
+pub(crate) struct SeedRun {
+    pub csv: CsvLogger,
+    pub record: RecordWriter,
+    pub summary: Rc<RefCell<Summary>>,
+    pub nan: TerminateOnNaN,
+    pub tick: Tick,
 }
 
 impl SeedRun {
@@ -278,19 +330,23 @@ impl SeedRun {
     }
 }
 
-fn seed_runs(
-    job: &Job,
-    seeds: &[u64],
-    csvs: &[PathBuf],
-    bar: &ProgressBar,
-) -> Result<Vec<SeedRun>> {
-    let interval = Duration::from_millis(1000 + 2 * seeds.len() as u64);
+/// How often a sweep rewrites each seed's record.
+pub(crate) fn record_interval(seeds: usize) -> Duration {
+    Duration::from_millis(1000 + 2 * seeds as u64)
+}
+
+fn seed_runs(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<SeedRun>> {
+    let interval = record_interval(batch.seeds.len());
     let header = keras_csv::header();
-    seeds
+    // On --resume, a batch that never reached its first checkpoint starts
+    // over: its files are this sweep's (checked), so they are replaced.
+    let overwrite = job.overwrite || job.resume;
+    batch
+        .seeds
         .iter()
-        .zip(csvs)
+        .zip(&batch.csvs)
         .map(|(&seed, csv)| {
-            let files = outputs::claim_path(csv, &header, job.overwrite)?;
+            let files = outputs::claim_path(csv, &header, overwrite)?;
             let record = RunRecord::start(
                 job.exp.clone(),
                 seed,
@@ -301,7 +357,7 @@ fn seed_runs(
             Ok(SeedRun {
                 csv: CsvLogger::new(files.csv),
                 record: RecordWriter::new(record, files.json, Some(interval)),
-                summary: Summary::default(),
+                summary: Rc::default(),
                 nan: TerminateOnNaN,
                 tick: Tick(bar.clone()),
             })
@@ -324,15 +380,21 @@ fn batch_label(e: &Experiment, seeds: &[u64]) -> String {
     )
 }
 
-/// Trains one batch of seeds through [`fit::fit_runs`]; `None` for a seed
-/// that did not finish (its loss diverged).
-fn train_chunk(
-    job: &Job,
-    seeds: &[u64],
-    csvs: &[PathBuf],
-    bar: &ProgressBar,
-) -> Result<Vec<Option<SeedSummary>>> {
-    let (e, device) = (&job.exp, job.device);
+/// Where a batch starts: its runs, the epoch, the row orders, the seeds
+/// already ended and the epochs' seconds so far.
+pub(crate) struct Start {
+    pub runs: Vec<SeedRun>,
+    pub initial_epoch: i64,
+    pub order: Order,
+    pub ended: Vec<Option<Outcome>>,
+    pub epoch_seconds: Vec<f64>,
+}
+
+/// Trains one batch of seeds through [`fit::fit_runs_from`], from its first
+/// epoch or its checkpoint, keeping the checkpoint after every epoch;
+/// `None` for a seed that did not finish (its loss diverged).
+fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option<SeedSummary>>> {
+    let (e, device, seeds) = (&job.exp, job.device, batch.seeds.as_slice());
     let lanes = seeds.len().next_multiple_of(LANES);
     let (x, y, scalings) = batch_data(e, seeds, lanes, device)?;
     let (n, t) = (e.samples, e.train_len());
@@ -345,38 +407,87 @@ fn train_chunk(
     tch::manual_seed(seeds[0] as i64);
     let vs = nn::VarStore::new(device);
     let mut net = BatchedNetwork::build(&vs.root(), e, seeds, lanes);
-    let mut opt = optim::build(e.optimizer, &vs, e.lr)?;
-    let mut runs = seed_runs(job, seeds, csvs, bar)?;
+    // libtorch's Adam mirrored on our tensors (bit-identical on the CPU),
+    // whose state the checkpoint can keep.
+    let opt = Rc::new(RefCell::new(optim::Resumable::new(e.optimizer, &vs, e.lr)?));
+    let params = optim::flat_param(&vs, "a sweep batch")?;
+    let path = sweep_checkpoint::batch_path(&job.dir, seeds);
+    let start = if batch.from_checkpoint {
+        sweep_checkpoint::restore(job, batch, &path, lanes, &params, &opt, bar)?
+    } else {
+        Start {
+            runs: seed_runs(job, batch, bar)?,
+            initial_epoch: 0,
+            order: Order::per_replica(seeds, lanes),
+            ended: vec![None; seeds.len()],
+            epoch_seconds: vec![],
+        }
+    };
     bar.set_message(batch_label(e, seeds));
-    let mut lists: Vec<CallbackList> = runs.iter_mut().map(SeedRun::callbacks).collect();
-    let outcomes = fit::fit_runs(
-        &mut net,
-        opt.as_mut(),
-        &data,
-        Plan::new(e.epochs, e.batch_size, t),
-        Order::per_replica(seeds, lanes),
-        &mut lists,
-    )?;
-    drop(lists);
+    let keeper = sweep_checkpoint::Keeper::new(job, batch, lanes, params, opt.clone());
+    let outcomes = run_batch(&mut net, &opt, &data, job, start, keeper)?;
     if outcomes
         .iter()
-        .any(|o| matches!(o, Outcome::Interrupted { .. }))
+        .any(|(o, _)| matches!(o, Outcome::Interrupted { .. }))
     {
         return Err(Interrupted.into());
     }
-    for (r, ((&seed, csv), outcome)) in seeds.iter().zip(csvs).zip(&outcomes).enumerate() {
+    for (r, ((&seed, csv), (outcome, _))) in
+        seeds.iter().zip(&batch.csvs).zip(&outcomes).enumerate()
+    {
         if *outcome == Outcome::Finished {
-            let model = model_file::trained(
-                e,
-                seed,
-                e.epochs as usize,
-                &scalings[r],
-                net.replica_layers(r)?,
-            );
+            let layers = net.replica_layers(r)?;
+            let model = model_file::trained(e, seed, e.epochs as usize, &scalings[r], layers);
             model.save(&outputs::model_path(csv))?;
         }
     }
-    Ok(runs.into_iter().map(|r| r.summary.result).collect())
+    // Only once every model is saved: until then a kill resumes the batch.
+    crate::resume::remove_file(&path)?;
+    Ok(outcomes.into_iter().map(|(_, s)| s).collect())
+}
+
+/// The batch's training from `start`, the checkpoint kept after every
+/// epoch; each seed's outcome and summary.
+fn run_batch(
+    net: &mut BatchedNetwork,
+    opt: &Rc<RefCell<optim::Resumable>>,
+    data: &Split,
+    job: &Job,
+    start: Start,
+    mut keeper: sweep_checkpoint::Keeper,
+) -> Result<Vec<(Outcome, Option<SeedSummary>)>> {
+    let e = &job.exp;
+    let Start {
+        mut runs,
+        initial_epoch,
+        order,
+        ended,
+        epoch_seconds,
+    } = start;
+    keeper.epoch_seconds = epoch_seconds;
+    keeper.summaries = runs.iter().map(|r| r.summary.clone()).collect();
+    let plan = Plan {
+        initial_epoch,
+        ..Plan::new(e.epochs, e.batch_size, e.train_len())
+    };
+    let mut lists: Vec<CallbackList> = runs.iter_mut().map(SeedRun::callbacks).collect();
+    let mut step = opt.clone();
+    let outcomes = fit::fit_runs_from(
+        net,
+        &mut step,
+        data,
+        plan,
+        order,
+        &mut lists,
+        ended,
+        &mut |end| keeper.write(end),
+    )?;
+    drop(lists);
+    Ok(outcomes
+        .into_iter()
+        .zip(runs)
+        .map(|(o, r)| (o, r.summary.borrow().result))
+        .collect())
 }
 
 fn write_summary(path: &Path, finals: &[(u64, Option<SeedSummary>)]) -> Result<()> {

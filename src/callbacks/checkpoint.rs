@@ -144,7 +144,7 @@ impl Checkpoint {
 }
 
 /// A float32 tensor's values, little-endian.
-fn le_bytes(t: &Tensor) -> Result<Vec<u8>> {
+pub(crate) fn le_bytes(t: &Tensor) -> Result<Vec<u8>> {
     if t.kind() != Kind::Float {
         bail!("checkpoints hold float32 tensors, not {:?}", t.kind());
     }
@@ -155,7 +155,7 @@ fn le_bytes(t: &Tensor) -> Result<Vec<u8>> {
 }
 
 /// A stored one-dimensional float32 tensor, on the CPU.
-fn read_tensor(st: &SafeTensors, name: &str) -> Result<Tensor> {
+pub(crate) fn read_tensor(st: &SafeTensors, name: &str) -> Result<Tensor> {
     let view = st
         .tensor(name)
         .map_err(|_| anyhow!("tensor `{name}` is missing"))?;

@@ -14,6 +14,7 @@ use anyhow::Result;
 use crate::fit::{EpochLogs, Outcome, Plan, Running};
 
 pub use checkpoint::{Checkpoint, CheckpointWriter, Shared, checkpoint_path};
+pub(crate) use checkpoint::{le_bytes, read_tensor};
 pub use csv_logger::CsvLogger;
 pub use progress::{KerasProgress, Tick, metrics_line, sweep_bar};
 pub use record::{RecordWriter, RunRecord, VERSIONS, Versions};
@@ -41,6 +42,26 @@ pub trait Callback {
     }
     fn on_train_end(&mut self, _outcome: &Outcome) -> Result<()> {
         Ok(())
+    }
+}
+
+/// A callback shared with whoever reads its state between epochs (a
+/// sweep's checkpoint reads each seed's [`Summary`]).
+impl<C: Callback> Callback for std::rc::Rc<std::cell::RefCell<C>> {
+    fn on_train_begin(&mut self, plan: &Plan) -> Result<()> {
+        self.borrow_mut().on_train_begin(plan)
+    }
+    fn on_epoch_begin(&mut self, epoch: i64) -> Result<()> {
+        self.borrow_mut().on_epoch_begin(epoch)
+    }
+    fn on_batch_end(&mut self, running: &Running) {
+        self.borrow_mut().on_batch_end(running)
+    }
+    fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
+        self.borrow_mut().on_epoch_end(logs)
+    }
+    fn on_train_end(&mut self, outcome: &Outcome) -> Result<()> {
+        self.borrow_mut().on_train_end(outcome)
     }
 }
 
@@ -111,8 +132,10 @@ impl Callback for TerminateOnNaN {
 /// `None` for a run that did not finish.
 #[derive(Debug, Default)]
 pub struct Summary {
-    last: f64,
-    best: Option<(f64, i64)>,
+    /// The last and best so far are public so a sweep's checkpoint can keep
+    /// them: a resumed seed's summary must come out as an unbroken run's.
+    pub last: f64,
+    pub best: Option<(f64, i64)>,
     pub result: Option<SeedSummary>,
 }
 

@@ -133,6 +133,12 @@ impl RecordWriter {
         }
     }
 
+    /// Rewritten at most every `interval` (see [`RecordWriter::new`]).
+    pub fn every(mut self, interval: Option<Duration>) -> Self {
+        self.interval = interval;
+        self
+    }
+
     fn save(&mut self) -> Result<()> {
         self.record.total_seconds = self.earlier + self.start.elapsed().as_secs_f64();
         let text = serde_json::to_string_pretty(&self.record)? + "\n";

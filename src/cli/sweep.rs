@@ -31,6 +31,11 @@ pub struct SweepArgs {
     pub out_dir: Option<PathBuf>,
     #[command(flatten)]
     pub replace: Replace,
+    /// Continue the interrupted sweep in --out-dir (the same command line):
+    /// finished seeds are kept, batches continue from their checkpoints,
+    /// seeds never started are trained.
+    #[arg(long)]
+    pub resume: bool,
     /// Seeds per batched model [default: the seeds shared evenly across the
     /// CPU's cores, within the memory available]. Results do not depend on it.
     #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
@@ -77,6 +82,12 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     {
         bail!("--chunk must be a whole number >= 1, got {c}");
     }
+    if args.resume && args.replace.overwrite {
+        bail!("--resume continues the sweep in --out-dir and --overwrite replaces it: give one");
+    }
+    if args.resume && args.out_dir.is_none() {
+        bail!("--resume needs --out-dir: the folder of the sweep to continue");
+    }
     let (device, threads) = args.run_on.resolve()?;
     let mut job = Job {
         dir: args
@@ -87,6 +98,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         seeds,
         device,
         overwrite: args.replace.overwrite,
+        resume: args.resume,
         chunk: args.chunk.map(|c| c as u64),
         threads,
     };
@@ -94,6 +106,14 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         job.claim_new_dir()?;
     }
     job.prepare()?;
+    if job.resume && job.finished()? {
+        // Nothing is rewritten: the sweep's files stay as they are.
+        outputs::note(&format!(
+            "{}: every seed of this sweep has finished; nothing to resume",
+            job.dir.display()
+        ));
+        return Ok(());
+    }
     interrupt::install();
     let verbose = args.verbosity.verbose;
     // 2: the summary lines without the live bar.

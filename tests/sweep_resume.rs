@@ -1,0 +1,215 @@
+//! `binclass sweep --resume`: a sweep killed or interrupted part-way and
+//! resumed with the same command line ends with the CSVs, models and
+//! summary of a sweep never stopped; a finished sweep is left as it is; a
+//! folder that is not this sweep is a one-line error that changes nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{BIN, binclass, files_in, ok};
+
+/// Epochs long enough (batch size 1) for a kill to land inside the sweep.
+fn sweep(out: &str, more: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "sweep",
+        "--seeds",
+        "0..3",
+        "--epochs",
+        "12",
+        "--samples",
+        "600",
+        "--batch-size",
+        "1",
+        "--verbose",
+        "0",
+        "--out-dir",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(more.iter().map(|s| s.to_string()));
+    a
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn spawn(dir: &Path, args: &[String]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BINCLASS_THREADS")
+        .spawn()
+        .unwrap()
+}
+
+fn lines(csv: &Path) -> usize {
+    std::fs::read_to_string(csv).map_or(0, |t| t.lines().count())
+}
+
+/// Waits until the CSV holds `rows` rows, then sends `signal`; the exit code.
+fn stop_after_rows(child: &mut Child, csv: &Path, rows: usize, signal: i32) -> Option<i32> {
+    let start = Instant::now();
+    while lines(csv) < rows + 1 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before {rows} rows"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no rows in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: signals our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    child.wait().unwrap().code()
+}
+
+/// A safetensors file as (header, tensor bytes): its metadata map's order
+/// is a hash map's, so the header is compared as JSON.
+fn model(bytes: &[u8]) -> (serde_json::Value, Vec<u8>) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    (header, bytes[8 + n..].to_vec())
+}
+
+/// Asserts `a` holds the CSVs, models and summary of `b`, and no checkpoint.
+fn assert_same_outputs(a: &Path, b: &Path) {
+    let names = |d: &Path| -> Vec<String> {
+        files_in(d)
+            .iter()
+            .filter(|p| !p.to_string_lossy().ends_with(".json"))
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    // Records hold timings: they differ between any two runs.
+    assert_eq!(names(a), names(b), "the same files (and no checkpoint)");
+    for name in names(b) {
+        let (x, y) = (
+            std::fs::read(a.join(&name)).unwrap(),
+            std::fs::read(b.join(&name)).unwrap(),
+        );
+        if name.ends_with(".safetensors") {
+            assert!(model(&x) == model(&y), "{name} differs");
+        } else {
+            assert!(x == y, "{name} differs");
+        }
+    }
+}
+
+fn checkpoints(dir: &Path) -> Vec<PathBuf> {
+    files_in(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .collect()
+}
+
+/// Kills (or interrupts) a sweep after `rows` rows of seed 0, resumes it,
+/// and compares every CSV, model and the summary with an unbroken sweep's.
+fn kill_and_resume(signal: i32, rows: usize, more: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &strs(&sweep("full", more)));
+    assert!(
+        checkpoints(&dir.join("full")).is_empty(),
+        "a finished sweep keeps no checkpoint"
+    );
+    let mut child = spawn(dir, &sweep("s", more));
+    let code = stop_after_rows(&mut child, &dir.join("s/baseline-seed0.csv"), rows, signal);
+    if signal == libc::SIGINT {
+        assert_eq!(code, Some(130));
+    }
+    assert!(
+        !dir.join("s/summary.csv").exists(),
+        "stopped before the end"
+    );
+    assert!(
+        !checkpoints(&dir.join("s")).is_empty(),
+        "a checkpoint to resume from"
+    );
+    ok(dir, &strs(&sweep("s", &[more, &["--resume"]].concat())));
+    assert_same_outputs(&dir.join("s"), &dir.join("full"));
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("s/baseline-seed0.csv.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["finished"], true);
+    assert_eq!(record["epochs_completed"], 12);
+    assert!(
+        record["resumed"].as_array().is_some_and(|r| !r.is_empty()),
+        "{record}"
+    );
+}
+
+#[test]
+fn a_sweep_killed_part_way_resumes_to_the_same_outputs() {
+    kill_and_resume(libc::SIGKILL, 4, &[]);
+}
+
+#[test]
+fn a_sweep_interrupted_in_two_batches_resumes_to_the_same_outputs() {
+    kill_and_resume(libc::SIGINT, 6, &["--chunk", "2"]);
+}
+
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, SystemTime)> {
+    files_in(dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p.clone(), std::fs::read(&p).unwrap(), modified)
+        })
+        .collect()
+}
+
+#[test]
+fn resuming_a_finished_sweep_changes_nothing_and_bad_resumes_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let short = |out: &str, more: &[&str]| {
+        let mut a = sweep(out, more);
+        a[4] = "3".into(); // --epochs 3
+        a
+    };
+    ok(dir, &strs(&short("done", &[])));
+    let before = snapshot(&dir.join("done"));
+    let out = ok(dir, &strs(&short("done", &["--resume"])));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to resume"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::create_dir(dir.join("empty")).unwrap();
+    let bad: [(Vec<String>, &str); 5] = [
+        (
+            short("done", &["--resume", "--lr", "0.5"]),
+            "with `lr` 0.03, but this command has 0.5",
+        ),
+        (short("done", &["--resume", "--overwrite"]), "give one"),
+        (short("empty", &["--resume"]), "holds no run of this sweep"),
+        (short("missing", &["--resume"]), "no such folder"),
+        (
+            short("done", &["--resume"])
+                .into_iter()
+                .filter(|a| a != "--out-dir" && a != "done")
+                .collect(),
+            "--resume needs --out-dir",
+        ),
+    ];
+    for (args, says) in bad {
+        let out = binclass(dir, &strs(&args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    assert_eq!(snapshot(&dir.join("done")), before, "nothing rewritten");
+    assert!(!dir.join("missing").exists());
+    assert!(files_in(&dir.join("empty")).is_empty());
+}
