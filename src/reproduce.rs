@@ -108,7 +108,10 @@ fn written_by_reproduce(rel: &Path, labels: &[String]) -> bool {
                 .is_some_and(|(preset, seed)| {
                     label.starts_with(preset) && seed.parse::<u64>().is_ok()
                 });
-            is_label(label) && (*file == "summary.csv" || run || file.starts_with('.'))
+            // A batch's checkpoint, left by a reproduction killed part-way.
+            let checkpoint = file.starts_with("batch-") && file.ends_with(".ckpt");
+            is_label(label)
+                && (*file == "summary.csv" || run || checkpoint || file.starts_with('.'))
         }
         _ => false,
     }
@@ -196,6 +199,9 @@ pub struct Reproduction {
     pub reference: PathBuf,
     pub margin: f64,
     pub overwrite: bool,
+    /// Continue the reproduction in `dir` (`--resume`): experiments
+    /// finished are kept, the others resume as `sweep --resume` does.
+    pub resume: bool,
 }
 
 /// What a reproduction trains and compares, checked and ready.
@@ -220,6 +226,9 @@ impl Reproduction {
     /// Checks everything (the folder, the reference, every experiment and
     /// file), then removes an earlier reproduction and makes the folders.
     pub fn prepare(&self) -> Result<Plan> {
+        if self.resume {
+            return self.prepare_resume();
+        }
         let previous = previous_outputs(&self.dir, self.overwrite)?;
         let keras = compare::load_reference(&self.reference)?;
         if let Some(missing) = PRESETS.iter().find(|p| !keras.contains_key(p.name)) {
@@ -238,6 +247,38 @@ impl Reproduction {
             .check()?;
         }
         remove_all(&previous)?;
+        for (_, job) in &jobs {
+            job.prepare()?;
+        }
+        std::fs::create_dir_all(self.dir.join("figures"))
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        Ok(Plan { jobs, keras })
+    }
+
+    /// `--resume`: the folder must hold an earlier reproduction (and only
+    /// that); each experiment whose folder holds runs resumes them, the
+    /// others start. Everything is checked before anything is written.
+    fn prepare_resume(&self) -> Result<Plan> {
+        let found = previous_outputs(&self.dir, true)?;
+        if found.is_empty() {
+            bail!(
+                "--out-dir {} holds no reproduction to resume; run it without --resume",
+                self.dir.display()
+            );
+        }
+        let keras = compare::load_reference(&self.reference)?;
+        if let Some(missing) = PRESETS.iter().find(|p| !keras.contains_key(p.name)) {
+            bail!(
+                "{} has no Keras runs for '{}' (see reference/keras/README.md)",
+                self.reference.display(),
+                missing.name
+            );
+        }
+        let mut jobs = self.jobs()?;
+        for (_, job) in &mut jobs {
+            job.resume = std::fs::read_dir(&job.dir).is_ok_and(|mut d| d.next().is_some());
+            job.check()?;
+        }
         for (_, job) in &jobs {
             job.prepare()?;
         }

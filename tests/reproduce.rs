@@ -248,3 +248,103 @@ fn other_epochs_are_compared_over_the_epochs_both_sides_have() {
         assert_eq!(csv.lines().count(), 1 + epochs.parse::<usize>().unwrap());
     }
 }
+
+/// Every run's CSV, summary and model tensors below `runs/`, by path (a
+/// model's metadata is a hash map, so only its tensor bytes are compared;
+/// records hold timings).
+fn runs_of(out: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = vec![];
+    for label in std::fs::read_dir(out.join("runs")).unwrap() {
+        for f in std::fs::read_dir(label.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            let name = p.strip_prefix(out).unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&p).unwrap();
+            if name.ends_with(".safetensors") {
+                let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+                found.push((name, bytes[8 + n..].to_vec()));
+            } else if !name.ends_with(".json") {
+                found.push((name, bytes));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// REPORT.md without its timings, which differ between any two runs.
+fn report_without_timings(out: &Path) -> String {
+    let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    report.split("## Timings").next().unwrap().to_string()
+}
+
+#[test]
+fn a_killed_reproduction_resumes_to_the_same_runs_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    let settings = ["--seeds", "2", "--epochs", "3"];
+    let full = |out: &str, more: &[&str]| {
+        let mut a = vec![
+            "reproduce",
+            "--out-dir",
+            out,
+            "--reference",
+            "ref",
+            "--verbose",
+            "0",
+        ];
+        a.extend_from_slice(&settings);
+        a.extend_from_slice(more);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let o = Command::new(BIN)
+        .args(full("whole", &[]))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut child = Command::new(BIN)
+        .args(full("out", &[]))
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    // Part-way: the third experiment has begun.
+    let csv = dir
+        .path()
+        .join("out/runs/dummy-features/dummy-features-seed0.csv");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before it was killed"
+        );
+        assert!(start.elapsed().as_secs() < 120);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: signals our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+    child.wait().unwrap();
+    let out = dir.path().join("out");
+    assert!(!out.join("REPORT.md").exists(), "killed before the end");
+    let o = reproduce(
+        dir.path(),
+        &[&settings[..], &["--resume", "--overwrite"]].concat(),
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give one"));
+    let o = reproduce(dir.path(), &[&settings[..], &["--resume"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let whole = dir.path().join("whole");
+    assert_eq!(
+        runs_of(&out),
+        runs_of(&whole),
+        "the same runs, and no checkpoint left"
+    );
+    assert_eq!(report_without_timings(&out), report_without_timings(&whole));
+    // Resumed again, a finished reproduction keeps its runs.
+    let before = runs_of(&out);
+    let o = reproduce(dir.path(), &[&settings[..], &["--resume"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(runs_of(&out), before);
+    let o = reproduce(dir.path(), &["--seeds", "2", "--epochs", "4", "--resume"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`epochs` 3, but this command has 4"));
+}

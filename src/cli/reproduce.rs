@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 
 use super::{Replace, RunOn, Verbosity};
@@ -32,6 +32,11 @@ pub struct ReproduceArgs {
     pub margin: f64,
     #[command(flatten)]
     pub replace: Replace,
+    /// Continue the killed or interrupted reproduction in --out-dir (the
+    /// same command line): finished experiments are kept, the others
+    /// resume from their checkpoints; then the comparison and the report.
+    #[arg(long)]
+    pub resume: bool,
     /// Override every experiment's epochs; each is then compared with Keras
     /// over the epochs both sides have (REPORT.md says which).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..), allow_hyphen_values = true, value_name = "N")]
@@ -41,6 +46,11 @@ pub struct ReproduceArgs {
 }
 
 pub fn run(args: &ReproduceArgs) -> Result<()> {
+    if args.resume && args.replace.overwrite {
+        bail!(
+            "--resume continues the reproduction in --out-dir and --overwrite replaces it: give one"
+        );
+    }
     let (device, threads) = args.run_on.resolve()?;
     let r = Reproduction {
         dir: args.out_dir.clone(),
@@ -51,6 +61,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         reference: compare::reference_dir(args.reference.as_deref())?,
         margin: args.margin,
         overwrite: args.replace.overwrite,
+        resume: args.resume,
     };
     let plan = r.prepare()?;
     interrupt::install();
