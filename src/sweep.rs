@@ -110,6 +110,17 @@ impl Job {
             return self.resume_plan().map(|_| ());
         }
         outputs::check_free_run(&self.csvs(), "--out-dir", self.overwrite)?;
+        // An unfinished sweep's checkpoint would be continued by a later
+        // --resume over this sweep's finished seeds: it must not survive.
+        if !self.overwrite
+            && self.dir.is_dir()
+            && let Some(c) = sweep_checkpoint::find(&self.dir)?.first()
+        {
+            bail!(
+                "{} is the checkpoint of an unfinished sweep; pass --resume to continue it, or --overwrite to replace it",
+                c.display()
+            );
+        }
         let summary = self.dir.join("summary.csv");
         outputs::check_path(&summary, "summary")?;
         if !self.overwrite && summary.exists() {
@@ -138,7 +149,14 @@ impl Job {
     pub fn prepare(&self) -> Result<()> {
         self.check()?;
         std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create folder {}", self.dir.display()))
+            .with_context(|| format!("cannot create folder {}", self.dir.display()))?;
+        if self.overwrite {
+            // The replaced sweep's checkpoints go with it (see `check`).
+            for c in sweep_checkpoint::find(&self.dir)? {
+                crate::resume::remove_file(&c)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn seed_epochs(&self) -> u64 {

@@ -212,4 +212,16 @@ fn resuming_a_finished_sweep_changes_nothing_and_bad_resumes_are_errors() {
     assert_eq!(snapshot(&dir.join("done")), before, "nothing rewritten");
     assert!(!dir.join("missing").exists());
     assert!(files_in(&dir.join("empty")).is_empty());
+    // A stray checkpoint is refused, and replaced with --overwrite: a later
+    // --resume must not continue it over finished seeds.
+    std::fs::create_dir(dir.join("stray")).unwrap();
+    std::fs::write(dir.join("stray/batch-0-63.ckpt"), b"old").unwrap();
+    let out = binclass(dir, &strs(&short("stray", &[])));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("checkpoint of an unfinished sweep"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(dir, &strs(&short("stray", &["--overwrite"])));
+    assert!(checkpoints(&dir.join("stray")).is_empty());
 }
