@@ -82,17 +82,23 @@ def read_all(paths: list[str]) -> list[tuple[list[float], list[float]]]:
     return runs
 
 
-def check_out(out: str) -> None:
-    """Refuses an --out that cannot become a PNG, before drawing."""
+def fail(message: str):
+    """One line on stderr, exit status 1: bad input is never a traceback."""
+    sys.exit(f"plot: {message}")
+
+
+def check_out(out: str, fail=fail) -> None:
+    """Refuses an --out that cannot become a PNG, before drawing; `fail`
+    reports in the calling script's name (plot_boundary.py uses this too)."""
     if os.path.isdir(out):
-        sys.exit(f"plot: --out {out} is a folder; give a file path such as {out}/figure.png")
+        fail(f"--out {out} is a folder; give a file path such as {out}/figure.png")
     if not out.lower().endswith(".png"):
-        sys.exit(f"plot: --out {out}: expected a path ending in .png")
+        fail(f"--out {out}: expected a path ending in .png")
     parent = os.path.dirname(os.path.abspath(out))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
-        sys.exit(f"plot: --out {out}: {parent} is a file, not a folder")
+        fail(f"--out {out}: {parent} is a file, not a folder")
 
 
 def band(curves: list[list[float]]):
@@ -149,6 +155,12 @@ def save(fig, ax, ylabel: str, title, out: str) -> None:
         ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
+    write_png(fig, out)
+
+
+def write_png(fig, out: str, fail=fail) -> None:
+    """The PNG at `out`, its folder made; written under a temporary name,
+    then renamed, so a failure leaves no torn file."""
     folder = os.path.dirname(os.path.abspath(out))
     tmp = os.path.join(folder, f".{os.path.basename(out)}.{os.getpid()}.tmp")
     try:
@@ -158,7 +170,7 @@ def save(fig, ax, ylabel: str, title, out: str) -> None:
     except OSError as e:
         if os.path.exists(tmp):
             os.remove(tmp)
-        sys.exit(f"plot: cannot write {out}: {e.strerror or e}")
+        fail(f"cannot write {out}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import json
 import os
 import sys
 
+from plot import check_out, write_png  # scripts/plot.py beside this one; it selects the Agg backend
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -136,19 +138,6 @@ def read_points(path: str):
     return a[:, 0], a[:, 1], (a[:, 2] if a.shape[1] == 3 else None)
 
 
-def check_out(out: str) -> None:
-    """Refuses an --out that cannot become a PNG, before anything is read or drawn."""
-    if os.path.isdir(out):
-        fail(f"--out {out} is a folder; give a file path such as {out}/boundary.png")
-    if not out.lower().endswith(".png"):
-        fail(f"--out {out}: expected a path ending in .png")
-    parent = os.path.dirname(os.path.abspath(out))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        fail(f"--out {out}: {parent} is a file, not a folder")
-
-
 def panel(ax, model: Model, points):
     lo, hi = model.square()
     axis = np.linspace(lo, hi, GRID)
@@ -184,21 +173,6 @@ def panel(ax, model: Model, points):
     return filled, crosses
 
 
-def save(fig, out: str) -> None:
-    """The PNG at `out`, its folder made; written under a temporary name,
-    then renamed, so a failure leaves no torn file."""
-    folder = os.path.dirname(os.path.abspath(out))
-    tmp = os.path.join(folder, f".{os.path.basename(out)}.{os.getpid()}.tmp")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        fail(f"cannot write {out}: {e.strerror or e}")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="+", help="binclass model files (.safetensors); one panel each")
@@ -206,7 +180,7 @@ def main() -> None:
     p.add_argument("--points", help="CSV of x0,x1[,label] drawn as dots (raw feature units)")
     p.add_argument("--title", default=None)
     a = p.parse_args()
-    check_out(a.out)
+    check_out(a.out, fail)
     models = [Model(m) for m in a.model]
     points = read_points(a.points) if a.points else None
 
@@ -231,7 +205,7 @@ def main() -> None:
     )
     if a.title:
         fig.suptitle(a.title, fontsize=10)
-    save(fig, a.out)
+    write_png(fig, a.out, fail)
 
 
 if __name__ == "__main__":

@@ -14,17 +14,17 @@ use std::rc::Rc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::ProgressBar;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::callbacks::{
     Callback, CsvLogger, RecordWriter, RunRecord, SeedSummary, Summary, TerminateOnNaN, Tick,
-    VERSIONS, Versions, le_bytes, read_tensor,
+    VERSIONS, Versions,
 };
+use crate::callbacks::{Stored, encode_state, metadata, read_file};
 use crate::config::Experiment;
 use crate::fit::{EpochEnd, EpochLogs, Order, Outcome};
-use crate::optim::{Optimizer, Resumable, State};
+use crate::optim::{Resumable, State};
 use crate::sweep::{Batch, Finals, Job, SeedRun, Start, record_interval};
 use crate::{keras_csv, outputs};
 
@@ -91,99 +91,45 @@ pub struct BatchCheckpoint {
 
 impl BatchCheckpoint {
     fn metadata(&self) -> Result<HashMap<String, String>> {
-        Ok([
-            ("format", FORMAT.to_string()),
-            ("format_version", FORMAT_VERSION.to_string()),
-            ("experiment", serde_json::to_string(&self.experiment)?),
-            ("lanes", self.lanes.to_string()),
-            ("device", self.device.clone()),
-            ("epoch", self.epoch.to_string()),
-            ("epoch_seconds", serde_json::to_string(&self.epoch_seconds)?),
-            ("seeds", serde_json::to_string(&self.seeds)?),
-            ("optimizer_step", self.optimizer.step.to_string()),
-            ("binclass_version", self.versions.binclass.to_string()),
-            ("tch_version", self.versions.tch.to_string()),
-            ("libtorch_version", self.versions.libtorch.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect())
+        metadata(
+            (FORMAT, FORMAT_VERSION),
+            &self.experiment,
+            &self.device,
+            &self.versions,
+            self.optimizer.step,
+            vec![
+                ("lanes", self.lanes.to_string()),
+                ("epoch", self.epoch.to_string()),
+                ("epoch_seconds", serde_json::to_string(&self.epoch_seconds)?),
+                ("seeds", serde_json::to_string(&self.seeds)?),
+            ],
+        )
     }
 
     /// Writes the checkpoint in one step (a kill leaves the old one or the new).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let mut named = vec![("params".to_string(), le_bytes(&self.params)?)];
-        for (name, t) in &self.optimizer.tensors {
-            named.push((format!("optimizer.{name}"), le_bytes(t)?));
-        }
-        let len = self.params.numel();
-        let views = named
-            .iter()
-            .map(|(name, data)| {
-                TensorView::new(Dtype::F32, vec![len], data)
-                    .map(|v| (name.clone(), v))
-                    .map_err(|e| anyhow!("tensor {name}: {e:?}"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let bytes = safetensors::serialize(views, &Some(self.metadata()?))
-            .map_err(|e| anyhow!("cannot encode the checkpoint: {e:?}"))?;
+        let bytes = encode_state(&self.params, &self.optimizer, self.metadata()?)?;
         crate::outputs::write_atomic(path, &bytes)
     }
 
     /// The checkpoint in `path`, checked for completeness.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-        Self::from_bytes(&bytes).with_context(|| format!("checkpoint {}", path.display()))
+        read_file(path, Self::from_bytes)
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| anyhow!("not a safetensors file ({e:?})"))?;
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| anyhow!("not a safetensors file ({e:?})"))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        let get = |key: &str| -> Result<&str> {
-            meta.get(key)
-                .map(String::as_str)
-                .ok_or_else(|| anyhow!("metadata has no `{key}`: not a sweep checkpoint"))
-        };
-        if get("format")? != FORMAT || get("format_version")? != FORMAT_VERSION {
-            bail!("not a binclass sweep checkpoint of format version {FORMAT_VERSION}");
-        }
-        let json = |key: &str| -> Result<serde_json::Value> {
-            serde_json::from_str(get(key)?).map_err(|e| anyhow!("metadata `{key}`: {e}"))
-        };
-        let experiment: Experiment = serde_json::from_value(json("experiment")?)?;
-        let names: &[&'static str] = match experiment.optimizer {
-            Optimizer::Adam => &["exp_avg", "exp_avg_sq"],
-            Optimizer::KerasAdam => &["m", "v"],
-        };
-        let tensors = names
-            .iter()
-            .map(|n| Ok((*n, read_tensor(&st, &format!("optimizer.{n}"))?)))
-            .collect::<Result<Vec<_>>>()?;
-        let whole = |key: &str| -> Result<i64> {
-            get(key)?
-                .parse()
-                .map_err(|_| anyhow!("metadata `{key}` is not a whole number"))
-        };
+        let stored = Stored::open(bytes, FORMAT, FORMAT_VERSION, "binclass sweep checkpoint")?;
+        let experiment = stored.experiment()?;
+        let (params, optimizer) = stored.state(&experiment)?;
         Ok(BatchCheckpoint {
-            lanes: usize::try_from(whole("lanes")?)?,
-            device: get("device")?.to_string(),
-            versions: Versions {
-                binclass: get("binclass_version")?.to_string().into(),
-                tch: get("tch_version")?.to_string().into(),
-                libtorch: get("libtorch_version")?.to_string().into(),
-            },
-            epoch: whole("epoch")?,
-            epoch_seconds: serde_json::from_value(json("epoch_seconds")?)?,
-            seeds: serde_json::from_value(json("seeds")?)?,
-            params: read_tensor(&st, "params")?,
-            optimizer: State {
-                step: whole("optimizer_step")?,
-                tensors,
-            },
+            lanes: usize::try_from(stored.whole("lanes")?)?,
+            device: stored.get("device")?.to_string(),
+            versions: stored.versions()?,
+            epoch: i64::try_from(stored.whole("epoch")?)?,
+            epoch_seconds: stored.json("epoch_seconds")?,
+            seeds: stored.json("seeds")?,
+            params,
+            optimizer,
             experiment,
         })
     }

@@ -47,99 +47,176 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     fn metadata(&self) -> Result<HashMap<String, String>> {
-        Ok([
-            ("format", FORMAT.to_string()),
-            ("format_version", FORMAT_VERSION.to_string()),
-            ("experiment", serde_json::to_string(&self.experiment)?),
-            ("seed", self.seed.to_string()),
-            ("device", self.device.clone()),
-            ("epoch", self.epoch.to_string()),
-            ("csv_len", self.csv_len.to_string()),
-            ("shuffle_word_pos", self.shuffle_word_pos.to_string()),
-            ("optimizer_step", self.optimizer.step.to_string()),
-            ("binclass_version", self.versions.binclass.to_string()),
-            ("tch_version", self.versions.tch.to_string()),
-            ("libtorch_version", self.versions.libtorch.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect())
+        metadata(
+            (FORMAT, FORMAT_VERSION),
+            &self.experiment,
+            &self.device,
+            &self.versions,
+            self.optimizer.step,
+            vec![
+                ("seed", self.seed.to_string()),
+                ("epoch", self.epoch.to_string()),
+                ("csv_len", self.csv_len.to_string()),
+                ("shuffle_word_pos", self.shuffle_word_pos.to_string()),
+            ],
+        )
     }
 
     /// The file's bytes: `params` and `optimizer.<name>` tensors, float32.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let mut named = vec![("params".to_string(), le_bytes(&self.params)?)];
-        for (name, t) in &self.optimizer.tensors {
-            named.push((format!("optimizer.{name}"), le_bytes(t)?));
-        }
-        let len = self.params.numel();
-        let views = named
-            .iter()
-            .map(|(name, data)| {
-                let view = TensorView::new(Dtype::F32, vec![len], data)
-                    .map_err(|e| anyhow!("tensor {name}: {e:?}"))?;
-                Ok((name.clone(), view))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        safetensors::serialize(views, &Some(self.metadata()?))
-            .map_err(|e| anyhow!("cannot encode the checkpoint: {e:?}"))
+        encode_state(&self.params, &self.optimizer, self.metadata()?)
     }
 
     /// The checkpoint in `path`, checked for completeness.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-        Self::from_bytes(&bytes).with_context(|| format!("checkpoint {}", path.display()))
+        read_file(path, Self::from_bytes)
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let stored = Stored::open(bytes, FORMAT, FORMAT_VERSION, "binclass checkpoint")?;
+        let experiment = stored.experiment()?;
+        let (params, optimizer) = stored.state(&experiment)?;
+        Ok(Checkpoint {
+            seed: u64::try_from(stored.whole("seed")?)?,
+            device: stored.get("device")?.to_string(),
+            versions: stored.versions()?,
+            epoch: i64::try_from(stored.whole("epoch")?)?,
+            csv_len: u64::try_from(stored.whole("csv_len")?)?,
+            shuffle_word_pos: u128::try_from(stored.whole("shuffle_word_pos")?)?,
+            params,
+            optimizer,
+            experiment,
+        })
+    }
+}
+
+/// The flat parameters and the optimiser's state as a checkpoint stores
+/// them (`params`, `optimizer.<name>`, float32), with `meta`.
+pub(crate) fn encode_state(
+    params: &Tensor,
+    optimizer: &State,
+    meta: HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let mut named = vec![("params".to_string(), le_bytes(params)?)];
+    for (name, t) in &optimizer.tensors {
+        named.push((format!("optimizer.{name}"), le_bytes(t)?));
+    }
+    let len = params.numel();
+    let views = named
+        .iter()
+        .map(|(name, data)| {
+            TensorView::new(Dtype::F32, vec![len], data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| anyhow!("tensor {name}: {e:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, &Some(meta))
+        .map_err(|e| anyhow!("cannot encode the checkpoint: {e:?}"))
+}
+
+/// The checkpoint in `path`, decoded by `from_bytes`; errors name the file.
+pub(crate) fn read_file<T>(path: &Path, from_bytes: fn(&[u8]) -> Result<T>) -> Result<T> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    from_bytes(&bytes).with_context(|| format!("checkpoint {}", path.display()))
+}
+
+/// The metadata every checkpoint carries; `more` adds its own.
+pub(crate) fn metadata(
+    (format, version): (&str, &str),
+    experiment: &Experiment,
+    device: &str,
+    versions: &Versions,
+    optimizer_step: i64,
+    more: Vec<(&str, String)>,
+) -> Result<HashMap<String, String>> {
+    let common = [
+        ("format", format.to_string()),
+        ("format_version", version.to_string()),
+        ("experiment", serde_json::to_string(experiment)?),
+        ("device", device.to_string()),
+        ("optimizer_step", optimizer_step.to_string()),
+        ("binclass_version", versions.binclass.to_string()),
+        ("tch_version", versions.tch.to_string()),
+        ("libtorch_version", versions.libtorch.to_string()),
+    ];
+    Ok(common
+        .into_iter()
+        .chain(more)
+        .map(|(k, v)| (k.to_string(), v))
+        .collect())
+}
+
+/// A checkpoint's tensors and metadata, its format checked.
+pub(crate) struct Stored<'a> {
+    st: SafeTensors<'a>,
+    meta: HashMap<String, String>,
+    what: &'static str,
+}
+
+impl<'a> Stored<'a> {
+    pub(crate) fn open(
+        bytes: &'a [u8],
+        format: &str,
+        version: &str,
+        what: &'static str,
+    ) -> Result<Self> {
         let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| anyhow!("not a safetensors file ({e:?})"))?;
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| anyhow!("not a safetensors file ({e:?})"))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        let get = |key: &str| -> Result<&str> {
-            meta.get(key)
-                .map(String::as_str)
-                .ok_or_else(|| anyhow!("metadata has no `{key}`: not a binclass checkpoint"))
+        let stored = Stored {
+            st,
+            meta: header.metadata().clone().unwrap_or_default(),
+            what,
         };
-        if get("format")? != FORMAT || get("format_version")? != FORMAT_VERSION {
-            bail!("not a binclass checkpoint of format version {FORMAT_VERSION}");
+        if stored.get("format")? != format || stored.get("format_version")? != version {
+            bail!("not a {what} of format version {version}");
         }
-        let number = |key: &str| -> Result<u128> {
-            get(key)?
-                .parse()
-                .map_err(|_| anyhow!("metadata `{key}` is not a whole number"))
-        };
-        let experiment: Experiment = serde_json::from_str(get("experiment")?)
-            .map_err(|e| anyhow!("metadata `experiment` is not an experiment: {e}"))?;
-        let tensor = |name: &str| read_tensor(&st, name);
-        let optimizer_names: &[&'static str] = match experiment.optimizer {
+        Ok(stored)
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Result<&str> {
+        self.meta
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow!("metadata has no `{key}`: not a {}", self.what))
+    }
+
+    pub(crate) fn whole(&self, key: &str) -> Result<i128> {
+        self.get(key)?
+            .parse()
+            .map_err(|_| anyhow!("metadata `{key}` is not a whole number"))
+    }
+
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
+        serde_json::from_str(self.get(key)?).map_err(|e| anyhow!("metadata `{key}`: {e}"))
+    }
+
+    pub(crate) fn experiment(&self) -> Result<Experiment> {
+        self.json("experiment")
+    }
+
+    pub(crate) fn versions(&self) -> Result<Versions> {
+        Ok(Versions {
+            binclass: self.get("binclass_version")?.to_string().into(),
+            tch: self.get("tch_version")?.to_string().into(),
+            libtorch: self.get("libtorch_version")?.to_string().into(),
+        })
+    }
+
+    /// The parameters and the optimiser state `experiment`'s optimiser keeps.
+    pub(crate) fn state(&self, experiment: &Experiment) -> Result<(Tensor, State)> {
+        let names: &[&'static str] = match experiment.optimizer {
             crate::optim::Optimizer::Adam => &["exp_avg", "exp_avg_sq"],
             crate::optim::Optimizer::KerasAdam => &["m", "v"],
         };
-        let tensors = optimizer_names
+        let tensors = names
             .iter()
-            .map(|n| Ok((*n, tensor(&format!("optimizer.{n}"))?)))
+            .map(|n| Ok((*n, read_tensor(&self.st, &format!("optimizer.{n}"))?)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Checkpoint {
-            seed: u64::try_from(number("seed")?)?,
-            device: get("device")?.to_string(),
-            versions: Versions {
-                binclass: get("binclass_version")?.to_string().into(),
-                tch: get("tch_version")?.to_string().into(),
-                libtorch: get("libtorch_version")?.to_string().into(),
-            },
-            epoch: i64::try_from(number("epoch")?)?,
-            csv_len: u64::try_from(number("csv_len")?)?,
-            shuffle_word_pos: number("shuffle_word_pos")?,
-            params: tensor("params")?,
-            optimizer: State {
-                step: i64::try_from(number("optimizer_step")?)?,
-                tensors,
-            },
-            experiment,
-        })
+        let step = i64::try_from(self.whole("optimizer_step")?)?;
+        Ok((read_tensor(&self.st, "params")?, State { step, tensors }))
     }
 }
 

@@ -14,7 +14,7 @@ use anyhow::Result;
 use crate::fit::{EpochLogs, Outcome, Plan, Running};
 
 pub use checkpoint::{Checkpoint, CheckpointWriter, Shared, checkpoint_path};
-pub(crate) use checkpoint::{le_bytes, read_tensor};
+pub(crate) use checkpoint::{Stored, encode_state, metadata, read_file};
 pub use csv_logger::CsvLogger;
 pub use progress::{KerasProgress, Tick, metrics_line, sweep_bar};
 pub use record::{RecordWriter, RunRecord, VERSIONS, Versions};

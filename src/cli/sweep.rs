@@ -77,17 +77,7 @@ pub fn parse_seeds(s: &str) -> Result<RangeInclusive<u64>> {
 pub fn run(args: &SweepArgs) -> Result<()> {
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
     let seeds = parse_seeds(&args.seeds)?;
-    if let Some(c) = args.chunk
-        && c < 1
-    {
-        bail!("--chunk must be a whole number >= 1, got {c}");
-    }
-    if args.resume && args.replace.overwrite {
-        bail!("--resume continues the sweep in --out-dir and --overwrite replaces it: give one");
-    }
-    if args.resume && args.out_dir.is_none() {
-        bail!("--resume needs --out-dir: the folder of the sweep to continue");
-    }
+    check_flags(args)?;
     let (device, threads) = args.run_on.resolve()?;
     let mut job = Job {
         dir: args
@@ -135,6 +125,22 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         ));
     }
     check_diverged(&finals)
+}
+
+/// --chunk, and --resume with what it needs and excludes.
+fn check_flags(args: &SweepArgs) -> Result<()> {
+    if let Some(c) = args.chunk
+        && c < 1
+    {
+        bail!("--chunk must be a whole number >= 1, got {c}");
+    }
+    if args.resume && args.replace.overwrite {
+        bail!("--resume continues the sweep in --out-dir and --overwrite replaces it: give one");
+    }
+    if args.resume && args.out_dir.is_none() {
+        bail!("--resume needs --out-dir: the folder of the sweep to continue");
+    }
+    Ok(())
 }
 
 /// `runs/<name>-seeds<A>-<B>` (B excluded), which may already exist.
