@@ -8,7 +8,7 @@
 //! file that is then renamed over the old one: a crash leaves the old file or
 //! the new one, never a torn one. Temporary names are hidden and carry the
 //! writer's process id, so no run can own one, and those of a killed process
-//! are removed by the next run that writes the same file.
+//! are removed by the next run that writes into the same folder.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
