@@ -223,13 +223,8 @@ pub struct Trained {
 }
 
 impl Reproduction {
-    /// Checks everything (the folder, the reference, every experiment and
-    /// file), then removes an earlier reproduction and makes the folders.
-    pub fn prepare(&self) -> Result<Plan> {
-        if self.resume {
-            return self.prepare_resume();
-        }
-        let previous = previous_outputs(&self.dir, self.overwrite)?;
+    /// Keras's runs of every preset, from the reference folder.
+    fn keras_runs(&self) -> Result<BTreeMap<String, Vec<compare::Curve>>> {
         let keras = compare::load_reference(&self.reference)?;
         if let Some(missing) = PRESETS.iter().find(|p| !keras.contains_key(p.name)) {
             bail!(
@@ -238,6 +233,17 @@ impl Reproduction {
                 missing.name
             );
         }
+        Ok(keras)
+    }
+
+    /// Checks everything (the folder, the reference, every experiment and
+    /// file), then removes an earlier reproduction and makes the folders.
+    pub fn prepare(&self) -> Result<Plan> {
+        if self.resume {
+            return self.prepare_resume();
+        }
+        let previous = previous_outputs(&self.dir, self.overwrite)?;
+        let keras = self.keras_runs()?;
         let jobs = self.jobs()?;
         for (_, job) in &jobs {
             Job {
@@ -266,14 +272,7 @@ impl Reproduction {
                 self.dir.display()
             );
         }
-        let keras = compare::load_reference(&self.reference)?;
-        if let Some(missing) = PRESETS.iter().find(|p| !keras.contains_key(p.name)) {
-            bail!(
-                "{} has no Keras runs for '{}' (see reference/keras/README.md)",
-                self.reference.display(),
-                missing.name
-            );
-        }
+        let keras = self.keras_runs()?;
         let mut jobs = self.jobs()?;
         for (_, job) in &mut jobs {
             job.resume = std::fs::read_dir(&job.dir).is_ok_and(|mut d| d.next().is_some());

@@ -5,10 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
 
-use common::{BIN, binclass, files_in, ok};
+use common::{binclass, files_in, ok, spawn, stop_after_rows};
 
 /// Small, but with epochs long enough (tens of milliseconds) for a kill to
 /// land inside the run.
@@ -28,35 +26,6 @@ fn train_args<'a>(optimizer: &'a str, out: &'a str) -> Vec<&'a str> {
     ];
     a.extend_from_slice(SETTINGS);
     a
-}
-
-fn spawn(dir: &Path, args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("BINCLASS_THREADS")
-        .spawn()
-        .unwrap()
-}
-
-fn lines(csv: &Path) -> usize {
-    std::fs::read_to_string(csv).map_or(0, |t| t.lines().count())
-}
-
-/// Waits until the CSV holds `rows` rows, then sends `signal`.
-fn stop_after_rows(child: &mut Child, csv: &Path, rows: usize, signal: i32) {
-    let start = Instant::now();
-    while lines(csv) < rows + 1 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "ended before {rows} rows"
-        );
-        assert!(start.elapsed() < Duration::from_secs(60), "no rows in 60 s");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    // SAFETY: signals our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
-    child.wait().unwrap();
 }
 
 fn record(csv: &Path) -> serde_json::Value {

@@ -6,10 +6,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
-use common::{BIN, binclass, files_in, ok};
+use common::{binclass, files_in, ok, spawn, stop_after_rows, strs};
 
 /// Epochs long enough (batch size 1) for a kill to land inside the sweep.
 fn sweep(out: &str, more: &[&str]) -> Vec<String> {
@@ -33,42 +32,6 @@ fn sweep(out: &str, more: &[&str]) -> Vec<String> {
     .collect();
     a.extend(more.iter().map(|s| s.to_string()));
     a
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-fn spawn(dir: &Path, args: &[String]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("BINCLASS_THREADS")
-        .spawn()
-        .unwrap()
-}
-
-fn lines(csv: &Path) -> usize {
-    std::fs::read_to_string(csv).map_or(0, |t| t.lines().count())
-}
-
-/// Waits until the CSV holds `rows` rows, then sends `signal`; the exit code.
-fn stop_after_rows(child: &mut Child, csv: &Path, rows: usize, signal: i32) -> Option<i32> {
-    let start = Instant::now();
-    while lines(csv) < rows + 1 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "ended before {rows} rows"
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no rows in 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    // SAFETY: signals our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
-    child.wait().unwrap().code()
 }
 
 /// A safetensors file as (header, tensor bytes): its metadata map's order

@@ -110,3 +110,39 @@ fn imports(py: &Path, module: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Starts binclass in `dir` without waiting for it.
+pub fn spawn<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BINCLASS_THREADS")
+        .spawn()
+        .expect("binclass starts")
+}
+
+/// Waits until `csv` holds `rows` rows (past its header), then sends
+/// `signal` to `child`; its exit code.
+pub fn stop_after_rows(
+    child: &mut std::process::Child,
+    csv: &Path,
+    rows: usize,
+    signal: i32,
+) -> Option<i32> {
+    let lines = || std::fs::read_to_string(csv).map_or(0, |t| t.lines().count());
+    let start = std::time::Instant::now();
+    while lines() < rows + 1 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before {rows} rows"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "no rows in 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: signals our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    child.wait().unwrap().code()
+}
