@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use binclass::config::Experiment;
-use binclass::{fit, model::Network, optim::ADAM};
+use binclass::optim::{ADAM, KerasAdam, Step, TorchAdam};
+use binclass::{fit, model::Network};
 use tch::nn::{Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor, nn};
 
@@ -44,10 +45,14 @@ fn main() {
     time("train_step (written-out backward)", n, || {
         let _ = net.train_step(&x, &y);
     });
-    time("adam step, flat store", n, || opt.step());
-    time("full step, flat store", n, || {
+    time("nn::Adam step, flat store", n, || opt.step());
+    let mut torch_adam = TorchAdam::new(&vs, e.lr, ADAM.eps).unwrap();
+    time("TorchAdam step (train's adam)", n, || torch_adam.step());
+    let mut keras_adam = KerasAdam::new(&vs, e.lr, ADAM.eps).unwrap();
+    time("KerasAdam step (keras-adam)", n, || keras_adam.step());
+    time("full step, flat store (TorchAdam)", n, || {
         let _ = net.train_step(&x, &y);
-        opt.step();
+        torch_adam.step();
     });
 
     // The same network as eight separate variables, for comparison.
@@ -72,8 +77,9 @@ fn main() {
     });
     // After the full steps, so that every variable has a gradient to apply.
     time("adam step, 8 variables", n, || plain_opt.step());
-    batched(1);
-    batched(100);
+    for r in [1, 100, 1000] {
+        batched(r);
+    }
 }
 
 /// The batched step of `binclass sweep`, for R replicas.
@@ -83,19 +89,23 @@ pub fn batched(r: i64) {
     let seeds: Vec<u64> = (0..r as u64).collect();
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = BatchedNetwork::build(&vs.root(), &e, &seeds, seeds.len());
-    let mut opt = ADAM.build(&vs, e.lr).unwrap();
+    let mut opt = TorchAdam::new(&vs, e.lr, ADAM.eps).unwrap();
     let x = Tensor::rand([30, 2, r], (Kind::Float, Device::Cpu));
     let y = Tensor::rand([30, 1, r], (Kind::Float, Device::Cpu))
         .gt(0.5)
         .to_kind(Kind::Float);
-    let n = 5_000;
+    let n = (500_000 / r as u32).clamp(200, 5_000);
     time(&format!("batched forward, R={r}"), n, || {
         let _ = tch::no_grad(|| net.forward(&x));
     });
     time(&format!("batched train_step, R={r}"), n, || {
         let _ = net.train_step(&x, &y);
     });
-    time(&format!("batched adam, R={r}"), n, || opt.step());
+    time(&format!("batched TorchAdam, R={r}"), n, || opt.step());
+    time(&format!("batched full step, R={r}"), n, || {
+        let _ = net.train_step(&x, &y);
+        opt.step();
+    });
     // The alternative layout: replicas first, one tiny GEMM per replica.
     let a = Tensor::rand([r, 30, 3], (Kind::Float, Device::Cpu));
     let w = Tensor::rand([r, 3, 3], (Kind::Float, Device::Cpu));

@@ -41,6 +41,18 @@ if r.get("final_metrics"):
 json.dump(r, open(p, "w"), indent=1, sort_keys=True)
 PY
     done
+    # Model files with their header's keys sorted: builds before the header
+    # was written sorted wrote it in hash order, different from run to run.
+    find . -name '*.safetensors' | while read -r m; do
+        python3 - "$m" <<'PY'
+import json, struct, sys
+p = sys.argv[1]
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.dumps(json.loads(b[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+open(p, "wb").write(struct.pack("<Q", len(h)) + h + b[8 + n:])
+PY
+    done
     cd - >/dev/null
 }
 

@@ -16,7 +16,7 @@ use tch::{Kind, Tensor, nn, nn::Module};
 
 use crate::config::{Activation, Experiment};
 use crate::model::{
-    activation_backward, add_activation, flat_variable, initial_values, layer_shapes,
+    activate, activation_backward_into, add_activation, flat_variable, initial_values, layer_shapes,
 };
 
 /// Replicas per batch are padded to a multiple of this, so that a seed's
@@ -53,9 +53,77 @@ impl Module for BatchedLinear {
 #[derive(Debug)]
 pub struct BatchedNetwork {
     pub seq: nn::Sequential,
-    layers: Vec<(Tensor, Tensor)>,
-    grad_slices: Vec<(Tensor, Tensor)>,
+    layers: Vec<Layer>,
+    /// The step's intermediate tensors, one set per batch size seen.
+    scratch: Vec<Scratch>,
     activation: Activation,
+}
+
+/// One layer's views of the flat parameter and of its gradient.
+#[derive(Debug)]
+struct Layer {
+    /// `[in, out, R]`, and viewed as `[1, in, out, R]` to meet a batch.
+    ws: Tensor,
+    ws_wide: Tensor,
+    bs: Tensor,
+    gw: Tensor,
+    gb: Tensor,
+}
+
+/// A step's intermediate tensors for batches of `rows`, reused from step to
+/// step, with the broadcasting views of them the products need.
+#[derive(Debug)]
+struct Scratch {
+    rows: i64,
+    divisor: Tensor,
+    /// Per layer, the element-wise products `[rows, in, out, R]` before
+    /// their sum.
+    products: Vec<Tensor>,
+    /// Each hidden layer's output `[rows, out, R]`, and as `[rows, out, 1, R]`.
+    acts: Vec<Tensor>,
+    acts_wide: Vec<Tensor>,
+    /// The gradient at each layer's output, and as `[rows, 1, out, R]`.
+    grads: Vec<Tensor>,
+    grads_wide: Vec<Tensor>,
+    /// The gradient at each layer's input, before the activation's.
+    ups: Vec<Tensor>,
+}
+
+impl Scratch {
+    fn new(rows: i64, layers: &[Layer], like: &Tensor) -> Self {
+        let opts = (like.kind(), like.device());
+        let r = layers[0].ws.size()[2];
+        let shape = |l: &Layer| -> (i64, i64) {
+            let s = l.ws.size();
+            (s[0], s[1])
+        };
+        let acts: Vec<Tensor> = layers[..layers.len() - 1]
+            .iter()
+            .map(|l| Tensor::empty([rows, shape(l).1, r], opts))
+            .collect();
+        let grads: Vec<Tensor> = layers
+            .iter()
+            .map(|l| Tensor::empty([rows, shape(l).1, r], opts))
+            .collect();
+        Scratch {
+            rows,
+            divisor: Tensor::from(rows as f64)
+                .to_kind(like.kind())
+                .to_device(like.device()),
+            products: layers
+                .iter()
+                .map(|l| Tensor::empty([rows, shape(l).0, shape(l).1, r], opts))
+                .collect(),
+            acts_wide: acts.iter().map(|a| a.unsqueeze(2)).collect(),
+            acts,
+            grads_wide: grads.iter().map(|g| g.unsqueeze(1)).collect(),
+            grads,
+            ups: layers
+                .iter()
+                .map(|l| Tensor::empty([rows, shape(l).0, r], opts))
+                .collect(),
+        }
+    }
 }
 
 impl BatchedNetwork {
@@ -97,12 +165,17 @@ impl BatchedNetwork {
             t
         };
         let mut seq = nn::seq();
-        let (mut layers, mut grad_slices) = (vec![], vec![]);
+        let mut layers = vec![];
         for (name, fan_in, fan_out) in &shapes {
             let (ws, gw) = take(&[*fan_in, *fan_out, r]);
             let (bs, gb) = take(&[*fan_out, r]);
-            layers.push((ws.shallow_clone(), bs.shallow_clone()));
-            grad_slices.push((gw, gb));
+            layers.push(Layer {
+                ws_wide: ws.unsqueeze(0),
+                ws: ws.shallow_clone(),
+                bs: bs.shallow_clone(),
+                gw,
+                gb,
+            });
             seq = seq.add(BatchedLinear { ws, bs });
             if name != "out" {
                 seq = add_activation(seq, e.activation);
@@ -111,7 +184,7 @@ impl BatchedNetwork {
         BatchedNetwork {
             seq,
             layers,
-            grad_slices,
+            scratch: vec![],
             activation: e.activation,
         }
     }
@@ -122,7 +195,7 @@ impl BatchedNetwork {
         let r = r as i64;
         self.layers
             .iter()
-            .map(|(ws, bs)| {
+            .map(|Layer { ws, bs, .. }| {
                 Ok((
                     crate::model_file::values(&ws.select(2, r).tr())?,
                     crate::model_file::values(&bs.select(1, r))?,
@@ -133,30 +206,75 @@ impl BatchedNetwork {
 
     /// Forward and written-out backward for `xs [n, F, R]`, `ys [n, 1, R]`:
     /// returns the logits `[n, 1, R]` and writes, for every replica, the
-    /// gradient of its mean binary cross-entropy into the store.
+    /// gradient of its mean binary cross-entropy into the store. The
+    /// arithmetic is [`BatchedLinear`]'s, written into reused tensors.
     pub fn train_step(&mut self, xs: &Tensor, ys: &Tensor) -> Tensor {
+        let rows = xs.size()[0];
+        let i = match self.scratch.iter().position(|s| s.rows == rows) {
+            Some(i) => i,
+            None => {
+                self.scratch.push(Scratch::new(rows, &self.layers, xs));
+                self.scratch.len() - 1
+            }
+        };
+        let s = &mut self.scratch[i];
+        let (layers, activation) = (&self.layers, self.activation);
         tch::no_grad(|| {
-            let outs = self.seq.forward_all(xs, None);
-            let logits = outs.last().expect("at least the output layer");
-            let mut g = (logits.sigmoid() - ys) / xs.size()[0] as f64;
-            for (l, (gw, gb)) in self.grad_slices.iter().enumerate().rev() {
-                let input = if l == 0 { xs } else { &outs[2 * l - 1] };
+            let xs_wide = xs.unsqueeze(2);
+            let sum_1 = [1i64];
+            let last = layers.len() - 1;
+            for (l, layer) in layers[..last].iter().enumerate() {
+                let input = if l == 0 {
+                    &xs_wide
+                } else {
+                    &s.acts_wide[l - 1]
+                };
+                let _ = input.mul_out(&s.products[l], &layer.ws_wide);
+                let _ =
+                    s.products[l].sum_intlist_out(&s.acts[l], sum_1.as_slice(), false, Kind::Float);
+                let _ = s.acts[l].g_add_(&layer.bs);
+                activate(activation, &mut s.acts[l]);
+            }
+            let input = if last == 0 {
+                &xs_wide
+            } else {
+                &s.acts_wide[last - 1]
+            };
+            let _ = input.mul_out(&s.products[last], &layers[last].ws_wide);
+            let mut logits = s.products[last].sum_dim_intlist(sum_1.as_slice(), false, Kind::Float);
+            let _ = logits.g_add_(&layers[last].bs);
+            let _ = logits.sigmoid_out(&s.grads[last]);
+            let _ = s.grads[last].g_sub_(ys).g_div_(&s.divisor);
+            for (l, layer) in layers.iter().enumerate().rev() {
                 // dW[i, o, r] = Σ_n input[n, i, r] · g[n, o, r]
-                let _ = (input.unsqueeze(2) * g.unsqueeze(1)).sum_intlist_out(
-                    gw,
-                    [0i64].as_slice(),
-                    false,
-                    Kind::Float,
-                );
-                let _ = g.sum_intlist_out(gb, [0i64].as_slice(), false, Kind::Float);
+                let input = if l == 0 {
+                    &xs_wide
+                } else {
+                    &s.acts_wide[l - 1]
+                };
+                let _ = input.mul_out(&s.products[l], &s.grads_wide[l]);
+                let _ =
+                    s.products[l].sum_intlist_out(&layer.gw, [0i64].as_slice(), false, Kind::Float);
+                let _ =
+                    s.grads[l].sum_intlist_out(&layer.gb, [0i64].as_slice(), false, Kind::Float);
                 if l > 0 {
                     // upstream[n, i, r] = Σ_o g[n, o, r] · W[i, o, r]
-                    let upstream = (g.unsqueeze(1) * self.layers[l].0.unsqueeze(0))
-                        .sum_dim_intlist([2i64].as_slice(), false, Kind::Float);
-                    g = activation_backward(self.activation, &upstream, input);
+                    let _ = s.grads_wide[l].mul_out(&s.products[l], &layer.ws_wide);
+                    let _ = s.products[l].sum_intlist_out(
+                        &s.ups[l],
+                        [2i64].as_slice(),
+                        false,
+                        Kind::Float,
+                    );
+                    activation_backward_into(
+                        activation,
+                        &s.grads[l - 1],
+                        &s.ups[l],
+                        &s.acts[l - 1],
+                    );
                 }
             }
-            logits.shallow_clone()
+            logits
         })
     }
 }
@@ -261,7 +379,7 @@ mod tests {
                 logits,
                 net.layers
                     .iter()
-                    .map(|(w, b)| (w.copy(), b.copy()))
+                    .map(|l| (l.ws.copy(), l.bs.copy()))
                     .collect::<Vec<_>>(),
             )
         };

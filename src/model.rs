@@ -25,9 +25,60 @@ pub struct Network {
     params: Vec<(String, Tensor)>,
     /// The flat variable's gradient, which Adam reads.
     flat_grad: Tensor,
-    /// Per layer, the slices of `flat_grad` for its weight and bias.
-    grad_slices: Vec<(Tensor, Tensor)>,
+    /// Per layer, what the written-out step reads and writes.
+    layers: Vec<Layer>,
+    /// The step's intermediate tensors, one set per batch size seen (a
+    /// run has two: full batches and the short last one).
+    scratch: Vec<Scratch>,
     activation: Activation,
+}
+
+/// One Dense layer's views of the flat parameter and of its gradient.
+#[derive(Debug)]
+struct Layer {
+    /// The weight `[out, in]` and, viewed transposed, `[in, out]` as `addmm` takes it.
+    w: Tensor,
+    wt: Tensor,
+    b: Tensor,
+    gw: Tensor,
+    gb: Tensor,
+}
+
+/// A step's intermediate tensors for batches of `rows`, reused from step to
+/// step: at this size allocating them costs as much as computing them.
+#[derive(Debug)]
+struct Scratch {
+    rows: i64,
+    /// `rows` as a 0-dim tensor, the mean's divisor.
+    divisor: Tensor,
+    /// Each hidden layer's output `[rows, out]`.
+    acts: Vec<Tensor>,
+    /// The gradient at each layer's output, and viewed transposed.
+    grads: Vec<Tensor>,
+    grads_t: Vec<Tensor>,
+    /// The gradient at each layer's input, before the activation's (`l > 0`).
+    ups: Vec<Tensor>,
+}
+
+impl Scratch {
+    fn new(rows: i64, layers: &[Layer], like: &Tensor) -> Self {
+        let opts = (like.kind(), like.device());
+        let out = |l: &Layer| Tensor::empty([rows, l.w.size()[0]], opts);
+        let grads: Vec<Tensor> = layers.iter().map(out).collect();
+        Scratch {
+            rows,
+            divisor: Tensor::from(rows as f64)
+                .to_kind(like.kind())
+                .to_device(like.device()),
+            acts: layers[..layers.len() - 1].iter().map(out).collect(),
+            grads_t: grads.iter().map(Tensor::tr).collect(),
+            grads,
+            ups: layers
+                .iter()
+                .map(|l| Tensor::empty([rows, l.w.size()[1]], opts))
+                .collect(),
+        }
+    }
 }
 
 impl Network {
@@ -53,51 +104,43 @@ impl Network {
         let expected: i64 = shapes.iter().map(|(_, i, o)| (i + 1) * o).sum();
         assert_eq!(flat.size(), [expected], "flat parameter count");
         let flat = flat_variable(vs, &flat);
-        let storage = flat.detach();
+        let (storage, flat_grad) = (flat.detach(), flat.grad());
         let mut offset = 0;
         let mut take = |shape: &[i64]| {
             let n: i64 = shape.iter().product();
-            let t = storage
-                .narrow(0, offset, n)
-                .view(shape)
-                .set_requires_grad(true);
+            let t = (
+                storage.narrow(0, offset, n).view(shape),
+                flat_grad.narrow(0, offset, n).view(shape),
+            );
             offset += n;
             t
         };
         let mut seq = nn::seq();
-        let mut params = vec![];
+        let (mut params, mut layers) = (vec![], vec![]);
         for (name, fan_in, fan_out) in &shapes {
-            let layer = nn::Linear {
-                ws: take(&[*fan_out, *fan_in]),
-                bs: Some(take(&[*fan_out])),
+            let ((w, gw), (b, gb)) = (take(&[*fan_out, *fan_in]), take(&[*fan_out]));
+            let linear = nn::Linear {
+                ws: w.shallow_clone().set_requires_grad(true),
+                bs: Some(b.shallow_clone().set_requires_grad(true)),
             };
-            params.push((format!("{name}.weight"), layer.ws.shallow_clone()));
+            params.push((format!("{name}.weight"), linear.ws.shallow_clone()));
             params.push((
                 format!("{name}.bias"),
-                layer.bs.as_ref().expect("bias").shallow_clone(),
+                linear.bs.as_ref().expect("bias").shallow_clone(),
             ));
-            seq = seq.add(layer);
+            seq = seq.add(linear);
             if name != "out" {
                 seq = add_activation(seq, e.activation);
             }
+            let wt = w.tr();
+            layers.push(Layer { w, wt, b, gw, gb });
         }
-        let flat_grad = flat.grad();
-        let mut offset = 0;
-        let mut slice = |shape: &[i64]| {
-            let n: i64 = shape.iter().product();
-            let t = flat_grad.narrow(0, offset, n).view(shape);
-            offset += n;
-            t
-        };
-        let grad_slices = shapes
-            .iter()
-            .map(|(_, fan_in, fan_out)| (slice(&[*fan_out, *fan_in]), slice(&[*fan_out])))
-            .collect();
         Network {
             seq,
             params,
             flat_grad,
-            grad_slices,
+            layers,
+            scratch: vec![],
             activation: e.activation,
         }
     }
@@ -123,23 +166,43 @@ impl Network {
     /// straight into its slice of the flat gradient. It computes what autograd
     /// computes (`backward` below, checked against it in the tests) in about a
     /// third of the operations, without the autograd engine's per-call cost:
-    /// for this network that overhead, not arithmetic, is the step time.
+    /// for this network that overhead, not arithmetic, is the step time. The
+    /// forward is `nn::Linear`'s own arithmetic (`linear` is `addmm` of the
+    /// bias, the input and the transposed weight) written into reused tensors.
     pub fn train_step(&mut self, xs: &Tensor, ys: &Tensor) -> Tensor {
+        let rows = xs.size()[0];
+        let i = match self.scratch.iter().position(|s| s.rows == rows) {
+            Some(i) => i,
+            None => {
+                self.scratch.push(Scratch::new(rows, &self.layers, xs));
+                self.scratch.len() - 1
+            }
+        };
+        let s = &mut self.scratch[i];
+        let (layers, activation) = (&self.layers, self.activation);
         tch::no_grad(|| {
-            // [linear, activation, linear, activation, …, linear]
-            let outs = self.seq.forward_all(xs, None);
-            let logits = outs.last().expect("at least the output layer");
+            let last = layers.len() - 1;
+            for (l, layer) in layers[..last].iter().enumerate() {
+                let input = if l == 0 { xs } else { &s.acts[l - 1] };
+                let _ = layer.b.addmm_out(&s.acts[l], input, &layer.wt);
+                activate(activation, &mut s.acts[l]);
+            }
+            let input = if last == 0 { xs } else { &s.acts[last - 1] };
+            let logits = layers[last].b.addmm(input, &layers[last].wt);
             // d mean(BCE(sigmoid(z), y)) / dz = (sigmoid(z) - y) / n
-            let mut g = (logits.sigmoid() - ys) / xs.size()[0] as f64;
-            for (l, (gw, gb)) in self.grad_slices.iter().enumerate().rev() {
-                let input = if l == 0 { xs } else { &outs[2 * l - 1] };
-                let _ = g.tr().mm_out(gw, input);
-                let _ = g.sum_intlist_out(gb, [0i64].as_slice(), false, g.kind());
+            let _ = logits.sigmoid_out(&s.grads[last]);
+            let _ = s.grads[last].g_sub_(ys).g_div_(&s.divisor);
+            for (l, layer) in layers.iter().enumerate().rev() {
+                let input = if l == 0 { xs } else { &s.acts[l - 1] };
+                let g = &s.grads[l];
+                let _ = s.grads_t[l].mm_out(&layer.gw, input);
+                let _ = g.sum_intlist_out(&layer.gb, [0i64].as_slice(), false, g.kind());
                 if l > 0 {
-                    g = activation_backward(self.activation, &g.mm(&self.params[2 * l].1), input);
+                    let _ = g.mm_out(&s.ups[l], &layer.w);
+                    activation_backward_into(activation, &s.grads[l - 1], &s.ups[l], input);
                 }
             }
-            logits.shallow_clone()
+            logits
         })
     }
 
@@ -216,6 +279,29 @@ pub fn add_activation(seq: nn::Sequential, a: Activation) -> nn::Sequential {
         Activation::Relu => seq.add_fn(|x| x.relu()),
         Activation::Sigmoid => seq.add_fn(|x| x.sigmoid()),
     }
+}
+
+/// The activation, in place.
+pub(crate) fn activate(a: Activation, t: &mut Tensor) {
+    let _ = match a {
+        Activation::Tanh => t.tanh_(),
+        Activation::Relu => t.relu_(),
+        Activation::Sigmoid => t.sigmoid_(),
+    };
+}
+
+/// [`activation_backward`] written into `into`.
+pub(crate) fn activation_backward_into(
+    a: Activation,
+    into: &Tensor,
+    upstream: &Tensor,
+    output: &Tensor,
+) {
+    let _ = match a {
+        Activation::Tanh => Tensor::tanh_backward_grad_input(into, upstream, output),
+        Activation::Sigmoid => Tensor::sigmoid_backward_grad_input(into, upstream, output),
+        Activation::Relu => output.threshold_backward_grad_input(into, upstream, 0),
+    };
 }
 
 /// The gradient at an activation's input from the gradient at its `output`.

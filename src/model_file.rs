@@ -140,8 +140,7 @@ impl SavedModel {
                 Ok((name.clone(), view))
             })
             .collect::<Result<Vec<_>>>()?;
-        safetensors::serialize(views, &Some(self.metadata()?))
-            .map_err(|e| anyhow!("cannot encode the model: {e:?}"))
+        serialize(views, self.metadata()?).context("cannot encode the model")
     }
 
     /// Writes the model to `path` atomically: a crash leaves the old file
@@ -334,5 +333,50 @@ pub fn trained(
         normalization: normalization.clone(),
         versions: VERSIONS,
         layers,
+    }
+}
+
+/// safetensors' bytes for `views` and `metadata`, the header's keys in
+/// sorted order. The crate writes the metadata map in its hash order, which
+/// changes from map to map: the same model would not give the same bytes.
+pub(crate) fn serialize(
+    views: Vec<(String, TensorView<'_>)>,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let bytes = safetensors::serialize(views, &Some(metadata)).map_err(|e| anyhow!("{e:?}"))?;
+    let len = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
+    // serde_json's maps are sorted (no `preserve_order` in this build).
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len])?;
+    let mut text = serde_json::to_vec(&header)?;
+    // The format pads the header with spaces to keep the data 8-byte aligned.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - len);
+    out.extend((text.len() as u64).to_le_bytes());
+    out.extend(text);
+    out.extend(&bytes[8 + len..]);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_model_always_encodes_to_the_same_bytes() {
+        let e = Experiment::preset("baseline").unwrap();
+        let model = trained(
+            &e,
+            7,
+            3,
+            &Normalization::None,
+            crate::model::initial_values(&e, 7),
+        );
+        let bytes = model.to_bytes().unwrap();
+        for _ in 0..20 {
+            assert_eq!(model.to_bytes().unwrap(), bytes);
+        }
+        assert_eq!(SavedModel::from_bytes(&bytes).unwrap(), model);
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert_eq!(header_len % 8, 0, "data stays 8-byte aligned");
     }
 }

@@ -105,15 +105,58 @@ impl State {
 /// `addcdiv_`, so each scaled operand is formed first with the same scalar
 /// kernel the fused op applies (`value * t1` rounds the same either way) and
 /// the op is called with the value 1, which is exact.
+///
+/// Every scalar is a 0-dim tensor of the parameters' kind, made once (or
+/// refilled per step), and every intermediate goes into a tensor made once:
+/// libtorch treats a 0-dim operand exactly as it treats a scalar argument
+/// (the same kernel, the value cast to the same kind), but wrapping a
+/// scalar costs more than the arithmetic on this network's 37 elements.
 pub struct TorchAdam {
     param: Tensor,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
     step: i64,
     lr: f64,
-    eps: f64,
-    /// `1 - beta1` as a tensor of the parameters' kind, for `add_`'s alpha.
+    scalars: Scalars,
+    /// Two tensors shaped as the parameters, for intermediates.
+    scaled: Tensor,
+    denom: Tensor,
+}
+
+/// Adam's constants and per-step values as 0-dim tensors.
+struct Scalars {
+    beta1: Tensor,
     one_minus_beta1: Tensor,
+    beta2: Tensor,
+    one_minus_beta2: Tensor,
+    eps: Tensor,
+    /// Refilled every step.
+    per_step: [Tensor; 2],
+}
+
+impl Scalars {
+    fn new(like: &Tensor, eps: f64) -> Self {
+        let t = |v: f64| {
+            Tensor::from(v)
+                .to_kind(like.kind())
+                .to_device(like.device())
+        };
+        Scalars {
+            beta1: t(ADAM.beta1),
+            one_minus_beta1: t(1.0 - ADAM.beta1),
+            beta2: t(ADAM.beta2),
+            one_minus_beta2: t(1.0 - ADAM.beta2),
+            eps: t(eps),
+            per_step: [t(0.0), t(0.0)],
+        }
+    }
+
+    /// Sets this step's values `a` and `b`.
+    fn fill(&mut self, a: f64, b: f64) {
+        let [ta, tb] = &mut self.per_step;
+        let _ = ta.fill_(a);
+        let _ = tb.fill_(b);
+    }
 }
 
 impl TorchAdam {
@@ -122,13 +165,12 @@ impl TorchAdam {
         Ok(TorchAdam {
             exp_avg: param.zeros_like(),
             exp_avg_sq: param.zeros_like(),
-            one_minus_beta1: Tensor::from(1.0 - ADAM.beta1)
-                .to_kind(param.kind())
-                .to_device(param.device()),
+            scaled: param.zeros_like(),
+            denom: param.zeros_like(),
+            scalars: Scalars::new(&param, eps),
             param,
             step: 0,
             lr,
-            eps,
         })
     }
 
@@ -163,33 +205,38 @@ impl Step for TorchAdam {
             // (powi would round differently).
             let bias_correction1 = 1.0 - beta1.powf(self.step as f64);
             let bias_correction2 = 1.0 - beta2.powf(self.step as f64);
+            let k = &mut self.scalars;
             // exp_avg.mul_(beta1).add_(grad, 1 - beta1): add_ with alpha is
             // a fused multiply-add, as addcmul_ of (grad, alpha) is.
-            let _ = self.exp_avg.g_mul_scalar_(beta1);
-            let _ = self.exp_avg.addcmul_(&grad, &self.one_minus_beta1);
+            let _ = self.exp_avg.g_mul_(&k.beta1);
+            let _ = self.exp_avg.addcmul_(&grad, &k.one_minus_beta1);
             // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2):
             // addcmul computes self + (value * t1) * t2.
-            let _ = self.exp_avg_sq.g_mul_scalar_(beta2);
-            let scaled = grad.g_mul_scalar(1.0 - beta2);
-            let _ = self.exp_avg_sq.addcmul_(&scaled, &grad);
-            let mut denom = self.exp_avg_sq.sqrt().g_div_scalar(bias_correction2.sqrt());
-            let _ = denom.g_add_scalar_(self.eps);
+            let _ = self.exp_avg_sq.g_mul_(&k.beta2);
+            let _ = grad.mul_out(&self.scaled, &k.one_minus_beta2);
+            let _ = self.exp_avg_sq.addcmul_(&self.scaled, &grad);
+            k.fill(bias_correction2.sqrt(), -self.lr / bias_correction1);
+            let [sqrt_bc2, neg_step_size] = &k.per_step;
+            let _ = self.exp_avg_sq.sqrt_out(&self.denom);
+            let _ = self.denom.g_div_(sqrt_bc2).g_add_(&k.eps);
             // p.addcdiv_(exp_avg, denom, -step_size): self + (value * t1) / t2.
-            let step_size = self.lr / bias_correction1;
-            let scaled = self.exp_avg.g_mul_scalar(-step_size);
-            let _ = self.param.addcdiv_(&scaled, &denom);
+            let _ = self.exp_avg.mul_out(&self.scaled, neg_step_size);
+            let _ = self.param.addcdiv_(&self.scaled, &self.denom);
         })
     }
 }
 
-/// Keras's update on the store's (single, flat) variable.
+/// Keras's update on the store's (single, flat) variable, in Keras's order
+/// of operations, with [`TorchAdam`]'s reused tensors.
 pub struct KerasAdam {
     param: Tensor,
     m: Tensor,
     v: Tensor,
     t: i32,
     lr: f64,
-    eps: f64,
+    scalars: Scalars,
+    scratch: Tensor,
+    denom: Tensor,
 }
 
 impl KerasAdam {
@@ -198,10 +245,12 @@ impl KerasAdam {
         Ok(KerasAdam {
             m: param.zeros_like(),
             v: param.zeros_like(),
+            scratch: param.zeros_like(),
+            denom: param.zeros_like(),
+            scalars: Scalars::new(&param, eps),
             param,
             t: 0,
             lr,
-            eps,
         })
     }
 
@@ -224,14 +273,26 @@ impl Step for KerasAdam {
     fn step(&mut self) {
         tch::no_grad(|| {
             self.t += 1;
-            let (b1, b2) = (ADAM.beta1, ADAM.beta2);
             let g = self.param.grad();
             let alpha = keras_alpha(self.lr, self.t, self.param.kind());
-            let _ = self.m.g_add_(&((&g - &self.m) * (1.0 - b1)));
-            let _ = self.v.g_add_(&((g.square() - &self.v) * (1.0 - b2)));
-            let _ = self
-                .param
-                .g_sub_(&((&self.m * alpha) / (self.v.sqrt() + self.eps)));
+            let k = &mut self.scalars;
+            let s = &mut self.scratch;
+            // m += (g - m) * (1 - b1)
+            let _ = g.sub_out(s, &self.m);
+            let _ = s.g_mul_(&k.one_minus_beta1);
+            let _ = self.m.g_add_(s);
+            // v += (g² - v) * (1 - b2)
+            let _ = g.square_out(s);
+            let _ = s.g_sub_(&self.v).g_mul_(&k.one_minus_beta2);
+            let _ = self.v.g_add_(s);
+            // w -= (m * alpha) / (√v + eps)
+            let _ = self.v.sqrt_out(&self.denom);
+            let _ = self.denom.g_add_(&k.eps);
+            k.fill(alpha, 0.0);
+            let alpha = &k.per_step[0];
+            let _ = self.m.mul_out(s, alpha);
+            let _ = s.g_div_(&self.denom);
+            let _ = self.param.g_sub_(s);
         })
     }
 }

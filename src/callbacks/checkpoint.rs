@@ -110,8 +110,7 @@ pub(crate) fn encode_state(
                 .map_err(|e| anyhow!("tensor {name}: {e:?}"))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, &Some(meta))
-        .map_err(|e| anyhow!("cannot encode the checkpoint: {e:?}"))
+    crate::model_file::serialize(views, meta).context("cannot encode the checkpoint")
 }
 
 /// The checkpoint in `path`, decoded by `from_bytes`; errors name the file.

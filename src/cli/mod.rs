@@ -10,8 +10,6 @@ mod resume;
 mod sweep;
 mod train;
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
@@ -111,7 +109,8 @@ Where binclass differs from the article's Keras run (README: \"Faithful to Keras
     exit non-zero); the article's script has no TerminateOnNaN and would go on.
   - Validation runs as one batch (Keras: batches of 30); same mean up to rounding.";
 
-pub fn main() -> ExitCode {
+/// Runs the command line; returns the process's exit status.
+pub fn main() -> i32 {
     // libtorch's failures arrive as panics carrying a C++ backtrace: the
     // hook stays silent and the failure is reported below, as one line.
     std::panic::set_hook(Box::new(|_| {}));
@@ -119,11 +118,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print(); // --help, --version
-            return ExitCode::SUCCESS;
+            return 0;
         }
         Err(e) => {
             note(&one_line(&e.to_string()));
-            return ExitCode::from(2);
+            return 2;
         }
     };
     let result = std::panic::catch_unwind(|| match &cli.command {
@@ -139,16 +138,16 @@ pub fn main() -> ExitCode {
     })
     .unwrap_or_else(|payload| Err(crate::failure::to_error(payload.as_ref())));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) if e.is::<Interrupted>() => {
             note(
                 "interrupted: every finished epoch is in the CSVs and their records say where each stopped",
             );
-            ExitCode::from(130)
+            130
         }
         Err(e) => {
             note(&format!("error: {}", one_line(&format!("{e:#}"))));
-            ExitCode::FAILURE
+            1
         }
     }
 }
