@@ -30,6 +30,22 @@ fn main() {
     let lib_str = lib.to_string_lossy();
     let venv = lib_str.split("/lib/python").next().unwrap_or_default();
     println!("cargo:rustc-env=BINCLASS_VENV_PYTHON={venv}/bin/python");
+    shim(&lib);
+}
+
+/// The C++ shim for what tch does not expose (src/shim/), compiled against
+/// the headers of the same libtorch, as torch-sys compiles its own wrapper.
+fn shim(lib: &Path) {
+    let source = "src/shim/inference_mode.cpp";
+    println!("cargo:rerun-if-changed={source}");
+    cc::Build::new()
+        .cpp(true)
+        .file(source)
+        .include(lib.join("../include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .warnings(false)
+        .compile("binclass_shim");
 }
 
 /// The version string of the torch wheel libtorch came from (e.g. `2.11.0+cu130`).

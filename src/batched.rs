@@ -219,7 +219,7 @@ impl BatchedNetwork {
         };
         let s = &mut self.scratch[i];
         let (layers, activation) = (&self.layers, self.activation);
-        tch::no_grad(|| {
+        crate::inference::inference_mode(|| {
             let xs_wide = xs.unsqueeze(2);
             let sum_1 = [1i64];
             let last = layers.len() - 1;
@@ -352,6 +352,32 @@ mod tests {
                 single_out_w.allclose(&got, 1e-6, 1e-6, false),
                 "grad {r}: {single_out_w:?} {got:?}"
             );
+        }
+    }
+
+    /// The step's tensors are reused across batches of different sizes
+    /// without carrying anything over.
+    #[test]
+    fn reused_step_tensors_carry_nothing_from_one_batch_to_the_next() {
+        let e = Experiment::preset("baseline").unwrap();
+        let seeds = [1u64, 2];
+        let batch = |n: i64| {
+            let x = Tensor::rand([n, 2, 2], (Kind::Float, Device::Cpu));
+            let y = Tensor::rand([n, 1, 2], (Kind::Float, Device::Cpu))
+                .gt(0.5)
+                .to_kind(Kind::Float);
+            (x, y)
+        };
+        let grad = |vs: &nn::VarStore| vs.variables()["params"].grad().copy();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut reused = BatchedNetwork::build(&vs.root(), &e, &seeds, 2);
+        for (x, y) in [batch(30), batch(20), batch(30)] {
+            let logits = reused.train_step(&x, &y);
+            let fresh_vs = nn::VarStore::new(Device::Cpu);
+            let mut fresh = BatchedNetwork::build(&fresh_vs.root(), &e, &seeds, 2);
+            assert!(logits.equal(&fresh.train_step(&x, &y)));
+            assert!(grad(&vs).equal(&grad(&fresh_vs)));
+            assert!(logits.equal(&tch::no_grad(|| reused.forward(&x))));
         }
     }
 

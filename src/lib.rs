@@ -13,6 +13,7 @@ pub mod data;
 pub mod device;
 pub mod failure;
 pub mod fit;
+pub mod inference;
 pub mod interrupt;
 pub mod keras_csv;
 pub mod memory;

@@ -194,7 +194,7 @@ impl TorchAdam {
 
 impl Step for TorchAdam {
     fn step(&mut self) {
-        tch::no_grad(|| {
+        crate::inference::inference_mode(|| {
             let grad = self.param.grad();
             if !grad.defined() {
                 return;
@@ -271,7 +271,7 @@ impl KerasAdam {
 
 impl Step for KerasAdam {
     fn step(&mut self) {
-        tch::no_grad(|| {
+        crate::inference::inference_mode(|| {
             self.t += 1;
             let g = self.param.grad();
             let alpha = keras_alpha(self.lr, self.t, self.param.kind());
