@@ -114,6 +114,8 @@ pub struct TorchAdam {
     eps: f64,
     /// `1 - beta1` as a tensor of the parameters' kind, for `add_`'s alpha.
     one_minus_beta1: Tensor,
+    /// A batched model's learning rate per replica, in place of `lr`.
+    lanes: Option<LaneLr>,
 }
 
 impl TorchAdam {
@@ -129,6 +131,7 @@ impl TorchAdam {
             step: 0,
             lr,
             eps,
+            lanes: None,
         })
     }
 
@@ -175,8 +178,10 @@ impl Step for TorchAdam {
             let mut denom = self.exp_avg_sq.sqrt().g_div_scalar(bias_correction2.sqrt());
             let _ = denom.g_add_scalar_(self.eps);
             // p.addcdiv_(exp_avg, denom, -step_size): self + (value * t1) / t2.
-            let step_size = self.lr / bias_correction1;
-            let scaled = self.exp_avg.g_mul_scalar(-step_size);
+            let scaled = match &self.lanes {
+                None => self.exp_avg.g_mul_scalar(-(self.lr / bias_correction1)),
+                Some(l) => l.scale(&self.exp_avg, |lr| -(lr / bias_correction1)),
+            };
             let _ = self.param.addcdiv_(&scaled, &denom);
         })
     }
@@ -190,6 +195,8 @@ pub struct KerasAdam {
     t: i32,
     lr: f64,
     eps: f64,
+    /// A batched model's learning rate per replica, in place of `lr`.
+    lanes: Option<LaneLr>,
 }
 
 impl KerasAdam {
@@ -202,6 +209,7 @@ impl KerasAdam {
             t: 0,
             lr,
             eps,
+            lanes: None,
         })
     }
 
@@ -226,12 +234,14 @@ impl Step for KerasAdam {
             self.t += 1;
             let (b1, b2) = (ADAM.beta1, ADAM.beta2);
             let g = self.param.grad();
-            let alpha = keras_alpha(self.lr, self.t, self.param.kind());
+            let (t, kind) = (self.t, self.param.kind());
             let _ = self.m.g_add_(&((&g - &self.m) * (1.0 - b1)));
             let _ = self.v.g_add_(&((g.square() - &self.v) * (1.0 - b2)));
-            let _ = self
-                .param
-                .g_sub_(&((&self.m * alpha) / (self.v.sqrt() + self.eps)));
+            let step = match &self.lanes {
+                None => &self.m * keras_alpha(self.lr, t, kind),
+                Some(l) => l.scale(&self.m, |lr| keras_alpha(lr, t, kind)),
+            };
+            let _ = self.param.g_sub_(&(step / (self.v.sqrt() + self.eps)));
         })
     }
 }
@@ -271,6 +281,26 @@ pub fn build_with_eps(
     })
 }
 
+/// A learning rate per replica of a batched model, whose flat parameter
+/// has the replica dimension last (`batched`: per layer `[in, out, R]`
+/// weights then `[out, R]` biases), so that a `[-1, R]` view of it lines up
+/// with one value per replica.
+pub struct LaneLr(Vec<f64>);
+
+impl LaneLr {
+    /// `t` times `factor(lr)` of each element's replica: the factor is
+    /// computed in f64 and rounded to `t`'s kind, as a scalar operand of
+    /// the same op is, so each replica steps exactly as a one-run optimiser
+    /// with its learning rate does.
+    fn scale(&self, t: &Tensor, factor: impl Fn(f64) -> f64) -> Tensor {
+        let f: Vec<f64> = self.0.iter().map(|&lr| factor(lr)).collect();
+        let f = Tensor::from_slice(&f)
+            .to_kind(t.kind())
+            .to_device(t.device());
+        (t.view([-1, self.0.len() as i64]) * f).view([-1])
+    }
+}
+
 /// An optimiser whose state can be saved and restored: what `train` uses,
 /// so that its run can be resumed.
 pub enum Resumable {
@@ -284,6 +314,20 @@ impl Resumable {
             Optimizer::Adam => Resumable::Adam(TorchAdam::new(vs, lr, ADAM.eps)?),
             Optimizer::KerasAdam => Resumable::Keras(KerasAdam::new(vs, lr, ADAM.eps)?),
         })
+    }
+
+    /// [`Resumable::new`] for a batched model with one learning rate per
+    /// lane: the scalar path when they are all equal (a seeds sweep).
+    pub fn per_lane(kind: Optimizer, vs: &nn::VarStore, lrs: Vec<f64>) -> Result<Self> {
+        let mut opt = Self::new(kind, vs, lrs[0])?;
+        if lrs.iter().any(|&lr| lr != lrs[0]) {
+            let lanes = Some(LaneLr(lrs));
+            match &mut opt {
+                Resumable::Adam(o) => o.lanes = lanes,
+                Resumable::Keras(o) => o.lanes = lanes,
+            }
+        }
+        Ok(opt)
     }
 
     pub fn state(&self) -> State {
@@ -473,5 +517,52 @@ mod tests {
             Vec::<f32>::try_from(&p).unwrap(),
             Vec::<f32>::try_from(&after_a).unwrap()
         );
+    }
+
+    /// A per-lane learning rate steps each lane exactly as a one-run
+    /// optimiser with that learning rate steps its parameters.
+    #[test]
+    fn a_lane_learning_rate_steps_each_lane_as_its_own_optimiser_would() {
+        let lrs = [0.03, 0.001, 0.3];
+        let start: Vec<f32> = (0..6).map(|i| i as f32 * 0.25 - 0.6).collect();
+        let grads: Vec<Vec<f32>> = (0..5)
+            .map(|t| {
+                (0..6)
+                    .map(|i| ((i * 7 + t * 3) % 11) as f32 * 0.1 - 0.5)
+                    .collect()
+            })
+            .collect();
+        // `values` stepped by `grads` under `lr`, or (None) the lanes' rates.
+        let run = |kind, lr: Option<f64>, values: &[f32], grads: &[Vec<f32>]| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let p = vs.root().add("params", Tensor::from_slice(values), true);
+            let mut opt = match lr {
+                Some(lr) => Resumable::new(kind, &vs, lr),
+                None => Resumable::per_lane(kind, &vs, lrs.to_vec()),
+            }
+            .unwrap();
+            for g in grads {
+                let mut old = p.grad();
+                if old.defined() {
+                    let _ = old.zero_();
+                }
+                (&p * Tensor::from_slice(g)).sum(Kind::Float).backward();
+                opt.step();
+            }
+            let v = Vec::<f32>::try_from(&p).unwrap();
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        for kind in [Optimizer::Adam, Optimizer::KerasAdam] {
+            // Element i is lane i % 3's, as in a batched model's layout.
+            let together = run(kind, None, &start, &grads);
+            for (lane, &lr) in lrs.iter().enumerate() {
+                let pick = |v: &[f32]| vec![v[lane], v[lane + 3]];
+                let own: Vec<Vec<f32>> = grads.iter().map(|g| pick(g)).collect();
+                let alone = run(kind, Some(lr), &pick(&start), &own);
+                let mine = vec![together[lane], together[lane + 3]];
+                assert_eq!(mine, alone, "{kind:?}, lane {lane}");
+            }
+            assert_ne!(together[0], together[1], "the lanes' rates differ");
+        }
     }
 }

@@ -117,21 +117,6 @@ fn written_by_reproduce(rel: &Path, labels: &[String]) -> bool {
     }
 }
 
-/// Everything below `dir`, folders after their contents.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in dir
-        .read_dir()
-        .with_context(|| format!("cannot read {}", dir.display()))?
-    {
-        let path = entry?.path();
-        if path.is_dir() && !path.is_symlink() {
-            walk(&path, out)?;
-        }
-        out.push(path);
-    }
-    Ok(())
-}
-
 /// An output folder must be new or empty; with `--overwrite`, it may hold
 /// only what an earlier reproduction wrote, which is removed so that none
 /// of its runs mixes into this one. Returns what to remove.
@@ -141,7 +126,7 @@ fn previous_outputs(dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>> {
     }
     let mut found = vec![];
     if dir.is_dir() {
-        walk(dir, &mut found)?;
+        crate::outputs::walk(dir, &mut found)?;
     }
     if found.is_empty() {
         return Ok(found);
