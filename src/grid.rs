@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 
+use crate::callbacks::SeedSummary;
 use crate::config::{Experiment, default_units};
 use crate::outputs;
 use crate::shard::{Manifest, Shard};
@@ -39,6 +40,9 @@ pub const SHAPE_KNOBS: &[&str] = &[
     "epochs",
     "activation",
 ];
+
+/// Each setting's knob values and its seeds' summaries.
+pub type Settings = Vec<(Vec<String>, Finals)>;
 
 /// One varied knob and its values, each as the settings table shows it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -167,20 +171,22 @@ pub fn folder(knobs: &[Knob], values: &[String]) -> String {
         .join(",")
 }
 
-/// The printed table: per setting, its seeds' final and best validation
-/// accuracy as mean ± sd.
+/// The printed table (and REPORT.md's, as Markdown): per setting, its
+/// seeds' final and best validation accuracy as mean ± sd.
 pub fn table(flags: &[&str], rows: &[(Vec<String>, Finals)]) -> String {
     let mut t = String::new();
+    let head = [flags, &["seeds", "final val_binary_accuracy", "best"]].concat();
     let _ = writeln!(
         t,
-        "{} | seeds | final val_binary_accuracy | best",
-        flags.join(" | ")
+        "| {} |\n|{}",
+        head.join(" | "),
+        "---|".repeat(head.len())
     );
     for (values, finals) in rows {
         let (fin, best) = final_and_best(finals);
         let _ = writeln!(
             t,
-            "{} | {} | {} | {}",
+            "| {} | {} | {} | {} |",
             values.join(" | "),
             finals.len(),
             mean_sd_text(&fin),
@@ -188,6 +194,42 @@ pub fn table(flags: &[&str], rows: &[(Vec<String>, Finals)]) -> String {
         );
     }
     t
+}
+
+/// A varied sweep's `summary.csv` read back: its knobs, and per setting
+/// (rows in the file's order) its values and seeds' summaries.
+pub fn read_summary(path: &Path) -> Result<(Vec<String>, Settings)> {
+    let bad = || format!("{} is not a sweep's summary.csv", path.display());
+    let mut r = csv::Reader::from_path(path).with_context(bad)?;
+    let header: Vec<String> = r
+        .headers()
+        .with_context(bad)?
+        .iter()
+        .map(String::from)
+        .collect();
+    let k = header.iter().position(|h| h == "seed").with_context(bad)?;
+    let mut rows: Settings = vec![];
+    for rec in r.records() {
+        let rec = rec.with_context(bad)?;
+        let field = |i: usize| rec.get(i).unwrap_or_default();
+        let values: Vec<String> = (0..k).map(|i| field(i).to_string()).collect();
+        let seed = field(k).parse().ok().with_context(bad)?;
+        let summary = (field(k + 4) == "true")
+            .then(|| -> Option<SeedSummary> {
+                Some(SeedSummary {
+                    final_acc: field(k + 1).parse().ok()?,
+                    best_acc: field(k + 2).parse().ok()?,
+                    best_epoch: field(k + 3).parse().ok()?,
+                })
+            })
+            .map(|s| s.with_context(bad))
+            .transpose()?;
+        match rows.last_mut() {
+            Some((v, f)) if *v == values => f.push((seed, summary)),
+            _ => rows.push((values, vec![(seed, summary)])),
+        }
+    }
+    Ok((header[..k].to_vec(), rows))
 }
 
 /// A sweep over a grid (or one shard of a sweep): a job per setting, each
@@ -316,7 +358,7 @@ impl GridSweep {
     /// Trains every setting (a plain sweep as `sweep` does, with
     /// `--resume`), writes the grid's `summary.csv` and, for a shard, its
     /// `shard.json`; each setting's values and seeds' summaries.
-    pub fn run(&self, bar: &ProgressBar) -> Result<Vec<(Vec<String>, Finals)>> {
+    pub fn run(&self, bar: &ProgressBar) -> Result<Settings> {
         let finals = match self.jobs.as_slice() {
             [(values, job)] if !self.varied() => vec![(values.clone(), job.run(bar)?)],
             jobs => {

@@ -14,6 +14,7 @@ use crate::callbacks::VERSIONS;
 use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
 use crate::device;
+use crate::grid::{self, Grid, GridSweep};
 use crate::stats::mean_sd_text;
 use crate::sweep::{self, Finals, Job};
 
@@ -22,6 +23,15 @@ fn python() -> PathBuf {
     std::env::var_os("BINCLASS_PLOT_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("BINCLASS_VENV_PYTHON")))
+}
+
+/// A curve whose files may replace an earlier one's.
+fn replacing(curve: &GridSweep) -> GridSweep {
+    let mut c = curve.clone();
+    for (_, job) in &mut c.jobs {
+        job.overwrite = true;
+    }
+    c
 }
 
 /// Runs `scripts/<name>` with the project's python; a failure is one line,
@@ -68,6 +78,36 @@ fn boundary(model: &Path, out: &Path) -> Result<()> {
     )
 }
 
+/// A curve beyond the article: the baseline with knobs varied.
+pub struct CurveSpec {
+    pub label: &'static str,
+    /// `--vary` flags, the first on the x axis.
+    pub vary: &'static [&'static str],
+    /// What it shows, for REPORT.md.
+    pub shows: &'static str,
+}
+
+/// The preset every curve varies.
+const CURVE_PRESET: &str = "baseline";
+
+pub const CURVES: &[CurveSpec] = &[
+    CurveSpec {
+        label: "noise-curve",
+        vary: &["noise-rate=0,0.1,0.2,0.3,0.4,0.5"],
+        shows: "Label noise costs what it flips: final accuracy follows the ceiling 1 − rate (a model that learns the true boundary is wrong on every flipped label), down to chance at 0.5.",
+    },
+    CurveSpec {
+        label: "scale-curve",
+        vary: &["scale=1,10,100,1000,10000", "normalize=none,standard"],
+        shows: "Raw features train well at ×1 and ×10 and grow unstable and worse as the scale grows (tanh saturates); z-scored, every scale trains as the baseline does.",
+    },
+    CurveSpec {
+        label: "shift-curve",
+        vary: &["shift=0,1,10,100,1000", "normalize=none,standard"],
+        shows: "Raw features lose accuracy as the shift grows and learn nothing from +100 on (every input saturates tanh alike); z-scored, every shift trains as the baseline does.",
+    },
+];
+
 /// The experiments `reproduce` runs: the article's six, then the two
 /// broken ones normalised.
 fn variants() -> Vec<(String, &'static str, Normalize)> {
@@ -98,23 +138,35 @@ fn written_by_reproduce(rel: &Path, labels: &[String]) -> bool {
             }) || (png.starts_with('.') && png.ends_with(".tmp"))
         }
         ["runs", label] => is_label(label),
+        // A curve's settings too: runs/noise-curve/noise-rate=0.1/baseline-seed0.csv
         ["runs", label, file] => {
-            let stem = file
-                .strip_suffix(".csv.json")
-                .or(file.strip_suffix(".csv"))
-                .or(file.strip_suffix(".safetensors"));
-            let run = stem
-                .and_then(|s| s.rsplit_once("-seed"))
-                .is_some_and(|(preset, seed)| {
-                    label.starts_with(preset) && seed.parse::<u64>().is_ok()
-                });
-            // A batch's checkpoint, left by a reproduction killed part-way.
-            let checkpoint = file.starts_with("batch-") && file.ends_with(".ckpt");
-            is_label(label)
-                && (*file == "summary.csv" || run || checkpoint || file.starts_with('.'))
+            (is_label(label) && run_file(file, |p| label.starts_with(p)))
+                || (is_curve(label) && file.contains('='))
+        }
+        ["runs", curve, setting, file] => {
+            is_curve(curve) && setting.contains('=') && run_file(file, |p| p == CURVE_PRESET)
         }
         _ => false,
     }
+}
+
+fn is_curve(label: &str) -> bool {
+    CURVES.iter().any(|c| c.label == label)
+}
+
+/// A file a sweep writes in its folder: a run's (of a preset `preset_ok`
+/// accepts), the summary, a batch's checkpoint left by a reproduction
+/// killed part-way, or a hidden temporary.
+fn run_file(file: &str, preset_ok: impl Fn(&str) -> bool) -> bool {
+    let stem = file
+        .strip_suffix(".csv.json")
+        .or(file.strip_suffix(".csv"))
+        .or(file.strip_suffix(".safetensors"));
+    let run = stem
+        .and_then(|s| s.rsplit_once("-seed"))
+        .is_some_and(|(preset, seed)| preset_ok(preset) && seed.parse::<u64>().is_ok());
+    let checkpoint = file.starts_with("batch-") && file.ends_with(".ckpt");
+    file == "summary.csv" || run || checkpoint || file.starts_with('.')
 }
 
 /// An output folder must be new or empty; with `--overwrite`, it may hold
@@ -137,7 +189,11 @@ fn previous_outputs(dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>> {
             dir.display()
         );
     }
-    let labels: Vec<String> = variants().into_iter().map(|(l, _, _)| l).collect();
+    let labels: Vec<String> = variants()
+        .into_iter()
+        .map(|(l, _, _)| l)
+        .chain(CURVES.iter().map(|c| c.label.to_string()))
+        .collect();
     for path in &found {
         let rel = path.strip_prefix(dir).unwrap_or(path);
         if !written_by_reproduce(rel, &labels) {
@@ -192,12 +248,17 @@ pub struct Reproduction {
 /// What a reproduction trains and compares, checked and ready.
 pub struct Plan {
     pub jobs: Vec<(String, Job)>,
+    /// The curves beyond the article ([`CURVES`]), and whether each is
+    /// already finished (on `--resume`).
+    pub curves: Vec<(&'static CurveSpec, GridSweep, bool)>,
     keras: BTreeMap<String, Vec<compare::Curve>>,
 }
 
 impl Plan {
     pub fn seed_epochs(&self) -> u64 {
-        self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
+        let curves = self.curves.iter().filter(|(_, _, done)| !done);
+        self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum::<u64>()
+            + curves.map(|(_, g, _)| g.seed_epochs()).sum::<u64>()
     }
 }
 
@@ -230,6 +291,7 @@ impl Reproduction {
         let previous = previous_outputs(&self.dir, self.overwrite)?;
         let keras = self.keras_runs()?;
         let jobs = self.jobs()?;
+        let curves = self.curves()?;
         for (_, job) in &jobs {
             Job {
                 overwrite: true,
@@ -237,13 +299,23 @@ impl Reproduction {
             }
             .check()?;
         }
+        for (_, curve, _) in &curves {
+            replacing(curve).check()?;
+        }
         remove_all(&previous)?;
         for (_, job) in &jobs {
             job.prepare()?;
         }
+        for (_, curve, _) in &curves {
+            curve.prepare()?;
+        }
         std::fs::create_dir_all(self.dir.join("figures"))
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        Ok(Plan { jobs, keras })
+        Ok(Plan {
+            jobs,
+            curves,
+            keras,
+        })
     }
 
     /// `--resume`: the folder must hold an earlier reproduction (and only
@@ -266,9 +338,56 @@ impl Reproduction {
         for (_, job) in &jobs {
             job.prepare()?;
         }
+        // A curve is kept once its summary is written; else it starts over.
+        let mut curves = self.curves()?;
+        for (_, curve, done) in &mut curves {
+            *done = curve.dir.join("summary.csv").is_file();
+            if !*done {
+                *curve = replacing(curve);
+                curve.prepare()?;
+            }
+        }
         std::fs::create_dir_all(self.dir.join("figures"))
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        Ok(Plan { jobs, keras })
+        Ok(Plan {
+            jobs,
+            curves,
+            keras,
+        })
+    }
+
+    /// The curves beyond the article, over the same seeds and epochs.
+    fn curves(&self) -> Result<Vec<(&'static CurveSpec, GridSweep, bool)>> {
+        CURVES
+            .iter()
+            .map(|c| {
+                let exp = Experiment::resolve(
+                    CURVE_PRESET,
+                    &Overrides {
+                        epochs: self.epochs,
+                        ..Default::default()
+                    },
+                )?;
+                let base = self.job(exp, c.label);
+                let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
+                let grid = Grid::parse(&base.exp, &vary, false)?;
+                Ok((c, GridSweep::new(&base, grid, None)?, false))
+            })
+            .collect()
+    }
+
+    /// A sweep of `exp` over the reproduction's seeds into `runs/<label>`.
+    fn job(&self, exp: Experiment, label: &str) -> Job {
+        Job {
+            exp,
+            seeds: 0..=self.seeds - 1,
+            dir: self.dir.join("runs").join(label),
+            device: self.device,
+            overwrite: false,
+            resume: false,
+            chunk: None,
+            threads: self.threads,
+        }
     }
 
     fn jobs(&self) -> Result<Vec<(String, Job)>> {
@@ -283,16 +402,7 @@ impl Reproduction {
                         ..Default::default()
                     },
                 )?;
-                let job = Job {
-                    exp,
-                    seeds: 0..=self.seeds - 1,
-                    dir: self.dir.join("runs").join(&label),
-                    device: self.device,
-                    overwrite: false,
-                    resume: false,
-                    chunk: None,
-                    threads: self.threads,
-                };
+                let job = self.job(exp, &label);
                 Ok((label, job))
             })
             .collect()
@@ -310,6 +420,14 @@ impl Reproduction {
             trained
                 .timings
                 .push((label.clone(), start.elapsed().as_secs_f64()));
+        }
+        for (spec, curve, done) in &plan.curves {
+            let start = Instant::now();
+            if !done {
+                curve.run(bar)?;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            trained.timings.push((spec.label.to_string(), secs));
         }
         Ok(trained)
     }
@@ -381,6 +499,17 @@ impl Reproduction {
                 )?;
             }
         }
+        for (spec, curve, _) in &plan.curves {
+            let out = self.dir.join("figures").join(format!("{}.png", spec.label));
+            let title = format!(
+                "{}: final validation accuracy ({} seeds a point)",
+                curve.grid.knobs[0].flag, self.seeds
+            );
+            let args = [curve.dir.join("summary.csv"), "--out".into(), out.clone()];
+            let mut args: Vec<OsString> = args.into_iter().map(|a| a.into()).collect();
+            args.extend(["--title".into(), title.into()]);
+            script("plot_grid.py", args, &out)?;
+        }
         Ok(())
     }
 
@@ -426,6 +555,7 @@ impl Reproduction {
                 figures_md(label, job)
             );
         }
+        md += &curves_md(plan)?;
         Ok(md + &self.timings(trained))
     }
 
@@ -444,6 +574,26 @@ impl Trained {
     pub fn total(&self) -> f64 {
         self.timings.iter().map(|(_, s)| s).sum()
     }
+}
+
+/// REPORT.md's curves beyond the article: what each shows, its figure and
+/// its table (read back from its summary, so a resumed reproduction's
+/// report equals an uninterrupted one's).
+fn curves_md(plan: &Plan) -> Result<String> {
+    let mut md = "## Beyond the article\n\nThe baseline with one setting varied, every point over the same seeds (`binclass sweep --vary`; drawn by `scripts/plot_grid.py`, mean line and ± sd band).\n\n".to_string();
+    for (spec, curve, _) in &plan.curves {
+        let (flags, rows) = grid::read_summary(&curve.dir.join("summary.csv"))?;
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let _ = writeln!(
+            md,
+            "### {0}\n\n{1} (`--vary {2}`.)\n\n<img src=\"figures/{0}.png\" alt=\"{0}\" width=\"60%\">\n\n{3}",
+            spec.label,
+            spec.shows,
+            spec.vary.join(" --vary "),
+            grid::table(&flags, &rows)
+        );
+    }
+    Ok(md)
 }
 
 /// The sentence REPORT.md puts above an experiment's figure.

@@ -5,6 +5,8 @@ use std::process::Command;
 
 use binclass::config::PRESETS;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_binclass");
 
 fn fake_reference(dir: &Path) {
@@ -121,6 +123,26 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
     }
     assert!(report.contains(binclass::compare::RULE));
     assert!(report.contains("## Timings"));
+    // The curves beyond the article: a figure, its sentence and its table each.
+    assert!(report.contains("## Beyond the article"));
+    for (curve, setting) in [
+        ("noise-curve", "noise-rate=0.5"),
+        ("scale-curve", "scale=10000,normalize=standard"),
+        ("shift-curve", "shift=1000,normalize=none"),
+    ] {
+        let png = std::fs::read(out.join(format!("figures/{curve}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{curve}");
+        assert!(report.contains(&format!("<img src=\"figures/{curve}.png\"")));
+        let runs = out.join(format!("runs/{curve}/{setting}"));
+        assert!(
+            runs.join("baseline-seed1.safetensors").exists(),
+            "{setting}"
+        );
+        let summary =
+            std::fs::read_to_string(out.join(format!("runs/{curve}/summary.csv"))).unwrap();
+        assert!(summary.lines().count() > 2 * 5, "{curve}: {summary}");
+    }
+    assert!(report.contains("| 0.5 | 2 | "), "the noise curve's table");
 
     // `compare` takes the folder reproduce wrote as it is; with --epochs 2
     // no run is the article's preset, so each is listed without a reference.
@@ -255,8 +277,11 @@ fn other_epochs_are_compared_over_the_epochs_both_sides_have() {
 fn runs_of(out: &Path) -> Vec<(String, Vec<u8>)> {
     let mut found = vec![];
     for label in std::fs::read_dir(out.join("runs")).unwrap() {
-        for f in std::fs::read_dir(label.unwrap().path()).unwrap() {
-            let p = f.unwrap().path();
+        // A curve's settings are folders of their own.
+        for p in common::files_in(&label.unwrap().path()) {
+            if p.is_dir() {
+                continue;
+            }
             let name = p.strip_prefix(out).unwrap().to_string_lossy().into_owned();
             let bytes = std::fs::read(&p).unwrap();
             if name.ends_with(".safetensors") {
