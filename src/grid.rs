@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use std::ops::RangeInclusive;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -248,12 +248,19 @@ impl GridSweep {
     /// `base`'s seeds over every setting of `grid` (none: `base` alone),
     /// restricted to `shard`'s slice; each job's folder is its setting's.
     pub fn new(base: &Job, grid: Grid, shard: Option<Shard>) -> Result<Self> {
-        let per = base.seeds.end() - base.seeds.start() + 1;
-        let total = per * grid.settings.len() as u64;
+        let total = (base.seeds.end() - base.seeds.start() + 1) * grid.settings.len() as u64;
         let slice = match shard {
             Some(s) => s.slice(total)?,
             None => 0..total,
         };
+        let mut sweep = Self::in_slice(base, grid, slice);
+        sweep.shard = shard;
+        Ok(sweep)
+    }
+
+    /// The replicas `slice` of the grid's (setting, seed) replicas, in
+    /// order (a reproduction's shard): no `shard.json` of its own.
+    pub fn in_slice(base: &Job, grid: Grid, slice: Range<u64>) -> Self {
         let mut jobs = vec![];
         for (i, setting) in grid.settings.iter().enumerate() {
             if let Some(seeds) = Shard::seeds_in(i as u64, &base.seeds, &slice) {
@@ -269,11 +276,19 @@ impl GridSweep {
             dir: base.dir.clone(),
             grid,
             jobs,
-            shard,
+            shard: None,
             seeds: base.seeds.clone(),
         };
         sweep.place(&base.dir.clone());
-        Ok(sweep)
+        sweep
+    }
+
+    /// The replicas it trains: settings × seeds (in this shard).
+    pub fn replicas(&self) -> u64 {
+        self.jobs
+            .iter()
+            .map(|(_, j)| j.seeds.end() - j.seeds.start() + 1)
+            .sum()
     }
 
     fn varied(&self) -> bool {
@@ -293,22 +308,31 @@ impl GridSweep {
 
     /// What `merge` checks its shards against: the command's settings and seeds.
     pub fn plan(&self) -> serde_json::Value {
-        let settings: Vec<serde_json::Value> = self
-            .grid
-            .settings
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "folder": folder(&self.grid.knobs, &s.values),
-                    "experiment": s.exp,
-                })
-            })
-            .collect();
         serde_json::json!({
             "knobs": self.grid.knobs,
             "seeds": [self.seeds.start(), self.seeds.end()],
-            "settings": settings,
+            "settings": self.planned_settings(""),
         })
+    }
+
+    /// Each setting's folder (below `under`) and experiment, which `merge`
+    /// checks every record against.
+    pub fn planned_settings(&self, under: &str) -> Vec<serde_json::Value> {
+        self.grid
+            .settings
+            .iter()
+            .map(|s| {
+                let name = folder(&self.grid.knobs, &s.values);
+                let path = match (under, name.as_str()) {
+                    ("", n) | (n, "") => n.to_string(),
+                    (u, n) => format!("{u}/{n}"),
+                };
+                serde_json::json!({
+                    "folder": path,
+                    "experiment": s.exp,
+                })
+            })
+            .collect()
     }
 
     /// Checks every job and the grid's own files; creates nothing.
@@ -359,6 +383,9 @@ impl GridSweep {
     /// `--resume`), writes the grid's `summary.csv` and, for a shard, its
     /// `shard.json`; each setting's values and seeds' summaries.
     pub fn run(&self, bar: &ProgressBar) -> Result<Settings> {
+        if self.jobs.is_empty() {
+            return Ok(vec![]); // none of its replicas is in this shard
+        }
         let finals = match self.jobs.as_slice() {
             [(values, job)] if !self.varied() => vec![(values.clone(), job.run(bar)?)],
             jobs => {

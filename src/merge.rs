@@ -22,6 +22,9 @@ pub struct Merge {
     summaries: BTreeMap<PathBuf, Vec<PathBuf>>,
     pub command: String,
     pub shards: u64,
+    plan: serde_json::Value,
+    /// Each part's training seconds, summed over the shards.
+    timings: Vec<(String, f64)>,
 }
 
 /// Reads and checks the shards' manifests: one command and plan, every
@@ -90,6 +93,8 @@ impl Merge {
             summaries: BTreeMap::new(),
             command: first.command.clone(),
             shards: first.shard.count,
+            plan: first.plan.clone(),
+            timings: summed_timings(&shards),
         };
         let mut owner: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
         for (manifest, dir) in &shards {
@@ -157,8 +162,29 @@ impl Merge {
             outputs::make_parent(&to)?;
             outputs::write_atomic(&to, &joined_csv(parts)?)?;
         }
+        if self.command == "reproduce" {
+            crate::reproduce::Reproduction::finish_merged(
+                &self.out,
+                &self.plan,
+                self.timings.clone(),
+            )?;
+        }
         Ok(self.copies.len() + self.summaries.len())
     }
+}
+
+/// The shards' training seconds per part, in the first shard's order of parts.
+fn summed_timings(shards: &[(Manifest, PathBuf)]) -> Vec<(String, f64)> {
+    let mut sums: Vec<(String, f64)> = vec![];
+    for (m, _) in shards {
+        for (label, secs) in &m.timings {
+            match sums.iter_mut().find(|(l, _)| l == label) {
+                Some((_, s)) => *s += secs,
+                None => sums.push((label.clone(), *secs)),
+            }
+        }
+    }
+    sums
 }
 
 /// A run's record must be of the setting its folder holds in the plan.

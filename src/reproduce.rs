@@ -15,6 +15,7 @@ use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
 use crate::device;
 use crate::grid::{self, Grid, GridSweep};
+use crate::shard::Shard;
 use crate::stats::mean_sd_text;
 use crate::sweep::{self, Finals, Job};
 
@@ -130,7 +131,7 @@ fn written_by_reproduce(rel: &Path, labels: &[String]) -> bool {
     let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
     let is_label = |l: &str| labels.iter().any(|x| x == l);
     match parts.as_slice() {
-        ["REPORT.md"] | ["runs"] | ["figures"] => true,
+        ["REPORT.md"] | ["runs"] | ["figures"] | ["shard.json"] => true,
         // A figure, or its temporary file left by a reproduction killed mid-save.
         ["figures", png] => {
             png.strip_suffix(".png").is_some_and(|stem| {
@@ -229,7 +230,11 @@ fn common_epochs(ours: i64, keras: &[compare::Curve]) -> usize {
         .min(ours as usize)
 }
 
+/// The curves a reproduction trains, and whether each is already finished.
+pub type Curves = Vec<(&'static CurveSpec, GridSweep, bool)>;
+
 /// One reproduction of the article: every experiment over seeds `0..seeds`.
+#[derive(Clone)]
 pub struct Reproduction {
     pub dir: PathBuf,
     pub seeds: u64,
@@ -243,6 +248,9 @@ pub struct Reproduction {
     /// Continue the reproduction in `dir` (`--resume`): experiments
     /// finished are kept, the others resume as `sweep --resume` does.
     pub resume: bool,
+    /// Train only this slice of the (experiment or curve setting, seed)
+    /// replicas; `merge` joins the shards and makes the report.
+    pub shard: Option<Shard>,
 }
 
 /// What a reproduction trains and compares, checked and ready.
@@ -250,7 +258,7 @@ pub struct Plan {
     pub jobs: Vec<(String, Job)>,
     /// The curves beyond the article ([`CURVES`]), and whether each is
     /// already finished (on `--resume`).
-    pub curves: Vec<(&'static CurveSpec, GridSweep, bool)>,
+    pub curves: Curves,
     keras: BTreeMap<String, Vec<compare::Curve>>,
 }
 
@@ -290,8 +298,7 @@ impl Reproduction {
         }
         let previous = previous_outputs(&self.dir, self.overwrite)?;
         let keras = self.keras_runs()?;
-        let jobs = self.jobs()?;
-        let curves = self.curves()?;
+        let (jobs, curves) = self.share()?;
         for (_, job) in &jobs {
             Job {
                 overwrite: true,
@@ -330,7 +337,7 @@ impl Reproduction {
             );
         }
         let keras = self.keras_runs()?;
-        let mut jobs = self.jobs()?;
+        let (mut jobs, mut curves) = self.share()?;
         for (_, job) in &mut jobs {
             job.resume = std::fs::read_dir(&job.dir).is_ok_and(|mut d| d.next().is_some());
             job.check()?;
@@ -339,7 +346,6 @@ impl Reproduction {
             job.prepare()?;
         }
         // A curve is kept once its summary is written; else it starts over.
-        let mut curves = self.curves()?;
         for (_, curve, done) in &mut curves {
             *done = curve.dir.join("summary.csv").is_file();
             if !*done {
@@ -357,23 +363,82 @@ impl Reproduction {
     }
 
     /// The curves beyond the article, over the same seeds and epochs.
-    fn curves(&self) -> Result<Vec<(&'static CurveSpec, GridSweep, bool)>> {
-        CURVES
+    fn curve(&self, c: &CurveSpec) -> Result<(Job, Grid)> {
+        let exp = Experiment::resolve(
+            CURVE_PRESET,
+            &Overrides {
+                epochs: self.epochs,
+                ..Default::default()
+            },
+        )?;
+        let base = self.job(exp, c.label);
+        let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
+        let grid = Grid::parse(&base.exp, &vary, false)?;
+        Ok((base, grid))
+    }
+
+    /// What this reproduction trains: every experiment and curve, or with
+    /// `--shard` its slice of their replicas (experiments first, in order,
+    /// then the curves' settings), leaving out those with none in it.
+    fn share(&self) -> Result<(Vec<(String, Job)>, Curves)> {
+        let jobs = self.jobs()?;
+        let grids: Vec<(&'static CurveSpec, Job, Grid)> = CURVES
             .iter()
-            .map(|c| {
-                let exp = Experiment::resolve(
-                    CURVE_PRESET,
-                    &Overrides {
-                        epochs: self.epochs,
-                        ..Default::default()
-                    },
-                )?;
-                let base = self.job(exp, c.label);
-                let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
-                let grid = Grid::parse(&base.exp, &vary, false)?;
-                Ok((c, GridSweep::new(&base, grid, None)?, false))
+            .map(|c| self.curve(c).map(|(b, g)| (c, b, g)))
+            .collect::<Result<_>>()?;
+        let sizes: Vec<u64> = jobs
+            .iter()
+            .map(|(_, j)| j.count())
+            .chain(
+                grids
+                    .iter()
+                    .map(|(_, b, g)| b.count() * g.settings.len() as u64),
+            )
+            .collect();
+        let ranges = match self.shard {
+            Some(s) => s.split(&sizes)?,
+            None => sizes.iter().map(|&n| 0..n).collect(),
+        };
+        let (job_ranges, curve_ranges) = ranges.split_at(jobs.len());
+        let jobs = jobs
+            .into_iter()
+            .zip(job_ranges)
+            .filter_map(|((label, job), r)| {
+                let seeds = Shard::seeds_in(0, &job.seeds, r)?;
+                Some((label, Job { seeds, ..job }))
             })
-            .collect()
+            .collect();
+        let curves = grids
+            .into_iter()
+            .zip(curve_ranges)
+            .map(|((c, base, grid), r)| (c, GridSweep::in_slice(&base, grid, r.clone()), false))
+            .filter(|(_, g, _)| g.replicas() > 0)
+            .collect();
+        Ok((jobs, curves))
+    }
+
+    /// The whole reproduction's settings, which every shard's `shard.json`
+    /// holds and `merge` checks the records against.
+    pub fn shard_plan(&self) -> Result<serde_json::Value> {
+        let whole = Reproduction {
+            shard: None,
+            ..self.clone()
+        };
+        let (jobs, curves) = whole.share()?;
+        let mut settings: Vec<serde_json::Value> = jobs
+            .iter()
+            .map(|(l, j)| serde_json::json!({"folder": format!("runs/{l}"), "experiment": j.exp}))
+            .collect();
+        for (c, g, _) in &curves {
+            settings.extend(g.planned_settings(&format!("runs/{}", c.label)));
+        }
+        Ok(serde_json::json!({
+            "seeds": self.seeds,
+            "epochs": self.epochs,
+            "margin": self.margin,
+            "reference": self.reference,
+            "settings": settings,
+        }))
     }
 
     /// A sweep of `exp` over the reproduction's seeds into `runs/<label>`.
@@ -511,6 +576,43 @@ impl Reproduction {
             script("plot_grid.py", args, &out)?;
         }
         Ok(())
+    }
+
+    /// After training: the comparison, the figures and `REPORT.md`.
+    pub fn finish(&self, plan: &Plan, trained: &Trained) -> Result<Vec<compare::Row>> {
+        let (rows, shortened) = self.compare(plan)?;
+        self.figures(plan)?;
+        let report = self.report(plan, trained, &rows, &shortened)?;
+        crate::outputs::write_atomic(&self.dir.join("REPORT.md"), report.as_bytes())?;
+        Ok(rows)
+    }
+
+    /// A merged reproduction's folder (`binclass merge` of its shards,
+    /// every run finished) completed as the unsharded one is: continued
+    /// as `--resume` does, nothing left to train, then [`Reproduction::finish`];
+    /// the timings are the shards' summed.
+    pub fn finish_merged(
+        dir: &Path,
+        plan: &serde_json::Value,
+        timings: Vec<(String, f64)>,
+    ) -> Result<()> {
+        let bad = || anyhow::anyhow!("the shards' plan is not a reproduction's");
+        let r = Reproduction {
+            dir: dir.to_path_buf(),
+            seeds: plan["seeds"].as_u64().ok_or_else(bad)?,
+            device: tch::Device::Cpu,
+            threads: 1,
+            epochs: plan["epochs"].as_i64(),
+            reference: serde_json::from_value(plan["reference"].clone())?,
+            margin: plan["margin"].as_f64().ok_or_else(bad)?,
+            overwrite: false,
+            resume: true,
+            shard: None,
+        };
+        let p = r.prepare()?;
+        let mut trained = r.train(&p, &indicatif::ProgressBar::hidden())?;
+        trained.timings = timings;
+        r.finish(&p, &trained).map(|_| ())
     }
 
     /// REPORT.md: the comparison, the rule, a figure per experiment, timings.

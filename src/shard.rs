@@ -51,6 +51,24 @@ impl Shard {
         Ok(at(self.index)..at(self.index + 1))
     }
 
+    /// This shard's part of each of several units of work (in order,
+    /// `sizes[i]` replicas each), as each unit's own replica numbers.
+    pub fn split(&self, sizes: &[u64]) -> Result<Vec<std::ops::Range<u64>>> {
+        let slice = self.slice(sizes.iter().sum())?;
+        let mut start = 0;
+        Ok(sizes
+            .iter()
+            .map(|&n| {
+                let (a, b) = (
+                    slice.start.clamp(start, start + n),
+                    slice.end.clamp(start, start + n),
+                );
+                start += n;
+                a - (start - n)..b - (start - n)
+            })
+            .collect())
+    }
+
     /// The seeds of `seeds` (the `setting`-th setting's) that fall in
     /// `slice` of the replicas, or `None`.
     pub fn seeds_in(
@@ -74,6 +92,10 @@ pub struct Manifest {
     pub shard: Shard,
     /// The whole command's plan (settings, seeds), equal across its shards.
     pub plan: serde_json::Value,
+    /// Seconds each part took to train in this shard (a reproduction's
+    /// experiments and curves), summed by `merge` for the report.
+    #[serde(default)]
+    pub timings: Vec<(String, f64)>,
 }
 
 impl Manifest {
@@ -83,6 +105,7 @@ impl Manifest {
             command: command.into(),
             shard,
             plan,
+            timings: vec![],
         }
     }
 
@@ -143,6 +166,15 @@ mod tests {
         assert_eq!(Shard::seeds_in(2, &seeds, &slice), None);
         let slice = Shard { index: 0, count: 2 }.slice(12).unwrap();
         assert_eq!(Shard::seeds_in(1, &seeds, &slice), Some(5..=6));
+    }
+
+    #[test]
+    fn a_split_gives_each_unit_its_part_of_the_slice() {
+        // 3 + 5 + 2 replicas, 3 shards: 0..3, 3..6, 6..10.
+        let s = Shard { index: 1, count: 3 };
+        assert_eq!(s.split(&[3, 5, 2]).unwrap(), [3..3, 0..3, 0..0]);
+        let s = Shard { index: 2, count: 3 };
+        assert_eq!(s.split(&[3, 5, 2]).unwrap(), [3..3, 3..5, 0..2]);
     }
 
     #[test]

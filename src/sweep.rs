@@ -51,7 +51,8 @@ impl Job {
             .collect()
     }
 
-    fn count(&self) -> u64 {
+    /// Its seeds.
+    pub fn count(&self) -> u64 {
         self.seeds.end() - self.seeds.start() + 1
     }
 

@@ -296,6 +296,20 @@ fn runs_of(out: &Path) -> Vec<(String, Vec<u8>)> {
     found
 }
 
+/// `reproduce` into `out` with the fake reference, quiet, and `more`.
+fn reproduce_args(out: &str, more: &[&str]) -> Vec<String> {
+    let base = [
+        "reproduce",
+        "--out-dir",
+        out,
+        "--reference",
+        "ref",
+        "--verbose",
+        "0",
+    ];
+    common::with(&base, more)
+}
+
 /// REPORT.md without its timings, which differ between any two runs.
 fn report_without_timings(out: &Path) -> String {
     let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
@@ -307,20 +321,7 @@ fn a_killed_reproduction_resumes_to_the_same_runs_and_report() {
     let dir = tempfile::tempdir().unwrap();
     fake_reference(&dir.path().join("ref"));
     let settings = ["--seeds", "2", "--epochs", "3"];
-    let full = |out: &str, more: &[&str]| {
-        let mut a = vec![
-            "reproduce",
-            "--out-dir",
-            out,
-            "--reference",
-            "ref",
-            "--verbose",
-            "0",
-        ];
-        a.extend_from_slice(&settings);
-        a.extend_from_slice(more);
-        a.into_iter().map(String::from).collect::<Vec<_>>()
-    };
+    let full = |out: &str, more: &[&str]| reproduce_args(out, &[&settings[..], more].concat());
     let o = Command::new(BIN)
         .args(full("whole", &[]))
         .current_dir(dir.path())
@@ -372,4 +373,44 @@ fn a_killed_reproduction_resumes_to_the_same_runs_and_report() {
     let o = reproduce(dir.path(), &["--seeds", "2", "--epochs", "4", "--resume"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("`epochs` 3, but this command has 4"));
+}
+
+#[test]
+fn sharded_reproductions_merged_equal_the_unsharded_one() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    let args = |out: &str, more: &[&str]| {
+        reproduce_args(out, &[&["--seeds", "2", "--epochs", "2"], more].concat())
+    };
+    common::run(dir.path(), args("whole", &[]));
+    // Three machines: separate processes, separate folders.
+    let mut shards: Vec<_> = ["0/3", "1/3", "2/3"]
+        .iter()
+        .enumerate()
+        .map(|(k, s)| common::spawn(dir.path(), &args(&format!("part{k}"), &["--shard", s])))
+        .collect();
+    for c in &mut shards {
+        assert!(c.wait().unwrap().success());
+    }
+    assert!(
+        !dir.path().join("part0/REPORT.md").exists(),
+        "a shard reports nothing"
+    );
+    common::ok(
+        dir.path(),
+        &["merge", "part2", "part0", "part1", "--out", "merged"],
+    );
+    let (whole, merged) = (dir.path().join("whole"), dir.path().join("merged"));
+    assert_eq!(
+        runs_of(&merged),
+        runs_of(&whole),
+        "the same runs, bit for bit"
+    );
+    assert_eq!(
+        report_without_timings(&merged),
+        report_without_timings(&whole)
+    );
+    for png in ["baseline.png", "noise-curve.png", "shifted-boundary.png"] {
+        assert!(merged.join("figures").join(png).is_file(), "{png}");
+    }
 }
