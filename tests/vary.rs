@@ -325,3 +325,60 @@ fn merge_refuses_missing_overlapping_and_foreign_shards() {
         with(&["merge", "--out", "m", "a", "b", "c", "--overwrite"], &[]),
     );
 }
+
+#[test]
+fn the_cluster_scripts_shard_and_merge_to_the_unsharded_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = "sweep --seeds 0..3 --vary lr=0.03,0.01 --epochs 2 --samples 600 --verbose 0";
+    run(
+        dir.path(),
+        with(
+            &strs(&sweep.split(' ').map(String::from).collect::<Vec<_>>()),
+            &["--out-dir", "whole"],
+        ),
+    );
+    let script = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/cluster")
+            .join(name)
+    };
+    // The Slurm array's tasks, as separate processes (no sbatch here: no merge job).
+    let mut tasks: Vec<_> = (0..3)
+        .map(|k| {
+            std::process::Command::new("bash")
+                .arg(script("sweep.slurm"))
+                .current_dir(dir.path())
+                .env("SLURM_ARRAY_TASK_ID", k.to_string())
+                .env("SHARDS", "3")
+                .env("BINCLASS", common::BIN)
+                .env("OUT", "slurm-shards")
+                .env("BINCLASS_SWEEP", sweep)
+                .env("PATH", "/usr/bin:/bin")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for t in &mut tasks {
+        assert!(t.wait().unwrap().success());
+    }
+    let shards: Vec<String> = (0..3).map(|k| format!("slurm-shards/shard-{k}")).collect();
+    run(
+        dir.path(),
+        with(
+            &[&["merge", "--out", "slurm"][..], &strs(&shards)].concat(),
+            &[],
+        ),
+    );
+    assert_same_outputs(&dir.path().join("whole"), &dir.path().join("slurm"));
+    // The same scheme on one machine.
+    let status = std::process::Command::new("bash")
+        .arg(script("run_local.sh"))
+        .args(["2", "local"])
+        .args(sweep.split(' '))
+        .current_dir(dir.path())
+        .env("BINCLASS", common::BIN)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_same_outputs(&dir.path().join("whole"), &dir.path().join("local"));
+}
