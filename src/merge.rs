@@ -104,44 +104,56 @@ impl Merge {
                     out.display()
                 );
             }
-            let mut files = vec![];
-            outputs::walk(dir, &mut files)?;
-            files.sort();
-            for file in files.into_iter().filter(|f| !f.is_dir()) {
-                let rel = file.strip_prefix(dir)?.to_path_buf();
-                let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if name.starts_with('.') || rel == Path::new(MANIFEST) {
-                    continue; // a killed writer's temporary; the marker
-                }
-                if name.starts_with("batch-") && name.ends_with(".ckpt") {
-                    bail!(
-                        "{} is unfinished ({} is a batch's checkpoint): finish it with --resume first",
-                        dir.display(),
-                        file.display()
-                    );
-                }
-                if name == "summary.csv" {
-                    m.summaries.entry(rel).or_default().push(file);
-                    continue;
-                }
-                if name.ends_with(".csv.json") {
-                    check_record(&file, &rel, &manifest.plan)?;
-                }
-                if let Some(other) = owner.insert(rel.clone(), dir.clone()) {
-                    bail!(
-                        "{} is in both {} and {}: shards overlap",
-                        rel.display(),
-                        other.display(),
-                        dir.display()
-                    );
-                }
-                m.copies.push((rel, file));
-            }
+            m.add_shard(dir, &manifest.plan, &mut owner)?;
         }
         for rel in m.copies.iter().map(|(r, _)| r).chain(m.summaries.keys()) {
             outputs::check_output(&out.join(rel), "--out", overwrite)?;
         }
         Ok(m)
+    }
+
+    /// A shard's files: each run's to copy (its record checked against the
+    /// plan; none another shard has, `owner` says whose), each summary to join.
+    fn add_shard(
+        &mut self,
+        dir: &Path,
+        plan: &serde_json::Value,
+        owner: &mut BTreeMap<PathBuf, PathBuf>,
+    ) -> Result<()> {
+        let mut files = vec![];
+        outputs::walk(dir, &mut files)?;
+        files.sort();
+        for file in files.into_iter().filter(|f| !f.is_dir()) {
+            let rel = file.strip_prefix(dir)?.to_path_buf();
+            let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || rel == Path::new(MANIFEST) {
+                continue; // a killed writer's temporary; the marker
+            }
+            if name.starts_with("batch-") && name.ends_with(".ckpt") {
+                bail!(
+                    "{} is unfinished ({} is a batch's checkpoint): finish it with --resume first",
+                    dir.display(),
+                    file.display()
+                );
+            }
+            if name == "summary.csv" {
+                self.summaries.entry(rel).or_default().push(file);
+                continue;
+            }
+            if name.ends_with(".csv.json") {
+                check_record(&file, &rel, plan)?;
+            }
+            if let Some(other) = owner.insert(rel.clone(), dir.to_path_buf()) {
+                bail!(
+                    "{} is in both {} and {}: shards overlap",
+                    rel.display(),
+                    other.display(),
+                    dir.display()
+                );
+            }
+            self.copies.push((rel, file));
+        }
+        Ok(())
     }
 
     /// Writes the merged folder, every file atomically.

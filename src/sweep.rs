@@ -374,15 +374,15 @@ pub fn check_diverged(finals: &Finals) -> Result<()> {
 }
 
 /// A batch's data, replicas last and padded to [`batched::LANES`] with
-/// all-zero replicas: `([n, F, R], [n, 1, R])`.
-/// Also each seed's feature scaling, which its saved model keeps.
-/// Each replica's data is its own experiment's (a varied sweep's data knobs).
+/// all-zero replicas (`[n, F, R]` rows, `[n, 1, R]` labels), split; each
+/// replica's from its own experiment (a varied sweep's data knobs). Also
+/// each seed's feature scaling, which its saved model keeps.
 fn batch_data(
     exps: &[Experiment],
     seeds: &[u64],
     lanes: usize,
     device: Device,
-) -> Result<(Tensor, Tensor, Vec<Normalization>)> {
+) -> Result<(Split, Vec<Normalization>)> {
     let (n, f) = (exps[0].samples as usize, exps[0].features as usize);
     let mut xs = vec![0f32; n * f * lanes];
     let mut ys = vec![0f32; n * lanes];
@@ -409,7 +409,18 @@ fn batch_data(
             })
     };
     let (n, f, r) = (n as i64, f as i64, lanes as i64);
-    Ok((to(&xs, [n, f, r])?, to(&ys, [n, 1, r])?, scalings))
+    let (x, y, t) = (
+        to(&xs, [n, f, r])?,
+        to(&ys, [n, 1, r])?,
+        exps[0].train_len(),
+    );
+    let data = Split {
+        train_x: x.narrow(0, 0, t),
+        train_y: y.narrow(0, 0, t),
+        val_x: x.narrow(0, t, n - t),
+        val_y: y.narrow(0, t, n - t),
+    };
+    Ok((data, scalings))
 }
 
 /// One seed's observers: its CSV, its record (rewritten on a timer: a
@@ -503,14 +514,7 @@ pub(crate) struct Start {
 fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option<SeedSummary>>> {
     let (e, device, seeds) = (&batch.exps[0], job.device, batch.seeds.as_slice());
     let lanes = seeds.len().next_multiple_of(LANES);
-    let (x, y, scalings) = batch_data(&batch.exps, seeds, lanes, device)?;
-    let (n, t) = (e.samples, e.train_len());
-    let data = Split {
-        train_x: x.narrow(0, 0, t),
-        train_y: y.narrow(0, 0, t),
-        val_x: x.narrow(0, t, n - t),
-        val_y: y.narrow(0, t, n - t),
-    };
+    let (data, scalings) = batch_data(&batch.exps, seeds, lanes, device)?;
     tch::manual_seed(seeds[0] as i64);
     let vs = nn::VarStore::new(device);
     let mut net = BatchedNetwork::build(&vs.root(), e, seeds, lanes);
