@@ -41,6 +41,18 @@ if r.get("final_metrics"):
 json.dump(r, open(p, "w"), indent=1, sort_keys=True)
 PY
     done
+    # Models with their header in one order: safetensors writes the metadata
+    # map in hash order, which differs from run to run; tensors kept as bytes.
+    find . -name '*.safetensors' | while read -r m; do
+        python3 - "$m" <<'PY'
+import json, struct, sys
+p = sys.argv[1]
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+head = json.dumps(json.loads(b[8:8 + n]), sort_keys=True).encode()
+open(p, "wb").write(struct.pack("<Q", len(head)) + head + b[8 + n:])
+PY
+    done
     cd - >/dev/null
 }
 
