@@ -36,13 +36,7 @@ class NotCsvLogger(Exception):
 
 def read(path: str) -> tuple[list[float], list[float]]:
     """(binary_accuracy, val_binary_accuracy) per epoch."""
-    try:
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        sys.exit(f"plot: {path}: {e}")
+    header, rows = read_table(path)
     if not header or any(c not in header for c in COLUMNS):
         raise NotCsvLogger(path)
     if not rows:
@@ -85,6 +79,17 @@ def read_all(paths: list[str]) -> list[tuple[list[float], list[float]]]:
 def fail(message: str):
     """One line on stderr, exit status 1: bad input is never a traceback."""
     sys.exit(f"plot: {message}")
+
+
+def read_table(path: str, fail=fail):
+    """A CSV's header (None if empty) and rows; a file that cannot be read
+    is one line through `fail` (plot_grid.py uses this too)."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            return next(reader, None), list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        fail(f"{path}: {e}")
 
 
 def check_out(out: str, fail=fail) -> None:

@@ -121,6 +121,8 @@ pub struct TorchAdam {
     /// Two tensors shaped as the parameters, for intermediates.
     scaled: Tensor,
     denom: Tensor,
+    /// A batched model's learning rate per replica, in place of `lr`.
+    lanes: Option<LaneLr>,
 }
 
 /// Adam's constants and per-step values as 0-dim tensors.
@@ -171,6 +173,7 @@ impl TorchAdam {
             param,
             step: 0,
             lr,
+            lanes: None,
         })
     }
 
@@ -220,7 +223,10 @@ impl Step for TorchAdam {
             let _ = self.exp_avg_sq.sqrt_out(&self.denom);
             let _ = self.denom.g_div_(sqrt_bc2).g_add_(&k.eps);
             // p.addcdiv_(exp_avg, denom, -step_size): self + (value * t1) / t2.
-            let _ = self.exp_avg.mul_out(&self.scaled, neg_step_size);
+            let _ = match &self.lanes {
+                None => self.exp_avg.mul_out(&self.scaled, neg_step_size),
+                Some(l) => l.scale_into(&self.scaled, &self.exp_avg, |lr| -lr / bias_correction1),
+            };
             let _ = self.param.addcdiv_(&self.scaled, &self.denom);
         })
     }
@@ -237,6 +243,8 @@ pub struct KerasAdam {
     scalars: Scalars,
     scratch: Tensor,
     denom: Tensor,
+    /// A batched model's learning rate per replica, in place of `lr`.
+    lanes: Option<LaneLr>,
 }
 
 impl KerasAdam {
@@ -251,6 +259,7 @@ impl KerasAdam {
             param,
             t: 0,
             lr,
+            lanes: None,
         })
     }
 
@@ -274,7 +283,7 @@ impl Step for KerasAdam {
         crate::inference::inference_mode(|| {
             self.t += 1;
             let g = self.param.grad();
-            let alpha = keras_alpha(self.lr, self.t, self.param.kind());
+            let (t, kind) = (self.t, self.param.kind());
             let k = &mut self.scalars;
             let s = &mut self.scratch;
             // m += (g - m) * (1 - b1)
@@ -288,9 +297,13 @@ impl Step for KerasAdam {
             // w -= (m * alpha) / (√v + eps)
             let _ = self.v.sqrt_out(&self.denom);
             let _ = self.denom.g_add_(&k.eps);
-            k.fill(alpha, 0.0);
-            let alpha = &k.per_step[0];
-            let _ = self.m.mul_out(s, alpha);
+            let _ = match &self.lanes {
+                None => {
+                    k.fill(keras_alpha(self.lr, t, kind), 0.0);
+                    self.m.mul_out(s, &k.per_step[0])
+                }
+                Some(l) => l.scale_into(s, &self.m, |lr| keras_alpha(lr, t, kind)),
+            };
             let _ = s.g_div_(&self.denom);
             let _ = self.param.g_sub_(s);
         })
@@ -332,6 +345,27 @@ pub fn build_with_eps(
     })
 }
 
+/// A learning rate per replica of a batched model, whose flat parameter
+/// has the replica dimension last (`batched`: per layer `[in, out, R]`
+/// weights then `[out, R]` biases), so that a `[-1, R]` view of it lines up
+/// with one value per replica.
+pub struct LaneLr(Vec<f64>);
+
+impl LaneLr {
+    /// `t` times `factor(lr)` of each element's replica, into `out`: the factor is
+    /// computed in f64 and rounded to `t`'s kind, as a scalar operand of
+    /// the same op is, so each replica steps exactly as a one-run optimiser
+    /// with its learning rate does.
+    fn scale_into(&self, out: &Tensor, t: &Tensor, factor: impl Fn(f64) -> f64) -> Tensor {
+        let f: Vec<f64> = self.0.iter().map(|&lr| factor(lr)).collect();
+        let f = Tensor::from_slice(&f)
+            .to_kind(t.kind())
+            .to_device(t.device());
+        let lanes = [-1, self.0.len() as i64];
+        t.view(lanes).mul_out(&out.view(lanes), &f)
+    }
+}
+
 /// An optimiser whose state can be saved and restored: what `train` uses,
 /// so that its run can be resumed.
 pub enum Resumable {
@@ -345,6 +379,20 @@ impl Resumable {
             Optimizer::Adam => Resumable::Adam(TorchAdam::new(vs, lr, ADAM.eps)?),
             Optimizer::KerasAdam => Resumable::Keras(KerasAdam::new(vs, lr, ADAM.eps)?),
         })
+    }
+
+    /// [`Resumable::new`] for a batched model with one learning rate per
+    /// lane: the scalar path when they are all equal (a seeds sweep).
+    pub fn per_lane(kind: Optimizer, vs: &nn::VarStore, lrs: Vec<f64>) -> Result<Self> {
+        let mut opt = Self::new(kind, vs, lrs[0])?;
+        if lrs.iter().any(|&lr| lr != lrs[0]) {
+            let lanes = Some(LaneLr(lrs));
+            match &mut opt {
+                Resumable::Adam(o) => o.lanes = lanes,
+                Resumable::Keras(o) => o.lanes = lanes,
+            }
+        }
+        Ok(opt)
     }
 
     pub fn state(&self) -> State {
@@ -534,5 +582,52 @@ mod tests {
             Vec::<f32>::try_from(&p).unwrap(),
             Vec::<f32>::try_from(&after_a).unwrap()
         );
+    }
+
+    /// A per-lane learning rate steps each lane exactly as a one-run
+    /// optimiser with that learning rate steps its parameters.
+    #[test]
+    fn a_lane_learning_rate_steps_each_lane_as_its_own_optimiser_would() {
+        let lrs = [0.03, 0.001, 0.3];
+        let start: Vec<f32> = (0..6).map(|i| i as f32 * 0.25 - 0.6).collect();
+        let grads: Vec<Vec<f32>> = (0..5)
+            .map(|t| {
+                (0..6)
+                    .map(|i| ((i * 7 + t * 3) % 11) as f32 * 0.1 - 0.5)
+                    .collect()
+            })
+            .collect();
+        // `values` stepped by `grads` under `lr`, or (None) the lanes' rates.
+        let run = |kind, lr: Option<f64>, values: &[f32], grads: &[Vec<f32>]| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let p = vs.root().add("params", Tensor::from_slice(values), true);
+            let mut opt = match lr {
+                Some(lr) => Resumable::new(kind, &vs, lr),
+                None => Resumable::per_lane(kind, &vs, lrs.to_vec()),
+            }
+            .unwrap();
+            for g in grads {
+                let mut old = p.grad();
+                if old.defined() {
+                    let _ = old.zero_();
+                }
+                (&p * Tensor::from_slice(g)).sum(Kind::Float).backward();
+                opt.step();
+            }
+            let v = Vec::<f32>::try_from(&p).unwrap();
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        for kind in [Optimizer::Adam, Optimizer::KerasAdam] {
+            // Element i is lane i % 3's, as in a batched model's layout.
+            let together = run(kind, None, &start, &grads);
+            for (lane, &lr) in lrs.iter().enumerate() {
+                let pick = |v: &[f32]| vec![v[lane], v[lane + 3]];
+                let own: Vec<Vec<f32>> = grads.iter().map(|g| pick(g)).collect();
+                let alone = run(kind, Some(lr), &pick(&start), &own);
+                let mine = vec![together[lane], together[lane + 3]];
+                assert_eq!(mine, alone, "{kind:?}, lane {lane}");
+            }
+            assert_ne!(together[0], together[1], "the lanes' rates differ");
+        }
     }
 }

@@ -14,6 +14,8 @@ use crate::callbacks::VERSIONS;
 use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
 use crate::device;
+use crate::grid::{self, Grid, GridSweep};
+use crate::shard::Shard;
 use crate::stats::mean_sd_text;
 use crate::sweep::{self, Finals, Job};
 
@@ -22,6 +24,15 @@ fn python() -> PathBuf {
     std::env::var_os("BINCLASS_PLOT_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("BINCLASS_VENV_PYTHON")))
+}
+
+/// A curve whose files may replace an earlier one's.
+fn replacing(curve: &GridSweep) -> GridSweep {
+    let mut c = curve.clone();
+    for (_, job) in &mut c.jobs {
+        job.overwrite = true;
+    }
+    c
 }
 
 /// Runs `scripts/<name>` with the project's python; a failure is one line,
@@ -68,6 +79,36 @@ fn boundary(model: &Path, out: &Path) -> Result<()> {
     )
 }
 
+/// A curve beyond the article: the baseline with knobs varied.
+pub struct CurveSpec {
+    pub label: &'static str,
+    /// `--vary` flags, the first on the x axis.
+    pub vary: &'static [&'static str],
+    /// What it shows, for REPORT.md.
+    pub shows: &'static str,
+}
+
+/// The preset every curve varies.
+const CURVE_PRESET: &str = "baseline";
+
+pub const CURVES: &[CurveSpec] = &[
+    CurveSpec {
+        label: "noise-curve",
+        vary: &["noise-rate=0,0.1,0.2,0.3,0.4,0.5"],
+        shows: "Label noise costs what it flips: final accuracy follows the ceiling 1 − rate (a model that learns the true boundary is wrong on every flipped label), down to chance at 0.5.",
+    },
+    CurveSpec {
+        label: "scale-curve",
+        vary: &["scale=1,10,100,1000,10000", "normalize=none,standard"],
+        shows: "Raw features train less stably the larger they are: up to ×1000 runs still reach ≈ 0.999 at their best, but end further below it as the scale grows (tanh saturates); z-scored, every scale trains as the baseline does.",
+    },
+    CurveSpec {
+        label: "shift-curve",
+        vary: &["shift=0,1,10,100,1000", "normalize=none,standard"],
+        shows: "Raw features lose accuracy as the shift grows and learn nothing from +100 on (every input saturates tanh alike); z-scored, every shift trains as the baseline does.",
+    },
+];
+
 /// The experiments `reproduce` runs: the article's six, then the two
 /// broken ones normalised.
 fn variants() -> Vec<(String, &'static str, Normalize)> {
@@ -90,7 +131,7 @@ fn written_by_reproduce(rel: &Path, labels: &[String]) -> bool {
     let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
     let is_label = |l: &str| labels.iter().any(|x| x == l);
     match parts.as_slice() {
-        ["REPORT.md"] | ["runs"] | ["figures"] => true,
+        ["REPORT.md"] | ["runs"] | ["figures"] | ["shard.json"] => true,
         // A figure, or its temporary file left by a reproduction killed mid-save.
         ["figures", png] => {
             png.strip_suffix(".png").is_some_and(|stem| {
@@ -98,38 +139,35 @@ fn written_by_reproduce(rel: &Path, labels: &[String]) -> bool {
             }) || (png.starts_with('.') && png.ends_with(".tmp"))
         }
         ["runs", label] => is_label(label),
+        // A curve's settings too: runs/noise-curve/noise-rate=0.1/baseline-seed0.csv
         ["runs", label, file] => {
-            let stem = file
-                .strip_suffix(".csv.json")
-                .or(file.strip_suffix(".csv"))
-                .or(file.strip_suffix(".safetensors"));
-            let run = stem
-                .and_then(|s| s.rsplit_once("-seed"))
-                .is_some_and(|(preset, seed)| {
-                    label.starts_with(preset) && seed.parse::<u64>().is_ok()
-                });
-            // A batch's checkpoint, left by a reproduction killed part-way.
-            let checkpoint = file.starts_with("batch-") && file.ends_with(".ckpt");
-            is_label(label)
-                && (*file == "summary.csv" || run || checkpoint || file.starts_with('.'))
+            (is_label(label) && run_file(file, |p| label.starts_with(p)))
+                || (is_curve(label) && file.contains('='))
+        }
+        ["runs", curve, setting, file] => {
+            is_curve(curve) && setting.contains('=') && run_file(file, |p| p == CURVE_PRESET)
         }
         _ => false,
     }
 }
 
-/// Everything below `dir`, folders after their contents.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in dir
-        .read_dir()
-        .with_context(|| format!("cannot read {}", dir.display()))?
-    {
-        let path = entry?.path();
-        if path.is_dir() && !path.is_symlink() {
-            walk(&path, out)?;
-        }
-        out.push(path);
-    }
-    Ok(())
+fn is_curve(label: &str) -> bool {
+    CURVES.iter().any(|c| c.label == label)
+}
+
+/// A file a sweep writes in its folder: a run's (of a preset `preset_ok`
+/// accepts), the summary, a batch's checkpoint left by a reproduction
+/// killed part-way, or a hidden temporary.
+fn run_file(file: &str, preset_ok: impl Fn(&str) -> bool) -> bool {
+    let stem = file
+        .strip_suffix(".csv.json")
+        .or(file.strip_suffix(".csv"))
+        .or(file.strip_suffix(".safetensors"));
+    let run = stem
+        .and_then(|s| s.rsplit_once("-seed"))
+        .is_some_and(|(preset, seed)| preset_ok(preset) && seed.parse::<u64>().is_ok());
+    let checkpoint = file.starts_with("batch-") && file.ends_with(".ckpt");
+    file == "summary.csv" || run || checkpoint || file.starts_with('.')
 }
 
 /// An output folder must be new or empty; with `--overwrite`, it may hold
@@ -141,7 +179,7 @@ fn previous_outputs(dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>> {
     }
     let mut found = vec![];
     if dir.is_dir() {
-        walk(dir, &mut found)?;
+        crate::outputs::walk(dir, &mut found)?;
     }
     if found.is_empty() {
         return Ok(found);
@@ -152,7 +190,11 @@ fn previous_outputs(dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>> {
             dir.display()
         );
     }
-    let labels: Vec<String> = variants().into_iter().map(|(l, _, _)| l).collect();
+    let labels: Vec<String> = variants()
+        .into_iter()
+        .map(|(l, _, _)| l)
+        .chain(CURVES.iter().map(|c| c.label.to_string()))
+        .collect();
     for path in &found {
         let rel = path.strip_prefix(dir).unwrap_or(path);
         if !written_by_reproduce(rel, &labels) {
@@ -188,7 +230,11 @@ fn common_epochs(ours: i64, keras: &[compare::Curve]) -> usize {
         .min(ours as usize)
 }
 
+/// The curves a reproduction trains, and whether each is already finished.
+pub type Curves = Vec<(&'static CurveSpec, GridSweep, bool)>;
+
 /// One reproduction of the article: every experiment over seeds `0..seeds`.
+#[derive(Clone)]
 pub struct Reproduction {
     pub dir: PathBuf,
     pub seeds: u64,
@@ -202,17 +248,25 @@ pub struct Reproduction {
     /// Continue the reproduction in `dir` (`--resume`): experiments
     /// finished are kept, the others resume as `sweep --resume` does.
     pub resume: bool,
+    /// Train only this slice of the (experiment or curve setting, seed)
+    /// replicas; `merge` joins the shards and makes the report.
+    pub shard: Option<Shard>,
 }
 
 /// What a reproduction trains and compares, checked and ready.
 pub struct Plan {
     pub jobs: Vec<(String, Job)>,
+    /// The curves beyond the article ([`CURVES`]), and whether each is
+    /// already finished (on `--resume`).
+    pub curves: Curves,
     keras: BTreeMap<String, Vec<compare::Curve>>,
 }
 
 impl Plan {
     pub fn seed_epochs(&self) -> u64 {
-        self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
+        let curves = self.curves.iter().filter(|(_, _, done)| !done);
+        self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum::<u64>()
+            + curves.map(|(_, g, _)| g.seed_epochs()).sum::<u64>()
     }
 }
 
@@ -244,7 +298,7 @@ impl Reproduction {
         }
         let previous = previous_outputs(&self.dir, self.overwrite)?;
         let keras = self.keras_runs()?;
-        let jobs = self.jobs()?;
+        let (jobs, curves) = self.share()?;
         for (_, job) in &jobs {
             Job {
                 overwrite: true,
@@ -252,13 +306,23 @@ impl Reproduction {
             }
             .check()?;
         }
+        for (_, curve, _) in &curves {
+            replacing(curve).check()?;
+        }
         remove_all(&previous)?;
         for (_, job) in &jobs {
             job.prepare()?;
         }
+        for (_, curve, _) in &curves {
+            curve.prepare()?;
+        }
         std::fs::create_dir_all(self.dir.join("figures"))
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        Ok(Plan { jobs, keras })
+        Ok(Plan {
+            jobs,
+            curves,
+            keras,
+        })
     }
 
     /// `--resume`: the folder must hold an earlier reproduction (and only
@@ -273,7 +337,7 @@ impl Reproduction {
             );
         }
         let keras = self.keras_runs()?;
-        let mut jobs = self.jobs()?;
+        let (mut jobs, mut curves) = self.share()?;
         for (_, job) in &mut jobs {
             job.resume = std::fs::read_dir(&job.dir).is_ok_and(|mut d| d.next().is_some());
             job.check()?;
@@ -281,9 +345,114 @@ impl Reproduction {
         for (_, job) in &jobs {
             job.prepare()?;
         }
+        // A curve is kept once its summary is written; else it starts over.
+        for (_, curve, done) in &mut curves {
+            *done = curve.dir.join("summary.csv").is_file();
+            if !*done {
+                *curve = replacing(curve);
+                curve.prepare()?;
+            }
+        }
         std::fs::create_dir_all(self.dir.join("figures"))
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        Ok(Plan { jobs, keras })
+        Ok(Plan {
+            jobs,
+            curves,
+            keras,
+        })
+    }
+
+    /// The curves beyond the article, over the same seeds and epochs.
+    fn curve(&self, c: &CurveSpec) -> Result<(Job, Grid)> {
+        let exp = Experiment::resolve(
+            CURVE_PRESET,
+            &Overrides {
+                epochs: self.epochs,
+                ..Default::default()
+            },
+        )?;
+        let base = self.job(exp, c.label);
+        let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
+        let grid = Grid::parse(&base.exp, &vary, false)?;
+        Ok((base, grid))
+    }
+
+    /// What this reproduction trains: every experiment and curve, or with
+    /// `--shard` its slice of their replicas (experiments first, in order,
+    /// then the curves' settings), leaving out those with none in it.
+    fn share(&self) -> Result<(Vec<(String, Job)>, Curves)> {
+        let jobs = self.jobs()?;
+        let grids: Vec<(&'static CurveSpec, Job, Grid)> = CURVES
+            .iter()
+            .map(|c| self.curve(c).map(|(b, g)| (c, b, g)))
+            .collect::<Result<_>>()?;
+        let sizes: Vec<u64> = jobs
+            .iter()
+            .map(|(_, j)| j.count())
+            .chain(
+                grids
+                    .iter()
+                    .map(|(_, b, g)| b.count() * g.settings.len() as u64),
+            )
+            .collect();
+        let ranges = match self.shard {
+            Some(s) => s.split(&sizes)?,
+            None => sizes.iter().map(|&n| 0..n).collect(),
+        };
+        let (job_ranges, curve_ranges) = ranges.split_at(jobs.len());
+        let jobs = jobs
+            .into_iter()
+            .zip(job_ranges)
+            .filter_map(|((label, job), r)| {
+                let seeds = Shard::seeds_in(0, &job.seeds, r)?;
+                Some((label, Job { seeds, ..job }))
+            })
+            .collect();
+        let curves = grids
+            .into_iter()
+            .zip(curve_ranges)
+            .map(|((c, base, grid), r)| (c, GridSweep::in_slice(&base, grid, r.clone()), false))
+            .filter(|(_, g, _)| g.replicas() > 0)
+            .collect();
+        Ok((jobs, curves))
+    }
+
+    /// The whole reproduction's settings, which every shard's `shard.json`
+    /// holds and `merge` checks the records against.
+    pub fn shard_plan(&self) -> Result<serde_json::Value> {
+        let whole = Reproduction {
+            shard: None,
+            ..self.clone()
+        };
+        let (jobs, curves) = whole.share()?;
+        let mut settings: Vec<serde_json::Value> = jobs
+            .iter()
+            .map(|(l, j)| serde_json::json!({"folder": format!("runs/{l}"), "experiment": j.exp}))
+            .collect();
+        for (c, g, _) in &curves {
+            settings.extend(g.planned_settings(&format!("runs/{}", c.label)));
+        }
+        Ok(serde_json::json!({
+            "seeds": self.seeds,
+            "epochs": self.epochs,
+            "margin": self.margin,
+            "reference": self.reference,
+            "settings": settings,
+        }))
+    }
+
+    /// A sweep of `exp` over the reproduction's seeds into `runs/<label>`.
+    fn job(&self, exp: Experiment, label: &str) -> Job {
+        Job {
+            exp,
+            seeds: 0..=self.seeds - 1,
+            dir: self.dir.join("runs").join(label),
+            device: self.device,
+            overwrite: false,
+            resume: false,
+            chunk: None,
+            threads: self.threads,
+        }
     }
 
     fn jobs(&self) -> Result<Vec<(String, Job)>> {
@@ -298,16 +467,7 @@ impl Reproduction {
                         ..Default::default()
                     },
                 )?;
-                let job = Job {
-                    exp,
-                    seeds: 0..=self.seeds - 1,
-                    dir: self.dir.join("runs").join(&label),
-                    device: self.device,
-                    overwrite: false,
-                    resume: false,
-                    chunk: None,
-                    threads: self.threads,
-                };
+                let job = self.job(exp, &label);
                 Ok((label, job))
             })
             .collect()
@@ -325,6 +485,14 @@ impl Reproduction {
             trained
                 .timings
                 .push((label.clone(), start.elapsed().as_secs_f64()));
+        }
+        for (spec, curve, done) in &plan.curves {
+            let start = Instant::now();
+            if !done {
+                curve.run(bar)?;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            trained.timings.push((spec.label.to_string(), secs));
         }
         Ok(trained)
     }
@@ -396,7 +564,55 @@ impl Reproduction {
                 )?;
             }
         }
+        for (spec, curve, _) in &plan.curves {
+            let out = self.dir.join("figures").join(format!("{}.png", spec.label));
+            let title = format!(
+                "{}: final validation accuracy ({} seeds a point)",
+                curve.grid.knobs[0].flag, self.seeds
+            );
+            let args = [curve.dir.join("summary.csv"), "--out".into(), out.clone()];
+            let mut args: Vec<OsString> = args.into_iter().map(|a| a.into()).collect();
+            args.extend(["--title".into(), title.into()]);
+            script("plot_grid.py", args, &out)?;
+        }
         Ok(())
+    }
+
+    /// After training: the comparison, the figures and `REPORT.md`.
+    pub fn finish(&self, plan: &Plan, trained: &Trained) -> Result<Vec<compare::Row>> {
+        let (rows, shortened) = self.compare(plan)?;
+        self.figures(plan)?;
+        let report = self.report(plan, trained, &rows, &shortened)?;
+        crate::outputs::write_atomic(&self.dir.join("REPORT.md"), report.as_bytes())?;
+        Ok(rows)
+    }
+
+    /// A merged reproduction's folder (`binclass merge` of its shards,
+    /// every run finished) completed as the unsharded one is: continued
+    /// as `--resume` does, nothing left to train, then [`Reproduction::finish`];
+    /// the timings are the shards' summed.
+    pub fn finish_merged(
+        dir: &Path,
+        plan: &serde_json::Value,
+        timings: Vec<(String, f64)>,
+    ) -> Result<()> {
+        let bad = || anyhow::anyhow!("the shards' plan is not a reproduction's");
+        let r = Reproduction {
+            dir: dir.to_path_buf(),
+            seeds: plan["seeds"].as_u64().ok_or_else(bad)?,
+            device: tch::Device::Cpu,
+            threads: 1,
+            epochs: plan["epochs"].as_i64(),
+            reference: serde_json::from_value(plan["reference"].clone())?,
+            margin: plan["margin"].as_f64().ok_or_else(bad)?,
+            overwrite: false,
+            resume: true,
+            shard: None,
+        };
+        let p = r.prepare()?;
+        let mut trained = r.train(&p, &indicatif::ProgressBar::hidden())?;
+        trained.timings = timings;
+        r.finish(&p, &trained).map(|_| ())
     }
 
     /// REPORT.md: the comparison, the rule, a figure per experiment, timings.
@@ -441,6 +657,7 @@ impl Reproduction {
                 figures_md(label, job)
             );
         }
+        md += &curves_md(plan)?;
         Ok(md + &self.timings(trained))
     }
 
@@ -459,6 +676,26 @@ impl Trained {
     pub fn total(&self) -> f64 {
         self.timings.iter().map(|(_, s)| s).sum()
     }
+}
+
+/// REPORT.md's curves beyond the article: what each shows, its figure and
+/// its table (read back from its summary, so a resumed reproduction's
+/// report equals an uninterrupted one's).
+fn curves_md(plan: &Plan) -> Result<String> {
+    let mut md = "## Beyond the article\n\nThe baseline with one setting varied, every point over the same seeds (`binclass sweep --vary`; drawn by `scripts/plot_grid.py`, mean line and ± sd band).\n\n".to_string();
+    for (spec, curve, _) in &plan.curves {
+        let (flags, rows) = grid::read_summary(&curve.dir.join("summary.csv"))?;
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let _ = writeln!(
+            md,
+            "### {0}\n\n{1} (`--vary {2}`.)\n\n<img src=\"figures/{0}.png\" alt=\"{0}\" width=\"60%\">\n\n{3}",
+            spec.label,
+            spec.shows,
+            spec.vary.join(" --vary "),
+            grid::table(&flags, &rows)
+        );
+    }
+    Ok(md)
 }
 
 /// The sentence REPORT.md puts above an experiment's figure.

@@ -51,7 +51,8 @@ impl Job {
             .collect()
     }
 
-    fn count(&self) -> u64 {
+    /// Its seeds.
+    pub fn count(&self) -> u64 {
         self.seeds.end() - self.seeds.start() + 1
     }
 
@@ -69,7 +70,11 @@ impl Job {
     /// Seeds per batch. Results do not depend on it (see [`batched::LANES`]),
     /// so it may follow the cores and the memory available.
     fn chunk(&self) -> u64 {
-        let total = self.count();
+        self.chunk_of(self.count())
+    }
+
+    /// Replicas per batch when `total` of this job's shape train.
+    fn chunk_of(&self, total: u64) -> u64 {
         self.chunk
             .unwrap_or_else(|| {
                 let even = total
@@ -169,8 +174,10 @@ impl Job {
             .chunks(self.chunk() as usize)
             .map(|s| Batch {
                 csvs: s.iter().map(|&seed| self.csv(seed)).collect(),
+                exps: vec![self.exp.clone(); s.len()],
                 seeds: s.to_vec(),
                 from_checkpoint: false,
+                checkpointed: true,
             })
             .collect()
     }
@@ -198,14 +205,26 @@ impl Job {
             // A finished sweep: nothing is rewritten.
             return Ok(finals);
         }
-        finals.extend(self.train_batches(&work, bar)?);
+        for (batch, summaries) in work.iter().zip(self.train_batches(&work, bar)?) {
+            finals.extend(batch.seeds.iter().copied().zip(summaries));
+        }
+        self.finish(finals)
+    }
+
+    /// Sorts a finished job's seeds and writes its `summary.csv`.
+    fn finish(&self, mut finals: Finals) -> Result<Finals> {
         finals.sort_by_key(|(seed, _)| *seed);
-        write_summary(&summary, &finals)?;
+        write_summary(&self.dir.join("summary.csv"), &finals)?;
         Ok(finals)
     }
 
-    /// Trains the batches side by side ([`Job::workers`]); each seed's summary.
-    fn train_batches(&self, work: &[Batch], bar: &ProgressBar) -> Result<Finals> {
+    /// Trains the batches side by side ([`Job::workers`]); each batch's
+    /// summaries, in its replicas' order.
+    fn train_batches(
+        &self,
+        work: &[Batch],
+        bar: &ProgressBar,
+    ) -> Result<Vec<Vec<Option<SeedSummary>>>> {
         let next = AtomicUsize::new(0);
         let mut done: Vec<(usize, Result<Vec<Option<SeedSummary>>>)> =
             std::thread::scope(|scope| {
@@ -246,11 +265,73 @@ impl Job {
         {
             return Err(done.swap_remove(pos).1.expect_err("an error"));
         }
-        let mut finals = vec![];
-        for (i, r) in done {
-            finals.extend(work[i].seeds.iter().copied().zip(r?));
+        done.into_iter().map(|(_, r)| r).collect()
+    }
+}
+
+/// Trains several jobs of one sweep (a varied sweep's settings, the same
+/// seeds each) together: replicas whose settings differ only in their data
+/// or learning rate (the same network and plan) share batched models, the
+/// others train in batches of their own, side by side as one job's do.
+/// Their flags (device, threads, chunk, overwrite) are the first job's;
+/// `--resume` is not supported here (nothing is checkpointed). Each job's
+/// seeds' summaries, its `summary.csv` written.
+pub fn train_together(jobs: &[Job], bar: &ProgressBar) -> Result<Vec<Finals>> {
+    let Some(lead) = jobs.first() else {
+        return Ok(vec![]);
+    };
+    // Replicas grouped by the shape their settings train: (job, seed).
+    let mut groups: Vec<(Experiment, Vec<(usize, u64)>)> = vec![];
+    for (j, job) in jobs.iter().enumerate() {
+        let shape = batch_shape(&job.exp);
+        let replicas = job.seeds.clone().map(|s| (j, s));
+        match groups.iter_mut().find(|(e, _)| *e == shape) {
+            Some((_, g)) => g.extend(replicas),
+            None => groups.push((shape, replicas.collect())),
         }
-        Ok(finals)
+    }
+    let mut work: Vec<(Batch, Vec<usize>)> = vec![];
+    for (_, group) in &groups {
+        let chunk = jobs[group[0].0].chunk_of(group.len() as u64) as usize;
+        work.extend(group.chunks(chunk).map(|rs| {
+            let batch = Batch {
+                seeds: rs.iter().map(|&(_, s)| s).collect(),
+                csvs: rs.iter().map(|&(j, s)| jobs[j].csv(s)).collect(),
+                exps: rs.iter().map(|&(j, _)| jobs[j].exp.clone()).collect(),
+                from_checkpoint: false,
+                checkpointed: false,
+            };
+            (batch, rs.iter().map(|&(j, _)| j).collect())
+        }));
+    }
+    let (batches, owners): (Vec<Batch>, Vec<Vec<usize>>) = work.into_iter().unzip();
+    let mut finals: Vec<Finals> = vec![vec![]; jobs.len()];
+    for ((batch, owner), summaries) in batches
+        .iter()
+        .zip(&owners)
+        .zip(lead.train_batches(&batches, bar)?)
+    {
+        for ((&j, &seed), s) in owner.iter().zip(&batch.seeds).zip(summaries) {
+            finals[j].push((seed, s));
+        }
+    }
+    jobs.iter()
+        .zip(finals)
+        .map(|(job, f)| job.finish(f))
+        .collect()
+}
+
+/// What replicas sharing one batched model must have in common: every
+/// setting but those that change only their data or learning rate.
+pub fn batch_shape(e: &Experiment) -> Experiment {
+    let base = Experiment::default();
+    Experiment {
+        noise_rate: base.noise_rate,
+        scale: base.scale,
+        shift: base.shift,
+        lr: base.lr,
+        normalize: base.normalize,
+        ..e.clone()
     }
 }
 
@@ -259,7 +340,13 @@ impl Job {
 pub struct Batch {
     pub seeds: Vec<u64>,
     pub csvs: Vec<PathBuf>,
+    /// Each replica's experiment: the job's, or in a varied sweep its
+    /// setting's (all of one [`batch_shape`]).
+    pub exps: Vec<Experiment>,
     pub from_checkpoint: bool,
+    /// Whether it keeps a checkpoint after every epoch (not in a varied
+    /// sweep, which cannot be resumed).
+    pub checkpointed: bool,
 }
 
 /// Final and best validation accuracy over the seeds that finished.
@@ -287,19 +374,20 @@ pub fn check_diverged(finals: &Finals) -> Result<()> {
 }
 
 /// A batch's data, replicas last and padded to [`batched::LANES`] with
-/// all-zero replicas: `([n, F, R], [n, 1, R])`.
-/// Also each seed's feature scaling, which its saved model keeps.
+/// all-zero replicas (`[n, F, R]` rows, `[n, 1, R]` labels), split; each
+/// replica's from its own experiment (a varied sweep's data knobs). Also
+/// each seed's feature scaling, which its saved model keeps.
 fn batch_data(
-    e: &Experiment,
+    exps: &[Experiment],
     seeds: &[u64],
     lanes: usize,
     device: Device,
-) -> Result<(Tensor, Tensor, Vec<Normalization>)> {
-    let (n, f) = (e.samples as usize, e.features as usize);
+) -> Result<(Split, Vec<Normalization>)> {
+    let (n, f) = (exps[0].samples as usize, exps[0].features as usize);
     let mut xs = vec![0f32; n * f * lanes];
     let mut ys = vec![0f32; n * lanes];
     let mut scalings = vec![];
-    for (r, &s) in seeds.iter().enumerate() {
+    for (r, (&s, e)) in seeds.iter().zip(exps).enumerate() {
         let d = Dataset::generate(e, s)?;
         scalings.push(d.normalization.clone());
         for (i, row) in d.features.chunks(f).enumerate() {
@@ -321,7 +409,18 @@ fn batch_data(
             })
     };
     let (n, f, r) = (n as i64, f as i64, lanes as i64);
-    Ok((to(&xs, [n, f, r])?, to(&ys, [n, 1, r])?, scalings))
+    let (x, y, t) = (
+        to(&xs, [n, f, r])?,
+        to(&ys, [n, 1, r])?,
+        exps[0].train_len(),
+    );
+    let data = Split {
+        train_x: x.narrow(0, 0, t),
+        train_y: y.narrow(0, 0, t),
+        val_x: x.narrow(0, t, n - t),
+        val_y: y.narrow(0, t, n - t),
+    };
+    Ok((data, scalings))
 }
 
 /// One seed's observers: its CSV, its record (rewritten on a timer: a
@@ -363,10 +462,11 @@ fn seed_runs(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<SeedRun>
         .seeds
         .iter()
         .zip(&batch.csvs)
-        .map(|(&seed, csv)| {
+        .zip(&batch.exps)
+        .map(|((&seed, csv), exp)| {
             let files = outputs::claim_path(csv, &header, overwrite)?;
             let record = RunRecord::start(
-                job.exp.clone(),
+                exp.clone(),
                 seed,
                 job.device,
                 job.threads,
@@ -412,22 +512,21 @@ pub(crate) struct Start {
 /// epoch or its checkpoint, keeping the checkpoint after every epoch;
 /// `None` for a seed that did not finish (its loss diverged).
 fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option<SeedSummary>>> {
-    let (e, device, seeds) = (&job.exp, job.device, batch.seeds.as_slice());
+    let (e, device, seeds) = (&batch.exps[0], job.device, batch.seeds.as_slice());
     let lanes = seeds.len().next_multiple_of(LANES);
-    let (x, y, scalings) = batch_data(e, seeds, lanes, device)?;
-    let (n, t) = (e.samples, e.train_len());
-    let data = Split {
-        train_x: x.narrow(0, 0, t),
-        train_y: y.narrow(0, 0, t),
-        val_x: x.narrow(0, t, n - t),
-        val_y: y.narrow(0, t, n - t),
-    };
+    let (data, scalings) = batch_data(&batch.exps, seeds, lanes, device)?;
     tch::manual_seed(seeds[0] as i64);
     let vs = nn::VarStore::new(device);
     let mut net = BatchedNetwork::build(&vs.root(), e, seeds, lanes);
     // libtorch's Adam mirrored on our tensors (bit-identical on the CPU),
     // whose state the checkpoint can keep.
-    let opt = Rc::new(RefCell::new(optim::Resumable::new(e.optimizer, &vs, e.lr)?));
+    let mut lrs: Vec<f64> = batch.exps.iter().map(|e| e.lr).collect();
+    lrs.resize(lanes, e.lr);
+    let opt = Rc::new(RefCell::new(optim::Resumable::per_lane(
+        e.optimizer,
+        &vs,
+        lrs,
+    )?));
     let params = optim::flat_param(&vs, "a sweep batch")?;
     let path = sweep_checkpoint::batch_path(&job.dir, seeds);
     let start = if batch.from_checkpoint {
@@ -442,8 +541,10 @@ fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option
         }
     };
     bar.set_message(batch_label(e, seeds));
-    let keeper = sweep_checkpoint::Keeper::new(job, batch, lanes, params, opt.clone());
-    let outcomes = run_batch(&mut net, &opt, &data, job, start, keeper)?;
+    let keeper = batch
+        .checkpointed
+        .then(|| sweep_checkpoint::Keeper::new(job, batch, lanes, params, opt.clone()));
+    let outcomes = run_batch(&mut net, &opt, &data, e, start, keeper)?;
     if outcomes
         .iter()
         .any(|(o, _)| matches!(o, Outcome::Interrupted { .. }))
@@ -455,12 +556,15 @@ fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option
     {
         if *outcome == Outcome::Finished {
             let layers = net.replica_layers(r)?;
+            let e = &batch.exps[r];
             let model = model_file::trained(e, seed, e.epochs as usize, &scalings[r], layers);
             model.save(&outputs::model_path(csv))?;
         }
     }
     // Only once every model is saved: until then a kill resumes the batch.
-    crate::resume::remove_file(&path)?;
+    if batch.checkpointed {
+        crate::resume::remove_file(&path)?;
+    }
     Ok(outcomes.into_iter().map(|(_, s)| s).collect())
 }
 
@@ -470,11 +574,10 @@ fn run_batch(
     net: &mut BatchedNetwork,
     opt: &Rc<RefCell<optim::Resumable>>,
     data: &Split,
-    job: &Job,
+    e: &Experiment,
     start: Start,
-    mut keeper: sweep_checkpoint::Keeper,
+    mut keeper: Option<sweep_checkpoint::Keeper>,
 ) -> Result<Vec<(Outcome, Option<SeedSummary>)>> {
-    let e = &job.exp;
     let Start {
         mut runs,
         initial_epoch,
@@ -482,8 +585,10 @@ fn run_batch(
         ended,
         epoch_seconds,
     } = start;
-    keeper.epoch_seconds = epoch_seconds;
-    keeper.summaries = runs.iter().map(|r| r.summary.clone()).collect();
+    if let Some(k) = &mut keeper {
+        k.epoch_seconds = epoch_seconds;
+        k.summaries = runs.iter().map(|r| r.summary.clone()).collect();
+    }
     let plan = Plan {
         initial_epoch,
         ..Plan::new(e.epochs, e.batch_size, e.train_len())
@@ -498,7 +603,7 @@ fn run_batch(
         order,
         &mut lists,
         ended,
-        &mut |end| keeper.write(end),
+        &mut |end| keeper.as_mut().map_or(Ok(()), |k| k.write(end)),
     )?;
     drop(lists);
     Ok(outcomes
@@ -508,31 +613,49 @@ fn run_batch(
         .collect())
 }
 
-fn write_summary(path: &Path, finals: &[(u64, Option<SeedSummary>)]) -> Result<()> {
+/// The columns of a sweep's `summary.csv`.
+pub const SUMMARY_COLUMNS: [&str; 5] = [
+    "seed",
+    "final_val_binary_accuracy",
+    "best_val_binary_accuracy",
+    "best_epoch",
+    "finished",
+];
+
+fn write_summary(path: &Path, finals: &Finals) -> Result<()> {
+    write_summary_of(path, &[], &[(vec![], finals)])
+}
+
+/// `summary.csv` of one sweep, or of a varied sweep's settings: a column
+/// per knob (`flags`, each row's `values`), then [`SUMMARY_COLUMNS`], a
+/// row per seed; a seed that did not finish has no accuracy (`nan`) and no
+/// best epoch.
+pub fn write_summary_of(
+    path: &Path,
+    flags: &[&str],
+    rows: &[(Vec<String>, &Finals)],
+) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "seed",
-        "final_val_binary_accuracy",
-        "best_val_binary_accuracy",
-        "best_epoch",
-        "finished",
-    ])?;
-    for (seed, s) in finals {
-        match s {
-            Some(s) => w.write_record([
-                seed.to_string(),
-                python_float(s.final_acc),
-                python_float(s.best_acc),
-                s.best_epoch.to_string(),
-                "true".into(),
-            ])?,
-            None => w.write_record([
-                seed.to_string(),
-                "nan".into(),
-                "nan".into(),
-                String::new(),
-                "false".into(),
-            ])?,
+    w.write_record(flags.iter().copied().chain(SUMMARY_COLUMNS))?;
+    for (values, finals) in rows {
+        for (seed, s) in finals.iter() {
+            let row = match s {
+                Some(s) => [
+                    seed.to_string(),
+                    python_float(s.final_acc),
+                    python_float(s.best_acc),
+                    s.best_epoch.to_string(),
+                    "true".into(),
+                ],
+                None => [
+                    seed.to_string(),
+                    "nan".into(),
+                    "nan".into(),
+                    String::new(),
+                    "false".into(),
+                ],
+            };
+            w.write_record(values.iter().cloned().chain(row))?;
         }
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;

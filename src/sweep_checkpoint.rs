@@ -427,9 +427,11 @@ impl Job {
             }
         }
         Ok(Batch {
+            exps: vec![self.exp.clone(); seeds.len()],
             seeds,
             csvs,
             from_checkpoint: true,
+            checkpointed: true,
         })
     }
 

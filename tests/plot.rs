@@ -361,3 +361,78 @@ fn plot_boundary_gives_one_line_errors_and_writes_nothing() {
     }
     assert!(!d.join("x.png").exists() && !d.join("p.txt").exists());
 }
+
+#[test]
+fn plot_grid_draws_a_varied_sweeps_summary_and_refuses_others_in_one_line() {
+    let Some(py) = common::project_python("matplotlib") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    common::ok(
+        dir.path(),
+        &[
+            "sweep",
+            "--seeds",
+            "0..2",
+            "--vary",
+            "noise-rate=0,0.25,0.5",
+            "--vary",
+            "normalize=none,standard",
+            "--epochs",
+            "2",
+            "--samples",
+            "600",
+            "--verbose",
+            "0",
+            "--out-dir",
+            "g",
+        ],
+    );
+    common::ok(
+        dir.path(),
+        &[
+            "sweep",
+            "--seeds",
+            "0..2",
+            "--epochs",
+            "1",
+            "--samples",
+            "300",
+            "--verbose",
+            "0",
+            "--out-dir",
+            "plain",
+        ],
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/plot_grid.py");
+    let plot = |summary: &str, more: &[&str]| {
+        Command::new(&py)
+            .arg(&script)
+            .arg(summary)
+            .args(more)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    for (band, png) in [("sd", "sd.png"), ("minmax", "mm.png")] {
+        let o = plot("g/summary.csv", &["--out", png, "--band", band]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bytes = std::fs::read(dir.path().join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000);
+    }
+    for (summary, expected) in [
+        ("plain/summary.csv", "0 varied knobs"),
+        (
+            "g/noise-rate=0,normalize=none/baseline-seed0.csv",
+            "not a sweep's summary.csv",
+        ),
+        ("missing.csv", "missing.csv"),
+    ] {
+        let o = plot(summary, &["--out", "x.png"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{summary}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{summary}: {err}");
+    }
+    assert!(!dir.path().join("x.png").exists());
+}

@@ -5,6 +5,8 @@ use std::process::Command;
 
 use binclass::config::PRESETS;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_binclass");
 
 fn fake_reference(dir: &Path) {
@@ -121,6 +123,26 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
     }
     assert!(report.contains(binclass::compare::RULE));
     assert!(report.contains("## Timings"));
+    // The curves beyond the article: a figure, its sentence and its table each.
+    assert!(report.contains("## Beyond the article"));
+    for (curve, setting) in [
+        ("noise-curve", "noise-rate=0.5"),
+        ("scale-curve", "scale=10000,normalize=standard"),
+        ("shift-curve", "shift=1000,normalize=none"),
+    ] {
+        let png = std::fs::read(out.join(format!("figures/{curve}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{curve}");
+        assert!(report.contains(&format!("<img src=\"figures/{curve}.png\"")));
+        let runs = out.join(format!("runs/{curve}/{setting}"));
+        assert!(
+            runs.join("baseline-seed1.safetensors").exists(),
+            "{setting}"
+        );
+        let summary =
+            std::fs::read_to_string(out.join(format!("runs/{curve}/summary.csv"))).unwrap();
+        assert!(summary.lines().count() > 2 * 5, "{curve}: {summary}");
+    }
+    assert!(report.contains("| 0.5 | 2 | "), "the noise curve's table");
 
     // `compare` takes the folder reproduce wrote as it is; with --epochs 2
     // no run is the article's preset, so each is listed without a reference.
@@ -255,8 +277,11 @@ fn other_epochs_are_compared_over_the_epochs_both_sides_have() {
 fn runs_of(out: &Path) -> Vec<(String, Vec<u8>)> {
     let mut found = vec![];
     for label in std::fs::read_dir(out.join("runs")).unwrap() {
-        for f in std::fs::read_dir(label.unwrap().path()).unwrap() {
-            let p = f.unwrap().path();
+        // A curve's settings are folders of their own.
+        for p in common::files_in(&label.unwrap().path()) {
+            if p.is_dir() {
+                continue;
+            }
             let name = p.strip_prefix(out).unwrap().to_string_lossy().into_owned();
             let bytes = std::fs::read(&p).unwrap();
             if name.ends_with(".safetensors") {
@@ -271,6 +296,20 @@ fn runs_of(out: &Path) -> Vec<(String, Vec<u8>)> {
     found
 }
 
+/// `reproduce` into `out` with the fake reference, quiet, and `more`.
+fn reproduce_args(out: &str, more: &[&str]) -> Vec<String> {
+    let base = [
+        "reproduce",
+        "--out-dir",
+        out,
+        "--reference",
+        "ref",
+        "--verbose",
+        "0",
+    ];
+    common::with(&base, more)
+}
+
 /// REPORT.md without its timings, which differ between any two runs.
 fn report_without_timings(out: &Path) -> String {
     let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
@@ -278,24 +317,11 @@ fn report_without_timings(out: &Path) -> String {
 }
 
 #[test]
-fn a_killed_reproduction_resumes_to_the_same_runs_and_report() {
+fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report() {
     let dir = tempfile::tempdir().unwrap();
     fake_reference(&dir.path().join("ref"));
     let settings = ["--seeds", "2", "--epochs", "3"];
-    let full = |out: &str, more: &[&str]| {
-        let mut a = vec![
-            "reproduce",
-            "--out-dir",
-            out,
-            "--reference",
-            "ref",
-            "--verbose",
-            "0",
-        ];
-        a.extend_from_slice(&settings);
-        a.extend_from_slice(more);
-        a.into_iter().map(String::from).collect::<Vec<_>>()
-    };
+    let full = |out: &str, more: &[&str]| reproduce_args(out, &[&settings[..], more].concat());
     let o = Command::new(BIN)
         .args(full("whole", &[]))
         .current_dir(dir.path())
@@ -347,4 +373,34 @@ fn a_killed_reproduction_resumes_to_the_same_runs_and_report() {
     let o = reproduce(dir.path(), &["--seeds", "2", "--epochs", "4", "--resume"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("`epochs` 3, but this command has 4"));
+
+    // Sharded over three machines (separate processes and folders), merged.
+    let mut shards: Vec<_> = (0..3)
+        .map(|k| {
+            let shard = format!("{k}/3");
+            common::spawn(dir.path(), &full(&format!("part{k}"), &["--shard", &shard]))
+        })
+        .collect();
+    for c in &mut shards {
+        assert!(c.wait().unwrap().success());
+    }
+    assert!(
+        !dir.path().join("part0/REPORT.md").exists(),
+        "a shard reports nothing"
+    );
+    common::ok(
+        dir.path(),
+        &["merge", "part2", "part0", "part1", "--out", "merged"],
+    );
+    let merged = dir.path().join("merged");
+    assert_eq!(
+        runs_of(&merged),
+        runs_of(&whole),
+        "the same runs, bit for bit"
+    );
+    assert_eq!(
+        report_without_timings(&merged),
+        report_without_timings(&whole)
+    );
+    assert!(merged.join("figures/noise-curve.png").is_file());
 }

@@ -3,6 +3,7 @@
 
 mod compare;
 mod evaluate;
+mod merge;
 mod parity;
 mod predict;
 mod reproduce;
@@ -18,6 +19,7 @@ use crate::interrupt::Interrupted;
 use crate::outputs::note;
 use compare::CompareArgs;
 use evaluate::EvaluateArgs;
+use merge::MergeArgs;
 use parity::ParityArgs;
 use predict::PredictArgs;
 use reproduce::ReproduceArgs;
@@ -87,6 +89,8 @@ enum Command {
     Compare(Box<CompareArgs>),
     /// Every experiment over N seeds, compared with Keras, with figures and REPORT.md.
     Reproduce(Box<ReproduceArgs>),
+    /// Join the folders of a command's shards (--shard K/N) into the unsharded one.
+    Merge(Box<MergeArgs>),
     /// Replay a Keras run dumped by scripts/keras_reference.py --dump, step by step.
     Parity(Box<ParityArgs>),
     /// A saved model's probability and class for each point of a CSV.
@@ -131,6 +135,7 @@ pub fn main() -> i32 {
         Command::Sweep(args) => sweep::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Parity(args) => parity::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),

@@ -10,6 +10,7 @@ use super::{Replace, RunOn, Verbosity};
 use crate::callbacks::sweep_bar;
 use crate::compare::{self, Format};
 use crate::reproduce::Reproduction;
+use crate::shard::{self, Manifest, Shard};
 use crate::sweep::check_diverged;
 use crate::{interrupt, outputs};
 
@@ -41,6 +42,11 @@ pub struct ReproduceArgs {
     /// over the epochs both sides have (REPORT.md says which).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..), allow_hyphen_values = true, value_name = "N")]
     pub epochs: Option<i64>,
+    /// Train only shard K of N (K from 0) of the (experiment or curve
+    /// setting, seed) replicas, marked by DIR/shard.json; `binclass merge`
+    /// joins the shards' folders and writes the figures and REPORT.md.
+    #[arg(long, value_parser = shard::parse, value_name = "K/N")]
+    pub shard: Option<Shard>,
     #[command(flatten)]
     pub verbosity: Verbosity,
 }
@@ -62,16 +68,26 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         margin: args.margin,
         overwrite: args.replace.overwrite,
         resume: args.resume,
+        shard: args.shard,
     };
     let plan = r.prepare()?;
     interrupt::install();
     let bar = sweep_bar(args.verbosity.verbose, plan.seed_epochs());
     let trained = r.train(&plan, &bar)?;
     bar.finish_and_clear();
-    let (rows, shortened) = r.compare(&plan)?;
-    r.figures(&plan)?;
-    let report = r.report(&plan, &trained, &rows, &shortened)?;
-    outputs::write_atomic(&r.dir.join("REPORT.md"), report.as_bytes())?;
+    if let Some(shard) = args.shard {
+        let mut m = Manifest::new("reproduce", shard, r.shard_plan()?);
+        m.timings = trained.timings.clone();
+        m.write(&r.dir)?;
+        outputs::note(&format!(
+            "trained shard {}/{} in {:.1}s; `binclass merge` its folder with the others'",
+            shard.index,
+            shard.count,
+            trained.total()
+        ));
+        return trained.finals.iter().try_for_each(check_diverged);
+    }
+    let rows = r.finish(&plan, &trained)?;
     if args.verbosity.verbose > 0 {
         let explained: String = compare::explain(&rows)
             .iter()

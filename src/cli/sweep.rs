@@ -11,6 +11,8 @@ use clap::Args;
 use super::{Replace, RunOn, Verbosity};
 use crate::callbacks::sweep_bar;
 use crate::config::{Experiment, Overrides, whole};
+use crate::grid::{Grid, GridSweep, table};
+use crate::shard::{self, Shard};
 use crate::stats::mean_sd_text;
 use crate::sweep::{Job, check_diverged, final_and_best};
 use crate::{interrupt, outputs};
@@ -40,6 +42,18 @@ pub struct SweepArgs {
     /// CPU's cores, within the memory available]. Results do not depend on it.
     #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
     pub chunk: Option<i64>,
+    /// Vary a setting: KNOB=V1,V2,… (repeatable: every combination of the
+    /// knobs' values), each setting over every seed, in a folder of its own
+    /// (`DIR/noise-rate=0.2`), with one summary.csv over them. Knobs:
+    /// noise-rate, scale, shift, lr, normalize (sharing batched models);
+    /// features, units, hidden-layers, batch-size, samples, split, epochs,
+    /// activation (batches of their own).
+    #[arg(long, value_name = "KNOB=V1,V2,…", allow_hyphen_values = true)]
+    pub vary: Vec<String>,
+    /// Train only shard K of N (K from 0) of the (setting, seed) replicas,
+    /// marked by DIR/shard.json; `binclass merge` joins the shards' folders.
+    #[arg(long, value_parser = shard::parse, value_name = "K/N")]
+    pub shard: Option<Shard>,
     #[command(flatten)]
     pub verbosity: Verbosity,
     #[command(flatten)]
@@ -92,6 +106,9 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         chunk: args.chunk.map(|c| c as u64),
         threads,
     };
+    if !args.vary.is_empty() || args.shard.is_some() {
+        return run_grid(args, &job);
+    }
     if args.out_dir.is_none() {
         job.claim_new_dir()?;
     }
@@ -127,6 +144,33 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     check_diverged(&finals)
 }
 
+/// A varied or sharded sweep: every setting's runs, the table of settings.
+fn run_grid(args: &SweepArgs, base: &Job) -> Result<()> {
+    let grid = Grid::parse(&base.exp, &args.vary, args.overrides.units.is_some())?;
+    let mut sweep = GridSweep::new(base, grid, args.shard)?;
+    if args.out_dir.is_none() {
+        sweep.claim_new_dir()?;
+    }
+    sweep.prepare()?;
+    interrupt::install();
+    let verbose = args.verbosity.verbose;
+    let bar = sweep_bar(u8::from(verbose == 1), sweep.seed_epochs());
+    let start = Instant::now();
+    let finals = sweep.run(&bar)?;
+    bar.finish_and_clear();
+    if verbose > 0 {
+        let runs: usize = finals.iter().map(|(_, f)| f.len()).sum();
+        outputs::note(&format!(
+            "{}{runs} runs of {} in {:.2}s; wrote their files and {}",
+            table(&sweep.grid.flags(), &finals),
+            base.exp.name,
+            start.elapsed().as_secs_f64(),
+            sweep.dir.join("summary.csv").display()
+        ));
+    }
+    finals.iter().try_for_each(|(_, f)| check_diverged(f))
+}
+
 /// --chunk, and --resume with what it needs and excludes.
 fn check_flags(args: &SweepArgs) -> Result<()> {
     if let Some(c) = args.chunk
@@ -136,6 +180,11 @@ fn check_flags(args: &SweepArgs) -> Result<()> {
     }
     if args.resume && args.replace.overwrite {
         bail!("--resume continues the sweep in --out-dir and --overwrite replaces it: give one");
+    }
+    if args.resume && !args.vary.is_empty() {
+        bail!(
+            "--resume does not continue a --vary sweep (it keeps no checkpoints); run it again with --overwrite"
+        );
     }
     if args.resume && args.out_dir.is_none() {
         bail!("--resume needs --out-dir: the folder of the sweep to continue");

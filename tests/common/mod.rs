@@ -146,3 +146,72 @@ pub fn stop_after_rows(
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
     child.wait().unwrap().code()
 }
+
+/// The largest difference between two CSVLogger files' numbers, epoch by
+/// epoch (both must have the same epochs).
+pub fn max_difference(a: &Path, b: &Path) -> f64 {
+    let (ra, rb) = (rows(a), rows(b));
+    assert_eq!(
+        ra.len(),
+        rb.len(),
+        "{} and {}: epochs",
+        a.display(),
+        b.display()
+    );
+    ra.iter()
+        .zip(&rb)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0.0, f64::max)
+}
+
+/// A record without what differs between two runs of the same command
+/// (the times it took, and where its CSV was).
+fn record_sans_times(path: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for key in ["epoch_seconds", "total_seconds", "csv"] {
+        v.as_object_mut().unwrap().remove(key);
+    }
+    if let Some(m) = v["final_metrics"].as_object_mut() {
+        m.remove("seconds");
+    }
+    v
+}
+
+/// A safetensors file's metadata (parsed: its key order is not kept) and
+/// its tensors' bytes.
+fn model_parts(path: &Path) -> (serde_json::Value, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    (header, bytes[8 + n..].to_vec())
+}
+
+/// Two output folders hold the same files with the same results: CSVs and
+/// summaries byte for byte, models' tensors bit for bit (and the same
+/// metadata), records equal but for their timings and CSV path.
+pub fn assert_same_outputs(a: &Path, b: &Path) {
+    let rel = |d: &Path| -> Vec<PathBuf> {
+        files_in(d)
+            .into_iter()
+            .filter(|p| p.is_file())
+            .map(|p| p.strip_prefix(d).unwrap().to_path_buf())
+            .collect()
+    };
+    let files = rel(a);
+    assert_eq!(files, rel(b), "{} and {}: files", a.display(), b.display());
+    for f in &files {
+        let (x, y) = (a.join(f), b.join(f));
+        let name = f.to_string_lossy();
+        if name.ends_with(".csv.json") {
+            assert_eq!(record_sans_times(&x), record_sans_times(&y), "{name}");
+        } else if name.ends_with(".safetensors") {
+            assert!(model_parts(&x) == model_parts(&y), "{name}");
+        } else {
+            assert!(
+                std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap(),
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! `binclass sweep --vary KNOB=V1,V2,…`: settings of one experiment (the
+//! Cartesian product of the knobs' values), each over the same seeds, each
+//! in a folder of its own, with one `summary.csv` over all of them.
+//!
+//! A setting is the experiment `train` resolves with that knob's flag
+//! (`--vary noise-rate=0.1,0.2` is `train --noise-rate 0.1` and `… 0.2`),
+//! parsed and checked by the settings table ([`Experiment::set`], the same
+//! bounds); its runs are a sweep's ([`crate::sweep::Job`]), and settings
+//! that differ only in their data or learning rate share batched models
+//! ([`crate::sweep::train_together`]).
+
+use std::fmt::Write as _;
+
+use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use indicatif::ProgressBar;
+
+use crate::callbacks::SeedSummary;
+use crate::config::{Experiment, default_units};
+use crate::outputs;
+use crate::shard::{Manifest, Shard};
+use crate::stats::mean_sd_text;
+use crate::sweep::{Finals, Job, final_and_best, write_summary_of};
+
+/// Knobs that change only a replica's data or its learning rate: its
+/// settings train in one batched model.
+pub const DATA_KNOBS: &[&str] = &["noise-rate", "scale", "shift", "lr", "normalize"];
+
+/// Knobs that change the network, the data's shape or the plan: each value
+/// trains in batches of its own.
+pub const SHAPE_KNOBS: &[&str] = &[
+    "features",
+    "units",
+    "hidden-layers",
+    "batch-size",
+    "samples",
+    "split",
+    "epochs",
+    "activation",
+];
+
+/// Each setting's knob values and its seeds' summaries.
+pub type Settings = Vec<(Vec<String>, Finals)>;
+
+/// One varied knob and its values, each as the settings table shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Knob {
+    pub flag: &'static str,
+    pub values: Vec<String>,
+}
+
+/// One point of the grid: each knob's value, and the experiment it makes.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    pub values: Vec<String>,
+    pub exp: Experiment,
+}
+
+/// The knobs and every setting they make, first knob outermost.
+#[derive(Clone, Debug)]
+pub struct Grid {
+    pub knobs: Vec<Knob>,
+    pub settings: Vec<Setting>,
+}
+
+/// A knob's name as the settings table spells it, if it may be varied.
+fn knob_flag(name: &str) -> Option<&'static str> {
+    DATA_KNOBS
+        .iter()
+        .chain(SHAPE_KNOBS)
+        .find(|k| **k == name)
+        .copied()
+}
+
+/// `KNOB=V1,V2,…`, each value parsed and checked as its flag would be.
+pub fn parse_knob(base: &Experiment, spec: &str) -> Result<Knob> {
+    let Some((name, list)) = spec.split_once('=') else {
+        bail!("--vary {spec}: expected KNOB=V1,V2,… (e.g. noise-rate=0,0.1,0.2)");
+    };
+    let name = name.trim();
+    let Some(flag) = knob_flag(name) else {
+        bail!(
+            "--vary {spec}: '{name}' cannot be varied; choose one of {}",
+            [DATA_KNOBS, SHAPE_KNOBS].concat().join(", ")
+        );
+    };
+    let mut values: Vec<String> = vec![];
+    for text in list.split(',') {
+        if text.trim().is_empty() {
+            bail!("--vary {spec}: an empty value in the list; give KNOB=V1,V2,…");
+        }
+        let mut e = base.clone();
+        e.set(flag, text)
+            .and_then(|()| e.validate())
+            .with_context(|| format!("--vary {spec}"))?;
+        let shown = shown_value(&e, flag);
+        if values.contains(&shown) {
+            bail!("--vary {spec}: {shown} is listed twice");
+        }
+        values.push(shown);
+    }
+    Ok(Knob { flag, values })
+}
+
+/// A setting's value as `binclass experiments` and the records show it.
+fn shown_value(e: &Experiment, flag: &str) -> String {
+    e.settings()
+        .into_iter()
+        .find(|(f, _)| *f == flag)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+impl Grid {
+    /// The grid of `--vary` flags over `base` (the preset with the other
+    /// overrides); `units_given`: `--units` was set, so the width does not
+    /// follow a varied `features` (as in [`Experiment::resolve`]).
+    pub fn parse(base: &Experiment, specs: &[String], units_given: bool) -> Result<Grid> {
+        let mut knobs: Vec<Knob> = vec![];
+        for spec in specs {
+            let knob = parse_knob(base, spec)?;
+            if knobs.iter().any(|k| k.flag == knob.flag) {
+                bail!(
+                    "--vary {} is given twice; give each knob once, with all its values",
+                    knob.flag
+                );
+            }
+            knobs.push(knob);
+        }
+        let mut settings = vec![Setting {
+            values: vec![],
+            exp: base.clone(),
+        }];
+        for knob in &knobs {
+            settings = settings
+                .iter()
+                .flat_map(|s| knob.values.iter().map(move |v| (s, v)))
+                .map(|(s, v)| {
+                    let mut exp = s.exp.clone();
+                    exp.set(knob.flag, v)?;
+                    let values = [s.values.clone(), vec![v.clone()]].concat();
+                    Ok(Setting { values, exp })
+                })
+                .collect::<Result<_>>()?;
+        }
+        for s in &mut settings {
+            if !units_given {
+                s.exp.units = default_units(s.exp.features);
+            }
+            s.exp
+                .validate()
+                .with_context(|| format!("--vary setting {}", folder(&knobs, &s.values)))?;
+        }
+        Ok(Grid { knobs, settings })
+    }
+
+    pub fn flags(&self) -> Vec<&'static str> {
+        self.knobs.iter().map(|k| k.flag).collect()
+    }
+}
+
+/// A setting's folder name: `noise-rate=0.2`, `noise-rate=0.2,scale=10`.
+pub fn folder(knobs: &[Knob], values: &[String]) -> String {
+    knobs
+        .iter()
+        .zip(values)
+        .map(|(k, v)| format!("{}={v}", k.flag))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The printed table (and REPORT.md's, as Markdown): per setting, its
+/// seeds' final and best validation accuracy as mean ± sd.
+pub fn table(flags: &[&str], rows: &[(Vec<String>, Finals)]) -> String {
+    let mut t = String::new();
+    let head = [flags, &["seeds", "final val_binary_accuracy", "best"]].concat();
+    let _ = writeln!(
+        t,
+        "| {} |\n|{}",
+        head.join(" | "),
+        "---|".repeat(head.len())
+    );
+    for (values, finals) in rows {
+        let (fin, best) = final_and_best(finals);
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} |",
+            values.join(" | "),
+            finals.len(),
+            mean_sd_text(&fin),
+            mean_sd_text(&best)
+        );
+    }
+    t
+}
+
+/// A varied sweep's `summary.csv` read back: its knobs, and per setting
+/// (rows in the file's order) its values and seeds' summaries.
+pub fn read_summary(path: &Path) -> Result<(Vec<String>, Settings)> {
+    let bad = || format!("{} is not a sweep's summary.csv", path.display());
+    let mut r = csv::Reader::from_path(path).with_context(bad)?;
+    let header: Vec<String> = r
+        .headers()
+        .with_context(bad)?
+        .iter()
+        .map(String::from)
+        .collect();
+    let k = header.iter().position(|h| h == "seed").with_context(bad)?;
+    let mut rows: Settings = vec![];
+    for rec in r.records() {
+        let rec = rec.with_context(bad)?;
+        let field = |i: usize| rec.get(i).unwrap_or_default();
+        let values: Vec<String> = (0..k).map(|i| field(i).to_string()).collect();
+        let seed = field(k).parse().ok().with_context(bad)?;
+        let summary = (field(k + 4) == "true")
+            .then(|| -> Option<SeedSummary> {
+                Some(SeedSummary {
+                    final_acc: field(k + 1).parse().ok()?,
+                    best_acc: field(k + 2).parse().ok()?,
+                    best_epoch: field(k + 3).parse().ok()?,
+                })
+            })
+            .map(|s| s.with_context(bad))
+            .transpose()?;
+        match rows.last_mut() {
+            Some((v, f)) if *v == values => f.push((seed, summary)),
+            _ => rows.push((values, vec![(seed, summary)])),
+        }
+    }
+    Ok((header[..k].to_vec(), rows))
+}
+
+/// A sweep over a grid (or one shard of a sweep): a job per setting, each
+/// in its folder under `dir`, and the files that join them.
+#[derive(Clone)]
+pub struct GridSweep {
+    pub dir: PathBuf,
+    pub grid: Grid,
+    /// Each setting with seeds in this shard: its values and its job.
+    pub jobs: Vec<(Vec<String>, Job)>,
+    pub shard: Option<Shard>,
+    seeds: RangeInclusive<u64>,
+}
+
+impl GridSweep {
+    /// `base`'s seeds over every setting of `grid` (none: `base` alone),
+    /// restricted to `shard`'s slice; each job's folder is its setting's.
+    pub fn new(base: &Job, grid: Grid, shard: Option<Shard>) -> Result<Self> {
+        let total = (base.seeds.end() - base.seeds.start() + 1) * grid.settings.len() as u64;
+        let slice = match shard {
+            Some(s) => s.slice(total)?,
+            None => 0..total,
+        };
+        let mut sweep = Self::in_slice(base, grid, slice);
+        sweep.shard = shard;
+        Ok(sweep)
+    }
+
+    /// The replicas `slice` of the grid's (setting, seed) replicas, in
+    /// order (a reproduction's shard): no `shard.json` of its own.
+    pub fn in_slice(base: &Job, grid: Grid, slice: Range<u64>) -> Self {
+        let mut jobs = vec![];
+        for (i, setting) in grid.settings.iter().enumerate() {
+            if let Some(seeds) = Shard::seeds_in(i as u64, &base.seeds, &slice) {
+                let job = Job {
+                    exp: setting.exp.clone(),
+                    seeds,
+                    ..base.clone()
+                };
+                jobs.push((setting.values.clone(), job));
+            }
+        }
+        let mut sweep = GridSweep {
+            dir: base.dir.clone(),
+            grid,
+            jobs,
+            shard: None,
+            seeds: base.seeds.clone(),
+        };
+        sweep.place(&base.dir.clone());
+        sweep
+    }
+
+    /// The replicas it trains: settings × seeds (in this shard).
+    pub fn replicas(&self) -> u64 {
+        self.jobs
+            .iter()
+            .map(|(_, j)| j.seeds.end() - j.seeds.start() + 1)
+            .sum()
+    }
+
+    fn varied(&self) -> bool {
+        !self.grid.knobs.is_empty()
+    }
+
+    /// Puts the sweep in `dir`, each setting in its folder there.
+    fn place(&mut self, dir: &Path) {
+        self.dir = dir.to_path_buf();
+        for (values, job) in &mut self.jobs {
+            job.dir = match values.is_empty() {
+                true => dir.to_path_buf(),
+                false => dir.join(folder(&self.grid.knobs, values)),
+            };
+        }
+    }
+
+    /// What `merge` checks its shards against: the command's settings and seeds.
+    pub fn plan(&self) -> serde_json::Value {
+        serde_json::json!({
+            "knobs": self.grid.knobs,
+            "seeds": [self.seeds.start(), self.seeds.end()],
+            "settings": self.planned_settings(""),
+        })
+    }
+
+    /// Each setting's folder (below `under`) and experiment, which `merge`
+    /// checks every record against.
+    pub fn planned_settings(&self, under: &str) -> Vec<serde_json::Value> {
+        self.grid
+            .settings
+            .iter()
+            .map(|s| {
+                let name = folder(&self.grid.knobs, &s.values);
+                let path = match (under, name.as_str()) {
+                    ("", n) | (n, "") => n.to_string(),
+                    (u, n) => format!("{u}/{n}"),
+                };
+                serde_json::json!({
+                    "folder": path,
+                    "experiment": s.exp,
+                })
+            })
+            .collect()
+    }
+
+    /// Checks every job and the grid's own files; creates nothing.
+    pub fn check(&self) -> Result<()> {
+        for (_, job) in &self.jobs {
+            job.check()?;
+        }
+        let (overwrite, resume) = self
+            .jobs
+            .first()
+            .map_or((false, false), |(_, j)| (j.overwrite, j.resume));
+        if self.varied() {
+            outputs::check_output(&self.dir.join("summary.csv"), "summary", overwrite)?;
+        }
+        if self.shard.is_some() {
+            outputs::check_output(&Manifest::path(&self.dir), "--shard", overwrite || resume)?;
+        }
+        Ok(())
+    }
+
+    /// Claims a new folder, the first free `dir`, `dir-1`, … (see
+    /// [`Job::claim_new_dir`]).
+    pub fn claim_new_dir(&mut self) -> Result<()> {
+        let mut trial = self.clone();
+        for (_, job) in &mut trial.jobs {
+            job.overwrite = true;
+        }
+        trial.check()?;
+        let dir = outputs::claim_new_dir(&self.dir)?;
+        self.place(&dir);
+        Ok(())
+    }
+
+    /// Refuses, touching nothing, files it may not replace; then makes the folders.
+    pub fn prepare(&self) -> Result<()> {
+        self.check()?;
+        for (_, job) in &self.jobs {
+            job.prepare()?;
+        }
+        Ok(())
+    }
+
+    pub fn seed_epochs(&self) -> u64 {
+        self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
+    }
+
+    /// Trains every setting (a plain sweep as `sweep` does, with
+    /// `--resume`), writes the grid's `summary.csv` and, for a shard, its
+    /// `shard.json`; each setting's values and seeds' summaries.
+    pub fn run(&self, bar: &ProgressBar) -> Result<Settings> {
+        if self.jobs.is_empty() {
+            return Ok(vec![]); // none of its replicas is in this shard
+        }
+        let finals = match self.jobs.as_slice() {
+            [(values, job)] if !self.varied() => vec![(values.clone(), job.run(bar)?)],
+            jobs => {
+                let only: Vec<Job> = jobs.iter().map(|(_, j)| j.clone()).collect();
+                let values = jobs.iter().map(|(v, _)| v.clone());
+                values
+                    .zip(crate::sweep::train_together(&only, bar)?)
+                    .collect()
+            }
+        };
+        if self.varied() {
+            let rows: Vec<(Vec<String>, &Finals)> =
+                finals.iter().map(|(v, f)| (v.clone(), f)).collect();
+            write_summary_of(&self.dir.join("summary.csv"), &self.grid.flags(), &rows)?;
+        }
+        if let Some(shard) = self.shard {
+            Manifest::new("sweep", shard, self.plan()).write(&self.dir)?;
+        }
+        Ok(finals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Experiment {
+        Experiment::preset("baseline").unwrap()
+    }
+
+    #[test]
+    fn a_grid_is_the_product_of_its_knobs_first_outermost() {
+        let g = Grid::parse(
+            &base(),
+            &["noise-rate=0,0.1".into(), "features=2,5".into()],
+            false,
+        )
+        .unwrap();
+        let names: Vec<String> = g
+            .settings
+            .iter()
+            .map(|s| folder(&g.knobs, &s.values))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "noise-rate=0,features=2",
+                "noise-rate=0,features=5",
+                "noise-rate=0.1,features=2",
+                "noise-rate=0.1,features=5"
+            ]
+        );
+        // The width follows the features, as `train --features 5` has it.
+        assert_eq!(g.settings[1].exp.units, 7);
+        assert_eq!(g.settings[2].exp.noise_rate, 0.1);
+    }
+
+    #[test]
+    fn values_are_named_as_the_settings_table_shows_them() {
+        let k = parse_knob(&base(), "lr=0.010, 1e-3").unwrap();
+        assert_eq!(k.values, ["0.01", "0.001"]);
+        let k = parse_knob(&base(), "normalize=none,standard").unwrap();
+        assert_eq!(k.values, ["none", "standard"]);
+    }
+
+    #[test]
+    fn bad_knobs_and_values_are_one_line_errors() {
+        for (spec, expected) in [
+            ("nope=1,2", "'nope' cannot be varied"),
+            ("init=keras", "'init' cannot be varied"),
+            ("noise-rate", "expected KNOB=V1,V2"),
+            ("noise-rate=", "an empty value"),
+            ("noise-rate=0.1,,0.2", "an empty value"),
+            ("noise-rate=0.1,x", "expected a number"),
+            ("noise-rate=0.1,2", "--noise-rate must be in [0, 1], got 2"),
+            ("epochs=0", "--epochs must be a whole number in 1..="),
+            ("lr=0.1,0.10", "0.1 is listed twice"),
+        ] {
+            let err = format!("{:#}", parse_knob(&base(), spec).unwrap_err());
+            assert!(err.contains(expected), "{spec}: {err}");
+            assert!(!err.contains('\n'), "{spec}: {err}");
+        }
+        let twice = Grid::parse(&base(), &["lr=0.1".into(), "lr=0.2".into()], false);
+        let err = twice.unwrap_err().to_string();
+        assert!(err.contains("--vary lr is given twice"), "{err}");
+    }
+}

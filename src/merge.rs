@@ -1,0 +1,268 @@
+//! `binclass merge`: the folders of a command's shards (`--shard K/N`)
+//! joined into the folder the unsharded command would have written: every
+//! run's files copied, each `summary.csv` the shards' rows in shard order
+//! (the order an unsharded run writes, since shards are contiguous slices),
+//! each record naming its CSV in the merged folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::callbacks::RunRecord;
+use crate::outputs;
+use crate::shard::{MANIFEST, Manifest};
+
+/// The merge, checked: what each output file will hold.
+pub struct Merge {
+    pub out: PathBuf,
+    /// Each file to write (relative to `out`) and where it comes from.
+    copies: Vec<(PathBuf, PathBuf)>,
+    /// Each `summary.csv` (relative) and its shards' copies, in shard order.
+    summaries: BTreeMap<PathBuf, Vec<PathBuf>>,
+    pub command: String,
+    pub shards: u64,
+    plan: serde_json::Value,
+    /// Each part's training seconds, summed over the shards.
+    timings: Vec<(String, f64)>,
+}
+
+/// Reads and checks the shards' manifests: one command and plan, every
+/// shard of it once. Returns them in shard order.
+fn manifests(dirs: &[PathBuf]) -> Result<Vec<(Manifest, PathBuf)>> {
+    let mut found: Vec<(Manifest, PathBuf)> = dirs
+        .iter()
+        .map(|d| Ok((Manifest::read(d)?, d.clone())))
+        .collect::<Result<_>>()?;
+    let Some((first, first_dir)) = found.first().cloned() else {
+        bail!("give the shards' folders to merge");
+    };
+    for (m, dir) in &found {
+        if m.command != first.command || m.plan != first.plan || m.shard.count != first.shard.count
+        {
+            bail!(
+                "{} and {} are shards of different commands or settings; merge the shards of one command",
+                first_dir.display(),
+                dir.display()
+            );
+        }
+    }
+    found.sort_by_key(|(m, _)| m.shard.index);
+    for pair in found.windows(2) {
+        if pair[0].0.shard.index == pair[1].0.shard.index {
+            bail!(
+                "{} and {} are both shard {}/{}: give each shard once",
+                pair[0].1.display(),
+                pair[1].1.display(),
+                pair[0].0.shard.index,
+                first.shard.count
+            );
+        }
+    }
+    let missing: Vec<String> = (0..first.shard.count)
+        .filter(|k| !found.iter().any(|(m, _)| m.shard.index == *k))
+        .map(|k| k.to_string())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "shard(s) {} of {} missing: give every shard's folder",
+            missing.join(", "),
+            first.shard.count
+        );
+    }
+    Ok(found)
+}
+
+/// The experiment the plan gives the runs of the setting folder `folder`.
+fn planned_experiment(plan: &serde_json::Value, folder: &str) -> Option<serde_json::Value> {
+    plan["settings"]
+        .as_array()?
+        .iter()
+        .find(|s| s["folder"] == folder)
+        .map(|s| s["experiment"].clone())
+}
+
+impl Merge {
+    /// Checks every shard and every output path; writes nothing.
+    pub fn plan(dirs: &[PathBuf], out: &Path, overwrite: bool) -> Result<Merge> {
+        let shards = manifests(dirs)?;
+        let (first, _) = &shards[0];
+        let mut m = Merge {
+            out: out.to_path_buf(),
+            copies: vec![],
+            summaries: BTreeMap::new(),
+            command: first.command.clone(),
+            shards: first.shard.count,
+            plan: first.plan.clone(),
+            timings: summed_timings(&shards),
+        };
+        let mut owner: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+        for (manifest, dir) in &shards {
+            if out.canonicalize().ok() == dir.canonicalize().ok() {
+                bail!(
+                    "--out {} is one of the shards; merge into another folder",
+                    out.display()
+                );
+            }
+            m.add_shard(dir, &manifest.plan, &mut owner)?;
+        }
+        for rel in m.copies.iter().map(|(r, _)| r).chain(m.summaries.keys()) {
+            outputs::check_output(&out.join(rel), "--out", overwrite)?;
+        }
+        Ok(m)
+    }
+
+    /// A shard's files: each run's to copy (its record checked against the
+    /// plan; none another shard has, `owner` says whose), each summary to join.
+    fn add_shard(
+        &mut self,
+        dir: &Path,
+        plan: &serde_json::Value,
+        owner: &mut BTreeMap<PathBuf, PathBuf>,
+    ) -> Result<()> {
+        let mut files = vec![];
+        outputs::walk(dir, &mut files)?;
+        files.sort();
+        for file in files.into_iter().filter(|f| !f.is_dir()) {
+            let rel = file.strip_prefix(dir)?.to_path_buf();
+            let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || rel == Path::new(MANIFEST) {
+                continue; // a killed writer's temporary; the marker
+            }
+            if name.starts_with("batch-") && name.ends_with(".ckpt") {
+                bail!(
+                    "{} is unfinished ({} is a batch's checkpoint): finish it with --resume first",
+                    dir.display(),
+                    file.display()
+                );
+            }
+            if name == "summary.csv" {
+                self.summaries.entry(rel).or_default().push(file);
+                continue;
+            }
+            if name.ends_with(".csv.json") {
+                check_record(&file, &rel, plan)?;
+            }
+            if let Some(other) = owner.insert(rel.clone(), dir.to_path_buf()) {
+                bail!(
+                    "{} is in both {} and {}: shards overlap",
+                    rel.display(),
+                    other.display(),
+                    dir.display()
+                );
+            }
+            self.copies.push((rel, file));
+        }
+        Ok(())
+    }
+
+    /// Writes the merged folder, every file atomically.
+    pub fn write(&self) -> Result<usize> {
+        for (rel, from) in &self.copies {
+            let to = self.out.join(rel);
+            outputs::make_parent(&to)?;
+            let bytes =
+                std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+            let bytes = match rel.to_str().is_some_and(|r| r.ends_with(".csv.json")) {
+                true => record_in(&bytes, &self.out.join(rel), from)?,
+                false => bytes,
+            };
+            outputs::write_atomic(&to, &bytes)?;
+        }
+        for (rel, parts) in &self.summaries {
+            let to = self.out.join(rel);
+            outputs::make_parent(&to)?;
+            outputs::write_atomic(&to, &joined_csv(parts)?)?;
+        }
+        if self.command == "reproduce" {
+            crate::reproduce::Reproduction::finish_merged(
+                &self.out,
+                &self.plan,
+                self.timings.clone(),
+            )?;
+        }
+        Ok(self.copies.len() + self.summaries.len())
+    }
+}
+
+/// The shards' training seconds per part, in the first shard's order of parts.
+fn summed_timings(shards: &[(Manifest, PathBuf)]) -> Vec<(String, f64)> {
+    let mut sums: Vec<(String, f64)> = vec![];
+    for (m, _) in shards {
+        for (label, secs) in &m.timings {
+            match sums.iter_mut().find(|(l, _)| l == label) {
+                Some((_, s)) => *s += secs,
+                None => sums.push((label.clone(), *secs)),
+            }
+        }
+    }
+    sums
+}
+
+/// A run's record must be of the setting its folder holds in the plan.
+fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<()> {
+    let record = RunRecord::read(file)?;
+    let folder = rel
+        .parent()
+        .and_then(|p| p.to_str())
+        .unwrap_or_default()
+        .replace(std::path::MAIN_SEPARATOR, "/");
+    // A reproduction's runs sit in runs/<label>; a sweep's in its setting's folder.
+    let Some(expected) = planned_experiment(plan, &folder) else {
+        bail!(
+            "{} is in {folder}, which is no setting of this shard's command",
+            file.display()
+        );
+    };
+    if serde_json::to_value(&record.experiment)? != expected {
+        bail!(
+            "{} was written with other settings than its shard's command gives {folder}",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// A record with its `csv` naming the run's CSV in the merged folder, as
+/// the unsharded command would have written it; every other byte kept.
+fn record_in(bytes: &[u8], json: &Path, from: &Path) -> Result<Vec<u8>> {
+    let text = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|t| t.lines().filter(|l| l.starts_with("  \"csv\": ")).count() == 1)
+        .with_context(|| format!("{} is not a run record", from.display()))?;
+    let csv = serde_json::to_string(&json.with_extension("").to_string_lossy())?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| match l.strip_prefix("  \"csv\": ") {
+            Some(_) => format!("  \"csv\": {csv},"),
+            None => l.to_string(),
+        })
+        .collect();
+    Ok((lines.join("\n") + "\n").into_bytes())
+}
+
+/// The CSVs' rows under their one header, in the order given.
+fn joined_csv(parts: &[PathBuf]) -> Result<Vec<u8>> {
+    let mut header: Option<String> = None;
+    let mut out = String::new();
+    for part in parts {
+        let text = std::fs::read_to_string(part)
+            .with_context(|| format!("cannot read {}", part.display()))?;
+        let (head, rows) = text.split_once('\n').unwrap_or((&text, ""));
+        match &header {
+            None => {
+                out += head;
+                out.push('\n');
+                header = Some(head.to_string());
+            }
+            Some(h) if h != head => bail!(
+                "{} has another header than {}'s other shards",
+                part.display(),
+                part.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            Some(_) => {}
+        }
+        out += rows;
+    }
+    Ok(out.into_bytes())
+}

@@ -1,0 +1,384 @@
+//! `binclass sweep --vary`: every replica against `binclass train` with
+//! that setting, the folders and summary it writes, its bad input; and
+//! `--shard K/N` with `binclass merge` against the unsharded sweep.
+
+use std::path::Path;
+
+mod common;
+use common::{assert_same_outputs, binclass, max_difference, run, spawn, strs, with};
+
+/// Few rows and two epochs: rounding-level differences grow ~3-10× an
+/// epoch, and two epochs keep them within the 1e-5 a sweep promises.
+const TWO: &[&str] = &["--epochs", "2", "--samples", "3000", "--verbose", "0"];
+
+/// Sweeps `args` into `dir/s`, then trains every (setting, seed) alone with
+/// the setting's flags; the largest difference of any metric of any epoch.
+fn largest_difference_from_train(
+    dir: &Path,
+    args: &[&str],
+    settings: &[(&str, &[&str])],
+    seeds: &[u64],
+) -> f64 {
+    run(
+        dir,
+        with(&[&["sweep", "--out-dir", "s"], args].concat(), TWO),
+    );
+    let mut largest: f64 = 0.0;
+    for (folder, flags) in settings {
+        for seed in seeds {
+            let (out, seed_text) = (format!("t-{folder}-{seed}.csv"), seed.to_string());
+            let base: Vec<&str> = args
+                .iter()
+                .take_while(|a| **a != "--vary" && **a != "--seeds")
+                .copied()
+                .collect();
+            let train = [
+                &["train", "--seed", &seed_text, "--out", &out][..],
+                &base,
+                flags,
+            ]
+            .concat();
+            run(dir, with(&train, TWO));
+            let ours = dir
+                .join("s")
+                .join(folder)
+                .join(format!("baseline-seed{seed}.csv"));
+            largest = largest.max(max_difference(&ours, &dir.join(&out)));
+        }
+    }
+    largest
+}
+
+#[test]
+fn every_replica_of_a_varied_sweep_matches_train_within_1e_5() {
+    let dir = tempfile::tempdir().unwrap();
+    // Data knobs and the learning rate, all in one batched model.
+    let data = largest_difference_from_train(
+        dir.path(),
+        &[
+            "--seeds",
+            "0..2",
+            "--vary",
+            "noise-rate=0,0.3",
+            "--vary",
+            "lr=0.03,0.005",
+        ],
+        &[
+            (
+                "noise-rate=0,lr=0.03",
+                &["--noise-rate", "0", "--lr", "0.03"],
+            ),
+            (
+                "noise-rate=0,lr=0.005",
+                &["--noise-rate", "0", "--lr", "0.005"],
+            ),
+            (
+                "noise-rate=0.3,lr=0.03",
+                &["--noise-rate", "0.3", "--lr", "0.03"],
+            ),
+            (
+                "noise-rate=0.3,lr=0.005",
+                &["--noise-rate", "0.3", "--lr", "0.005"],
+            ),
+        ],
+        &[0, 1],
+    );
+    eprintln!("noise-rate x lr: largest difference from train {data:e}");
+    assert!(data <= 1e-5, "{data}");
+    let summary = std::fs::read_to_string(dir.path().join("s/summary.csv")).unwrap();
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(
+        lines[0],
+        "noise-rate,lr,seed,final_val_binary_accuracy,best_val_binary_accuracy,best_epoch,finished"
+    );
+    assert_eq!(lines.len(), 1 + 4 * 2, "{summary}");
+    assert!(lines[1].starts_with("0,0.03,0,") && lines[8].starts_with("0.3,0.005,1,"));
+    for setting in ["noise-rate=0.3,lr=0.005", "noise-rate=0,lr=0.03"] {
+        let own = dir.path().join("s").join(setting);
+        assert!(
+            own.join("summary.csv").is_file() && own.join("baseline-seed1.safetensors").is_file()
+        );
+    }
+}
+
+#[test]
+fn shape_knobs_and_keras_adams_learning_rate_match_train_within_1e_5() {
+    let dir = tempfile::tempdir().unwrap();
+    // A shape knob (its own batches) beside keras-adam's per-replica rate,
+    // and the width following a varied feature count as it does in train.
+    let shape = largest_difference_from_train(
+        dir.path(),
+        &[
+            "--optimizer",
+            "keras-adam",
+            "--seeds",
+            "3",
+            "--vary",
+            "features=2,4",
+            "--vary",
+            "lr=0.03,0.002",
+        ],
+        &[
+            ("features=2,lr=0.03", &["--features", "2", "--lr", "0.03"]),
+            ("features=2,lr=0.002", &["--features", "2", "--lr", "0.002"]),
+            ("features=4,lr=0.03", &["--features", "4", "--lr", "0.03"]),
+            ("features=4,lr=0.002", &["--features", "4", "--lr", "0.002"]),
+        ],
+        &[3],
+    );
+    eprintln!("features x lr (keras-adam): largest difference from train {shape:e}");
+    assert!(shape <= 1e-5, "{shape}");
+    let dir = tempfile::tempdir().unwrap();
+    let more = largest_difference_from_train(
+        dir.path(),
+        &[
+            "--seeds",
+            "0",
+            "--vary",
+            "batch-size=30,64",
+            "--vary",
+            "scale=1,10",
+            "--vary",
+            "normalize=none,standard",
+        ],
+        &[
+            (
+                "batch-size=30,scale=10,normalize=standard",
+                &[
+                    "--batch-size",
+                    "30",
+                    "--scale",
+                    "10",
+                    "--normalize",
+                    "standard",
+                ],
+            ),
+            (
+                "batch-size=64,scale=1,normalize=none",
+                &["--batch-size", "64", "--scale", "1"],
+            ),
+            (
+                "batch-size=64,scale=10,normalize=none",
+                &["--batch-size", "64", "--scale", "10"],
+            ),
+        ],
+        &[0],
+    );
+    eprintln!("batch-size x scale x normalize: largest difference from train {more:e}");
+    assert!(more <= 1e-5, "{more}");
+}
+
+#[test]
+fn bad_vary_and_shard_flags_are_one_line_errors_that_create_nothing() {
+    for (flags, expected) in [
+        (&["--vary", "nope=1,2"][..], "'nope' cannot be varied"),
+        (
+            &["--vary", "lr=0.1", "--vary", "lr=0.2"],
+            "--vary lr is given twice",
+        ),
+        (&["--vary", "lr="], "an empty value"),
+        (&["--vary", "lr"], "expected KNOB=V1,V2"),
+        (&["--vary", "lr=0.1,abc"], "expected a number"),
+        (
+            &["--vary", "noise-rate=0.5,1.5"],
+            "--noise-rate must be in [0, 1], got 1.5",
+        ),
+        (
+            &["--vary", "units=0"],
+            "--units must be a whole number in 1..=",
+        ),
+        (
+            &["--vary", "lr=0.1", "--resume", "--out-dir", "x"],
+            "--resume does not continue a --vary sweep",
+        ),
+        (&["--shard", "2/2"], "--shard"),
+        (&["--shard", "0/9"], "more shards than the 3 replicas"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = with(&["sweep", "--seeds", "0..3", "--verbose", "0"], flags);
+        let out = binclass(dir.path(), &strs(&args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flags:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{flags:?}: {err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{flags:?} created files"
+        );
+    }
+}
+
+/// `sweep ARGS --shard k/n --out-dir part<k>` for every k, as separate
+/// processes at once, then `merge` into `merged`.
+fn shard_and_merge(dir: &Path, args: &[&str], n: usize) {
+    let mut children: Vec<_> = (0..n)
+        .map(|k| {
+            let shard = format!("{k}/{n}");
+            let out = format!("part{k}");
+            spawn(dir, &with(args, &["--shard", &shard, "--out-dir", &out]))
+        })
+        .collect();
+    for c in &mut children {
+        assert!(c.wait().unwrap().success());
+    }
+    let parts: Vec<String> = (0..n).rev().map(|k| format!("part{k}")).collect();
+    run(
+        dir,
+        with(
+            &[&["merge", "--out", "merged"][..], &strs(&parts)].concat(),
+            &[],
+        ),
+    );
+}
+
+#[test]
+fn shards_run_apart_and_merged_equal_the_unsharded_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    // Shards cut settings in the middle of their seeds, and a shape knob.
+    let args = with(
+        &[
+            "sweep",
+            "--seeds",
+            "0..3",
+            "--vary",
+            "noise-rate=0,0.2",
+            "--vary",
+            "batch-size=30,50",
+        ],
+        &["--epochs", "3", "--samples", "1500", "--verbose", "0"],
+    );
+    run(
+        dir.path(),
+        with(&strs(&args), &["--out-dir", "merged-whole"]),
+    );
+    shard_and_merge(dir.path(), &strs(&args), 5);
+    // Bit for bit: a seed's numbers do not depend on its batch mates.
+    assert_same_outputs(&dir.path().join("merged-whole"), &dir.path().join("merged"));
+    let summary = std::fs::read_to_string(dir.path().join("merged/summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 1 + 4 * 3);
+
+    // A plain seeds sweep shards the same way.
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "sweep",
+        "--seeds",
+        "0..5",
+        "--epochs",
+        "2",
+        "--samples",
+        "900",
+        "--verbose",
+        "0",
+    ];
+    run(dir.path(), with(&args, &["--out-dir", "merged-whole"]));
+    shard_and_merge(dir.path(), &args, 2);
+    assert_same_outputs(&dir.path().join("merged-whole"), &dir.path().join("merged"));
+}
+
+#[test]
+fn merge_refuses_missing_overlapping_and_foreign_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = ["--epochs", "1", "--samples", "300", "--verbose", "0"];
+    for (k, extra) in [("0/3", "a"), ("1/3", "b"), ("1/3", "b2"), ("2/3", "c")] {
+        let args = ["sweep", "--seeds", "0..3", "--shard", k, "--out-dir", extra];
+        run(dir.path(), with(&args, &small));
+    }
+    let args = [
+        "sweep",
+        "--seeds",
+        "0..3",
+        "--lr",
+        "0.1",
+        "--shard",
+        "2/3",
+        "--out-dir",
+        "other",
+    ];
+    run(dir.path(), with(&args, &small));
+    for (shards, expected) in [
+        (&["a", "b"][..], "shard(s) 2 of 3 missing"),
+        (&["a", "b", "b2", "c"], "are both shard 1/3"),
+        (
+            &["a", "b", "other"],
+            "shards of different commands or settings",
+        ),
+        (&["a", "b", "nowhere"], "is not a shard's folder"),
+    ] {
+        let args = with(&[&["merge", "--out", "m"][..], shards].concat(), &[]);
+        let out = binclass(dir.path(), &strs(&args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{shards:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{shards:?}: {err}");
+        assert!(!dir.path().join("m").exists(), "{shards:?} wrote");
+    }
+    run(
+        dir.path(),
+        with(&["merge", "--out", "m", "a", "b", "c"], &[]),
+    );
+    // Merged again over it: refused, unless --overwrite.
+    let out = binclass(dir.path(), &["merge", "--out", "m", "a", "b", "c"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists; pass --overwrite"));
+    run(
+        dir.path(),
+        with(&["merge", "--out", "m", "a", "b", "c", "--overwrite"], &[]),
+    );
+}
+
+#[test]
+fn the_cluster_scripts_shard_and_merge_to_the_unsharded_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = "sweep --seeds 0..3 --vary lr=0.03,0.01 --epochs 2 --samples 600 --verbose 0";
+    run(
+        dir.path(),
+        with(
+            &strs(&sweep.split(' ').map(String::from).collect::<Vec<_>>()),
+            &["--out-dir", "whole"],
+        ),
+    );
+    let script = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/cluster")
+            .join(name)
+    };
+    // The Slurm array's tasks, as separate processes (no sbatch here: no merge job).
+    let mut tasks: Vec<_> = (0..3)
+        .map(|k| {
+            std::process::Command::new("bash")
+                .arg(script("sweep.slurm"))
+                .current_dir(dir.path())
+                .env("SLURM_ARRAY_TASK_ID", k.to_string())
+                .env("SHARDS", "3")
+                .env("BINCLASS", common::BIN)
+                .env("OUT", "slurm-shards")
+                .env("BINCLASS_SWEEP", sweep)
+                .env("PATH", "/usr/bin:/bin")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for t in &mut tasks {
+        assert!(t.wait().unwrap().success());
+    }
+    let shards: Vec<String> = (0..3).map(|k| format!("slurm-shards/shard-{k}")).collect();
+    run(
+        dir.path(),
+        with(
+            &[&["merge", "--out", "slurm"][..], &strs(&shards)].concat(),
+            &[],
+        ),
+    );
+    assert_same_outputs(&dir.path().join("whole"), &dir.path().join("slurm"));
+    // The same scheme on one machine.
+    let status = std::process::Command::new("bash")
+        .arg(script("run_local.sh"))
+        .args(["2", "local"])
+        .args(sweep.split(' '))
+        .current_dir(dir.path())
+        .env("BINCLASS", common::BIN)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_same_outputs(&dir.path().join("whole"), &dir.path().join("local"));
+}
