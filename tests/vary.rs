@@ -188,6 +188,10 @@ fn bad_vary_and_shard_flags_are_one_line_errors_that_create_nothing() {
             "--units must be a whole number in 1..=",
         ),
         (
+            &["--vary", "lr=0.1,0.2", "--lr", "0.1"],
+            "--vary lr and --lr are both given",
+        ),
+        (
             &["--vary", "lr=0.1", "--resume", "--out-dir", "x"],
             "--resume does not continue a --vary sweep",
         ),
