@@ -119,7 +119,6 @@ impl Grid {
     /// too; with `--units` given, the width does not follow a varied
     /// `features` (as in [`Experiment::resolve`]).
     pub fn parse(base: &Experiment, specs: &[String], given: &[&str]) -> Result<Grid> {
-        let units_given = given.contains(&"units");
         let mut knobs: Vec<Knob> = vec![];
         for spec in specs {
             let knob = parse_knob(base, spec)?;
@@ -153,8 +152,10 @@ impl Grid {
                 })
                 .collect::<Result<_>>()?;
         }
+        // The width follows the features unless it is set, by flag or knob.
+        let units_set = given.contains(&"units") || knobs.iter().any(|k| k.flag == "units");
         for s in &mut settings {
-            if !units_given {
+            if !units_set {
                 s.exp.units = default_units(s.exp.features);
             }
             s.exp
@@ -485,5 +486,9 @@ mod tests {
         // --units given: the width stays as given when the features vary.
         let g = Grid::parse(&base(), &["features=2,5".into()], &["units"]).unwrap();
         assert_eq!(g.settings[1].exp.units, 3);
+        let varied = ["features=2,5".into(), "units=4,6".into()];
+        let g = Grid::parse(&base(), &varied, &[]).unwrap();
+        let units: Vec<i64> = g.settings.iter().map(|s| s.exp.units).collect();
+        assert_eq!(units, [4, 6, 4, 6]);
     }
 }
