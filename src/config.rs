@@ -72,6 +72,15 @@ macro_rules! settings {
             )*
         }
 
+        impl Overrides {
+            /// The flags given (those set), by name.
+            pub fn given(&self) -> Vec<&'static str> {
+                let mut given = vec![];
+                $(if self.$field.is_some() { given.push($flag); })*
+                given
+            }
+        }
+
         impl Experiment {
             /// The overrides given, applied (the width rule aside: see [`Experiment::resolve`]).
             fn apply(&mut self, o: &Overrides) {

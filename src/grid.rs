@@ -115,12 +115,19 @@ fn shown_value(e: &Experiment, flag: &str) -> String {
 
 impl Grid {
     /// The grid of `--vary` flags over `base` (the preset with the other
-    /// overrides); `units_given`: `--units` was set, so the width does not
-    /// follow a varied `features` (as in [`Experiment::resolve`]).
-    pub fn parse(base: &Experiment, specs: &[String], units_given: bool) -> Result<Grid> {
+    /// overrides, `given`: their flags). A knob may not be given as a flag
+    /// too; with `--units` given, the width does not follow a varied
+    /// `features` (as in [`Experiment::resolve`]).
+    pub fn parse(base: &Experiment, specs: &[String], given: &[&str]) -> Result<Grid> {
         let mut knobs: Vec<Knob> = vec![];
         for spec in specs {
             let knob = parse_knob(base, spec)?;
+            if given.contains(&knob.flag) {
+                bail!(
+                    "--vary {0} and --{0} are both given; give its values in --vary only",
+                    knob.flag
+                );
+            }
             if knobs.iter().any(|k| k.flag == knob.flag) {
                 bail!(
                     "--vary {} is given twice; give each knob once, with all its values",
@@ -145,8 +152,10 @@ impl Grid {
                 })
                 .collect::<Result<_>>()?;
         }
+        // The width follows the features unless it is set, by flag or knob.
+        let units_set = given.contains(&"units") || knobs.iter().any(|k| k.flag == "units");
         for s in &mut settings {
-            if !units_given {
+            if !units_set {
                 s.exp.units = default_units(s.exp.features);
             }
             s.exp
@@ -421,7 +430,7 @@ mod tests {
         let g = Grid::parse(
             &base(),
             &["noise-rate=0,0.1".into(), "features=2,5".into()],
-            false,
+            &[],
         )
         .unwrap();
         let names: Vec<String> = g
@@ -468,8 +477,18 @@ mod tests {
             assert!(err.contains(expected), "{spec}: {err}");
             assert!(!err.contains('\n'), "{spec}: {err}");
         }
-        let twice = Grid::parse(&base(), &["lr=0.1".into(), "lr=0.2".into()], false);
+        let twice = Grid::parse(&base(), &["lr=0.1".into(), "lr=0.2".into()], &[]);
         let err = twice.unwrap_err().to_string();
         assert!(err.contains("--vary lr is given twice"), "{err}");
+        let both = Grid::parse(&base(), &["lr=0.1".into()], &["epochs", "lr"]);
+        let err = both.unwrap_err().to_string();
+        assert!(err.contains("--vary lr and --lr are both given"), "{err}");
+        // --units given: the width stays as given when the features vary.
+        let g = Grid::parse(&base(), &["features=2,5".into()], &["units"]).unwrap();
+        assert_eq!(g.settings[1].exp.units, 3);
+        let varied = ["features=2,5".into(), "units=4,6".into()];
+        let g = Grid::parse(&base(), &varied, &[]).unwrap();
+        let units: Vec<i64> = g.settings.iter().map(|s| s.exp.units).collect();
+        assert_eq!(units, [4, 6, 4, 6]);
     }
 }

@@ -373,7 +373,7 @@ impl Reproduction {
         )?;
         let base = self.job(exp, c.label);
         let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
-        let grid = Grid::parse(&base.exp, &vary, false)?;
+        let grid = Grid::parse(&base.exp, &vary, &[])?;
         Ok((base, grid))
     }
 

@@ -11,37 +11,55 @@ use common::{assert_same_outputs, binclass, max_difference, run, spawn, strs, wi
 /// epoch, and two epochs keep them within the 1e-5 a sweep promises.
 const TWO: &[&str] = &["--epochs", "2", "--samples", "3000", "--verbose", "0"];
 
-/// Sweeps `args` into `dir/s`, then trains every (setting, seed) alone with
-/// the setting's flags; the largest difference of any metric of any epoch.
+/// Knobs and their values, as `--vary` takes them.
+type Knobs<'a> = &'a [(&'a str, &'a [&'a str])];
+
+/// `sweep --vary` of every knob of `knobs` (its values as `binclass
+/// experiments` shows them) over `seeds` into `dir/s`, with `fixed` flags;
+/// then `train` of every (setting, seed) alone with the setting's flags and
+/// `fixed`. The largest difference of any metric of any epoch.
 fn largest_difference_from_train(
     dir: &Path,
-    args: &[&str],
-    settings: &[(&str, &[&str])],
-    seeds: &[u64],
+    fixed: &[&str],
+    knobs: Knobs,
+    seeds: std::ops::RangeInclusive<u64>,
 ) -> f64 {
-    run(
-        dir,
-        with(&[&["sweep", "--out-dir", "s"], args].concat(), TWO),
-    );
+    let mut sweep = with(&["sweep", "--out-dir", "s"], fixed);
+    sweep.extend([
+        "--seeds".into(),
+        format!("{}..={}", seeds.start(), seeds.end()),
+    ]);
+    // Every setting: its folder (`k=v,k2=v2`) and its train flags.
+    let mut settings: Vec<(Vec<String>, Vec<String>)> = vec![(vec![], vec![])];
+    for (knob, values) in knobs {
+        sweep.extend(["--vary".into(), format!("{knob}={}", values.join(","))]);
+        settings = settings
+            .iter()
+            .flat_map(|(names, flags)| {
+                values.iter().map(move |v| {
+                    let name = [names.clone(), vec![format!("{knob}={v}")]].concat();
+                    (
+                        name,
+                        [flags.clone(), vec![format!("--{knob}"), v.to_string()]].concat(),
+                    )
+                })
+            })
+            .collect();
+    }
+    run(dir, sweep);
     let mut largest: f64 = 0.0;
-    for (folder, flags) in settings {
-        for seed in seeds {
-            let (out, seed_text) = (format!("t-{folder}-{seed}.csv"), seed.to_string());
-            let base: Vec<&str> = args
-                .iter()
-                .take_while(|a| **a != "--vary" && **a != "--seeds")
-                .copied()
-                .collect();
-            let train = [
-                &["train", "--seed", &seed_text, "--out", &out][..],
-                &base,
-                flags,
-            ]
-            .concat();
-            run(dir, with(&train, TWO));
+    for (names, flags) in &settings {
+        let folder = names.join(",");
+        for seed in seeds.clone() {
+            let out = format!("t-{folder}-{seed}.csv");
+            let train = with(
+                &["train", "--seed", &seed.to_string(), "--out", &out],
+                fixed,
+            );
+            run(dir, [train, flags.clone()].concat());
             let ours = dir
                 .join("s")
-                .join(folder)
+                .join(&folder)
                 .join(format!("baseline-seed{seed}.csv"));
             largest = largest.max(max_difference(&ours, &dir.join(&out)));
         }
@@ -53,36 +71,8 @@ fn largest_difference_from_train(
 fn every_replica_of_a_varied_sweep_matches_train_within_1e_5() {
     let dir = tempfile::tempdir().unwrap();
     // Data knobs and the learning rate, all in one batched model.
-    let data = largest_difference_from_train(
-        dir.path(),
-        &[
-            "--seeds",
-            "0..2",
-            "--vary",
-            "noise-rate=0,0.3",
-            "--vary",
-            "lr=0.03,0.005",
-        ],
-        &[
-            (
-                "noise-rate=0,lr=0.03",
-                &["--noise-rate", "0", "--lr", "0.03"],
-            ),
-            (
-                "noise-rate=0,lr=0.005",
-                &["--noise-rate", "0", "--lr", "0.005"],
-            ),
-            (
-                "noise-rate=0.3,lr=0.03",
-                &["--noise-rate", "0.3", "--lr", "0.03"],
-            ),
-            (
-                "noise-rate=0.3,lr=0.005",
-                &["--noise-rate", "0.3", "--lr", "0.005"],
-            ),
-        ],
-        &[0, 1],
-    );
+    let knobs: Knobs = &[("noise-rate", &["0", "0.3"]), ("lr", &["0.03", "0.005"])];
+    let data = largest_difference_from_train(dir.path(), TWO, knobs, 0..=1);
     eprintln!("noise-rate x lr: largest difference from train {data:e}");
     assert!(data <= 1e-5, "{data}");
     let summary = std::fs::read_to_string(dir.path().join("s/summary.csv")).unwrap();
@@ -102,70 +92,56 @@ fn every_replica_of_a_varied_sweep_matches_train_within_1e_5() {
 }
 
 #[test]
-fn shape_knobs_and_keras_adams_learning_rate_match_train_within_1e_5() {
-    let dir = tempfile::tempdir().unwrap();
-    // A shape knob (its own batches) beside keras-adam's per-replica rate,
-    // and the width following a varied feature count as it does in train.
-    let shape = largest_difference_from_train(
-        dir.path(),
-        &[
-            "--optimizer",
-            "keras-adam",
-            "--seeds",
-            "3",
-            "--vary",
-            "features=2,4",
-            "--vary",
-            "lr=0.03,0.002",
-        ],
-        &[
-            ("features=2,lr=0.03", &["--features", "2", "--lr", "0.03"]),
-            ("features=2,lr=0.002", &["--features", "2", "--lr", "0.002"]),
-            ("features=4,lr=0.03", &["--features", "4", "--lr", "0.03"]),
-            ("features=4,lr=0.002", &["--features", "4", "--lr", "0.002"]),
-        ],
-        &[3],
-    );
-    eprintln!("features x lr (keras-adam): largest difference from train {shape:e}");
-    assert!(shape <= 1e-5, "{shape}");
-    let dir = tempfile::tempdir().unwrap();
-    let more = largest_difference_from_train(
-        dir.path(),
-        &[
-            "--seeds",
-            "0",
-            "--vary",
-            "batch-size=30,64",
-            "--vary",
-            "scale=1,10",
-            "--vary",
-            "normalize=none,standard",
-        ],
-        &[
-            (
-                "batch-size=30,scale=10,normalize=standard",
-                &[
-                    "--batch-size",
-                    "30",
-                    "--scale",
-                    "10",
-                    "--normalize",
-                    "standard",
-                ],
-            ),
-            (
-                "batch-size=64,scale=1,normalize=none",
-                &["--batch-size", "64", "--scale", "1"],
-            ),
-            (
-                "batch-size=64,scale=10,normalize=none",
-                &["--batch-size", "64", "--scale", "10"],
-            ),
-        ],
-        &[0],
-    );
-    eprintln!("batch-size x scale x normalize: largest difference from train {more:e}");
-    assert!(more <= 1e-5, "{more}");
+fn every_knob_and_keras_adams_learning_rate_match_train_within_1e_5() {
+    let keras = [TWO, &["--optimizer", "keras-adam"]].concat();
+    let small = ["--verbose", "0"];
+    let cases: [(&[&str], Knobs, u64); 5] = [
+        // A shape knob (its own batches) beside keras-adam's per-replica
+        // rate; the width follows a varied feature count as in train.
+        (
+            &keras,
+            &[("features", &["2", "4"]), ("lr", &["0.03", "0.002"])],
+            3,
+        ),
+        (
+            TWO,
+            &[
+                ("batch-size", &["30", "64"]),
+                ("scale", &["1", "10"]),
+                ("normalize", &["none", "standard"]),
+            ],
+            0,
+        ),
+        (
+            TWO,
+            &[("shift", &["0", "1"]), ("hidden-layers", &["1", "2"])],
+            2,
+        ),
+        (
+            TWO,
+            &[("units", &["2", "4"]), ("activation", &["relu", "sigmoid"])],
+            1,
+        ),
+        (
+            &small,
+            &[
+                ("samples", &["1000", "1500"]),
+                ("split", &["0.7", "0.8"]),
+                ("epochs", &["1", "2"]),
+            ],
+            4,
+        ),
+    ];
+    for (fixed, knobs, seed) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let largest = largest_difference_from_train(dir.path(), fixed, knobs, seed..=seed);
+        let names: Vec<&str> = knobs.iter().map(|(k, _)| *k).collect();
+        eprintln!(
+            "{} ({fixed:?}): largest difference from train {largest:e}",
+            names.join(" x ")
+        );
+        assert!(largest <= 1e-5, "{names:?}: {largest}");
+    }
 }
 
 #[test]
@@ -186,6 +162,10 @@ fn bad_vary_and_shard_flags_are_one_line_errors_that_create_nothing() {
         (
             &["--vary", "units=0"],
             "--units must be a whole number in 1..=",
+        ),
+        (
+            &["--vary", "lr=0.1,0.2", "--lr", "0.1"],
+            "--vary lr and --lr are both given",
         ),
         (
             &["--vary", "lr=0.1", "--resume", "--out-dir", "x"],

@@ -146,7 +146,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
 
 /// A varied or sharded sweep: every setting's runs, the table of settings.
 fn run_grid(args: &SweepArgs, base: &Job) -> Result<()> {
-    let grid = Grid::parse(&base.exp, &args.vary, args.overrides.units.is_some())?;
+    let grid = Grid::parse(&base.exp, &args.vary, &args.overrides.given())?;
     let mut sweep = GridSweep::new(base, grid, args.shard)?;
     if args.out_dir.is_none() {
         sweep.claim_new_dir()?;
