@@ -225,15 +225,20 @@ fn epoch_rows(data: &Split, order: &Tensor) -> (Tensor, Tensor) {
         )
     } else {
         // [t, F, R]: row j of replica r's epoch is its row order[r, 0, j].
-        // Gathered with the rows last ([R, F, t]), where libtorch's gather
-        // runs 3× faster than along the first dimension, then laid back out.
+        // Gathered with the rows last ([R, F, t] views), where libtorch's
+        // gather runs 1.7× faster than along the first dimension, straight
+        // into the [t, F, R] tensor the steps slice.
         let gather = |t: &Tensor| {
+            let rows = t.empty_like();
             let by_replica = t.permute([2, 1, 0]);
             let size = by_replica.size();
-            by_replica
-                .gather(2, &order.expand(&size, false), false)
-                .permute([2, 1, 0])
-                .contiguous()
+            let _ = by_replica.gather_out(
+                &rows.permute([2, 1, 0]),
+                2,
+                &order.expand(&size, false),
+                false,
+            );
+            rows
         };
         (gather(&data.train_x), gather(&data.train_y))
     }
