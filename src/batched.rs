@@ -221,61 +221,76 @@ impl BatchedNetwork {
         let (layers, activation) = (&self.layers, self.activation);
         crate::inference::inference_mode(|| {
             let xs_wide = xs.unsqueeze(2);
-            let sum_1 = [1i64];
+            let logits = s.forward(layers, activation, &xs_wide);
             let last = layers.len() - 1;
-            for (l, layer) in layers[..last].iter().enumerate() {
-                let input = if l == 0 {
-                    &xs_wide
-                } else {
-                    &s.acts_wide[l - 1]
-                };
-                let _ = input.mul_out(&s.products[l], &layer.ws_wide);
-                let _ =
-                    s.products[l].sum_intlist_out(&s.acts[l], sum_1.as_slice(), false, Kind::Float);
-                let _ = s.acts[l].g_add_(&layer.bs);
-                activate(activation, &mut s.acts[l]);
-            }
-            let input = if last == 0 {
-                &xs_wide
-            } else {
-                &s.acts_wide[last - 1]
-            };
-            let _ = input.mul_out(&s.products[last], &layers[last].ws_wide);
-            let mut logits = s.products[last].sum_dim_intlist(sum_1.as_slice(), false, Kind::Float);
-            let _ = logits.g_add_(&layers[last].bs);
             let _ = logits.sigmoid_out(&s.grads[last]);
             let _ = s.grads[last].g_sub_(ys).g_div_(&s.divisor);
-            for (l, layer) in layers.iter().enumerate().rev() {
-                // dW[i, o, r] = Σ_n input[n, i, r] · g[n, o, r]
-                let input = if l == 0 {
-                    &xs_wide
-                } else {
-                    &s.acts_wide[l - 1]
-                };
-                let _ = input.mul_out(&s.products[l], &s.grads_wide[l]);
-                let _ =
-                    s.products[l].sum_intlist_out(&layer.gw, [0i64].as_slice(), false, Kind::Float);
-                let _ =
-                    s.grads[l].sum_intlist_out(&layer.gb, [0i64].as_slice(), false, Kind::Float);
-                if l > 0 {
-                    // upstream[n, i, r] = Σ_o g[n, o, r] · W[i, o, r]
-                    let _ = s.grads_wide[l].mul_out(&s.products[l], &layer.ws_wide);
-                    let _ = s.products[l].sum_intlist_out(
-                        &s.ups[l],
-                        [2i64].as_slice(),
-                        false,
-                        Kind::Float,
-                    );
-                    activation_backward_into(
-                        activation,
-                        &s.grads[l - 1],
-                        &s.ups[l],
-                        &s.acts[l - 1],
-                    );
-                }
-            }
+            s.backward(layers, activation, &xs_wide);
             logits
         })
+    }
+}
+
+impl Scratch {
+    /// Layer `l`'s input as `[rows, in, 1, R]`.
+    fn input<'a>(&'a self, l: usize, xs_wide: &'a Tensor) -> &'a Tensor {
+        if l == 0 {
+            xs_wide
+        } else {
+            &self.acts_wide[l - 1]
+        }
+    }
+
+    /// The forward pass, keeping each hidden layer's output; returns the
+    /// logits as a tensor of their own.
+    fn forward(&mut self, layers: &[Layer], activation: Activation, xs_wide: &Tensor) -> Tensor {
+        let sum_in = [1i64];
+        let last = layers.len() - 1;
+        for (l, layer) in layers[..last].iter().enumerate() {
+            let _ = self
+                .input(l, xs_wide)
+                .mul_out(&self.products[l], &layer.ws_wide);
+            let _ = self.products[l].sum_intlist_out(
+                &self.acts[l],
+                sum_in.as_slice(),
+                false,
+                Kind::Float,
+            );
+            let _ = self.acts[l].g_add_(&layer.bs);
+            activate(activation, &mut self.acts[l]);
+        }
+        let _ = self
+            .input(last, xs_wide)
+            .mul_out(&self.products[last], &layers[last].ws_wide);
+        let mut logits = self.products[last].sum_dim_intlist(sum_in.as_slice(), false, Kind::Float);
+        let _ = logits.g_add_(&layers[last].bs);
+        logits
+    }
+
+    /// The backward pass from the gradient at the logits (`grads[last]`),
+    /// each layer's gradients written into the store.
+    fn backward(&self, layers: &[Layer], activation: Activation, xs_wide: &Tensor) {
+        let (sum_rows, sum_out) = ([0i64], [2i64]);
+        for (l, layer) in layers.iter().enumerate().rev() {
+            let product = &self.products[l];
+            // dW[i, o, r] = Σ_n input[n, i, r] · g[n, o, r]
+            let _ = self.input(l, xs_wide).mul_out(product, &self.grads_wide[l]);
+            let _ = product.sum_intlist_out(&layer.gw, sum_rows.as_slice(), false, Kind::Float);
+            let _ =
+                self.grads[l].sum_intlist_out(&layer.gb, sum_rows.as_slice(), false, Kind::Float);
+            if l > 0 {
+                // upstream[n, i, r] = Σ_o g[n, o, r] · W[i, o, r]
+                let _ = self.grads_wide[l].mul_out(product, &layer.ws_wide);
+                let _ =
+                    product.sum_intlist_out(&self.ups[l], sum_out.as_slice(), false, Kind::Float);
+                activation_backward_into(
+                    activation,
+                    &self.grads[l - 1],
+                    &self.ups[l],
+                    &self.acts[l - 1],
+                );
+            }
+        }
     }
 }
 
