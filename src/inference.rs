@@ -5,7 +5,9 @@
 //!
 //! Tensors made inside are inference tensors: usable afterwards as inputs to
 //! any operation, but never by autograd or in place outside the mode. The
-//! step's reused buffers live and are written only inside it.
+//! parameters, gradients and reused buffers the step writes are ordinary
+//! tensors made outside it, which the mode allows writing in place; what it
+//! makes inside (the logits) is only read afterwards.
 
 unsafe extern "C" {
     fn binclass_inference_mode_enter() -> *mut std::ffi::c_void;

@@ -36,7 +36,7 @@ pub struct Network {
 /// One Dense layer's views of the flat parameter and of its gradient.
 #[derive(Debug)]
 struct Layer {
-    /// The weight `[out, in]` and, viewed transposed, `[in, out]` as `addmm` takes it.
+    /// The weight `[out, in]` and, viewed transposed, `[in, out]` as `mm` takes it.
     w: Tensor,
     wt: Tensor,
     b: Tensor,
