@@ -16,7 +16,8 @@ use tch::{Kind, Tensor, nn, nn::Module};
 
 use crate::config::{Activation, Experiment};
 use crate::model::{
-    activate, activation_backward_into, add_activation, flat_variable, initial_values, layer_shapes,
+    activate, activation_backward_into, add_activation, flat_variable, for_rows, initial_values,
+    layer_shapes, scalar_like,
 };
 
 /// Replicas per batch are padded to a multiple of this, so that a seed's
@@ -107,9 +108,7 @@ impl Scratch {
             .collect();
         Scratch {
             rows,
-            divisor: Tensor::from(rows as f64)
-                .to_kind(like.kind())
-                .to_device(like.device()),
+            divisor: scalar_like(rows as f64, like),
             products: layers
                 .iter()
                 .map(|l| Tensor::empty([rows, shape(l).0, shape(l).1, r], opts))
@@ -210,14 +209,12 @@ impl BatchedNetwork {
     /// arithmetic is [`BatchedLinear`]'s, written into reused tensors.
     pub fn train_step(&mut self, xs: &Tensor, ys: &Tensor) -> Tensor {
         let rows = xs.size()[0];
-        let i = match self.scratch.iter().position(|s| s.rows == rows) {
-            Some(i) => i,
-            None => {
-                self.scratch.push(Scratch::new(rows, &self.layers, xs));
-                self.scratch.len() - 1
-            }
-        };
-        let s = &mut self.scratch[i];
+        let s = for_rows(
+            &mut self.scratch,
+            rows,
+            |s| s.rows,
+            || Scratch::new(rows, &self.layers, xs),
+        );
         let (layers, activation) = (&self.layers, self.activation);
         crate::inference::inference_mode(|| {
             let xs_wide = xs.unsqueeze(2);

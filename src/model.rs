@@ -67,9 +67,7 @@ impl Scratch {
         let grads: Vec<Tensor> = layers.iter().map(out).collect();
         Scratch {
             rows,
-            divisor: Tensor::from(rows as f64)
-                .to_kind(like.kind())
-                .to_device(like.device()),
+            divisor: scalar_like(rows as f64, like),
             acts: layers[..layers.len() - 1].iter().map(out).collect(),
             grads_t: grads.iter().map(Tensor::tr).collect(),
             grads,
@@ -172,14 +170,12 @@ impl Network {
     /// (checked in the tests) but costs a copy of the bias more.
     pub fn train_step(&mut self, xs: &Tensor, ys: &Tensor) -> Tensor {
         let rows = xs.size()[0];
-        let i = match self.scratch.iter().position(|s| s.rows == rows) {
-            Some(i) => i,
-            None => {
-                self.scratch.push(Scratch::new(rows, &self.layers, xs));
-                self.scratch.len() - 1
-            }
-        };
-        let s = &mut self.scratch[i];
+        let s = for_rows(
+            &mut self.scratch,
+            rows,
+            |s| s.rows,
+            || Scratch::new(rows, &self.layers, xs),
+        );
         let (layers, activation) = (&self.layers, self.activation);
         crate::inference::inference_mode(|| {
             let last = layers.len() - 1;
@@ -282,6 +278,32 @@ pub fn add_activation(seq: nn::Sequential, a: Activation) -> nn::Sequential {
         Activation::Relu => seq.add_fn(|x| x.relu()),
         Activation::Sigmoid => seq.add_fn(|x| x.sigmoid()),
     }
+}
+
+/// `value` as a 0-dim tensor of `like`'s kind and device: a scalar operand
+/// that libtorch takes down the same kernel path as a scalar argument,
+/// without wrapping one on every call.
+pub(crate) fn scalar_like(value: f64, like: &Tensor) -> Tensor {
+    Tensor::from(value)
+        .to_kind(like.kind())
+        .to_device(like.device())
+}
+
+/// The step's tensors for batches of `rows` in `cache`, made on first use.
+pub(crate) fn for_rows<S>(
+    cache: &mut Vec<S>,
+    rows: i64,
+    rows_of: impl Fn(&S) -> i64,
+    make: impl FnOnce() -> S,
+) -> &mut S {
+    let i = match cache.iter().position(|s| rows_of(s) == rows) {
+        Some(i) => i,
+        None => {
+            cache.push(make());
+            cache.len() - 1
+        }
+    };
+    &mut cache[i]
 }
 
 /// The activation, in place.

@@ -138,11 +138,7 @@ struct Scalars {
 
 impl Scalars {
     fn new(like: &Tensor, eps: f64) -> Self {
-        let t = |v: f64| {
-            Tensor::from(v)
-                .to_kind(like.kind())
-                .to_device(like.device())
-        };
+        let t = |v: f64| crate::model::scalar_like(v, like);
         Scalars {
             beta1: t(ADAM.beta1),
             one_minus_beta1: t(1.0 - ADAM.beta1),
