@@ -4,8 +4,9 @@
 //! Only libtorch_cpu is linked. tch-rs documents `-ltorch` under
 //! `--no-as-needed` to register the CUDA backend at start-up, but that loads
 //! CUDA's libraries for every command, `--help` included; binclass loads
-//! libtorch_cuda.so from this folder (`BINCLASS_LIBTORCH_LIB`) when a command
-//! asks for CUDA (`device::load_cuda`).
+//! libtorch_cuda.so when a command asks for CUDA (`device::load_cuda`), from
+//! the folder libtorch_cpu.so was loaded from (this one, unless
+//! LD_LIBRARY_PATH names another, as on a machine the binary was copied to).
 use std::path::{Path, PathBuf};
 
 fn main() {

@@ -2,6 +2,9 @@
 //! before any file is written.
 
 use anyhow::{Result, bail};
+use std::ffi::{CStr, CString, OsStr};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 use tch::{Cuda, Device};
 
 /// libtorch's CUDA backend, loaded only when a command asks for CUDA: its
@@ -12,20 +15,54 @@ pub fn load_cuda() -> Result<()> {
     static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     LOADED
         .get_or_init(|| {
-            let lib = concat!(env!("BINCLASS_LIBTORCH_LIB"), "/libtorch_cuda.so\0");
+            let dir = libtorch_dir();
+            let lib = CString::new(dir.join("libtorch_cuda.so").into_os_string().into_vec())
+                .map_err(|_| format!("{} holds a NUL byte", dir.display()))?;
             // SAFETY: a NUL-terminated path; the library stays loaded for the
             // process's life, as if it had been linked.
-            let handle =
-                unsafe { libc::dlopen(lib.as_ptr().cast(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            let handle = unsafe { libc::dlopen(lib.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
             if handle.is_null() {
                 // SAFETY: dlerror returns a message for the failure just seen.
-                let why = unsafe { std::ffi::CStr::from_ptr(libc::dlerror()) };
+                let why = unsafe { CStr::from_ptr(libc::dlerror()) };
                 return Err(why.to_string_lossy().into_owned());
             }
             Ok(())
         })
         .clone()
         .map_err(|why| anyhow::anyhow!("cannot load libtorch's CUDA backend: {why}"))
+}
+
+/// The lib folder of the libtorch this process runs on: where the dynamic
+/// loader found libtorch_cpu.so. That is the build's folder (the rpath)
+/// unless LD_LIBRARY_PATH points elsewhere, as on a machine the binary was
+/// copied to; the CUDA backend must come from the same libtorch.
+pub fn libtorch_dir() -> PathBuf {
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        found: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: the loader passes a valid entry; its name is null or a
+        // NUL-terminated path, and `found` is the Option given below.
+        let (name, found) = unsafe { ((*info).dlpi_name, &mut *found.cast::<Option<PathBuf>>()) };
+        if name.is_null() {
+            return 0;
+        }
+        // SAFETY: checked non-null above.
+        let path = Path::new(OsStr::from_bytes(
+            unsafe { CStr::from_ptr(name) }.to_bytes(),
+        ));
+        if path.file_name() != Some(OsStr::new("libtorch_cpu.so")) {
+            return 0;
+        }
+        *found = path.parent().map(Path::to_path_buf);
+        1
+    }
+    let mut found: Option<PathBuf> = None;
+    // SAFETY: `visit` only reads the entries and writes `found`, which
+    // outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut found).cast()) };
+    found.unwrap_or_else(|| PathBuf::from(env!("BINCLASS_LIBTORCH_LIB")))
 }
 
 pub fn resolve(spec: &str) -> Result<Device> {
