@@ -8,8 +8,10 @@
 # `train`, results independent of the batch, shards merged equal to one sweep,
 # the per-replica learning rate, CPU against CUDA over the first epoch, and,
 # given the library's test binary, its `…_on_cuda` tests. Writes
-# OUT/gpu-check.txt, a line per check; exits 1 if a check failed (a missed
-# speed target is reported, not failed).
+# OUT/gpu-check.txt, a line per check, and the commands' output beside it
+# (the runs themselves go to a temporary folder: 10,000 seeds are 30,000
+# files); exits 1 if a check failed (a missed speed target is reported, not
+# failed).
 # GPU_CHECK_DEVICE=cpu GPU_CHECK_SEEDS=N GPU_CHECK_EPOCHS=N run the same,
 # smaller, on the CPU: its test (tests/gpu_check.rs).
 # GPU_CHECK_PYTHON: a Python with torch 2.11.0 (default: python3).
@@ -21,9 +23,12 @@ DEVICE=${GPU_CHECK_DEVICE:-cuda}
 SEEDS=${GPU_CHECK_SEEDS:-10000}
 EPOCHS=${GPU_CHECK_EPOCHS:-100}
 PYTHON=${GPU_CHECK_PYTHON:-python3}
-mkdir -p "$OUT/work" && cd "$OUT/work" || exit 2
+mkdir -p "$OUT" && OUT=$(readlink -f "$OUT") || exit 2
+WORK=$(mktemp -d) && cd "$WORK" || exit 2
+trap 'rm -rf "$WORK"' EXIT
 REPORT=$OUT/gpu-check.txt
 : >"$REPORT"
+: >"$OUT/commands.log"
 # The binary's rpath names the build machine's libtorch: use this machine's.
 lib=$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') ||
     { echo "gpu_check.sh: $PYTHON has no torch; set GPU_CHECK_PYTHON" >&2; exit 2; }
@@ -36,7 +41,7 @@ check() { # check NAME CONDITION-COMMAND...
     shift
     if "$@"; then say "ok      $name"; else say "FAILED  $name"; failed=1; fi
 }
-b() { "$BIN" "$@" --verbose 0 --overwrite >>commands.log 2>&1; }
+b() { "$BIN" "$@" --verbose 0 --overwrite >>"$OUT/commands.log" 2>&1; }
 py() { "$PYTHON" -c "print($1)"; }
 # Wall seconds of a command, the best of $1 runs.
 best_of() {
@@ -76,10 +81,10 @@ d=$(maxdiff cpu.csv dev.csv 1)
 check "train: cpu and $DEVICE within 1e-5 over the first epoch (largest difference $d)" below "$d" 1e-5
 
 t0=$EPOCHREALTIME
-"$BIN" sweep --seeds "0..$SEEDS" --epochs "$EPOCHS" --device "$DEVICE" --verbose 1 --overwrite --out-dir big >big.txt 2>&1
+"$BIN" sweep --seeds "0..$SEEDS" --epochs "$EPOCHS" --device "$DEVICE" --verbose 1 --overwrite --out-dir big >"$OUT/sweep.txt" 2>&1
 rc=$?
 big=$(py "f'{$EPOCHREALTIME - $t0:.1f}'")
-say "time    sweep of $SEEDS seeds, $EPOCHS epochs: $big s, whole process (target for 10,000: <= 15 s): $(tail -n 2 big.txt | head -n 1)"
+say "time    sweep of $SEEDS seeds, $EPOCHS epochs: $big s, whole process (target for 10,000: <= 15 s): $(tail -n 2 "$OUT/sweep.txt" | head -n 1)"
 check "sweep of $SEEDS seeds finished" [ "$rc" = 0 ]
 
 b sweep --seeds 0..8 --epochs 3 --device "$DEVICE" --out-dir replicas
@@ -95,7 +100,7 @@ check "seed 0's CSV is the same bytes in batches of 2, 3 and 1" \
 
 b sweep --seeds 0..6 --epochs 3 --device "$DEVICE" --out-dir whole
 for k in 0 1; do b sweep --seeds 0..6 --epochs 3 --device "$DEVICE" --shard "$k/2" --out-dir "shard-$k"; done
-"$BIN" merge shard-0 shard-1 --out merged --overwrite >>commands.log 2>&1
+"$BIN" merge shard-0 shard-1 --out merged --overwrite >>"$OUT/commands.log" 2>&1
 check "two shards merged equal one sweep (every CSV and summary.csv)" \
     bash -c 'for f in whole/*.csv; do cmp -s "$f" "merged/${f#whole/}" || exit 1; done'
 
@@ -105,10 +110,10 @@ d=$(maxdiff lanes/lr=0.01/baseline-seed1.csv lr.csv)
 check "per-replica lr: lr=0.01 replica against train --lr 0.01, 3 epochs, within 1e-5 (largest $d)" below "$d" 1e-5
 
 if [ -n "$TESTS" ]; then
-    "$TESTS" on_cuda --test-threads 1 --nocapture >tests.txt 2>&1
+    "$TESTS" on_cuda --test-threads 1 --nocapture >"$OUT/tests.txt" 2>&1
     rc=$?
-    grep -q skipped tests.txt && say "note    the library's CUDA tests skipped: no CUDA device"
-    check "the library's tests on CUDA: $(grep -o '[0-9]* passed; [0-9]* failed' tests.txt)" [ "$rc" = 0 ]
+    grep -q skipped "$OUT/tests.txt" && say "note    the library's CUDA tests skipped: no CUDA device"
+    check "the library's tests on CUDA: $(grep -o '[0-9]* passed; [0-9]* failed' "$OUT/tests.txt")" [ "$rc" = 0 ]
 fi
-say "$([ "$failed" = 0 ] && echo 'every check passed' || echo 'some checks FAILED'); work files in $OUT/work"
+say "$([ "$failed" = 0 ] && echo 'every check passed' || echo 'some checks FAILED'); the commands' output: $OUT"
 exit "$failed"

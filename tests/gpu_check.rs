@@ -59,6 +59,6 @@ fn gpu_check_without_a_gpu_fails_and_says_which_checks() {
         "{report}"
     );
     assert!(report.contains("some checks FAILED"), "{report}");
-    let log = std::fs::read_to_string(dir.path().join("work/commands.log")).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("commands.log")).unwrap();
     assert!(log.contains("no CUDA device"), "{log}");
 }
