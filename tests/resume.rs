@@ -266,3 +266,39 @@ fn a_corrupt_checkpoint_is_refused() {
     std::fs::write(ckpt(&csv), b"not,a,checkpoint\n").unwrap();
     refused(dir.path(), &["resume", "k.csv"], "not a safetensors file");
 }
+
+#[test]
+fn a_checkpoint_whose_parameters_are_not_its_networks_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    let bytes = std::fs::read(ckpt(&csv)).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    // Every tensor as it was, but `params` cut to 5 of the network's 37.
+    let tensors: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let mut data = view.data().to_vec();
+            if name == "params" {
+                data.truncate(5 * 4);
+            }
+            (name, data)
+        })
+        .collect();
+    let views = tensors.iter().map(|(name, data)| {
+        let view = safetensors::tensor::TensorView::new(
+            safetensors::Dtype::F32,
+            vec![data.len() / 4],
+            data,
+        );
+        (name.clone(), view.unwrap())
+    });
+    let changed = safetensors::serialize(views, header.metadata()).unwrap();
+    std::fs::write(ckpt(&csv), changed).unwrap();
+    refused(
+        dir.path(),
+        &["resume", "k.csv"],
+        "tensor `params` holds 5 values, but its network has 37 parameters",
+    );
+}
