@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use common::{binclass, files_in, ok, spawn, stop_after_rows};
@@ -267,25 +268,22 @@ fn a_corrupt_checkpoint_is_refused() {
     refused(dir.path(), &["resume", "k.csv"], "not a safetensors file");
 }
 
-#[test]
-fn a_checkpoint_whose_parameters_are_not_its_networks_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = killed_run(dir.path());
-    let bytes = std::fs::read(ckpt(&csv)).unwrap();
+/// Rewrites `csv`'s checkpoint with its tensors (name, float32 bytes) and
+/// metadata as `edit` leaves them.
+fn edit_checkpoint(
+    csv: &Path,
+    edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>, &mut HashMap<String, String>),
+) {
+    let bytes = std::fs::read(ckpt(csv)).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    // Every tensor as it was, but `params` cut to 5 of the network's 37.
-    let tensors: Vec<(String, Vec<u8>)> = st
+    let mut tensors: Vec<(String, Vec<u8>)> = st
         .tensors()
         .into_iter()
-        .map(|(name, view)| {
-            let mut data = view.data().to_vec();
-            if name == "params" {
-                data.truncate(5 * 4);
-            }
-            (name, data)
-        })
+        .map(|(name, view)| (name, view.data().to_vec()))
         .collect();
+    edit(&mut tensors, &mut meta);
     let views = tensors.iter().map(|(name, data)| {
         let view = safetensors::tensor::TensorView::new(
             safetensors::Dtype::F32,
@@ -294,11 +292,42 @@ fn a_checkpoint_whose_parameters_are_not_its_networks_is_refused() {
         );
         (name.clone(), view.unwrap())
     });
-    let changed = safetensors::serialize(views, header.metadata()).unwrap();
-    std::fs::write(ckpt(&csv), changed).unwrap();
+    let changed = safetensors::serialize(views, &Some(meta)).unwrap();
+    std::fs::write(ckpt(csv), changed).unwrap();
+}
+
+#[test]
+fn a_checkpoint_whose_parameters_are_not_its_networks_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    edit_checkpoint(&csv, |tensors, _| {
+        for (name, data) in tensors {
+            if name == "params" {
+                data.truncate(5 * 4);
+            }
+        }
+    });
     refused(
         dir.path(),
         &["resume", "k.csv"],
         "tensor `params` holds 5 values, but its network has 37 parameters",
     );
+}
+
+#[test]
+fn a_checkpoint_that_would_cut_the_csv_off_a_row_boundary_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    let original = std::fs::read(ckpt(&csv)).unwrap();
+    // Mid-header, and a count of rows the CSV's length does not end.
+    for (key, value, says) in [
+        ("csv_len", "5", "its first 5 bytes"),
+        ("epoch", "0", "are not the header and 1 whole rows"),
+    ] {
+        std::fs::write(ckpt(&csv), &original).unwrap();
+        edit_checkpoint(&csv, |_, meta| {
+            meta.insert(key.into(), value.into());
+        });
+        refused(dir.path(), &["resume", "k.csv"], says);
+    }
 }
