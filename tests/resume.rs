@@ -233,6 +233,22 @@ fn a_checkpoint_that_does_not_match_the_record_is_refused() {
 }
 
 #[test]
+fn a_record_whose_thread_count_train_would_refuse_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    for threads in [0, 100_000] {
+        edit_record(&csv, |r| r["threads"] = threads.into());
+        refused(
+            dir.path(),
+            &["resume", "k.csv"],
+            &format!(
+                "k.csv.json: the run's thread count: --threads must be a whole number in 1..=1024, got {threads}"
+            ),
+        );
+    }
+}
+
+#[test]
 fn a_csv_shorter_than_the_checkpoint_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let csv = killed_run(dir.path());
