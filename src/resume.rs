@@ -195,15 +195,15 @@ fn check_matches(record: &RunRecord, c: &Checkpoint, csv: &Path) -> Result<()> {
             c.epoch
         );
     }
-    check_cut(csv, c)
+    check_cut(csv, c.csv_len, c.epoch, &checkpoint_path(csv))
 }
 
-/// The checkpoint's length cuts the CSV right after the row of its epoch
+/// The length `ckpt` recorded cuts the CSV right after the row of `epoch`
 /// (the header and one line per epoch), so trimming there drops only rows
 /// written after it, never a row it counts or a part of one.
-fn check_cut(csv: &Path, c: &Checkpoint) -> Result<()> {
+pub fn check_cut(csv: &Path, len: u64, epoch: i64, ckpt: &Path) -> Result<()> {
     let file = File::open(csv).with_context(|| format!("cannot read {}", csv.display()))?;
-    let mut head = BufReader::new(file).take(c.csv_len);
+    let mut head = BufReader::new(file).take(len);
     let (mut lines, mut last) = (0, None);
     loop {
         let buf = head
@@ -215,14 +215,12 @@ fn check_cut(csv: &Path, c: &Checkpoint) -> Result<()> {
         let n = buf.len();
         head.consume(n);
     }
-    if last != Some(b'\n') || lines != c.epoch + 2 {
+    if last != Some(b'\n') || lines != epoch + 2 {
         bail!(
-            "{}: its first {} bytes, where {} says epoch {}'s row ends, are not the header and {} whole rows: a corrupt checkpoint",
+            "{}: its first {len} bytes, where {} says epoch {epoch}'s row ends, are not the header and {} whole rows: a corrupt checkpoint",
             csv.display(),
-            c.csv_len,
-            checkpoint_path(csv).display(),
-            c.epoch,
-            c.epoch + 1
+            ckpt.display(),
+            epoch + 1
         );
     }
     Ok(())

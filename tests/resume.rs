@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use common::{binclass, files_in, ok, spawn, stop_after_rows};
+use common::{binclass, edit_checkpoint, files_in, ok, spawn, stop_after_rows};
 
 /// Small, but with epochs long enough (tens of milliseconds) for a kill to
 /// land inside the run.
@@ -284,39 +283,11 @@ fn a_corrupt_checkpoint_is_refused() {
     refused(dir.path(), &["resume", "k.csv"], "not a safetensors file");
 }
 
-/// Rewrites `csv`'s checkpoint with its tensors (name, float32 bytes) and
-/// metadata as `edit` leaves them.
-fn edit_checkpoint(
-    csv: &Path,
-    edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>, &mut HashMap<String, String>),
-) {
-    let bytes = std::fs::read(ckpt(csv)).unwrap();
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let mut meta = header.metadata().clone().unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors: Vec<(String, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| (name, view.data().to_vec()))
-        .collect();
-    edit(&mut tensors, &mut meta);
-    let views = tensors.iter().map(|(name, data)| {
-        let view = safetensors::tensor::TensorView::new(
-            safetensors::Dtype::F32,
-            vec![data.len() / 4],
-            data,
-        );
-        (name.clone(), view.unwrap())
-    });
-    let changed = safetensors::serialize(views, &Some(meta)).unwrap();
-    std::fs::write(ckpt(csv), changed).unwrap();
-}
-
 #[test]
 fn a_checkpoint_whose_parameters_are_not_its_networks_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let csv = killed_run(dir.path());
-    edit_checkpoint(&csv, |tensors, _| {
+    edit_checkpoint(&ckpt(&csv), |tensors, _| {
         for (name, data) in tensors {
             if name == "params" {
                 data.truncate(5 * 4);
@@ -341,7 +312,7 @@ fn a_checkpoint_that_would_cut_the_csv_off_a_row_boundary_is_refused() {
         ("epoch", "0", "are not the header and 1 whole rows"),
     ] {
         std::fs::write(ckpt(&csv), &original).unwrap();
-        edit_checkpoint(&csv, |_, meta| {
+        edit_checkpoint(&ckpt(&csv), |_, meta| {
             meta.insert(key.into(), value.into());
         });
         refused(dir.path(), &["resume", "k.csv"], says);
