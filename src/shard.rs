@@ -132,6 +132,14 @@ impl Manifest {
         if m.format != "binclass-shard" {
             bail!("{} is not a shard manifest", path.display());
         }
+        if m.shard.index >= m.shard.count {
+            bail!(
+                "{} is not a shard manifest: shard {}/{} (K/N needs K < N)",
+                path.display(),
+                m.shard.index,
+                m.shard.count
+            );
+        }
         Ok(m)
     }
 }
