@@ -402,7 +402,11 @@ fn every_command_names_the_flag_and_value_it_refuses() {
     let dir = tempfile::tempdir().unwrap();
     for (args, says) in [
         (
-            &["reproduce", "--out-dir", "r", "--seeds", "-3"][..],
+            &[][..],
+            "error: give a command: train, resume, sweep, compare, reproduce, merge, parity, predict, evaluate, experiments",
+        ),
+        (
+            &["reproduce", "--out-dir", "r", "--seeds", "-3"],
             "invalid value '-3' for '--seeds",
         ),
         (
