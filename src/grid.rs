@@ -358,25 +358,9 @@ impl GridSweep {
         }
         if let Some(shard) = self.shard {
             outputs::check_output(&Manifest::path(&self.dir), "--shard", overwrite || resume)?;
-            if resume && Manifest::path(&self.dir).exists() {
-                self.check_resumed_shard(shard)?;
+            if resume {
+                crate::shard::check_resume(&self.dir, "sweep", Some(shard), &self.plan())?;
             }
-        }
-        Ok(())
-    }
-
-    /// The shard `--resume` continues is this command line's: its
-    /// `shard.json` names the same shard of the same plan.
-    fn check_resumed_shard(&self, shard: Shard) -> Result<()> {
-        let found = Manifest::read(&self.dir)?;
-        if found.command != "sweep" || found.shard != shard || found.plan != self.plan() {
-            bail!(
-                "{} holds shard {}/{} of another {} command line; resume it with that command line",
-                self.dir.display(),
-                found.shard.index,
-                found.shard.count,
-                found.command
-            );
         }
         Ok(())
     }

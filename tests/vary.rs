@@ -421,7 +421,7 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
     for (args, expected) in [
         (
             with(&["sweep", "--seeds", "0..3", "--out-dir", "b"], &small),
-            "b is a shard's folder (shard.json); resume it with its --shard K/N",
+            "b is the folder of shard 1/2 (shard.json); resume it with its --shard 1/2",
         ),
         (
             with(

@@ -12,7 +12,7 @@ use super::{Replace, RunOn, Verbosity};
 use crate::callbacks::sweep_bar;
 use crate::config::{Experiment, Overrides, whole};
 use crate::grid::{Grid, GridSweep, table};
-use crate::shard::{self, MANIFEST, Manifest, Shard};
+use crate::shard::{self, Shard};
 use crate::stats::mean_sd_text;
 use crate::sweep::{Job, check_diverged, final_and_best};
 use crate::{interrupt, outputs};
@@ -112,11 +112,8 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     if args.out_dir.is_none() {
         job.claim_new_dir()?;
     }
-    if job.resume && Manifest::path(&job.dir).exists() {
-        bail!(
-            "{} is a shard's folder ({MANIFEST}); resume it with its --shard K/N",
-            job.dir.display()
-        );
+    if job.resume {
+        shard::check_resume(&job.dir, "sweep", None, &serde_json::Value::Null)?;
     }
     job.prepare()?;
     if job.resume && job.finished()? {
