@@ -397,7 +397,7 @@ impl Experiment {
             );
         }
         let params = self.parameters();
-        if params > 100_000_000 {
+        if params > MAX_PARAMETERS {
             bail!(
                 "the network would have {params} parameters (at most 1e8): lower --units or --hidden-layers"
             );
@@ -457,6 +457,9 @@ pub fn value_name<T: ValueEnum>(v: &T) -> String {
         .map(|v| v.get_name().to_string())
         .unwrap_or_default()
 }
+
+/// The most trainable parameters a network may have (1e8).
+pub const MAX_PARAMETERS: i64 = 100_000_000;
 
 /// libtorch CPU threads: `--threads`, else `BINCLASS_THREADS` (unset or
 /// empty: 1, fastest for this tiny network).

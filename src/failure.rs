@@ -16,11 +16,15 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// One line for a panic's message: an out-of-memory says what to lower;
 /// anything else is a bug, shown without libtorch's backtrace.
 pub fn describe(msg: &str) -> String {
-    // tch: `called `Result::unwrap()` on an `Err` value: Torch("<what>\nException raised from …`
+    // tch: `called `Result::unwrap()` on an `Err` value: Torch("<what>\nException raised from …`,
+    // the error's Debug form, so libtorch's line breaks arrive escaped (`\n`).
     let what = msg
         .split_once("Torch(\"")
         .map_or(msg, |(_, rest)| rest)
         .lines()
+        .next()
+        .unwrap_or("")
+        .split("\\n")
         .next()
         .unwrap_or("")
         .trim_end_matches("\")")
@@ -52,5 +56,15 @@ mod tests {
         assert!(!line.contains('\n') && !line.contains("frame #0"), "{line}");
         assert!(line.starts_with("out of memory: DefaultCPUAllocator: can't allocate memory: you tried to allocate 2880000000 bytes"), "{line}");
         assert!(line.contains("lower --samples"), "{line}");
+    }
+
+    #[test]
+    fn a_libtorch_error_as_tch_formats_it_is_one_line_without_the_backtrace() {
+        // The Debug form tch's `unwrap` prints: libtorch's newlines escaped.
+        let msg = r#"called `Result::unwrap()` on an `Err` value: Torch("index out of range in self\nException raised from operator() at /pytorch/aten/src/ATen/native/TensorAdvancedIndexing.cpp:1757 (most recent call first):\nframe #0: c10::Error::Error(c10::SourceLocation)")"#;
+        assert_eq!(
+            describe(msg),
+            "internal error (please report): index out of range in self"
+        );
     }
 }

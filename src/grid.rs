@@ -356,8 +356,11 @@ impl GridSweep {
         if self.varied() {
             outputs::check_output(&self.dir.join("summary.csv"), "summary", overwrite)?;
         }
-        if self.shard.is_some() {
+        if let Some(shard) = self.shard {
             outputs::check_output(&Manifest::path(&self.dir), "--shard", overwrite || resume)?;
+            if resume {
+                crate::shard::check_resume(&self.dir, "sweep", Some(shard), &self.plan())?;
+            }
         }
         Ok(())
     }

@@ -59,14 +59,19 @@ fn manifests(dirs: &[PathBuf]) -> Result<Vec<(Manifest, PathBuf)>> {
             );
         }
     }
-    let missing: Vec<String> = (0..first.shard.count)
-        .filter(|k| !found.iter().any(|(m, _)| m.shard.index == *k))
-        .map(|k| k.to_string())
-        .collect();
-    if !missing.is_empty() {
+    // Each index found is distinct and below the count; at most 10 missing
+    // are named, so a huge count costs no more than the shards given.
+    let absent = first.shard.count - found.len() as u64;
+    if absent > 0 {
+        let missing: Vec<String> = (0..first.shard.count)
+            .filter(|k| !found.iter().any(|(m, _)| m.shard.index == *k))
+            .take(10)
+            .map(|k| k.to_string())
+            .collect();
         bail!(
-            "shard(s) {} of {} missing: give every shard's folder",
+            "shard(s) {}{} of {} missing: give every shard's folder",
             missing.join(", "),
+            if absent > 10 { ", …" } else { "" },
             first.shard.count
         );
     }

@@ -9,6 +9,7 @@
 //! one-line error, never a network built from the wrong numbers.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -16,9 +17,13 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::callbacks::{VERSIONS, Versions};
-use crate::config::{Experiment, Normalize};
+use crate::config::{Experiment, MAX_PARAMETERS, Normalize};
 use crate::data::Normalization;
 use crate::model::{Network, layer_shapes};
+
+/// The largest model file: the most parameters a network may have, as
+/// float32, and room for the header (names, shapes, metadata).
+pub const MAX_FILE_BYTES: u64 = 4 * MAX_PARAMETERS as u64 + (16 << 20);
 
 /// What the `format` metadata says, and the layout version this reader knows.
 pub const FORMAT: &str = "binclass-model";
@@ -149,10 +154,21 @@ impl SavedModel {
         crate::outputs::write_atomic(path, &self.to_bytes()?)
     }
 
-    /// The model in `path`, checked.
+    /// The model in `path`, checked. At most [`MAX_FILE_BYTES`] are read,
+    /// so a large file of another kind (or an endless stream) is refused.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+        let cannot = || format!("cannot read model {}", path.display());
+        let mut bytes = vec![];
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .with_context(cannot)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            bail!(
+                "model {}: larger than any binclass model ({} MB at most); not a model file",
+                path.display(),
+                MAX_FILE_BYTES / 1_000_000
+            );
+        }
         Self::from_bytes(&bytes).with_context(|| format!("model {}", path.display()))
     }
 

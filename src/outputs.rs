@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 
+use crate::callbacks::checkpoint_path;
+
 /// Linux's NAME_MAX: the longest name one path component may have.
 const NAME_MAX: usize = 255;
 /// Room a temporary name needs beyond its file's name: `.` + the longest
@@ -137,26 +139,48 @@ pub fn check_free(csvs: &[PathBuf], what: &str, overwrite: bool) -> Result<()> {
 pub fn check_free_run(csvs: &[PathBuf], what: &str, overwrite: bool) -> Result<()> {
     check_free(csvs, what, overwrite)?;
     for csv in csvs {
-        let model = model_path(csv);
-        if model == *csv {
-            bail!(
-                "{what} {}: the model is written to <stem>.safetensors, which would replace the CSV; choose a .csv name",
-                csv.display()
-            );
-        }
-        if model.is_dir() {
-            bail!(
-                "{what} {}: its model {} is a folder",
-                csv.display(),
-                model.display()
-            );
-        }
-        if !overwrite && model.exists() {
-            bail!(
-                "{} already exists; pass --overwrite to replace it, or choose another output",
-                model.display()
-            );
-        }
+        check_sibling(csv, &model_path(csv), "model", what, overwrite)?;
+    }
+    Ok(())
+}
+
+/// [`check_free_run`] for a `train` run, which also keeps its checkpoint
+/// ([`checkpoint_path`]) beside the CSV while it runs and removes it at the
+/// end: a file there is replaced only with `overwrite`.
+pub fn check_free_train(csv: &Path, what: &str, overwrite: bool) -> Result<()> {
+    check_free_run(&[csv.to_path_buf()], what, overwrite)?;
+    check_sibling(csv, &checkpoint_path(csv), "checkpoint", what, overwrite)
+}
+
+/// A file a run writes beside its CSV (`<stem>.<ext>`, its `kind`): it
+/// must not be the CSV itself, a folder, or (without `overwrite`) an
+/// existing file.
+fn check_sibling(
+    csv: &Path,
+    sibling: &Path,
+    kind: &str,
+    what: &str,
+    overwrite: bool,
+) -> Result<()> {
+    if sibling == csv {
+        bail!(
+            "{what} {}: the {kind} is written to <stem>.{}, which would replace the CSV; choose a .csv name",
+            csv.display(),
+            sibling.extension().unwrap_or_default().to_string_lossy()
+        );
+    }
+    if sibling.is_dir() {
+        bail!(
+            "{what} {}: its {kind} {} is a folder",
+            csv.display(),
+            sibling.display()
+        );
+    }
+    if !overwrite && sibling.exists() {
+        bail!(
+            "{} already exists; pass --overwrite to replace it, or choose another output",
+            sibling.display()
+        );
     }
     Ok(())
 }
@@ -209,7 +233,8 @@ pub fn claim(
             format!("{name}-seed{seed}-{k}")
         };
         let csv = Path::new("runs").join(format!("{stem}.csv"));
-        if record_path(&csv).exists() || csv.exists() || model_path(&csv).exists() {
+        let siblings = [record_path(&csv), model_path(&csv), checkpoint_path(&csv)];
+        if csv.exists() || siblings.iter().any(|p| p.exists()) {
             continue;
         }
         check_path(&csv, "output")?;

@@ -101,6 +101,7 @@ pub fn load(dir: &Path) -> Result<Dump> {
             order.size()
         );
     }
+    let order = checked_order(order, t)?;
     let steps = read_steps(dir, epochs as usize, exp.steps_per_epoch() as usize)?;
     let curve = read_curve(&dir.join("epochs.csv"))?;
     if curve.len() != epochs as usize {
@@ -123,6 +124,23 @@ pub fn load(dir: &Path) -> Result<Dump> {
         steps,
         epochs: curve,
     })
+}
+
+/// order.npy's rows, each a permutation of the training rows `0..t`, as
+/// int64 (Keras's shuffled indices); anything else would index past the data.
+fn checked_order(order: Tensor, t: i64) -> Result<Tensor> {
+    if !matches!(order.kind(), Kind::Int64 | Kind::Int) {
+        bail!(
+            "order.npy holds {:?}, expected whole numbers (int64)",
+            order.kind()
+        );
+    }
+    let order = order.to_kind(Kind::Int64);
+    let rows = Tensor::arange(t, (Kind::Int64, Device::Cpu)).expand_as(&order);
+    if !order.sort(1, false).0.equal(&rows) {
+        bail!("order.npy: each epoch's row must be a permutation of the training rows 0..{t}");
+    }
+    Ok(order)
 }
 
 /// data.npz: the features `x [samples, features]` and labels `y [samples]`.

@@ -329,6 +329,7 @@ impl Reproduction {
     /// that); each experiment whose folder holds runs resumes them, the
     /// others start. Everything is checked before anything is written.
     fn prepare_resume(&self) -> Result<Plan> {
+        crate::shard::check_resume(&self.dir, "reproduce", self.shard, &self.shard_plan()?)?;
         let found = previous_outputs(&self.dir, true)?;
         if found.is_empty() {
             bail!(

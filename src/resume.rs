@@ -6,7 +6,8 @@
 //! to that of a run never stopped.
 
 use std::cell::RefCell;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -192,6 +193,34 @@ fn check_matches(record: &RunRecord, c: &Checkpoint, csv: &Path) -> Result<()> {
             csv.display(),
             c.csv_len,
             c.epoch
+        );
+    }
+    check_cut(csv, c.csv_len, c.epoch, &checkpoint_path(csv))
+}
+
+/// The length `ckpt` recorded cuts the CSV right after the row of `epoch`
+/// (the header and one line per epoch), so trimming there drops only rows
+/// written after it, never a row it counts or a part of one.
+pub fn check_cut(csv: &Path, len: u64, epoch: i64, ckpt: &Path) -> Result<()> {
+    let file = File::open(csv).with_context(|| format!("cannot read {}", csv.display()))?;
+    let mut head = BufReader::new(file).take(len);
+    let (mut lines, mut last) = (0, None);
+    loop {
+        let buf = head
+            .fill_buf()
+            .with_context(|| format!("cannot read {}", csv.display()))?;
+        let Some(&end) = buf.last() else { break };
+        lines += buf.iter().filter(|b| **b == b'\n').count() as i64;
+        last = Some(end);
+        let n = buf.len();
+        head.consume(n);
+    }
+    if last != Some(b'\n') || lines != epoch + 2 {
+        bail!(
+            "{}: its first {len} bytes, where {} says epoch {epoch}'s row ends, are not the header and {} whole rows: a corrupt checkpoint",
+            csv.display(),
+            ckpt.display(),
+            epoch + 1
         );
     }
     Ok(())

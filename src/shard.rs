@@ -132,7 +132,43 @@ impl Manifest {
         if m.format != "binclass-shard" {
             bail!("{} is not a shard manifest", path.display());
         }
+        if m.shard.index >= m.shard.count {
+            bail!(
+                "{} is not a shard manifest: shard {}/{} (K/N needs K < N)",
+                path.display(),
+                m.shard.index,
+                m.shard.count
+            );
+        }
         Ok(m)
+    }
+}
+
+/// `--resume` in `dir` continues only the command line that wrote it: a
+/// shard's folder (its `shard.json`) takes that `command`'s same shard of
+/// the same `plan`, and a command without `--shard` takes none.
+pub fn check_resume(
+    dir: &Path,
+    command: &str,
+    shard: Option<Shard>,
+    plan: &serde_json::Value,
+) -> Result<()> {
+    if !Manifest::path(dir).exists() {
+        return Ok(());
+    }
+    let found = Manifest::read(dir)?;
+    let (k, n) = (found.shard.index, found.shard.count);
+    match shard {
+        None => bail!(
+            "{} is the folder of shard {k}/{n} ({MANIFEST}); resume it with its --shard {k}/{n}",
+            dir.display()
+        ),
+        Some(s) if found.command != command || found.shard != s || found.plan != *plan => bail!(
+            "{} holds shard {k}/{n} of another {} command line; resume it with that command line",
+            dir.display(),
+            found.command
+        ),
+        Some(_) => Ok(()),
     }
 }
 

@@ -425,6 +425,8 @@ impl Job {
                     path.display()
                 );
             }
+            let last_row = st.diverged.unwrap_or(c.epoch);
+            crate::resume::check_cut(csv, st.csv_len, last_row, path)?;
         }
         Ok(Batch {
             exps: vec![self.exp.clone(); seeds.len()],

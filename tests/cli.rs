@@ -217,6 +217,15 @@ fn bad_input_is_one_clear_line_and_touches_nothing() {
         (&["--out", LONG_FOLDER], "longer than 255 bytes"),
         (&["--out", LONG_NAME], "leaves room for its record"),
         (&["--out", "c.csv"], "its record c.csv.json is a folder"),
+        (
+            &["--out", "x.ckpt"],
+            "the checkpoint is written to <stem>.ckpt, which would replace the CSV",
+        ),
+        (
+            &["--out", "mine.csv"],
+            "mine.ckpt already exists; pass --overwrite",
+        ),
+        (&["--out", "d.csv"], "its checkpoint d.ckpt is a folder"),
     ];
     for (args, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -225,6 +234,8 @@ fn bad_input_is_one_clear_line_and_touches_nothing() {
         std::fs::write(dir.path().join("taken.csv"), "precious").unwrap();
         std::fs::write(dir.path().join("taken2.csv.json"), "precious").unwrap();
         std::fs::create_dir(dir.path().join("c.csv.json")).unwrap();
+        std::fs::write(dir.path().join("mine.ckpt"), "precious").unwrap();
+        std::fs::create_dir(dir.path().join("d.ckpt")).unwrap();
         let before = files_in(dir.path());
         let mut full = vec!["train"];
         full.extend_from_slice(args);
@@ -259,6 +270,10 @@ fn bad_input_is_one_clear_line_and_touches_nothing() {
         );
         assert_eq!(
             std::fs::read(dir.path().join("taken2.csv.json")).unwrap(),
+            b"precious"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("mine.ckpt")).unwrap(),
             b"precious"
         );
     }
@@ -387,7 +402,11 @@ fn every_command_names_the_flag_and_value_it_refuses() {
     let dir = tempfile::tempdir().unwrap();
     for (args, says) in [
         (
-            &["reproduce", "--out-dir", "r", "--seeds", "-3"][..],
+            &[][..],
+            "error: give a command: train, resume, sweep, compare, reproduce, merge, parity, predict, evaluate, experiments",
+        ),
+        (
+            &["reproduce", "--out-dir", "r", "--seeds", "-3"],
             "invalid value '-3' for '--seeds",
         ),
         (
@@ -414,4 +433,27 @@ fn every_command_names_the_flag_and_value_it_refuses() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
     assert_eq!(files_in(dir.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_default_out_passes_over_a_checkpoint_it_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("runs")).unwrap();
+    let mine = dir.path().join("runs/baseline-seed0.ckpt");
+    std::fs::write(&mine, "precious").unwrap();
+    ok(
+        dir.path(),
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--samples",
+            "300",
+            "--verbose",
+            "0",
+        ],
+    );
+    assert_eq!(std::fs::read(&mine).unwrap(), b"precious");
+    assert!(dir.path().join("runs/baseline-seed0-1.csv").exists());
+    assert!(!dir.path().join("runs/baseline-seed0.csv").exists());
 }

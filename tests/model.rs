@@ -482,8 +482,16 @@ fn every_bad_input_is_one_line_naming_where_and_leaves_no_output() {
         )
     });
     std::fs::write(d.join("points.csv"), "0.1,0.2\n").unwrap();
+    // A file (sparse: no disk used) larger than any model, read no further.
+    let big = std::fs::File::create(d.join("big.safetensors")).unwrap();
+    big.set_len(binclass::model_file::MAX_FILE_BYTES + 1)
+        .unwrap();
     for (m, says) in [
         ("none.safetensors", "cannot read model none.safetensors"),
+        (
+            "big.safetensors",
+            "larger than any binclass model (416 MB at most); not a model file",
+        ),
         ("csv.safetensors", "not a safetensors file"),
         ("cut.safetensors", "not a safetensors file"),
         (

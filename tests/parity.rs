@@ -174,3 +174,24 @@ fn a_dump_with_missing_or_misshaped_files_is_rejected() {
         assert!(err.contains(expected), "{dir:?}: {err}");
     }
 }
+
+#[test]
+fn a_batch_order_that_is_not_a_permutation_of_the_rows_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_fixture(tmp.path(), "past");
+    // order.npy: a version 1 header (its length at bytes 8..10), then int64s.
+    let mut bytes = std::fs::read(dir.join("order.npy")).unwrap();
+    let data = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytes[data + 5 * 8..data + 6 * 8].copy_from_slice(&99_999i64.to_le_bytes());
+    std::fs::write(dir.join("order.npy"), &bytes).unwrap();
+    let o = parity(&dir, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(
+            "order.npy: each epoch's row must be a permutation of the training rows 0..8000"
+        ),
+        "{err}"
+    );
+}

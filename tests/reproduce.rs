@@ -404,3 +404,39 @@ fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report(
     );
     assert!(merged.join("figures/noise-curve.png").is_file());
 }
+
+#[test]
+fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    let shard = ["--seeds", "2", "--epochs", "1", "--shard", "1/2"];
+    let o = reproduce(dir.path(), &shard);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = runs_of(&dir.path().join("out"));
+    let manifest = std::fs::read(dir.path().join("out/shard.json")).unwrap();
+    for (more, says) in [
+        (
+            &["--seeds", "2", "--epochs", "1", "--resume"][..],
+            "out is the folder of shard 1/2 (shard.json); resume it with its --shard 1/2",
+        ),
+        (
+            &[
+                "--seeds", "3", "--epochs", "1", "--shard", "1/2", "--resume",
+            ],
+            "out holds shard 1/2 of another reproduce command line",
+        ),
+    ] {
+        let o = reproduce(dir.path(), more);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{more:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{more:?}: {err}");
+        assert!(runs_of(&dir.path().join("out")) == before, "{more:?}");
+        assert_eq!(
+            std::fs::read(dir.path().join("out/shard.json")).unwrap(),
+            manifest
+        );
+    }
+    let o = reproduce(dir.path(), &[&shard[..], &["--resume"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

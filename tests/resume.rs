@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{binclass, files_in, ok, spawn, stop_after_rows};
+use common::{binclass, edit_checkpoint, files_in, ok, spawn, stop_after_rows};
 
 /// Small, but with epochs long enough (tens of milliseconds) for a kill to
 /// land inside the run.
@@ -232,6 +232,22 @@ fn a_checkpoint_that_does_not_match_the_record_is_refused() {
 }
 
 #[test]
+fn a_record_whose_thread_count_train_would_refuse_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    for threads in [0, 100_000] {
+        edit_record(&csv, |r| r["threads"] = threads.into());
+        refused(
+            dir.path(),
+            &["resume", "k.csv"],
+            &format!(
+                "k.csv.json: the run's thread count: --threads must be a whole number in 1..=1024, got {threads}"
+            ),
+        );
+    }
+}
+
+#[test]
 fn a_csv_shorter_than_the_checkpoint_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let csv = killed_run(dir.path());
@@ -265,4 +281,40 @@ fn a_corrupt_checkpoint_is_refused() {
     let csv = killed_run(dir.path());
     std::fs::write(ckpt(&csv), b"not,a,checkpoint\n").unwrap();
     refused(dir.path(), &["resume", "k.csv"], "not a safetensors file");
+}
+
+#[test]
+fn a_checkpoint_whose_parameters_are_not_its_networks_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    edit_checkpoint(&ckpt(&csv), |tensors, _| {
+        for (name, data) in tensors {
+            if name == "params" {
+                data.truncate(5 * 4);
+            }
+        }
+    });
+    refused(
+        dir.path(),
+        &["resume", "k.csv"],
+        "tensor `params` holds 5 values, but its network has 37 parameters",
+    );
+}
+
+#[test]
+fn a_checkpoint_that_would_cut_the_csv_off_a_row_boundary_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    let original = std::fs::read(ckpt(&csv)).unwrap();
+    // Mid-header, and a count of rows the CSV's length does not end.
+    for (key, value, says) in [
+        ("csv_len", "5", "its first 5 bytes"),
+        ("epoch", "0", "are not the header and 1 whole rows"),
+    ] {
+        std::fs::write(ckpt(&csv), &original).unwrap();
+        edit_checkpoint(&ckpt(&csv), |_, meta| {
+            meta.insert(key.into(), value.into());
+        });
+        refused(dir.path(), &["resume", "k.csv"], says);
+    }
 }

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use common::{binclass, files_in, ok, spawn, stop_after_rows, strs};
+use common::{binclass, edit_checkpoint, files_in, ok, spawn, stop_after_rows, strs};
 
 /// Epochs long enough (batch size 1) for a kill to land inside the sweep.
 fn sweep(out: &str, more: &[&str]) -> Vec<String> {
@@ -187,4 +187,36 @@ fn resuming_a_finished_sweep_changes_nothing_and_bad_resumes_are_errors() {
     );
     ok(dir, &strs(&short("stray", &["--overwrite"])));
     assert!(checkpoints(&dir.join("stray")).is_empty());
+}
+
+#[test]
+fn a_batch_checkpoint_that_would_cut_a_csv_off_its_rows_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut child = spawn(dir, &sweep("s", &[]));
+    stop_after_rows(
+        &mut child,
+        &dir.join("s/baseline-seed0.csv"),
+        4,
+        libc::SIGKILL,
+    );
+    let ckpt = checkpoints(&dir.join("s")).pop().expect("a checkpoint");
+    let before = snapshot(&dir.join("s"));
+    edit_checkpoint(&ckpt, |_, meta| {
+        meta.insert("epoch".into(), "0".into());
+    });
+    let csvs = |snap: Vec<(PathBuf, Vec<u8>, SystemTime)>| {
+        snap.into_iter()
+            .filter(|(p, _, _)| p.extension().is_some_and(|e| e == "csv"))
+            .collect::<Vec<_>>()
+    };
+    let out = binclass(dir, &strs(&sweep("s", &["--resume"])));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("says epoch 0's row ends, are not the header and 1 whole rows"),
+        "{err}"
+    );
+    assert_eq!(csvs(snapshot(&dir.join("s"))), csvs(before), "CSVs changed");
 }

@@ -362,3 +362,91 @@ fn the_cluster_scripts_shard_and_merge_to_the_unsharded_sweep() {
     assert!(status.success());
     assert_same_outputs(&dir.path().join("whole"), &dir.path().join("local"));
 }
+
+#[test]
+fn merge_refuses_a_manifest_whose_shard_is_not_k_of_n_and_names_few_of_many_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = ["--epochs", "1", "--samples", "300", "--verbose", "0"];
+    for (k, out) in [("0/2", "a"), ("1/2", "b")] {
+        let args = ["sweep", "--seeds", "0..2", "--shard", k, "--out-dir", out];
+        run(dir.path(), with(&args, &small));
+    }
+    let set_shard = |folder: &str, index: u64, count: u64| {
+        let path = dir.path().join(folder).join("shard.json");
+        let mut m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        m["shard"] = serde_json::json!({ "index": index, "count": count });
+        std::fs::write(&path, m.to_string()).unwrap();
+    };
+    set_shard("b", 1, 0);
+    let refused = |expected: &str| {
+        let out = binclass(dir.path(), &["merge", "--out", "m", "a", "b"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{err}");
+        assert!(!dir.path().join("m").exists());
+    };
+    refused("b/shard.json is not a shard manifest: shard 1/0 (K/N needs K < N)");
+    // A count no command writes: named in a few, at once.
+    set_shard("a", 0, u64::MAX);
+    set_shard("b", 1, u64::MAX);
+    refused("shard(s) 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, … of 18446744073709551615 missing");
+}
+
+#[test]
+fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = ["--epochs", "1", "--samples", "300", "--verbose", "0"];
+    let shard = [
+        "sweep",
+        "--seeds",
+        "0..3",
+        "--shard",
+        "1/2",
+        "--out-dir",
+        "b",
+    ];
+    run(dir.path(), with(&shard, &small));
+    let snapshot = || -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir.path().join("b"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot();
+    for (args, expected) in [
+        (
+            with(&["sweep", "--seeds", "0..3", "--out-dir", "b"], &small),
+            "b is the folder of shard 1/2 (shard.json); resume it with its --shard 1/2",
+        ),
+        (
+            with(
+                &[
+                    "sweep",
+                    "--seeds",
+                    "0..5",
+                    "--shard",
+                    "1/2",
+                    "--out-dir",
+                    "b",
+                ],
+                &small,
+            ),
+            "b holds shard 1/2 of another sweep command line",
+        ),
+    ] {
+        let args = with(&strs(&args), &["--resume"]);
+        let out = binclass(dir.path(), &strs(&args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(snapshot() == before, "{args:?} changed the shard's files");
+    }
+    let again = with(&strs(&with(&shard, &small)), &["--resume"]);
+    run(dir.path(), again);
+}

@@ -76,6 +76,13 @@ impl Checkpoint {
         let stored = Stored::open(bytes, FORMAT, FORMAT_VERSION, "binclass checkpoint")?;
         let experiment = stored.experiment()?;
         let (params, optimizer) = stored.state(&experiment)?;
+        if params.size() != [experiment.parameters()] {
+            bail!(
+                "tensor `params` holds {} values, but its network has {} parameters",
+                params.numel(),
+                experiment.parameters()
+            );
+        }
         Ok(Checkpoint {
             seed: u64::try_from(stored.whole("seed")?)?,
             device: stored.get("device")?.to_string(),

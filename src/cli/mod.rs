@@ -12,7 +12,8 @@ mod sweep;
 mod train;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{self, Experiment, PRESETS, whole};
 use crate::interrupt::Interrupted;
@@ -123,6 +124,18 @@ pub fn main() -> i32 {
         Err(e) if !e.use_stderr() => {
             let _ = e.print(); // --help, --version
             return 0;
+        }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // clap's answer is the whole help, which one line would garble.
+            let commands: Vec<String> = Cli::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            note(&format!(
+                "error: give a command: {} (`binclass --help` says what each does)",
+                commands.join(", ")
+            ));
+            return 2;
         }
         Err(e) => {
             note(&one_line(&e.to_string()));

@@ -11,7 +11,7 @@ use tch::nn;
 use super::Verbosity;
 use crate::data::Dataset;
 use crate::model::Network;
-use crate::{device, interrupt, resume};
+use crate::{config, device, interrupt, resume};
 
 #[derive(Args, Debug)]
 pub struct ResumeArgs {
@@ -29,7 +29,9 @@ pub fn run(args: &ResumeArgs) -> Result<()> {
     let device = device::resolve(&record.device)
         .with_context(|| format!("the run trained on {}", record.device))?;
     // The run's thread count: CPU reductions may split work by thread.
-    tch::set_num_threads(record.threads.max(1));
+    let threads = config::threads(Some(record.threads.into()))
+        .with_context(|| format!("{}: the run's thread count", stopped.files.json.display()))?;
+    tch::set_num_threads(threads);
     let exp = record.experiment.clone();
     let dataset = Dataset::generate(&exp, record.seed)?;
     let normalization = dataset.normalization.clone();

@@ -112,6 +112,9 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     if args.out_dir.is_none() {
         job.claim_new_dir()?;
     }
+    if job.resume {
+        shard::check_resume(&job.dir, "sweep", None, &serde_json::Value::Null)?;
+    }
     job.prepare()?;
     if job.resume && job.finished()? {
         // Nothing is rewritten: the sweep's files stay as they are.

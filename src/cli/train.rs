@@ -49,7 +49,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
     let (device, threads) = args.run_on.resolve()?;
     if let Some(out) = &args.out {
-        outputs::check_free_run(std::slice::from_ref(out), "--out", args.replace.overwrite)?;
+        outputs::check_free_train(out, "--out", args.replace.overwrite)?;
     }
     memory::check(
         memory::train_bytes(&exp),

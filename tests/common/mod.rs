@@ -215,3 +215,30 @@ pub fn assert_same_outputs(a: &Path, b: &Path) {
         }
     }
 }
+
+/// Rewrites the checkpoint (safetensors of flat float32 tensors) at `path`
+/// with its tensors (name, bytes) and metadata as `edit` leaves them.
+pub fn edit_checkpoint(
+    path: &Path,
+    edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>, &mut std::collections::HashMap<String, String>),
+) {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.data().to_vec()))
+        .collect();
+    edit(&mut tensors, &mut meta);
+    let views = tensors.iter().map(|(name, data)| {
+        let view = safetensors::tensor::TensorView::new(
+            safetensors::Dtype::F32,
+            vec![data.len() / 4],
+            data,
+        );
+        (name.clone(), view.unwrap())
+    });
+    std::fs::write(path, safetensors::serialize(views, &Some(meta)).unwrap()).unwrap();
+}
