@@ -596,3 +596,40 @@ fn a_model_whose_activation_key_disagrees_with_its_experiment_is_refused() {
         "o.csv",
     );
 }
+
+#[test]
+fn an_input_that_cannot_be_read_is_refused_as_unreadable_not_at_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(d, with(SMALL, &["--epochs", "1", "--out", "r.csv"]));
+    std::fs::create_dir(d.join("points")).unwrap();
+    let says = ["cannot read points: Is a directory"];
+    refused(
+        d,
+        &[
+            "predict",
+            "--model",
+            "r.safetensors",
+            "--input",
+            "points",
+            "--out",
+            "o.csv",
+        ],
+        &says,
+        "o.csv",
+    );
+    refused(
+        d,
+        &[
+            "evaluate",
+            "--model",
+            "r.safetensors",
+            "--input",
+            "points",
+            "--label-column",
+            "y",
+        ],
+        &says,
+        "o.csv",
+    );
+}
