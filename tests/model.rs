@@ -633,3 +633,33 @@ fn an_input_that_cannot_be_read_is_refused_as_unreadable_not_at_a_line() {
         "o.csv",
     );
 }
+
+#[test]
+fn predict_to_a_full_stdout_says_it_cannot_write_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(d, with(SMALL, &["--epochs", "1", "--out", "r.csv"]));
+    std::fs::write(d.join("points.csv"), "0.1,0.2\n").unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "predict",
+            "--model",
+            "r.safetensors",
+            "--input",
+            "points.csv",
+        ])
+        .current_dir(d)
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "error: cannot write to stdout: No space left on device (os error 28)"
+    );
+}
