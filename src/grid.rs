@@ -87,6 +87,7 @@ pub fn parse_knob(base: &Experiment, spec: &str) -> Result<Knob> {
         );
     };
     let mut values: Vec<String> = vec![];
+    let mut settings: Vec<Experiment> = vec![];
     for text in list.split(',') {
         if text.trim().is_empty() {
             bail!("--vary {spec}: an empty value in the list; give KNOB=V1,V2,…");
@@ -96,10 +97,18 @@ pub fn parse_knob(base: &Experiment, spec: &str) -> Result<Knob> {
             .and_then(|()| e.validate())
             .with_context(|| format!("--vary {spec}"))?;
         let shown = shown_value(&e, flag);
-        if values.contains(&shown) {
-            bail!("--vary {spec}: {shown} is listed twice");
+        // Compared as settings, not as text: -0 and 0 are shown apart but
+        // train alike, and would make two folders of one setting.
+        if let Some(at) = settings.iter().position(|s| *s == e) {
+            match &values[at] {
+                same if *same == shown => bail!("--vary {spec}: {shown} is listed twice"),
+                other => {
+                    bail!("--vary {spec}: {other} and {shown} are the same value; list it once")
+                }
+            }
         }
         values.push(shown);
+        settings.push(e);
     }
     Ok(Knob { flag, values })
 }
@@ -461,6 +470,21 @@ mod tests {
         assert_eq!(k.values, ["0.01", "0.001"]);
         let k = parse_knob(&base(), "normalize=none,standard").unwrap();
         assert_eq!(k.values, ["none", "standard"]);
+    }
+
+    #[test]
+    fn values_equal_as_numbers_are_refused_as_one_value_listed_twice() {
+        for (spec, expected) in [
+            ("scale=-0,0", "-0 and 0 are the same value; list it once"),
+            (
+                "noise-rate=0,-0.0",
+                "0 and -0 are the same value; list it once",
+            ),
+            ("shift=1,-0,1e0", "1 is listed twice"),
+        ] {
+            let err = format!("{:#}", parse_knob(&base(), spec).unwrap_err());
+            assert!(err.contains(expected), "{spec}: {err}");
+        }
     }
 
     #[test]

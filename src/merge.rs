@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::callbacks::RunRecord;
-use crate::outputs;
 use crate::shard::{MANIFEST, Manifest};
+use crate::{keras_csv, outputs};
 
 /// The merge, checked: what each output file will hold.
 pub struct Merge {
@@ -128,6 +128,7 @@ impl Merge {
         let mut files = vec![];
         outputs::walk(dir, &mut files)?;
         files.sort();
+        let (mut records, mut summaries) = (vec![], vec![]);
         for file in files.into_iter().filter(|f| !f.is_dir()) {
             let rel = file.strip_prefix(dir)?.to_path_buf();
             let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -142,11 +143,12 @@ impl Merge {
                 );
             }
             if name == "summary.csv" {
+                summaries.push(rel.clone());
                 self.summaries.entry(rel).or_default().push(file);
                 continue;
             }
             if name.ends_with(".csv.json") {
-                check_record(&file, &rel, plan)?;
+                records.push((rel.clone(), check_record(&file, &rel, plan)?));
             }
             if let Some(other) = owner.insert(rel.clone(), dir.to_path_buf()) {
                 bail!(
@@ -158,7 +160,12 @@ impl Merge {
             }
             self.copies.push((rel, file));
         }
-        Ok(())
+        check_complete(dir, plan, &records, &summaries).map_err(|e| {
+            anyhow!(
+                "shard {} is incomplete: {e:#}; run it again with --overwrite",
+                dir.display()
+            )
+        })
     }
 
     /// Writes the merged folder, every file atomically.
@@ -204,14 +211,18 @@ fn summed_timings(shards: &[(Manifest, PathBuf)]) -> Vec<(String, f64)> {
     sums
 }
 
-/// A run's record must be of the setting its folder holds in the plan.
-fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<()> {
-    let record = RunRecord::read(file)?;
-    let folder = rel
-        .parent()
+/// The folder (relative, `/`-separated, as the plan names it) of the file `rel`.
+fn folder_of(rel: &Path) -> String {
+    rel.parent()
         .and_then(|p| p.to_str())
         .unwrap_or_default()
-        .replace(std::path::MAIN_SEPARATOR, "/");
+        .replace(std::path::MAIN_SEPARATOR, "/")
+}
+
+/// A run's record must be of the setting its folder holds in the plan.
+fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<RunRecord> {
+    let record = RunRecord::read(file)?;
+    let folder = folder_of(rel);
     // A reproduction's runs sit in runs/<label>; a sweep's in its setting's folder.
     let Some(expected) = planned_experiment(plan, &folder) else {
         bail!(
@@ -225,7 +236,83 @@ fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<()>
             file.display()
         );
     }
+    Ok(record)
+}
+
+/// Every run a shard's files speak of is there and whole: each seed a
+/// setting's `summary.csv` lists has its record, each record its CSV (the
+/// header and a whole row per epoch it counts) and, if finished, its model.
+/// Otherwise the merged folder would lack a seed, or carry a cut one, silently.
+fn check_complete(
+    dir: &Path,
+    plan: &serde_json::Value,
+    records: &[(PathBuf, RunRecord)],
+    summaries: &[PathBuf],
+) -> Result<()> {
+    for (rel, record) in records {
+        let csv = dir.join(rel).with_extension("");
+        let curve = keras_csv::read_curve(&csv)?;
+        let bytes =
+            std::fs::read(&csv).with_context(|| format!("cannot read {}", csv.display()))?;
+        if !bytes.ends_with(b"\n") {
+            bail!("{} ends in a cut row", csv.display());
+        }
+        if curve.len() != record.epochs_completed {
+            bail!(
+                "{} has {} epochs' rows, but its record counts {}",
+                csv.display(),
+                curve.len(),
+                record.epochs_completed
+            );
+        }
+        let model = outputs::model_path(&csv);
+        if record.finished && !model.is_file() {
+            bail!(
+                "{} is missing, though its run's record says it finished",
+                model.display()
+            );
+        }
+    }
+    for summary in summaries {
+        let folder = folder_of(summary);
+        // A --vary sweep's top summary is no setting's: its settings' own list their seeds.
+        let Some(name) =
+            planned_experiment(plan, &folder).and_then(|e| e["name"].as_str().map(String::from))
+        else {
+            continue;
+        };
+        for seed in summary_seeds(&dir.join(summary))? {
+            let json = summary.with_file_name(format!("{name}-seed{seed}.csv.json"));
+            if !records.iter().any(|(rel, _)| *rel == json) {
+                bail!(
+                    "{} lists seed {seed}, but {} is missing",
+                    dir.join(summary).display(),
+                    dir.join(&json).display()
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+/// The seeds a `summary.csv` has rows for.
+fn summary_seeds(path: &Path) -> Result<Vec<u64>> {
+    let bad = || format!("{}: not a sweep's summary", path.display());
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let at = r
+        .headers()
+        .with_context(bad)?
+        .iter()
+        .position(|h| h == "seed")
+        .with_context(bad)?;
+    r.records()
+        .map(|row| {
+            row.ok()
+                .and_then(|row| row.get(at)?.parse().ok())
+                .with_context(bad)
+        })
+        .collect()
 }
 
 /// A record with its `csv` naming the run's CSV in the merged folder, as

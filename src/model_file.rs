@@ -17,7 +17,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::callbacks::{VERSIONS, Versions};
-use crate::config::{Experiment, MAX_PARAMETERS, Normalize};
+use crate::config::{Experiment, MAX_PARAMETERS, Normalize, value_name};
 use crate::data::Normalization;
 use crate::model::{Network, layer_shapes};
 
@@ -242,10 +242,13 @@ fn read_experiment(meta: &Meta) -> Result<Experiment> {
         .map_err(|err| anyhow!("metadata `experiment` is not an experiment: {err}"))?;
     e.validate()
         .map_err(|err| anyhow!("metadata `experiment`: {err}"))?;
+    // The network is built from the experiment; a key saying otherwise
+    // would describe another network than the one the file yields.
     let declared = [
         ("features", e.features.to_string()),
         ("hidden_layers", e.hidden_layers.to_string()),
         ("units", e.units.to_string()),
+        ("activation", value_name(&e.activation)),
     ];
     for (key, value) in declared {
         if get(key)? != value {

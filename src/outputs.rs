@@ -451,12 +451,20 @@ fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::hard_link(from, to)
 }
 
-/// Writes `text` to stdout; a reader that closed the pipe early (`| head`)
-/// is not an error.
+/// Writes `text` to stdout (a failure as [`stdout_failed`] has it).
 pub fn stdout(text: &str) -> Result<()> {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e).context("cannot write to stdout"),
-        _ => Ok(()),
+        Err(e) => stdout_failed(&e),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// What a failed write to stdout means: a reader that closed the pipe early
+/// (`| head`) is not an error; anything else is, named as stdout's.
+pub fn stdout_failed(e: &std::io::Error) -> Result<()> {
+    match e.kind() {
+        ErrorKind::BrokenPipe => Ok(()),
+        _ => bail!("cannot write to stdout: {e}"),
     }
 }
 

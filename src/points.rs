@@ -100,10 +100,15 @@ impl Points {
         match self.reader.read_record(&mut r) {
             Ok(true) => Ok(Some(r)),
             Ok(false) => Ok(None),
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                bail!("{}: line {line}: {}", self.source, one_line(&e.to_string()))
-            }
+            // A failed read is the input's, not a line's (a folder fails
+            // before any line): worded as opening a missing file is.
+            Err(e) => match e.kind() {
+                csv::ErrorKind::Io(io) => bail!("cannot read {}: {io}", self.source),
+                _ => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    bail!("{}: line {line}: {}", self.source, one_line(&e.to_string()))
+                }
+            },
         }
     }
 

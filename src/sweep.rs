@@ -104,9 +104,7 @@ impl Job {
         memory::check(
             (memory::replica_bytes(&self.exp) * padded + memory::draw_bytes(&self.exp)) * batches,
             self.device,
-            &format!(
-                "--samples (a batch trains at least {LANES} replicas), or train one seed with `binclass train`"
-            ),
+            &self.memory_advice(padded),
         )?;
         if self.dir.is_file() {
             bail!("{} is a file, not a folder", self.dir.display());
@@ -135,6 +133,20 @@ impl Job {
             );
         }
         Ok(())
+    }
+
+    /// What to lower when a batch of `padded` replicas does not fit. A
+    /// `--chunk` above one padded batch is what made it large (without it,
+    /// batches are sized to the memory); at or below, only the runs' size helps.
+    fn memory_advice(&self, padded: u64) -> String {
+        match self.chunk {
+            Some(_) if padded > LANES as u64 => {
+                "--chunk (or leave it out: batches are then sized to the memory available), or --samples".into()
+            }
+            _ => format!(
+                "--samples (a batch trains at least {LANES} replicas), or train one seed with `binclass train`"
+            ),
+        }
     }
 
     /// Claims a folder that did not exist, the first free `dir`, `dir-1`,

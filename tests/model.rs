@@ -553,3 +553,113 @@ fn every_bad_input_is_one_line_naming_where_and_leaves_no_output() {
         .collect();
     assert!(hidden.is_empty(), "temporaries left: {hidden:?}");
 }
+
+#[test]
+fn a_model_whose_activation_key_disagrees_with_its_experiment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(d, with(SMALL, &["--epochs", "1", "--out", "r.csv"]));
+    let bytes = std::fs::read(d.join("r.safetensors")).unwrap();
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    assert_eq!(meta["activation"], "tanh");
+    meta.insert("activation".into(), "relu".into());
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    std::fs::write(
+        d.join("relu.safetensors"),
+        safetensors::serialize(st.tensors(), &Some(meta)).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(d.join("points.csv"), "0.1,0.2\n").unwrap();
+    let says = [
+        "relu.safetensors",
+        "metadata `activation` is relu but the experiment says tanh",
+    ];
+    refused(
+        d,
+        &[
+            "predict",
+            "--model",
+            "relu.safetensors",
+            "--input",
+            "points.csv",
+            "--out",
+            "o.csv",
+        ],
+        &says,
+        "o.csv",
+    );
+    refused(
+        d,
+        &["evaluate", "--model", "relu.safetensors"],
+        &says,
+        "o.csv",
+    );
+}
+
+#[test]
+fn an_input_that_cannot_be_read_is_refused_as_unreadable_not_at_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(d, with(SMALL, &["--epochs", "1", "--out", "r.csv"]));
+    std::fs::create_dir(d.join("points")).unwrap();
+    let says = ["cannot read points: Is a directory"];
+    refused(
+        d,
+        &[
+            "predict",
+            "--model",
+            "r.safetensors",
+            "--input",
+            "points",
+            "--out",
+            "o.csv",
+        ],
+        &says,
+        "o.csv",
+    );
+    refused(
+        d,
+        &[
+            "evaluate",
+            "--model",
+            "r.safetensors",
+            "--input",
+            "points",
+            "--label-column",
+            "y",
+        ],
+        &says,
+        "o.csv",
+    );
+}
+
+#[test]
+fn predict_to_a_full_stdout_says_it_cannot_write_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(d, with(SMALL, &["--epochs", "1", "--out", "r.csv"]));
+    std::fs::write(d.join("points.csv"), "0.1,0.2\n").unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "predict",
+            "--model",
+            "r.safetensors",
+            "--input",
+            "points.csv",
+        ])
+        .current_dir(d)
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "error: cannot write to stdout: No space left on device (os error 28)"
+    );
+}

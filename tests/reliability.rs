@@ -204,6 +204,37 @@ fn a_run_too_large_for_memory_is_refused_in_one_line_before_any_file() {
     assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
 }
 
+#[test]
+fn a_sweep_too_large_for_memory_by_its_chunk_advises_lowering_the_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = |chunk: &str, samples: &str| {
+        let args = [
+            "sweep",
+            "--seeds",
+            "0..10000000",
+            "--chunk",
+            chunk,
+            "--samples",
+            samples,
+            "--epochs",
+            "1",
+            "--verbose",
+            "0",
+            "--out-dir",
+            "c",
+        ];
+        binclass(dir.path(), &args)
+    };
+    assert_one_line_error(
+        &sweep("10000000", "10000"),
+        "; lower --chunk (or leave it out",
+    );
+    // A chunk within one padded batch is not what is too large.
+    let out = sweep("64", "100000000");
+    assert_one_line_error(&out, "; lower --samples (a batch trains at least 64");
+    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+}
+
 /// A 64 KiB tmpfs, or `None` (with the reason printed) where mounting is not allowed.
 struct SmallDisk(PathBuf);
 

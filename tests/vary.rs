@@ -307,6 +307,88 @@ fn merge_refuses_missing_overlapping_and_foreign_shards() {
 }
 
 #[test]
+fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = ["--epochs", "2", "--samples", "300", "--verbose", "0"];
+    for k in ["0", "1"] {
+        let (shard, out) = (format!("{k}/2"), format!("s{k}"));
+        let args = [
+            "sweep",
+            "--seeds",
+            "0..4",
+            "--shard",
+            &shard,
+            "--out-dir",
+            &out,
+        ];
+        run(d, with(&args, &small));
+    }
+    let csv = d.join("s1/baseline-seed3.csv");
+    let whole = std::fs::read_to_string(&csv).unwrap();
+    let one_epoch: String = whole
+        .lines()
+        .take(2)
+        .map(|l| l.to_string() + "\n")
+        .collect();
+    let hidden = d.join("hidden");
+    std::fs::create_dir(&hidden).unwrap();
+    let hide = |name: &str| std::fs::rename(d.join("s1").join(name), hidden.join(name)).unwrap();
+    let unhide = |name: &str| std::fs::rename(hidden.join(name), d.join("s1").join(name)).unwrap();
+    let cases: [(&str, &dyn Fn(), &str); 6] = [
+        (
+            "a CSV gone",
+            &|| hide("baseline-seed3.csv"),
+            "cannot read s1/baseline-seed3.csv",
+        ),
+        (
+            "a row cut",
+            &|| std::fs::write(&csv, &whole[..whole.len() - 3]).unwrap(),
+            "s1/baseline-seed3.csv ends in a cut row",
+        ),
+        (
+            "a row dropped",
+            &|| std::fs::write(&csv, &one_epoch).unwrap(),
+            "s1/baseline-seed3.csv has 1 epochs' rows, but its record counts 2",
+        ),
+        (
+            "a value garbled",
+            &|| std::fs::write(&csv, whole.replace("0.", "x.")).unwrap(),
+            "s1/baseline-seed3.csv: row 1",
+        ),
+        (
+            "a model gone",
+            &|| hide("baseline-seed3.safetensors"),
+            "s1/baseline-seed3.safetensors is missing",
+        ),
+        (
+            "a seed gone",
+            &|| {
+                for ext in ["csv", "csv.json", "safetensors"] {
+                    hide(&format!("baseline-seed3.{ext}"));
+                }
+            },
+            "s1/summary.csv lists seed 3, but s1/baseline-seed3.csv.json is missing",
+        ),
+    ];
+    for (what, damage, expected) in cases {
+        damage();
+        let out = binclass(d, &["merge", "--out", "m", "s0", "s1"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
+        assert!(err.contains("shard s1 is incomplete: "), "{what}: {err}");
+        assert!(err.contains(expected), "{what}: {err}");
+        assert!(!d.join("m").exists(), "{what}: merge wrote");
+        for name in std::fs::read_dir(&hidden).unwrap() {
+            unhide(&name.unwrap().file_name().to_string_lossy());
+        }
+        std::fs::write(&csv, &whole).unwrap();
+    }
+    run(d, with(&["merge", "--out", "m", "s0", "s1"], &[]));
+}
+
+#[test]
 fn the_cluster_scripts_shard_and_merge_to_the_unsharded_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let sweep = "sweep --seeds 0..3 --vary lr=0.03,0.01 --epochs 2 --samples 600 --verbose 0";

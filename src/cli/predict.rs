@@ -49,20 +49,25 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             let stdout = std::io::stdout();
             let mut lock = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
             match predict(&model, &mut points, &mut lock) {
-                Err(e) if is_broken_pipe(&e) => Ok(()),
-                r => r.map(|_| ()),
+                Err(e) => match write_failure(&e) {
+                    Some(io) => outputs::stdout_failed(io),
+                    None => Err(e),
+                },
+                Ok(_) => Ok(()),
             }
         }
     }
 }
 
-/// A reader that closed the pipe early (`| head`) is not an error.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<csv::Error>().is_some_and(
-                |c| matches!(c.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
-            )
+/// The output's I/O error, if that is what stopped `predict`: its reads
+/// fail as messages naming the input, never as I/O errors.
+fn write_failure(e: &anyhow::Error) -> Option<&std::io::Error> {
+    e.chain().find_map(|c| {
+        c.downcast_ref::<std::io::Error>().or_else(|| {
+            match c.downcast_ref::<csv::Error>()?.kind() {
+                csv::ErrorKind::Io(io) => Some(io),
+                _ => None,
+            }
+        })
     })
 }
