@@ -25,11 +25,23 @@ pub use crate::callbacks::{Callback, Control, History};
 pub struct EpochLogs {
     /// Counts from 0, as Keras's CSVLogger writes it.
     pub epoch: i64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub loss: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub binary_accuracy: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub val_loss: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub val_binary_accuracy: f64,
     pub seconds: f64,
+}
+
+/// JSON has no NaN or infinity, so serde_json writes a diverged epoch's
+/// metric as `null`; it reads back as NaN (the CSV keeps `nan` or `inf`), so
+/// the record of a diverged run still reads (`merge`, `compare`, `resume`).
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// The shape of the training run, known before the first step.

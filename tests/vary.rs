@@ -256,6 +256,49 @@ fn shards_run_apart_and_merged_equal_the_unsharded_sweep() {
     assert_same_outputs(&dir.path().join("merged-whole"), &dir.path().join("merged"));
 }
 
+/// JSON has no NaN, so a diverged seed's record holds `null` metrics: its
+/// shard still merges, into what the unsharded sweep writes.
+#[test]
+fn shards_holding_a_diverged_seed_merge_as_the_unsharded_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    // Inputs of 3e38 overflow the first product: every seed diverges at once.
+    let args = [
+        "sweep",
+        "--seeds",
+        "0..2",
+        "--hidden-layers",
+        "0",
+        "--shift",
+        "3e38",
+        "--scale",
+        "0",
+        "--epochs",
+        "2",
+        "--samples",
+        "300",
+        "--verbose",
+        "0",
+    ];
+    for (out, shard) in [
+        ("whole", None),
+        ("part0", Some("0/2")),
+        ("part1", Some("1/2")),
+    ] {
+        let mut more = vec!["--out-dir", out];
+        more.extend(shard.map(|k| ["--shard", k]).into_iter().flatten());
+        let o = common::binclass(dir.path(), &strs(&with(&args, &more)));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("became NaN or infinite"), "{err}");
+    }
+    let record = std::fs::read_to_string(dir.path().join("part0/baseline-seed0.csv.json")).unwrap();
+    assert!(record.contains("\"loss\": null"), "{record}");
+    run(
+        dir.path(),
+        with(&["merge", "--out", "merged", "part0", "part1"], &[]),
+    );
+    assert_same_outputs(&dir.path().join("whole"), &dir.path().join("merged"));
+}
+
 #[test]
 fn merge_refuses_missing_overlapping_and_foreign_shards() {
     let dir = tempfile::tempdir().unwrap();
