@@ -86,17 +86,8 @@ impl SavedModel {
             ("features", e.features.to_string()),
             ("hidden_layers", e.hidden_layers.to_string()),
             ("units", e.units.to_string()),
-            (
-                "activation",
-                serde_json::to_value(e.activation)?
-                    .as_str()
-                    .unwrap_or("")
-                    .into(),
-            ),
-            (
-                "init",
-                serde_json::to_value(e.init)?.as_str().unwrap_or("").into(),
-            ),
+            ("activation", value_name(&e.activation)),
+            ("init", value_name(&e.init)),
             ("experiment", serde_json::to_string(e)?),
             ("seed", self.seed.to_string()),
             ("epochs_completed", self.epochs_completed.to_string()),
@@ -235,7 +226,8 @@ fn safetensors_error(e: &safetensors::SafeTensorError) -> String {
     format!("{e:?}")
 }
 
-/// The experiment's settings, which must agree with the architecture keys.
+/// The experiment's settings, which must agree with the keys that also
+/// describe the model (architecture, activation, init, scaling).
 fn read_experiment(meta: &Meta) -> Result<Experiment> {
     let get = |key: &str| meta.get(key);
     let e: Experiment = serde_json::from_str(get("experiment")?)
@@ -243,12 +235,14 @@ fn read_experiment(meta: &Meta) -> Result<Experiment> {
     e.validate()
         .map_err(|err| anyhow!("metadata `experiment`: {err}"))?;
     // The network is built from the experiment; a key saying otherwise
-    // would describe another network than the one the file yields.
+    // would describe another model than the one the file yields.
     let declared = [
         ("features", e.features.to_string()),
         ("hidden_layers", e.hidden_layers.to_string()),
         ("units", e.units.to_string()),
         ("activation", value_name(&e.activation)),
+        ("init", value_name(&e.init)),
+        ("normalize", value_name(&e.normalize)),
     ];
     for (key, value) in declared {
         if get(key)? != value {

@@ -555,46 +555,47 @@ fn every_bad_input_is_one_line_naming_where_and_leaves_no_output() {
 }
 
 #[test]
-fn a_model_whose_activation_key_disagrees_with_its_experiment_is_refused() {
+fn a_model_whose_architecture_keys_disagree_with_its_experiment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     run(d, with(SMALL, &["--epochs", "1", "--out", "r.csv"]));
     let bytes = std::fs::read(d.join("r.safetensors")).unwrap();
     let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-    let mut meta = header.metadata().clone().unwrap();
-    assert_eq!(meta["activation"], "tanh");
-    meta.insert("activation".into(), "relu".into());
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    std::fs::write(
-        d.join("relu.safetensors"),
-        safetensors::serialize(st.tensors(), &Some(meta)).unwrap(),
-    )
-    .unwrap();
     std::fs::write(d.join("points.csv"), "0.1,0.2\n").unwrap();
-    let says = [
-        "relu.safetensors",
-        "metadata `activation` is relu but the experiment says tanh",
-    ];
-    refused(
-        d,
-        &[
+    for (key, was, edited) in [
+        ("activation", "tanh", "relu"),
+        ("init", "keras", "torch"),
+        ("normalize", "none", "standard"),
+    ] {
+        let mut meta = header.metadata().clone().unwrap();
+        assert_eq!(meta[key], was);
+        meta.insert(key.into(), edited.into());
+        if key == "normalize" {
+            // Complete, so that only the disagreement is wrong.
+            meta.insert("normalize_mean".into(), "[0.5,0.5]".into());
+            meta.insert("normalize_std".into(), "[0.3,0.3]".into());
+        }
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let model = format!("{key}.safetensors");
+        std::fs::write(
+            d.join(&model),
+            safetensors::serialize(st.tensors(), &Some(meta)).unwrap(),
+        )
+        .unwrap();
+        let line = format!("metadata `{key}` is {edited} but the experiment says {was}");
+        let says = [model.as_str(), line.as_str()];
+        let predict = [
             "predict",
             "--model",
-            "relu.safetensors",
+            &model,
             "--input",
             "points.csv",
             "--out",
             "o.csv",
-        ],
-        &says,
-        "o.csv",
-    );
-    refused(
-        d,
-        &["evaluate", "--model", "relu.safetensors"],
-        &says,
-        "o.csv",
-    );
+        ];
+        refused(d, &predict, &says, "o.csv");
+        refused(d, &["evaluate", "--model", &model], &says, "o.csv");
+    }
 }
 
 #[test]
