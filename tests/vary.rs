@@ -488,6 +488,82 @@ fn the_cluster_scripts_shard_and_merge_to_the_unsharded_sweep() {
     assert_same_outputs(&dir.path().join("whole"), &dir.path().join("local"));
 }
 
+/// The command of a Kubernetes manifest's container (`args`: a folded `>-`
+/// block or a one-string list), with `/runs` moved to `runs`.
+fn manifest_command(name: &str) -> (String, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/cluster")
+        .join(name);
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let args = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("args:"))
+        .unwrap();
+    let command = match lines[args].split_once("[\"") {
+        Some((_, rest)) => rest.trim_end_matches("\"]").to_string(),
+        None => {
+            let indent = |l: &str| l.len() - l.trim_start().len();
+            let block = indent(lines[args + 1]);
+            lines[args + 2..]
+                .iter()
+                .take_while(|l| indent(l) > block)
+                .map(|l| l.trim())
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
+    (text, command.replace("/runs/", "runs/"))
+}
+
+/// docs/cluster's Indexed Job and merge Job, their commands run as their
+/// pods would (binclass on the PATH, `/runs` a local folder, a shorter
+/// training appended): the merged folder is the unsharded sweep's.
+#[test]
+fn the_kubernetes_jobs_commands_shard_and_merge_to_the_unsharded_sweep() {
+    let (job, sweep) = manifest_command("sweep-indexed-job.yaml");
+    let (_, merge) = manifest_command("merge-job.yaml");
+    let count = |key: &str| -> usize {
+        let line = job
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap();
+        line.split(':').nth(1).unwrap().trim().parse().unwrap()
+    };
+    let n = count("completions:");
+    assert_eq!(count("parallelism:"), n);
+    assert!(
+        sweep.contains(&format!("--shard \"$JOB_COMPLETION_INDEX/{n}\"")),
+        "{sweep}"
+    );
+    let short = " --epochs 1 --samples 300";
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(common::BIN).parent().unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin_dir.display());
+    let pod = |index: Option<usize>, command: &str| {
+        let mut sh = std::process::Command::new("/bin/sh");
+        sh.args(["-c", command])
+            .current_dir(dir.path())
+            .env("PATH", &path);
+        if let Some(k) = index {
+            sh.env("JOB_COMPLETION_INDEX", k.to_string());
+        }
+        let o = sh.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    for k in 0..n {
+        pod(Some(k), &format!("{sweep}{short}"));
+    }
+    pod(None, &merge);
+    let whole = sweep.split(" --shard").next().unwrap();
+    pod(None, &format!("{whole}{short} --out-dir whole"));
+    assert_same_outputs(&dir.path().join("whole"), &dir.path().join("runs/grid"));
+}
+
 #[test]
 fn merge_refuses_a_manifest_whose_shard_is_not_k_of_n_and_names_few_of_many_missing() {
     let dir = tempfile::tempdir().unwrap();
