@@ -4,7 +4,9 @@
 //! (the order an unsharded run writes, since shards are contiguous slices),
 //! each record naming its CSV in the merged folder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -252,9 +254,7 @@ fn check_complete(
     for (rel, record) in records {
         let csv = dir.join(rel).with_extension("");
         let curve = keras_csv::read_curve(&csv)?;
-        let bytes =
-            std::fs::read(&csv).with_context(|| format!("cannot read {}", csv.display()))?;
-        if !bytes.ends_with(b"\n") {
+        if !ends_a_row(&csv)? {
             bail!("{} ends in a cut row", csv.display());
         }
         if curve.len() != record.epochs_completed {
@@ -273,6 +273,7 @@ fn check_complete(
             );
         }
     }
+    let have: HashSet<&Path> = records.iter().map(|(rel, _)| rel.as_path()).collect();
     for summary in summaries {
         let folder = folder_of(summary);
         // A --vary sweep's top summary is no setting's: its settings' own list their seeds.
@@ -283,7 +284,7 @@ fn check_complete(
         };
         for seed in summary_seeds(&dir.join(summary))? {
             let json = summary.with_file_name(format!("{name}-seed{seed}.csv.json"));
-            if !records.iter().any(|(rel, _)| *rel == json) {
+            if !have.contains(json.as_path()) {
                 bail!(
                     "{} lists seed {seed}, but {} is missing",
                     dir.join(summary).display(),
@@ -293,6 +294,18 @@ fn check_complete(
         }
     }
     Ok(())
+}
+
+/// Whether the file's last byte ends a line (the CSV just read whole has one).
+fn ends_a_row(path: &Path) -> Result<bool> {
+    let mut last = [0u8];
+    File::open(path)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::End(-1))?;
+            f.read_exact(&mut last)
+        })
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(last == *b"\n")
 }
 
 /// The seeds a `summary.csv` has rows for.
