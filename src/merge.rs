@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::callbacks::RunRecord;
+use crate::model_file::SavedModel;
 use crate::shard::{MANIFEST, Manifest};
 use crate::{keras_csv, outputs};
 
@@ -243,7 +244,8 @@ fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<Run
 
 /// Every run a shard's files speak of is there and whole: each seed a
 /// setting's `summary.csv` lists has its record, each record its CSV (the
-/// header and a whole row per epoch it counts) and, if finished, its model.
+/// header and a whole row per epoch it counts) and, if finished, its model
+/// (read and checked: it is what `predict` and `evaluate` would load).
 /// Otherwise the merged folder would lack a seed, or carry a cut one, silently.
 fn check_complete(
     dir: &Path,
@@ -266,11 +268,8 @@ fn check_complete(
             );
         }
         let model = outputs::model_path(&csv);
-        if record.finished && !model.is_file() {
-            bail!(
-                "{} is missing, though its run's record says it finished",
-                model.display()
-            );
+        if record.finished {
+            check_model(&model, record)?;
         }
     }
     let have: HashSet<&Path> = records.iter().map(|(rel, _)| rel.as_path()).collect();
@@ -292,6 +291,34 @@ fn check_complete(
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// A finished run's model is there, reads as a model, and is the run's own:
+/// its settings, seed and epochs those of the record beside it.
+fn check_model(model: &Path, record: &RunRecord) -> Result<()> {
+    if !model.is_file() {
+        bail!(
+            "{} is missing, though its run's record says it finished",
+            model.display()
+        );
+    }
+    let saved = SavedModel::read(model)?;
+    if saved.experiment != record.experiment
+        || saved.seed != record.seed
+        || saved.epochs_completed != record.epochs_completed
+    {
+        bail!(
+            "{} is not its record's run (seed {}, {} epochs of {}; the record: seed {}, {} epochs of {})",
+            model.display(),
+            saved.seed,
+            saved.epochs_completed,
+            saved.experiment.name,
+            record.seed,
+            record.epochs_completed,
+            record.experiment.name
+        );
     }
     Ok(())
 }

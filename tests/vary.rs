@@ -374,11 +374,14 @@ fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
         .take(2)
         .map(|l| l.to_string() + "\n")
         .collect();
+    let model = d.join("s1/baseline-seed3.safetensors");
+    let own_model = std::fs::read(&model).unwrap();
+    let seed0_model = std::fs::read(d.join("s0/baseline-seed0.safetensors")).unwrap();
     let hidden = d.join("hidden");
     std::fs::create_dir(&hidden).unwrap();
     let hide = |name: &str| std::fs::rename(d.join("s1").join(name), hidden.join(name)).unwrap();
     let unhide = |name: &str| std::fs::rename(hidden.join(name), d.join("s1").join(name)).unwrap();
-    let cases: [(&str, &dyn Fn(), &str); 6] = [
+    let cases: [(&str, &dyn Fn(), &str); 8] = [
         (
             "a CSV gone",
             &|| hide("baseline-seed3.csv"),
@@ -405,6 +408,16 @@ fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
             "s1/baseline-seed3.safetensors is missing",
         ),
         (
+            "a model garbled",
+            &|| std::fs::write(&model, b"not a model").unwrap(),
+            "model s1/baseline-seed3.safetensors: not a safetensors file",
+        ),
+        (
+            "another seed's model",
+            &|| std::fs::write(&model, &seed0_model).unwrap(),
+            "s1/baseline-seed3.safetensors is not its record's run (seed 0,",
+        ),
+        (
             "a seed gone",
             &|| {
                 for ext in ["csv", "csv.json", "safetensors"] {
@@ -427,6 +440,7 @@ fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
             unhide(&name.unwrap().file_name().to_string_lossy());
         }
         std::fs::write(&csv, &whole).unwrap();
+        std::fs::write(&model, &own_model).unwrap();
     }
     run(d, with(&["merge", "--out", "m", "s0", "s1"], &[]));
 }
