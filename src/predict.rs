@@ -61,7 +61,11 @@ impl Loaded {
 
 /// Writes each point of `points` with its `probability` and `class`
 /// (`probability > 0.5`, Keras's rule) to `out` as CSV; returns the count.
+/// The first chunk is read before anything is written, so that an input
+/// with a bad row in its first [`CHUNK`] points writes nothing, not even to
+/// a stream.
 pub fn predict(m: &Loaded, points: &mut Points, out: &mut dyn Write) -> Result<u64> {
+    let mut next = points.next_chunk(CHUNK)?;
     let mut w = csv::Writer::from_writer(out);
     let mut header: Vec<String> = match &points.header {
         Some(h) => h.iter().map(String::from).collect(),
@@ -70,7 +74,7 @@ pub fn predict(m: &Loaded, points: &mut Points, out: &mut dyn Write) -> Result<u
     header.extend(["probability".into(), "class".into()]);
     w.write_record(&header)?;
     let mut count = 0;
-    while let Some(chunk) = points.next_chunk(CHUNK)? {
+    while let Some(chunk) = next {
         let p = m.logits(chunk.features).sigmoid().view(-1);
         let p = Vec::<f32>::try_from(p)?;
         for (record, p) in chunk.records.iter().zip(p) {
@@ -82,6 +86,7 @@ pub fn predict(m: &Loaded, points: &mut Points, out: &mut dyn Write) -> Result<u
             )?;
         }
         count += chunk.records.len() as u64;
+        next = points.next_chunk(CHUNK)?;
     }
     w.flush()?;
     Ok(count)

@@ -464,6 +464,16 @@ fn every_bad_input_is_one_line_naming_where_and_leaves_no_output() {
             "o.csv",
         );
     }
+    // To stdout, a bad row within the first chunk leaves it empty: no header
+    // and no rows that a pipeline would take for a whole, shorter result.
+    for input in ["cols.csv", "word.csv", "nan.csv", "inf.csv"] {
+        let out = binclass(
+            d,
+            &["predict", "--model", "r.safetensors", "--input", input],
+        );
+        assert!(!out.status.success(), "{input}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{input}");
+    }
     // Bad model files.
     std::fs::copy(d.join("r.csv"), d.join("csv.safetensors")).unwrap();
     let bytes = std::fs::read(&model).unwrap();
