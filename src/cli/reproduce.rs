@@ -72,7 +72,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     };
     let plan = r.prepare()?;
     interrupt::install();
-    let bar = sweep_bar(args.verbosity.verbose, plan.seed_epochs());
+    // 2: the summary lines without the live bar, as for sweep.
+    let bar = sweep_bar(u8::from(args.verbosity.verbose == 1), plan.seed_epochs());
     let trained = r.train(&plan, &bar)?;
     bar.finish_and_clear();
     if let Some(shard) = args.shard {
