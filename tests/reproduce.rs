@@ -480,3 +480,17 @@ fn verbose_2_prints_the_summary_without_a_live_bar() {
     }
     assert_eq!(shown, [true, false], "a live bar at --verbose 1, 2");
 }
+
+#[test]
+fn a_shard_at_verbose_0_prints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    let o = reproduce(
+        dir.path(),
+        &["--seeds", "2", "--epochs", "1", "--shard", "0/20"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.path().join("out/shard.json").is_file());
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    assert!(o.stdout.is_empty());
+}

@@ -80,12 +80,14 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         let mut m = Manifest::new("reproduce", shard, r.shard_plan()?);
         m.timings = trained.timings.clone();
         m.write(&r.dir)?;
-        outputs::note(&format!(
-            "trained shard {}/{} in {:.1}s; `binclass merge` its folder with the others'",
-            shard.index,
-            shard.count,
-            trained.total()
-        ));
+        if args.verbosity.verbose > 0 {
+            outputs::note(&format!(
+                "trained shard {}/{} in {:.1}s; `binclass merge` its folder with the others'",
+                shard.index,
+                shard.count,
+                trained.total()
+            ));
+        }
         return trained.finals.iter().try_for_each(check_diverged);
     }
     let rows = r.finish(&plan, &trained)?;
