@@ -16,7 +16,8 @@ use crate::{interrupt, outputs};
 
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
-    /// Folder for runs, figures and REPORT.md (must be empty or new).
+    /// Folder for runs, figures and REPORT.md: empty or new, or an earlier
+    /// reproduction's with --overwrite or --resume.
     #[arg(long, value_name = "DIR")]
     pub out_dir: PathBuf,
     /// Seeds per experiment (0..N).
