@@ -401,6 +401,17 @@ impl GridSweep {
         self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
     }
 
+    /// On `--resume`, whether nothing is left to train: every seed finished
+    /// and, for a shard, its `shard.json` written (it comes last).
+    pub fn finished(&self) -> Result<bool> {
+        for (_, job) in &self.jobs {
+            if !job.finished()? {
+                return Ok(false);
+            }
+        }
+        Ok(!self.jobs.is_empty() && (self.shard.is_none() || Manifest::path(&self.dir).exists()))
+    }
+
     /// Trains every setting (a plain sweep as `sweep` does, with
     /// `--resume`), writes the grid's `summary.csv` and, for a shard, its
     /// `shard.json`; each setting's values and seeds' summaries.

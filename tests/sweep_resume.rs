@@ -220,3 +220,21 @@ fn a_batch_checkpoint_that_would_cut_a_csv_off_its_rows_is_refused() {
     );
     assert_eq!(csvs(snapshot(&dir.join("s"))), csvs(before), "CSVs changed");
 }
+
+#[test]
+fn resuming_a_finished_shard_changes_nothing_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut args = sweep("part", &["--shard", "1/2"]);
+    args[4] = "2".into(); // --epochs 2
+    ok(dir, &strs(&args));
+    let before = snapshot(&dir.join("part"));
+    args.push("--resume".into());
+    let out = ok(dir, &strs(&args));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("part: every seed of this sweep has finished; nothing to resume"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&dir.join("part")), before, "nothing rewritten");
+}
