@@ -155,7 +155,10 @@ fn resuming_a_finished_sweep_changes_nothing_and_bad_resumes_are_errors() {
             "with `lr` 0.03, but this command has 0.5",
         ),
         (short("done", &["--resume", "--overwrite"]), "give one"),
-        (short("empty", &["--resume"]), "holds no run of this sweep"),
+        (
+            short("empty", &["--resume"]),
+            "holds no run of this sweep (no baseline-seed<N>.csv.json for seeds 0..=2)",
+        ),
         (short("missing", &["--resume"]), "no such folder"),
         (
             short("done", &["--resume"])
