@@ -202,14 +202,15 @@ pub fn table(flags: &[&str], rows: &[(Vec<String>, Finals)]) -> String {
     );
     for (values, finals) in rows {
         let (fin, best) = final_and_best(finals);
-        let _ = writeln!(
-            t,
-            "| {} | {} | {} | {} |",
-            values.join(" | "),
-            finals.len(),
+        // Cells joined as the header's are: a sharded seeds sweep has no
+        // knob, and its rows must not start with an empty one.
+        let mut cells = values.clone();
+        cells.extend([
+            finals.len().to_string(),
             mean_sd_text(&fin),
-            mean_sd_text(&best)
-        );
+            mean_sd_text(&best),
+        ]);
+        let _ = writeln!(t, "| {} |", cells.join(" | "));
     }
     t
 }
@@ -398,6 +399,17 @@ impl GridSweep {
 
     pub fn seed_epochs(&self) -> u64 {
         self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
+    }
+
+    /// On `--resume`, whether nothing is left to train: every seed finished
+    /// and, for a shard, its `shard.json` written (it comes last).
+    pub fn finished(&self) -> Result<bool> {
+        for (_, job) in &self.jobs {
+            if !job.finished()? {
+                return Ok(false);
+            }
+        }
+        Ok(!self.jobs.is_empty() && (self.shard.is_none() || Manifest::path(&self.dir).exists()))
     }
 
     /// Trains every setting (a plain sweep as `sweep` does, with

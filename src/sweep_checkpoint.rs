@@ -379,7 +379,7 @@ impl Job {
         }
         if !found {
             bail!(
-                "{} holds no run of this sweep (no {}-seed<N>.json for seeds {}..={}); run it without --resume",
+                "{} holds no run of this sweep (no {}-seed<N>.csv.json for seeds {}..={}); run it without --resume",
                 self.dir.display(),
                 self.exp.name,
                 self.seeds.start(),

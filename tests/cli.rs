@@ -457,3 +457,21 @@ fn a_default_out_passes_over_a_checkpoint_it_did_not_write() {
     assert!(dir.path().join("runs/baseline-seed0-1.csv").exists());
     assert!(!dir.path().join("runs/baseline-seed0.csv").exists());
 }
+
+#[test]
+fn train_help_points_to_where_binclass_differs_from_keras() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(dir.path(), &["train", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    let line = help
+        .lines()
+        .find(|l| l.starts_with("Where binclass differs"))
+        .unwrap_or_else(|| panic!("{help}"));
+    let doc = line
+        .split(['(', ')'])
+        .nth(1)
+        .unwrap_or_else(|| panic!("{line}"));
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(doc))
+        .unwrap_or_else(|e| panic!("{line}: {e}"));
+    assert!(text.contains("Where it differs"), "{doc}");
+}

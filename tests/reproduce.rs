@@ -440,3 +440,57 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
     let o = reproduce(dir.path(), &[&shard[..], &["--resume"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// `reproduce` in `dir` with stderr on a terminal (through util-linux's
+/// `script`, as the live bar is drawn only there): what the terminal
+/// showed, or `None`, after saying the test is skipped, without `script`.
+fn on_a_terminal(dir: &Path, args: &[String]) -> Option<String> {
+    let line = std::iter::once(BIN.to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let Ok(o) = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(dir)
+        .output()
+    else {
+        eprintln!("skipped: util-linux's script is not installed");
+        return None;
+    };
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{text}");
+    Some(text)
+}
+
+#[test]
+fn verbose_2_prints_the_summary_without_a_live_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    let shard = ["--seeds", "2", "--epochs", "1", "--shard", "0/20"];
+    let mut shown = vec![];
+    for verbose in ["1", "2"] {
+        let mut args = reproduce_args(&format!("v{verbose}"), &shard);
+        let at = args.iter().position(|a| a == "--verbose").unwrap();
+        args[at + 1] = verbose.to_string();
+        let Some(text) = on_a_terminal(dir.path(), &args) else {
+            return;
+        };
+        assert!(text.contains("trained shard 0/20"), "{verbose}: {text}");
+        shown.push(text.contains("seed-epochs"));
+    }
+    assert_eq!(shown, [true, false], "a live bar at --verbose 1, 2");
+}
+
+#[test]
+fn a_shard_at_verbose_0_prints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    let o = reproduce(
+        dir.path(),
+        &["--seeds", "2", "--epochs", "1", "--shard", "0/20"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.path().join("out/shard.json").is_file());
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    assert!(o.stdout.is_empty());
+}

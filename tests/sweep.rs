@@ -259,3 +259,35 @@ fn a_summary_path_that_is_a_folder_is_refused_before_training() {
         "trained anyway"
     );
 }
+
+#[test]
+fn a_sharded_seeds_sweeps_table_has_the_cells_its_header_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::ok(
+        dir.path(),
+        &[
+            "sweep",
+            "--seeds",
+            "0..2",
+            "--samples",
+            "600",
+            "--epochs",
+            "1",
+            "--shard",
+            "0/2",
+            "--out-dir",
+            "s",
+            "--verbose",
+            "2",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let table: Vec<&str> = err.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(table.len(), 3, "{err}");
+    assert_eq!(table[0], "| seeds | final val_binary_accuracy | best |");
+    assert_eq!(table[1], "|---|---|---|");
+    for row in &table[2..] {
+        assert_eq!(row.matches('|').count(), 4, "{row}");
+        assert!(row.starts_with("| 1 | "), "{row}");
+    }
+}

@@ -155,7 +155,10 @@ fn resuming_a_finished_sweep_changes_nothing_and_bad_resumes_are_errors() {
             "with `lr` 0.03, but this command has 0.5",
         ),
         (short("done", &["--resume", "--overwrite"]), "give one"),
-        (short("empty", &["--resume"]), "holds no run of this sweep"),
+        (
+            short("empty", &["--resume"]),
+            "holds no run of this sweep (no baseline-seed<N>.csv.json for seeds 0..=2)",
+        ),
         (short("missing", &["--resume"]), "no such folder"),
         (
             short("done", &["--resume"])
@@ -219,4 +222,22 @@ fn a_batch_checkpoint_that_would_cut_a_csv_off_its_rows_is_refused() {
         "{err}"
     );
     assert_eq!(csvs(snapshot(&dir.join("s"))), csvs(before), "CSVs changed");
+}
+
+#[test]
+fn resuming_a_finished_shard_changes_nothing_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut args = sweep("part", &["--shard", "1/2"]);
+    args[4] = "2".into(); // --epochs 2
+    ok(dir, &strs(&args));
+    let before = snapshot(&dir.join("part"));
+    args.push("--resume".into());
+    let out = ok(dir, &strs(&args));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("part: every seed of this sweep has finished; nothing to resume"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&dir.join("part")), before, "nothing rewritten");
 }

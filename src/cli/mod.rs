@@ -103,7 +103,7 @@ enum Command {
 }
 
 const KERAS_DIFFERENCES: &str = "\
-Where binclass differs from the article's Keras run (README: \"Faithful to Keras\"):
+Where binclass differs from the article's Keras run (docs/keras-fidelity.md):
   - Random streams are seeded ChaCha, not numpy's: a seed gives the same data,
     weights and batch order on CPU and CUDA, but not Keras's.
   - Adam adds epsilon (1e-7) to sqrt(v_hat) as libtorch does; Keras adds it before

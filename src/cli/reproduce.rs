@@ -16,7 +16,8 @@ use crate::{interrupt, outputs};
 
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
-    /// Folder for runs, figures and REPORT.md (must be empty or new).
+    /// Folder for runs, figures and REPORT.md: empty or new, or an earlier
+    /// reproduction's with --overwrite or --resume.
     #[arg(long, value_name = "DIR")]
     pub out_dir: PathBuf,
     /// Seeds per experiment (0..N).
@@ -72,19 +73,22 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     };
     let plan = r.prepare()?;
     interrupt::install();
-    let bar = sweep_bar(args.verbosity.verbose, plan.seed_epochs());
+    // 2: the summary lines without the live bar, as for sweep.
+    let bar = sweep_bar(u8::from(args.verbosity.verbose == 1), plan.seed_epochs());
     let trained = r.train(&plan, &bar)?;
     bar.finish_and_clear();
     if let Some(shard) = args.shard {
         let mut m = Manifest::new("reproduce", shard, r.shard_plan()?);
         m.timings = trained.timings.clone();
         m.write(&r.dir)?;
-        outputs::note(&format!(
-            "trained shard {}/{} in {:.1}s; `binclass merge` its folder with the others'",
-            shard.index,
-            shard.count,
-            trained.total()
-        ));
+        if args.verbosity.verbose > 0 {
+            outputs::note(&format!(
+                "trained shard {}/{} in {:.1}s; `binclass merge` its folder with the others'",
+                shard.index,
+                shard.count,
+                trained.total()
+            ));
+        }
         return trained.finals.iter().try_for_each(check_diverged);
     }
     let rows = r.finish(&plan, &trained)?;

@@ -155,6 +155,14 @@ fn run_grid(args: &SweepArgs, base: &Job) -> Result<()> {
         sweep.claim_new_dir()?;
     }
     sweep.prepare()?;
+    if base.resume && sweep.finished()? {
+        // As for an unsharded sweep: nothing is rewritten.
+        outputs::note(&format!(
+            "{}: every seed of this sweep has finished; nothing to resume",
+            sweep.dir.display()
+        ));
+        return Ok(());
+    }
     interrupt::install();
     let verbose = args.verbosity.verbose;
     let bar = sweep_bar(u8::from(verbose == 1), sweep.seed_epochs());
