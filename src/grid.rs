@@ -401,15 +401,21 @@ impl GridSweep {
         self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
     }
 
-    /// On `--resume`, whether nothing is left to train: every seed finished
-    /// and, for a shard, its `shard.json` written (it comes last).
+    /// On `--resume`, whether nothing is left to write: every seed finished
+    /// and the file [`GridSweep::run`] writes last there (a shard's
+    /// `shard.json`, else a varied grid's `summary.csv`). A sweep killed
+    /// before that file is resumed to write it.
     pub fn finished(&self) -> Result<bool> {
         for (_, job) in &self.jobs {
             if !job.finished()? {
                 return Ok(false);
             }
         }
-        Ok(!self.jobs.is_empty() && (self.shard.is_none() || Manifest::path(&self.dir).exists()))
+        let last = match self.shard {
+            Some(_) => Manifest::path(&self.dir),
+            None => self.dir.join("summary.csv"),
+        };
+        Ok(!self.jobs.is_empty() && last.exists())
     }
 
     /// Trains every setting (a plain sweep as `sweep` does, with

@@ -241,3 +241,21 @@ fn resuming_a_finished_shard_changes_nothing_and_says_so() {
     );
     assert_eq!(snapshot(&dir.join("part")), before, "nothing rewritten");
 }
+
+/// A shard killed after its last seed but before its `shard.json` (the
+/// file it writes last) is not finished: `--resume` writes the manifest, as
+/// the uninterrupted shard did, and `merge` can then take the folder.
+#[test]
+fn resuming_a_shard_killed_before_its_manifest_writes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut args = sweep("part", &["--shard", "1/2"]);
+    args[4] = "2".into(); // --epochs 2
+    ok(dir, &strs(&args));
+    let manifest = dir.join("part/shard.json");
+    let whole = std::fs::read(&manifest).unwrap();
+    std::fs::remove_file(&manifest).unwrap();
+    args.push("--resume".into());
+    ok(dir, &strs(&args));
+    assert_eq!(std::fs::read(&manifest).unwrap(), whole);
+}
