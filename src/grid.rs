@@ -356,21 +356,23 @@ impl GridSweep {
 
     /// Checks every job and the grid's own files; creates nothing.
     pub fn check(&self) -> Result<()> {
-        for (_, job) in &self.jobs {
-            job.check()?;
-        }
         let (overwrite, resume) = self
             .jobs
             .first()
             .map_or((false, false), |(_, j)| (j.overwrite, j.resume));
-        if self.varied() {
-            outputs::check_output(&self.dir.join("summary.csv"), "summary", overwrite)?;
-        }
+        // The manifest first: another shard's folder is named as that, not
+        // as a folder holding none of this shard's runs.
         if let Some(shard) = self.shard {
             outputs::check_output(&Manifest::path(&self.dir), "--shard", overwrite || resume)?;
             if resume {
                 crate::shard::check_resume(&self.dir, "sweep", Some(shard), &self.plan())?;
             }
+        }
+        for (_, job) in &self.jobs {
+            job.check()?;
+        }
+        if self.varied() {
+            outputs::check_output(&self.dir.join("summary.csv"), "summary", overwrite)?;
         }
         Ok(())
     }

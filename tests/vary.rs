@@ -653,6 +653,21 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
             ),
             "b holds shard 1/2 of another sweep command line",
         ),
+        (
+            with(
+                &[
+                    "sweep",
+                    "--seeds",
+                    "0..3",
+                    "--shard",
+                    "0/2",
+                    "--out-dir",
+                    "b",
+                ],
+                &small,
+            ),
+            "b holds shard 1/2 of another sweep command line",
+        ),
     ] {
         let args = with(&strs(&args), &["--resume"]);
         let out = binclass(dir.path(), &strs(&args));
