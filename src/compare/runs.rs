@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::callbacks::RunRecord;
+use crate::config::Experiment;
 pub use crate::keras_csv::{Curve, VAL_ACC, diverged, read_curve};
 use crate::outputs::record_path;
 
@@ -68,17 +69,8 @@ fn from_record(csv: &Path) -> Result<Option<Recorded>> {
     let r = RunRecord::read(&record)?;
     let exp = serde_json::to_value(&r.experiment)?;
     let optimizer = plain(&exp["optimizer"]);
-    let changed = match crate::config::Experiment::preset(&r.experiment.name) {
-        Ok(preset) => {
-            let expected = serde_json::to_value(&preset)?;
-            expected
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, want)| k.as_str() != "optimizer" && exp[k.as_str()] != **want)
-                .map(|(k, _)| format!("{k}={}", plain(&exp[k.as_str()])))
-                .collect()
-        }
+    let changed = match Experiment::preset(&r.experiment.name) {
+        Ok(preset) => changed_settings(&preset, &r.experiment),
         Err(_) => vec!["not one of the article's presets".to_string()],
     };
     Ok(Some(Recorded {
@@ -87,6 +79,21 @@ fn from_record(csv: &Path) -> Result<Option<Recorded>> {
         optimizer,
         seed: Some(r.seed),
     }))
+}
+
+/// `flag=value` for each setting of `run` but the optimizer (reported on
+/// its own) that is not `preset`'s, in the flags' alphabetical order, named
+/// and written as the flags and `binclass experiments` write them.
+fn changed_settings(preset: &Experiment, run: &Experiment) -> Vec<String> {
+    let mut changed: Vec<String> = preset
+        .settings()
+        .into_iter()
+        .zip(run.settings())
+        .filter(|((flag, want), (_, have))| *flag != "optimizer" && want != have)
+        .map(|(_, (flag, have))| format!("{flag}={have}"))
+        .collect();
+    changed.sort();
+    changed
 }
 
 fn plain(v: &Value) -> String {
@@ -336,6 +343,26 @@ pub fn reference_dir(given: Option<&Path>) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What was changed reads as the flags that change it and as `binclass
+    /// experiments` lists settings: `noise-rate=0.1`, `scale=10`, not the
+    /// record's field names and float forms (`noise_rate=0.1`, `scale=10.0`).
+    #[test]
+    fn changed_settings_are_named_and_written_as_their_flags() {
+        let preset = Experiment::preset("baseline").unwrap();
+        let run = Experiment {
+            noise_rate: 0.1,
+            scale: 10.0,
+            epochs: 1,
+            optimizer: crate::config::Optimizer::KerasAdam,
+            ..preset.clone()
+        };
+        assert_eq!(
+            changed_settings(&preset, &run),
+            ["epochs=1", "noise-rate=0.1", "scale=10"]
+        );
+        assert!(changed_settings(&preset, &preset).is_empty());
+    }
 
     #[test]
     fn names_give_preset_and_seed_with_or_without_a_repeat_suffix() {
