@@ -5,8 +5,10 @@ One CSV: training and validation binary_accuracy per epoch, epochs 1..N on x,
 y from 0.5 to 1, legend "training"/"validation" -- the article's figure.
 Several CSVs (seeds of one experiment): the mean of each line with a shaded
 band of one standard deviation over seeds either side (unlike a min-max band,
-it does not widen as seeds are added). --reference DIR adds Keras's validation runs from DIR (its CSVs)
-as a band of their own, to set ours beside them.
+it does not widen as seeds are added). --reference DIR adds Keras's validation runs from DIR (its CSVs, or
+those in DIR/<preset> for runs named <preset>-seed<N>.csv, so that
+reference/keras serves as it does for `binclass compare`) as a band of
+their own, to set ours beside them.
 
   scripts/plot.py runs/baseline-seed0.csv --out baseline.png
   scripts/plot.py runs/baseline-seeds0-10/*.csv --reference reference/keras/baseline --out b.png
@@ -19,6 +21,7 @@ import argparse
 import csv
 import glob
 import os
+import re
 import sys
 
 import matplotlib
@@ -131,7 +134,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("csv", nargs="+", help="CSVLogger files (one run, or seeds of one experiment)")
     p.add_argument("--out", required=True, help="PNG to write")
-    p.add_argument("--reference", help="folder of Keras CSVs of the same experiment")
+    p.add_argument("--reference", help="folder of Keras CSVs of the same experiment, or of presets' folders")
     p.add_argument("--title", default=None)
     a = p.parse_args()
     check_out(a.out)
@@ -142,13 +145,27 @@ def main() -> None:
     draw(ax, [r[0] for r in runs], "training" + (f" (mean of {len(runs)}, ± sd)" if many else ""), "tab:blue")
     draw(ax, [r[1] for r in runs], "validation" + (f" (mean of {len(runs)}, ± sd)" if many else ""), "tab:orange")
     if a.reference:
-        files = sorted(glob.glob(os.path.join(a.reference, "*.csv")))
-        if not files:
-            sys.exit(f"plot: {a.reference}: no CSV files")
-        ref = [r[1] for r in read_all(files)]
+        ref = [r[1] for r in read_all(reference_files(a.reference, a.csv))]
         draw(ax, ref, f"Keras validation (mean of {len(ref)}, ± sd)", "tab:green")
     ax.set_ylim(0.5, 1)
     save(fig, ax, "Accuracy", a.title, a.out)
+
+
+def reference_files(folder: str, runs: list[str]) -> list[str]:
+    """Keras's CSVs in `folder`; or, given a folder of presets' folders as
+    `binclass compare --reference` takes (reference/keras), those of the
+    preset the runs' names (<preset>-seed<N>.csv) share."""
+    files = sorted(glob.glob(os.path.join(folder, "*.csv")))
+    if files:
+        return files
+    names = [re.fullmatch(r"(.+)-seed\d+(-\d+)?", os.path.splitext(os.path.basename(r))[0]) for r in runs]
+    presets = {m.group(1) for m in names if m}
+    if len(presets) == 1:
+        files = sorted(glob.glob(os.path.join(folder, presets.pop(), "*.csv")))
+        if files:
+            return files
+    sys.exit(f"plot: {folder}: no CSV files, nor a folder of the runs' preset in it "
+             f"(give one preset's folder, e.g. {os.path.join(folder, 'baseline')})")
 
 
 def save(fig, ax, ylabel: str, title, out: str) -> None:

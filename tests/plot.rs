@@ -72,6 +72,56 @@ fn plot_draws_pngs_from_keras_and_binclass_csvs() {
     assert!(!o.status.success(), "a PNG is not a CSV");
 }
 
+/// `--reference` takes `compare`'s folder of presets too: the runs'
+/// names say which preset's Keras CSVs to draw.
+#[test]
+fn plot_takes_the_runs_preset_from_a_folder_of_presets() {
+    let Some(py) = common::project_python("matplotlib") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for out in ["baseline-seed0.csv", "mine.csv"] {
+        let status = Command::new(env!("CARGO_BIN_EXE_binclass"))
+            .args([
+                "train",
+                "--epochs",
+                "2",
+                "--verbose",
+                "0",
+                "--samples",
+                "600",
+            ])
+            .arg("--out")
+            .arg(d.join(out))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plot = |csv: &str, png: &str| {
+        Command::new(&py)
+            .arg(root.join("scripts/plot.py"))
+            .arg(d.join(csv))
+            .arg("--reference")
+            .arg(root.join("reference/keras"))
+            .arg("--out")
+            .arg(d.join(png))
+            .output()
+            .unwrap()
+    };
+    let o = plot("baseline-seed0.csv", "b.png");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(is_png(&d.join("b.png")));
+    // A name that says no preset: one line asking for the preset's folder.
+    let o = plot("mine.csv", "m.png");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("give one preset's folder, e.g."), "{err}");
+    assert!(!d.join("m.png").exists());
+}
+
 #[test]
 fn plot_parity_draws_the_per_epoch_differences_of_parity_csvs() {
     let Some(py) = common::project_python("matplotlib") else {
