@@ -428,6 +428,44 @@ impl Drop for Pending {
     }
 }
 
+/// Files and folders this process holds (see [`hold`]), kept open until it
+/// ends.
+static HELD: std::sync::Mutex<Vec<((u64, u64), std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes `path` (a run's CSV, or a sweep's folder) this process's to write
+/// until it ends: two processes appending to one CSV, or one cutting it back
+/// (`resume`) while another appends, would interleave their rows. The hold
+/// is an exclusive `flock`, which the kernel drops when the process ends,
+/// however it ends, so a killed run never leaves one behind. Where the file
+/// system has no such locks the run goes on unheld, as it did before.
+pub fn hold(path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // By file, not name: a CSV replaced under its name is another file.
+    let id = (meta.dev(), meta.ino());
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if held.iter().any(|(h, _)| *h == id) {
+        return Ok(());
+    }
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            bail!(
+                "{} is being written by another binclass process; wait for it to end, or choose another output",
+                path.display()
+            );
+        }
+    }
+    held.push((id, file));
+    Ok(())
+}
+
 /// Creates `path` holding `bytes` in one step; `false` when it exists and
 /// may not be replaced.
 fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {

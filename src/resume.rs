@@ -108,6 +108,9 @@ pub fn open(csv: &Path) -> Result<Stopped> {
     if !csv.is_file() {
         bail!("{}: no such run CSV", csv.display());
     }
+    // Before anything is read: a run still writing it (the train, or
+    // another resume) would interleave its rows with ours.
+    outputs::hold(csv)?;
     let files = RunFiles {
         csv: csv.to_path_buf(),
         json: outputs::record_path(csv),
