@@ -374,3 +374,26 @@ fn a_run_still_being_written_is_neither_resumed_nor_replaced_under_it() {
     let want: Vec<String> = (0..150).map(|e| e.to_string()).collect();
     assert_eq!(epochs(&csv), want, "each epoch once, in order");
 }
+
+#[test]
+fn a_run_whose_model_was_not_saved_resumes_to_save_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (full_csv, full_model) = uninterrupted(dir.path(), "adam");
+    let csv = dir.path().join("u.csv");
+    let model = dir.path().join("u.safetensors");
+    // A folder in the model's place (checked free at the start) fails its
+    // save as a full disk would: after the record says finished.
+    let mut child = spawn(dir.path(), &train_args("adam", "u.csv"));
+    while epochs(&csv).is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "ended before a row");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::fs::create_dir(&model).unwrap();
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(record(&csv)["finished"], true);
+    std::fs::remove_dir(&model).unwrap();
+    ok(dir.path(), &["resume", "u.csv", "-v", "0"]);
+    assert_eq!(std::fs::read(&csv).unwrap(), full_csv);
+    same_model(&std::fs::read(&model).unwrap(), &full_model);
+    assert!(!ckpt(&csv).exists(), "the checkpoint goes once the model is saved");
+}
