@@ -119,9 +119,8 @@ pub fn open(csv: &Path) -> Result<Stopped> {
     // The record says finished before the model is saved, and the
     // checkpoint goes only after it: a run killed (or out of disk) between
     // the two is resumed from its last epoch's checkpoint to save the model.
-    let unsaved = record.finished
-        && checkpoint_path(csv).exists()
-        && !outputs::model_path(csv).exists();
+    let unsaved =
+        record.finished && checkpoint_path(csv).exists() && !outputs::model_path(csv).exists();
     if record.finished && !unsaved {
         bail!(
             "{}: the run finished ({} epochs); there is nothing to resume",

@@ -535,9 +535,15 @@ fn overwrite_of_a_reproduction_still_running_is_refused_and_removes_nothing() {
             err.contains("is being written by another binclass process"),
             "{err}"
         );
-        assert!(csv.exists(), "{more:?} removed the running reproduction's files");
+        assert!(
+            csv.exists(),
+            "{more:?} removed the running reproduction's files"
+        );
     }
-    assert!(first.try_wait().unwrap().is_none(), "the first ended too soon");
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first ended too soon"
+    );
     // SAFETY: signals our own child.
     assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGKILL) }, 0);
     first.wait().unwrap();

@@ -361,7 +361,10 @@ fn a_run_still_being_written_is_neither_resumed_nor_replaced_under_it() {
     let mut again = args.clone();
     again.push("--overwrite");
     refused_while_written(dir.path(), &again);
-    assert!(train.try_wait().unwrap().is_none(), "the run ended too soon");
+    assert!(
+        train.try_wait().unwrap().is_none(),
+        "the run ended too soon"
+    );
     // SAFETY: signals our own child.
     assert_eq!(unsafe { libc::kill(train.id() as i32, libc::SIGKILL) }, 0);
     train.wait().unwrap();
@@ -395,5 +398,8 @@ fn a_run_whose_model_was_not_saved_resumes_to_save_it() {
     ok(dir.path(), &["resume", "u.csv", "-v", "0"]);
     assert_eq!(std::fs::read(&csv).unwrap(), full_csv);
     same_model(&std::fs::read(&model).unwrap(), &full_model);
-    assert!(!ckpt(&csv).exists(), "the checkpoint goes once the model is saved");
+    assert!(
+        !ckpt(&csv).exists(),
+        "the checkpoint goes once the model is saved"
+    );
 }

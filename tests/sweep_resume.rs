@@ -304,7 +304,10 @@ fn a_sweep_still_being_written_is_neither_resumed_nor_replaced_under_it() {
     wait_rows(2, &mut first);
     refused_while_written(dir, &long(&["--overwrite"]));
     refused_while_written(dir, &long(&["--resume"]));
-    assert!(first.try_wait().unwrap().is_none(), "the sweep ended too soon");
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the sweep ended too soon"
+    );
     // SAFETY: signals our own child.
     assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGKILL) }, 0);
     first.wait().unwrap();
