@@ -466,8 +466,13 @@ static HELD: std::sync::Mutex<Vec<((u64, u64), std::fs::File)>> = std::sync::Mut
 pub fn hold(path: &Path) -> Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        // A grid of thousands of settings holds a folder each: past the
+        // descriptor limit the rest go unheld rather than fail the sweep.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
     let meta = file
         .metadata()
         .with_context(|| format!("cannot open {}", path.display()))?;
