@@ -8,7 +8,8 @@
 //! file that is then renamed over the old one: a crash leaves the old file or
 //! the new one, never a torn one. Temporary names are hidden and carry the
 //! writer's process id, so no run can own one, and those of a killed process
-//! are removed by the next run that writes into the same folder.
+//! are removed by the next run that writes into the same folder (not those
+//! still locked by a writer whose pid is another namespace's or host's).
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
@@ -309,10 +310,37 @@ fn remove_stale_temporaries(path: &Path) {
     for entry in entries.flatten() {
         if let Some(pid) = entry.file_name().to_str().and_then(temporary_owner)
             && !process_exists(pid)
+            && !held_elsewhere(&entry.path())
         {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Whether a temporary whose pid is not alive here is still being written:
+/// by a process in another pid namespace (a container) or on another host
+/// sharing the folder, whose pid means nothing here. Every writer holds a
+/// lock on its temporary until it is renamed ([`create_temporary`]).
+fn held_elsewhere(tmp: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(tmp) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor this function owns; the lock goes with it.
+    (unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0)
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
+/// Creates the temporary `tmp`, locked while its descriptor is open, so
+/// that no other process takes it for a killed writer's (see
+/// [`held_elsewhere`]).
+fn create_temporary(tmp: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
+    // SAFETY: flock on the descriptor just opened. Where the file system
+    // has no such locks the pid alone says whether its writer lives.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    Ok(file)
 }
 
 /// The process that wrote a temporary name `.<name>.<pid>.<k>.tmp`.
@@ -332,26 +360,24 @@ fn process_exists(pid: i32) -> bool {
 }
 
 /// Writes `bytes` to a temporary file beside `path`, removed again if the
-/// write fails.
-fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+/// write fails; its open file keeps it locked until the caller has renamed it.
+fn write_temporary(path: &Path, bytes: &[u8]) -> Result<(PathBuf, std::fs::File)> {
     remove_stale_temporaries(path);
     let tmp = temporary(path);
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    let written = create_temporary(&tmp).and_then(|mut f| f.write_all(bytes).map(|()| f));
+    match written {
+        Ok(file) => Ok((tmp, file)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e).with_context(|| format!("cannot write {}", path.display()))
+        }
     }
-    Ok(tmp)
 }
 
 /// Replaces `path` with `bytes` in one step: readers see the old file or the
 /// whole new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = write_temporary(path, bytes)?;
+    let (tmp, _held) = write_temporary(path, bytes)?;
     std::fs::rename(&tmp, path).or_else(|e| {
         let _ = std::fs::remove_file(&tmp);
         Err(e).with_context(|| format!("cannot write {}", path.display()))
@@ -374,11 +400,8 @@ impl Pending {
         make_parent(path)?;
         remove_stale_temporaries(path);
         let tmp = temporary(path);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let file =
+            create_temporary(&tmp).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Pending {
             path: path.to_path_buf(),
             tmp,
@@ -393,9 +416,11 @@ impl Pending {
             .file
             .take()
             .expect("a pending file is open until committed");
-        file.into_inner()
+        // Open (and so locked) until renamed.
+        let _held = file
+            .into_inner()
             .map_err(|e| e.into_error())
-            .and_then(|f| f.sync_all())
+            .and_then(|f| f.sync_all().map(|()| f))
             .with_context(|| format!("cannot write {}", self.path.display()))?;
         let done = if overwrite {
             std::fs::rename(&self.tmp, &self.path)
@@ -428,6 +453,49 @@ impl Drop for Pending {
     }
 }
 
+/// Files and folders this process holds (see [`hold`]), kept open until it
+/// ends.
+static HELD: std::sync::Mutex<Vec<((u64, u64), std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes `path` (a run's CSV, or a sweep's folder) this process's to write
+/// until it ends: two processes appending to one CSV, or one cutting it back
+/// (`resume`) while another appends, would interleave their rows. The hold
+/// is an exclusive `flock`, which the kernel drops when the process ends,
+/// however it ends, so a killed run never leaves one behind. Where the file
+/// system has no such locks the run goes on unheld, as it did before.
+pub fn hold(path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        // A grid of thousands of settings holds a folder each: past the
+        // descriptor limit the rest go unheld rather than fail the sweep.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // By file, not name: a CSV replaced under its name is another file.
+    let id = (meta.dev(), meta.ino());
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if held.iter().any(|(h, _)| *h == id) {
+        return Ok(());
+    }
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            bail!(
+                "{} is being written by another binclass process; wait for it to end, or choose another output",
+                path.display()
+            );
+        }
+    }
+    held.push((id, file));
+    Ok(())
+}
+
 /// Creates `path` holding `bytes` in one step; `false` when it exists and
 /// may not be replaced.
 fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
@@ -435,7 +503,7 @@ fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
         write_atomic(path, bytes)?;
         return Ok(true);
     }
-    let tmp = write_temporary(path, bytes)?;
+    let (tmp, _held) = write_temporary(path, bytes)?;
     let result = rename_no_replace(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match result {

@@ -293,6 +293,11 @@ impl Reproduction {
     /// Checks everything (the folder, the reference, every experiment and
     /// file), then removes an earlier reproduction and makes the folders.
     pub fn prepare(&self) -> Result<Plan> {
+        // Before an earlier reproduction is removed or resumed: one still
+        // running there would lose its files under it.
+        if self.dir.is_dir() {
+            crate::outputs::hold(&self.dir)?;
+        }
         if self.resume {
             return self.prepare_resume();
         }
@@ -310,14 +315,15 @@ impl Reproduction {
             replacing(curve).check()?;
         }
         remove_all(&previous)?;
+        std::fs::create_dir_all(self.dir.join("figures"))
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        crate::outputs::hold(&self.dir)?;
         for (_, job) in &jobs {
             job.prepare()?;
         }
         for (_, curve, _) in &curves {
             curve.prepare()?;
         }
-        std::fs::create_dir_all(self.dir.join("figures"))
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
         Ok(Plan {
             jobs,
             curves,

@@ -108,12 +108,20 @@ pub fn open(csv: &Path) -> Result<Stopped> {
     if !csv.is_file() {
         bail!("{}: no such run CSV", csv.display());
     }
+    // Before anything is read: a run still writing it (the train, or
+    // another resume) would interleave its rows with ours.
+    outputs::hold(csv)?;
     let files = RunFiles {
         csv: csv.to_path_buf(),
         json: outputs::record_path(csv),
     };
     let record = RunRecord::read(&files.json)?;
-    if record.finished {
+    // The record says finished before the model is saved, and the
+    // checkpoint goes only after it: a run killed (or out of disk) between
+    // the two is resumed from its last epoch's checkpoint to save the model.
+    let unsaved =
+        record.finished && checkpoint_path(csv).exists() && !outputs::model_path(csv).exists();
+    if record.finished && !unsaved {
         bail!(
             "{}: the run finished ({} epochs); there is nothing to resume",
             csv.display(),

@@ -167,6 +167,9 @@ impl Job {
         self.check()?;
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create folder {}", self.dir.display()))?;
+        // Before anything there is replaced or cut back: a sweep still
+        // writing the folder (or resuming it) would interleave its rows.
+        outputs::hold(&self.dir)?;
         if self.overwrite {
             // The replaced sweep's checkpoints go with it (see `check`).
             for c in sweep_checkpoint::find(&self.dir)? {

@@ -522,3 +522,31 @@ fn a_non_utf8_output_path_is_named_and_nothing_is_written() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("r\u{fffd}/x.csv"));
     assert!(files(dir.path()).is_empty());
 }
+
+#[test]
+fn a_temporary_still_being_written_from_another_pid_namespace_is_kept() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    // A writer on another host or in a container sharing the folder: its
+    // pid (above Linux's pid_max ceiling) is no process here, but it holds
+    // its temporary's lock, as every writer does until the rename.
+    let tmp = dir.path().join(".p.csv.4194305.0.tmp");
+    let writer = std::fs::File::create(&tmp).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(writer.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    ok(
+        dir.path(),
+        &strs(&with(&["train", "--epochs", "1", "--out", "x.csv"], SMALL)),
+    );
+    assert!(tmp.exists(), "a live writer's temporary was removed");
+    // Once its writer is gone it is a killed writer's, and removed.
+    drop(writer);
+    ok(
+        dir.path(),
+        &strs(&with(&["train", "--epochs", "1", "--out", "y.csv"], SMALL)),
+    );
+    assert!(!tmp.exists(), "a dead writer's temporary was kept");
+}

@@ -494,3 +494,57 @@ fn a_shard_at_verbose_0_prints_nothing() {
     assert_eq!(String::from_utf8_lossy(&o.stderr), "");
     assert!(o.stdout.is_empty());
 }
+
+#[test]
+fn overwrite_of_a_reproduction_still_running_is_refused_and_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    let args = |more: &[&'static str]| {
+        let mut a = vec![
+            "reproduce",
+            "--out-dir",
+            "out",
+            "--seeds",
+            "2",
+            "--epochs",
+            "400",
+            "--reference",
+            "ref",
+            "--verbose",
+            "0",
+        ];
+        a.extend_from_slice(more);
+        a
+    };
+    let mut first = common::spawn(dir.path(), &args(&[]));
+    let csv = dir.path().join("out/runs/baseline/baseline-seed0.csv");
+    while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(first.try_wait().unwrap().is_none(), "ended too soon");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for more in [&["--overwrite"][..], &["--resume"][..]] {
+        let o = Command::new(BIN)
+            .args(args(more))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{more:?} succeeded");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("is being written by another binclass process"),
+            "{err}"
+        );
+        assert!(
+            csv.exists(),
+            "{more:?} removed the running reproduction's files"
+        );
+    }
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first ended too soon"
+    );
+    // SAFETY: signals our own child.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGKILL) }, 0);
+    first.wait().unwrap();
+}

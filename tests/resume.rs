@@ -318,3 +318,88 @@ fn a_checkpoint_that_would_cut_the_csv_off_a_row_boundary_is_refused() {
         refused(dir.path(), &["resume", "k.csv"], says);
     }
 }
+
+/// The epochs a CSV's rows hold, in file order.
+fn epochs(csv: &Path) -> Vec<String> {
+    std::fs::read_to_string(csv)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect()
+}
+
+/// `args` fails in one line saying another process writes the run.
+fn refused_while_written(dir: &Path, args: &[&str]) {
+    let out = binclass(dir, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("is being written by another binclass process"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_still_being_written_is_neither_resumed_nor_replaced_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("w.csv");
+    // Long enough (about 9 s) to be running while the others start.
+    let mut args = train_args("adam", "w.csv");
+    let at = args.iter().position(|a| *a == "--epochs").unwrap();
+    args[at + 1] = "150";
+    let mut train = spawn(dir.path(), &args);
+    let wait_rows = |n: usize, child: &mut std::process::Child| {
+        while epochs(&csv).len() < n {
+            assert!(child.try_wait().unwrap().is_none(), "ended before {n} rows");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    wait_rows(2, &mut train);
+    refused_while_written(dir.path(), &["resume", "w.csv", "-v", "0"]);
+    let mut again = args.clone();
+    again.push("--overwrite");
+    refused_while_written(dir.path(), &again);
+    assert!(
+        train.try_wait().unwrap().is_none(),
+        "the run ended too soon"
+    );
+    // SAFETY: signals our own child.
+    assert_eq!(unsafe { libc::kill(train.id() as i32, libc::SIGKILL) }, 0);
+    train.wait().unwrap();
+    // Once it is dead its run resumes, but only once at a time.
+    let rows = epochs(&csv).len();
+    let mut resume = spawn(dir.path(), &["resume", "w.csv", "-v", "0"]);
+    wait_rows(rows + 2, &mut resume);
+    refused_while_written(dir.path(), &["resume", "w.csv", "-v", "0"]);
+    assert!(resume.wait().unwrap().success());
+    let want: Vec<String> = (0..150).map(|e| e.to_string()).collect();
+    assert_eq!(epochs(&csv), want, "each epoch once, in order");
+}
+
+#[test]
+fn a_run_whose_model_was_not_saved_resumes_to_save_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (full_csv, full_model) = uninterrupted(dir.path(), "adam");
+    let csv = dir.path().join("u.csv");
+    let model = dir.path().join("u.safetensors");
+    // A folder in the model's place (checked free at the start) fails its
+    // save as a full disk would: after the record says finished.
+    let mut child = spawn(dir.path(), &train_args("adam", "u.csv"));
+    while epochs(&csv).is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "ended before a row");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::fs::create_dir(&model).unwrap();
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(record(&csv)["finished"], true);
+    std::fs::remove_dir(&model).unwrap();
+    ok(dir.path(), &["resume", "u.csv", "-v", "0"]);
+    assert_eq!(std::fs::read(&csv).unwrap(), full_csv);
+    same_model(&std::fs::read(&model).unwrap(), &full_model);
+    assert!(
+        !ckpt(&csv).exists(),
+        "the checkpoint goes once the model is saved"
+    );
+}

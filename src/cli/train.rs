@@ -50,6 +50,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let (device, threads) = args.run_on.resolve()?;
     if let Some(out) = &args.out {
         outputs::check_free_train(out, "--out", args.replace.overwrite)?;
+        // A run still writing the CSV --overwrite replaces would go on
+        // appending its rows to this run's.
+        if out.is_file() {
+            outputs::hold(out)?;
+        }
     }
     memory::check(
         memory::train_bytes(&exp),
@@ -68,6 +73,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &keras_csv::header(),
         args.replace.overwrite,
     )?;
+    outputs::hold(&files.csv)?;
 
     // The claimed CSV is this run's: a checkpoint beside it is a killed
     // earlier run's (replaced with --overwrite), which must not be resumed
