@@ -457,6 +457,9 @@ impl Drop for Pending {
 /// ends.
 static HELD: std::sync::Mutex<Vec<((u64, u64), std::fs::File)>> = std::sync::Mutex::new(Vec::new());
 
+/// At most this many held at once (see [`hold`]).
+const MAX_HELD: usize = 64;
+
 /// Makes `path` (a run's CSV, or a sweep's folder) this process's to write
 /// until it ends: two processes appending to one CSV, or one cutting it back
 /// (`resume`) while another appends, would interleave their rows. The hold
@@ -466,10 +469,15 @@ static HELD: std::sync::Mutex<Vec<((u64, u64), std::fs::File)>> = std::sync::Mut
 pub fn hold(path: &Path) -> Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
+    // A grid of thousands of settings holds a folder each: past MAX_HELD
+    // the rest go unheld, leaving descriptors for the files the run writes.
+    // Every process holds a grid's folders in the same order, so a second
+    // one is still refused at the first.
+    if HELD.lock().map_or(0, |h| h.len()) >= MAX_HELD {
+        return Ok(());
+    }
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        // A grid of thousands of settings holds a folder each: past the
-        // descriptor limit the rest go unheld rather than fail the sweep.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
     };

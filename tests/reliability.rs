@@ -550,3 +550,30 @@ fn a_temporary_still_being_written_from_another_pid_namespace_is_kept() {
     );
     assert!(!tmp.exists(), "a dead writer's temporary was kept");
 }
+
+/// A `--vary` grid holds each setting's folder while it writes it; a grid
+/// of more settings than the process may open files still trains, its
+/// holds leaving descriptors for the files it writes.
+#[test]
+fn a_grid_of_more_settings_than_open_files_allowed_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let lrs: Vec<String> = (1..=150)
+        .map(|i| format!("{}", i as f64 / 1000.0))
+        .collect();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 100 && exec {BIN} sweep --seeds 0..1 --vary lr={} --epochs 1 --samples 300 --verbose 0 --out-dir g",
+            lrs.join(",")
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = std::fs::read_to_string(dir.path().join("g/summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 151, "{summary}");
+}
