@@ -28,6 +28,7 @@ pub struct Merge {
     plan: serde_json::Value,
     /// Each part's training seconds, summed over the shards.
     timings: Vec<(String, f64)>,
+    overwrite: bool,
 }
 
 /// Reads and checks the shards' manifests: one command and plan, every
@@ -103,6 +104,7 @@ impl Merge {
             shards: first.shard.count,
             plan: first.plan.clone(),
             timings: summed_timings(&shards),
+            overwrite,
         };
         let mut owner: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
         for (manifest, dir) in &shards {
@@ -114,10 +116,21 @@ impl Merge {
             }
             m.add_shard(dir, &manifest.plan, &mut owner)?;
         }
-        for rel in m.copies.iter().map(|(r, _)| r).chain(m.summaries.keys()) {
-            outputs::check_output(&out.join(rel), "--out", overwrite)?;
-        }
+        m.check_outputs()?;
         Ok(m)
+    }
+
+    /// No output file exists that may not be replaced.
+    fn check_outputs(&self) -> Result<()> {
+        for rel in self
+            .copies
+            .iter()
+            .map(|(r, _)| r)
+            .chain(self.summaries.keys())
+        {
+            outputs::check_output(&self.out.join(rel), "--out", self.overwrite)?;
+        }
+        Ok(())
     }
 
     /// A shard's files: each run's to copy (its record checked against the
@@ -171,8 +184,15 @@ impl Merge {
         })
     }
 
-    /// Writes the merged folder, every file atomically.
+    /// Writes the merged folder, every file atomically. The folder is held
+    /// first and its files checked again: a merge into it that began
+    /// meanwhile is refused rather than replacing this one's files, or
+    /// having its own replaced, without `--overwrite`.
     pub fn write(&self) -> Result<usize> {
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("cannot create folder {}", self.out.display()))?;
+        outputs::hold(&self.out)?;
+        self.check_outputs()?;
         for (rel, from) in &self.copies {
             let to = self.out.join(rel);
             outputs::make_parent(&to)?;

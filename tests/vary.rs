@@ -347,6 +347,33 @@ fn merge_refuses_missing_overlapping_and_foreign_shards() {
         dir.path(),
         with(&["merge", "--out", "m", "a", "b", "c", "--overwrite"], &[]),
     );
+    // Into a folder another merge is writing (it holds the folder): refused,
+    // even with --overwrite, and nothing written there.
+    let busy = dir.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    let writer = std::fs::File::open(&busy).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this test owns, as another merge would hold it.
+    assert_eq!(
+        unsafe { libc::flock(writer.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    for more in [&[][..], &["--overwrite"][..]] {
+        let args = [&["merge", "--out", "busy", "a", "b", "c"][..], more].concat();
+        let out = binclass(dir.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("busy is being written by another binclass process"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&busy).unwrap().count(),
+            0,
+            "{args:?} wrote"
+        );
+    }
 }
 
 #[test]
