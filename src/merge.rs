@@ -301,7 +301,7 @@ fn check_complete(
         else {
             continue;
         };
-        for seed in summary_seeds(&dir.join(summary))? {
+        for seed in crate::sweep::summary_seeds(&dir.join(summary))? {
             let json = summary.with_file_name(format!("{name}-seed{seed}.csv.json"));
             if !have.contains(json.as_path()) {
                 bail!(
@@ -353,26 +353,6 @@ fn ends_a_row(path: &Path) -> Result<bool> {
         })
         .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(last == *b"\n")
-}
-
-/// The seeds a `summary.csv` has rows for.
-fn summary_seeds(path: &Path) -> Result<Vec<u64>> {
-    let bad = || format!("{}: not a sweep's summary", path.display());
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let at = r
-        .headers()
-        .with_context(bad)?
-        .iter()
-        .position(|h| h == "seed")
-        .with_context(bad)?;
-    r.records()
-        .map(|row| {
-            row.ok()
-                .and_then(|row| row.get(at)?.parse().ok())
-                .with_context(bad)
-        })
-        .collect()
 }
 
 /// A record with its `csv` naming the run's CSV in the merged folder, as

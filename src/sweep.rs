@@ -171,12 +171,36 @@ impl Job {
         // writing the folder (or resuming it) would interleave its rows.
         outputs::hold(&self.dir)?;
         if self.overwrite {
-            // The replaced sweep's checkpoints go with it (see `check`).
+            // The replaced sweep's checkpoints go with it (see `check`), and
+            // so do its seeds this one does not train: left in the folder,
+            // they would be read as this sweep's (`compare`, `merge`).
             for c in sweep_checkpoint::find(&self.dir)? {
                 crate::resume::remove_file(&c)?;
             }
+            for run in self.other_seeds_runs()? {
+                crate::resume::remove_file(&run)?;
+            }
         }
         Ok(())
+    }
+
+    /// The runs (CSV, record, model) of the seeds the replaced sweep's
+    /// `summary.csv` lists outside this sweep's range. Only those: other
+    /// runs of the experiment in the folder (a `train --out` into it) are
+    /// not the replaced sweep's.
+    fn other_seeds_runs(&self) -> Result<Vec<PathBuf>> {
+        let summary = self.dir.join("summary.csv");
+        // An unreadable summary is replaced as it is; it names no seed.
+        let listed = summary_seeds(&summary).unwrap_or_default();
+        Ok(listed
+            .into_iter()
+            .filter(|seed| !self.seeds.contains(seed))
+            .flat_map(|seed| {
+                let csv = self.csv(seed);
+                [outputs::record_path(&csv), outputs::model_path(&csv), csv]
+            })
+            .filter(|p| p.is_file())
+            .collect())
     }
 
     pub fn seed_epochs(&self) -> u64 {
@@ -636,6 +660,26 @@ pub const SUMMARY_COLUMNS: [&str; 5] = [
     "best_epoch",
     "finished",
 ];
+
+/// The seeds a `summary.csv` has rows for.
+pub(crate) fn summary_seeds(path: &Path) -> Result<Vec<u64>> {
+    let bad = || format!("{}: not a sweep's summary", path.display());
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let at = r
+        .headers()
+        .with_context(bad)?
+        .iter()
+        .position(|h| h == "seed")
+        .with_context(bad)?;
+    r.records()
+        .map(|row| {
+            row.ok()
+                .and_then(|row| row.get(at)?.parse().ok())
+                .with_context(bad)
+        })
+        .collect()
+}
 
 fn write_summary(path: &Path, finals: &Finals) -> Result<()> {
     write_summary_of(path, &[], &[(vec![], finals)])

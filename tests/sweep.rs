@@ -179,6 +179,49 @@ fn sweep_refuses_to_overwrite_an_earlier_sweep() {
     run(dir.path(), [args, vec!["--overwrite".into()]].concat());
 }
 
+/// `--overwrite` makes the folder the new sweep's: the seeds the replaced
+/// sweep's summary lists outside the new range go, or `compare` and `merge`
+/// would read them as this sweep's; files that were not its runs stay.
+#[test]
+fn overwriting_a_larger_sweep_leaves_only_the_new_seeds_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = ["--epochs", "1", "--samples", "300", "--verbose", "0"];
+    run(
+        d,
+        with(&["sweep", "--seeds", "0..4", "--out-dir", "s"], &small),
+    );
+    let keep = [
+        "notes.txt",
+        "baseline-seed03.csv",
+        "noise-seed3.csv",
+        "baseline-seed9.csv",
+    ];
+    for name in keep {
+        std::fs::write(d.join("s").join(name), "mine").unwrap();
+    }
+    run(
+        d,
+        with(
+            &["sweep", "--seeds", "1..3", "--out-dir", "s", "--overwrite"],
+            &small,
+        ),
+    );
+    let mut names: Vec<String> = std::fs::read_dir(d.join("s"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = ["1", "2"]
+        .iter()
+        .flat_map(|s| ["csv", "csv.json", "safetensors"].map(|e| format!("baseline-seed{s}.{e}")))
+        .chain(keep.map(String::from))
+        .chain(["summary.csv".to_string()])
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected);
+}
+
 #[test]
 fn a_seeds_results_do_not_depend_on_which_seeds_share_its_batch() {
     let dir = tempfile::tempdir().unwrap();
