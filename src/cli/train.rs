@@ -1,7 +1,7 @@
 //! `binclass train`: one seeded run of an experiment, from settings to files.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use anyhow::{Result, bail};
@@ -49,12 +49,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
     let (device, threads) = args.run_on.resolve()?;
     if let Some(out) = &args.out {
-        outputs::check_free_train(out, "--out", args.replace.overwrite)?;
-        // A run still writing the CSV --overwrite replaces would go on
-        // appending its rows to this run's.
-        if out.is_file() {
-            outputs::hold(out)?;
-        }
+        check_out(out, args.replace.overwrite)?;
     }
     memory::check(
         memory::train_bytes(&exp),
@@ -108,6 +103,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &files,
         args.verbosity.verbose,
     )
+}
+
+/// `--out` is free, or replaced with `--overwrite` but not while another
+/// run still writes it: that run would go on appending its rows to this one's.
+fn check_out(out: &Path, overwrite: bool) -> Result<()> {
+    outputs::check_free_train(out, "--out", overwrite)?;
+    if out.is_file() {
+        outputs::hold(out)?;
+    }
+    Ok(())
 }
 
 /// What every `train` and `resume` does once training ends: an error for a
