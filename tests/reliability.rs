@@ -5,10 +5,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
-use common::{BIN, binclass, ok, strs, with};
+use common::{BIN, binclass, ok, strs, wait_for_rows, with};
 
 const SMALL: &[&str] = &["--samples", "600", "--verbose", "0"];
 
@@ -61,15 +61,6 @@ fn record(csv: &Path) -> serde_json::Value {
     let mut p = csv.as_os_str().to_owned();
     p.push(".json");
     serde_json::from_str(&std::fs::read_to_string(PathBuf::from(p)).unwrap()).unwrap()
-}
-
-fn wait_for_rows(csv: &Path, rows: usize, child: &mut Child) {
-    let start = Instant::now();
-    while std::fs::read_to_string(csv).map_or(0, |t| t.lines().count()) < rows + 1 {
-        assert!(child.try_wait().unwrap().is_none(), "ended too soon");
-        assert!(start.elapsed() < Duration::from_secs(60), "no rows in 60 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -363,7 +354,7 @@ fn an_interrupted_sweep_or_run_keeps_records_true_to_their_csvs() {
     )
     .spawn()
     .unwrap();
-    wait_for_rows(&dir.path().join("x/baseline-seed19.csv"), 3, &mut child);
+    wait_for_rows(&mut child, &dir.path().join("x/baseline-seed19.csv"), 3);
     interrupt(&child);
     assert_eq!(child.wait().unwrap().code(), Some(130));
     for s in 0..20 {
@@ -379,7 +370,7 @@ fn an_interrupted_sweep_or_run_keeps_records_true_to_their_csvs() {
     )
     .spawn()
     .unwrap();
-    wait_for_rows(&dir.path().join("t.csv"), 3, &mut child);
+    wait_for_rows(&mut child, &dir.path().join("t.csv"), 3);
     interrupt(&child);
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert_record_matches(&dir.path().join("t.csv"));

@@ -518,23 +518,9 @@ fn overwrite_of_a_reproduction_still_running_is_refused_and_removes_nothing() {
     };
     let mut first = common::spawn(dir.path(), &args(&[]));
     let csv = dir.path().join("out/runs/baseline/baseline-seed0.csv");
-    while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 3 {
-        assert!(first.try_wait().unwrap().is_none(), "ended too soon");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    common::wait_for_rows(&mut first, &csv, 2);
     for more in [&["--overwrite"][..], &["--resume"][..]] {
-        let o = Command::new(BIN)
-            .args(args(more))
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{more:?} succeeded");
-        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-        assert!(
-            err.contains("is being written by another binclass process"),
-            "{err}"
-        );
+        common::refused_while_written(dir.path(), &args(more));
         assert!(
             csv.exists(),
             "{more:?} removed the running reproduction's files"

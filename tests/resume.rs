@@ -6,7 +6,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{binclass, edit_checkpoint, files_in, ok, spawn, stop_after_rows};
+use common::{
+    binclass, edit_checkpoint, epochs, files_in, ok, refused_while_written, spawn, stop_after_rows,
+    wait_for_rows,
+};
 
 /// Small, but with epochs long enough (tens of milliseconds) for a kill to
 /// land inside the run.
@@ -319,28 +322,6 @@ fn a_checkpoint_that_would_cut_the_csv_off_a_row_boundary_is_refused() {
     }
 }
 
-/// The epochs a CSV's rows hold, in file order.
-fn epochs(csv: &Path) -> Vec<String> {
-    std::fs::read_to_string(csv)
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap().to_string())
-        .collect()
-}
-
-/// `args` fails in one line saying another process writes the run.
-fn refused_while_written(dir: &Path, args: &[&str]) {
-    let out = binclass(dir, args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(
-        err.contains("is being written by another binclass process"),
-        "{err}"
-    );
-}
-
 #[test]
 fn a_run_still_being_written_is_neither_resumed_nor_replaced_under_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -350,13 +331,7 @@ fn a_run_still_being_written_is_neither_resumed_nor_replaced_under_it() {
     let at = args.iter().position(|a| *a == "--epochs").unwrap();
     args[at + 1] = "150";
     let mut train = spawn(dir.path(), &args);
-    let wait_rows = |n: usize, child: &mut std::process::Child| {
-        while epochs(&csv).len() < n {
-            assert!(child.try_wait().unwrap().is_none(), "ended before {n} rows");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    };
-    wait_rows(2, &mut train);
+    wait_for_rows(&mut train, &csv, 2);
     refused_while_written(dir.path(), &["resume", "w.csv", "-v", "0"]);
     let mut again = args.clone();
     again.push("--overwrite");
@@ -371,7 +346,7 @@ fn a_run_still_being_written_is_neither_resumed_nor_replaced_under_it() {
     // Once it is dead its run resumes, but only once at a time.
     let rows = epochs(&csv).len();
     let mut resume = spawn(dir.path(), &["resume", "w.csv", "-v", "0"]);
-    wait_rows(rows + 2, &mut resume);
+    wait_for_rows(&mut resume, &csv, rows + 2);
     refused_while_written(dir.path(), &["resume", "w.csv", "-v", "0"]);
     assert!(resume.wait().unwrap().success());
     let want: Vec<String> = (0..150).map(|e| e.to_string()).collect();

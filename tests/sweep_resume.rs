@@ -8,7 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use common::{binclass, edit_checkpoint, files_in, ok, spawn, stop_after_rows, strs};
+use common::{
+    binclass, edit_checkpoint, epochs, files_in, ok, refused_while_written, spawn, stop_after_rows,
+    strs, wait_for_rows,
+};
 
 /// Epochs long enough (batch size 1) for a kill to land inside the sweep.
 fn sweep(out: &str, more: &[&str]) -> Vec<String> {
@@ -260,28 +263,6 @@ fn resuming_a_shard_killed_before_its_manifest_writes_it() {
     assert_eq!(std::fs::read(&manifest).unwrap(), whole);
 }
 
-/// The epochs a CSV's rows hold, in file order.
-fn epochs(csv: &Path) -> Vec<String> {
-    std::fs::read_to_string(csv)
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap().to_string())
-        .collect()
-}
-
-/// `args` fails in one line saying another process writes the folder.
-fn refused_while_written(dir: &Path, args: &[String]) {
-    let out = binclass(dir, &strs(args));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(
-        err.contains("is being written by another binclass process"),
-        "{err}"
-    );
-}
-
 #[test]
 fn a_sweep_still_being_written_is_neither_resumed_nor_replaced_under_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -294,16 +275,10 @@ fn a_sweep_still_being_written_is_neither_resumed_nor_replaced_under_it() {
         a[at + 1] = "150".into();
         a
     };
-    let wait_rows = |n: usize, child: &mut std::process::Child| {
-        while epochs(&csv).len() < n {
-            assert!(child.try_wait().unwrap().is_none(), "ended before {n} rows");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    };
     let mut first = spawn(dir, &long(&[]));
-    wait_rows(2, &mut first);
-    refused_while_written(dir, &long(&["--overwrite"]));
-    refused_while_written(dir, &long(&["--resume"]));
+    wait_for_rows(&mut first, &csv, 2);
+    refused_while_written(dir, &strs(&long(&["--overwrite"])));
+    refused_while_written(dir, &strs(&long(&["--resume"])));
     assert!(
         first.try_wait().unwrap().is_none(),
         "the sweep ended too soon"
@@ -314,8 +289,8 @@ fn a_sweep_still_being_written_is_neither_resumed_nor_replaced_under_it() {
     // Once it is dead the sweep resumes, but only once at a time.
     let rows = epochs(&csv).len();
     let mut resume = spawn(dir, &long(&["--resume"]));
-    wait_rows(rows + 2, &mut resume);
-    refused_while_written(dir, &long(&["--resume"]));
+    wait_for_rows(&mut resume, &csv, rows + 2);
+    refused_while_written(dir, &strs(&long(&["--resume"])));
     assert!(resume.wait().unwrap().success());
     let want: Vec<String> = (0..150).map(|e| e.to_string()).collect();
     for seed in 0..3 {

@@ -360,14 +360,8 @@ fn merge_refuses_missing_overlapping_and_foreign_shards() {
     );
     for more in [&[][..], &["--overwrite"][..]] {
         let args = [&["merge", "--out", "busy", "a", "b", "c"][..], more].concat();
-        let out = binclass(dir.path(), &args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(
-            err.contains("busy is being written by another binclass process"),
-            "{err}"
-        );
+        let err = common::refused_while_written(dir.path(), &args);
+        assert!(err.contains("busy is being written"), "{err}");
         assert_eq!(
             std::fs::read_dir(&busy).unwrap().count(),
             0,

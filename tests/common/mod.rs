@@ -121,17 +121,10 @@ pub fn spawn<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> std::process:
         .expect("binclass starts")
 }
 
-/// Waits until `csv` holds `rows` rows (past its header), then sends
-/// `signal` to `child`; its exit code.
-pub fn stop_after_rows(
-    child: &mut std::process::Child,
-    csv: &Path,
-    rows: usize,
-    signal: i32,
-) -> Option<i32> {
-    let lines = || std::fs::read_to_string(csv).map_or(0, |t| t.lines().count());
+/// Waits until `csv` holds `rows` rows (past its header), `child` still running.
+pub fn wait_for_rows(child: &mut std::process::Child, csv: &Path, rows: usize) {
     let start = std::time::Instant::now();
-    while lines() < rows + 1 {
+    while epochs(csv).len() < rows {
         assert!(
             child.try_wait().unwrap().is_none(),
             "ended before {rows} rows"
@@ -142,6 +135,41 @@ pub fn stop_after_rows(
         );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+}
+
+/// The epochs a CSV's rows hold, in file order (none for a missing file).
+pub fn epochs(csv: &Path) -> Vec<String> {
+    std::fs::read_to_string(csv)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect()
+}
+
+/// `args` fails in one line saying another binclass process writes what it
+/// would write; that line.
+pub fn refused_while_written(dir: &Path, args: &[&str]) -> String {
+    let out = binclass(dir, args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("is being written by another binclass process"),
+        "{err}"
+    );
+    err
+}
+
+/// Waits until `csv` holds `rows` rows (past its header), then sends
+/// `signal` to `child`; its exit code.
+pub fn stop_after_rows(
+    child: &mut std::process::Child,
+    csv: &Path,
+    rows: usize,
+    signal: i32,
+) -> Option<i32> {
+    wait_for_rows(child, csv, rows);
     // SAFETY: signals our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
     child.wait().unwrap().code()
