@@ -43,6 +43,26 @@ libraries refuse it or where the reference runs need a knob:
     as Python's repr writes a float32, to stdout or --out, like
     scripts/predict_torch.py. Needs tf-keras and safetensors.
 
+  * `--seeds A..B` (B excluded; `A..=B` includes it) runs every seed of
+    the range in one process, each as `--seed` would (the session is
+    cleared and reseeded, so a seed's CSV is byte-identical to its own
+    process's), into `--out-dir DIR` (default reference/keras) as
+    DIR/<preset>/seed-<n>.csv. A seed whose CSV is complete (a header and
+    one row per epoch) is skipped, and each CSV is written under a hidden
+    partial name and renamed when its run ends: a job cut short goes on
+    where it stopped when started again. `--shard K/N` (K from 0) runs the
+    K-th of N contiguous slices of the range, as binclass's `--shard`
+    slices seeds (a Slurm array's task K: docs/cluster/keras.slurm).
+    Each finished run appends `preset,seed,epochs,fit_seconds,threads` to
+    DIR/fit-seconds.csv.
+  * `--threads N` sets TensorFlow's intra- and inter-op thread pools to N
+    (default: TensorFlow's own choice, one per core); one thread per process
+    lets two processes share two cores without contending.
+  * `--tensorboard DIR` attaches Keras's own `tf.keras.callbacks.TensorBoard`
+    (log_dir `DIR/<preset>/seed<n>`, so DIR/<preset>/seed<n>/train and
+    .../validation), to view real Keras runs beside binclass's
+    (`binclass train --tensorboard`).
+
 Presets (the article's sections 3 and 4):
   baseline        2 features, NOISE_RATE 0, 100 epochs
   noise           NOISE_RATE 0.2
@@ -54,9 +74,11 @@ Presets (the article's sections 3 and 4):
 The labels are computed from the raw [0, 1) features, then the transform is
 applied to the features (a comparison, so the label is the same either way).
 
-Example:
+Examples:
   TF_CPP_MIN_LOG_LEVEL=2 python scripts/keras_reference.py \
       --preset baseline --seed 0 --verbose 0 --out reference/keras/baseline/seed-0.csv
+  TF_CPP_MIN_LOG_LEVEL=2 python scripts/keras_reference.py \
+      --preset scaled --seeds 0..300 --threads 1 --verbose 0
 """
 
 import argparse
@@ -84,6 +106,13 @@ parser.add_argument("--out", default=None, help="CSV written by tf.keras.callbac
 parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
 parser.add_argument("--dump", default=None, help="folder for a step-by-step record (see above)")
 parser.add_argument("--dtype", choices=("f32", "f64"), default="f32", help="Keras floatx (default f32, as the article)")
+parser.add_argument("--seeds", default=None, metavar="A..B",
+                    help="run every seed of A..B (A..=B includes B) into --out-dir, skipping finished ones")
+parser.add_argument("--shard", default=None, metavar="K/N", help="with --seeds: only the K-th of N slices (K from 0)")
+parser.add_argument("--out-dir", default=None, help="with --seeds: DIR/<preset>/seed-<n>.csv (default reference/keras)")
+parser.add_argument("--threads", type=int, default=None, help="TensorFlow's intra- and inter-op threads")
+parser.add_argument("--tensorboard", default=None, metavar="DIR",
+                    help="Keras's TensorBoard callback, log_dir DIR/<preset>/seed<n>")
 parser.add_argument("--predict", nargs=2, metavar=("MODEL", "POINTS"), default=None,
                     help="a binclass model's probabilities for a CSV's points, in Keras (see above)")
 args = parser.parse_args()
@@ -203,50 +232,96 @@ n_features, NOISE_RATE, transform, EPOCHS = PRESETS[args.preset]
 if args.epochs is not None:
     EPOCHS = args.epochs
 
+
+def parse_seeds(text):
+    """`A..B` (B excluded), `A..=B` (B included) or `N` (seeds 0..N), as binclass reads --seeds."""
+    try:
+        if "..=" in text:
+            a, b = text.split("..=")
+            return range(int(a), int(b) + 1)
+        if ".." in text:
+            a, b = text.split("..")
+            return range(int(a), int(b))
+        return range(int(text))
+    except ValueError:
+        fail(f"--seeds {text}: expected A..B, A..=B or N")
+
+
+def shard_of(seeds, text):
+    """The K-th of N contiguous slices of `seeds`, cut where binclass's shard::Shard::slice cuts."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        fail(f"--shard {text}: expected K/N")
+    if not (n > 0 and 0 <= k < n):
+        fail(f"--shard {text}: K must be from 0 to N-1")
+    at = lambda i: len(seeds) * i // n
+    return seeds[at(k):at(k + 1)]
+
+
+if args.seeds is None and (args.shard is not None or args.out_dir is not None):
+    fail("--shard and --out-dir go with --seeds")
+if args.seeds is not None and (args.seed is not None or args.out is not None or args.dump is not None):
+    fail("--seeds runs many seeds into --out-dir; it does not go with --seed, --out or --dump")
+
 import tensorflow as tf
 import numpy as np
 from tensorflow.keras.metrics import binary_accuracy
 
-if args.seed is not None:
-    tf.keras.utils.set_random_seed(args.seed)  # python random, numpy, TF
-if args.dtype == "f64":
-    tf.keras.backend.set_floatx("float64")
+if args.threads is not None:
+    # Before TensorFlow starts its thread pools (the first op).
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
-# データセット準備
-ds_features = np.random.rand(10000, n_features)  # 特徴データ
-ds_noise = (np.random.rand(10000) > NOISE_RATE).astype(int) * 2 - 1  # noiseなし: 1, あり: -1
-ds_labels = (np.sign(ds_features[:, 0] - ds_features[:, 1]) * ds_noise + 1) / 2  # 正解ラベル
-if transform is not None:
-    op, k = transform
-    ds_features = ds_features * k if op == "mul" else ds_features + k
 
-# データセットを訓練用と検証用に分割
-SPLIT_RATE = 0.8   # 分割比率
-training_features, validation_features = np.split(ds_features, [int(len(ds_features) * SPLIT_RATE)])
-training_labels, validation_labels = np.split(ds_labels, [int(len(ds_labels) * SPLIT_RATE)])
+def article(seed):
+    """The article's data and compiled model, for `seed` (None: unseeded, as the article)."""
+    # A fresh Keras state per run: layer names, the graph, and (below) every
+    # random stream, so that a seed gives the same run in any process.
+    tf.keras.backend.clear_session()
+    if seed is not None:
+        tf.keras.utils.set_random_seed(seed)  # python random, numpy, TF
+    if args.dtype == "f64":
+        tf.keras.backend.set_floatx("float64")
 
-# モデル準備
-INPUT_FEATURES = ds_features.shape[1]   # 特徴量の次元
-LAYER1_NEURONS = int(INPUT_FEATURES * 1.2 + 1)   # 入力次元より少し広げる
-LAYER2_NEURONS = LAYER1_NEURONS
-LAYER3_NEURONS = LAYER1_NEURONS  # 隠れ層は3層
-OUTPUT_RESULTS = 1  # 出力は一次元
-ACTIVATION = 'tanh'
-model = tf.keras.models.Sequential([
-    tf.keras.layers.Dense(input_shape=(INPUT_FEATURES,), units=LAYER1_NEURONS, activation=ACTIVATION),
-    tf.keras.layers.Dense(units=LAYER2_NEURONS, activation=ACTIVATION),
-    tf.keras.layers.Dense(units=LAYER3_NEURONS, activation=ACTIVATION),
-    tf.keras.layers.Dense(units=OUTPUT_RESULTS, activation='sigmoid'),
-])
-LOSS = 'binary_crossentropy'
-OPTIMIZER = tf.keras.optimizers.Adam   # 典型的な最適化手法
-LEARNING_RATE = 0.03   # 学習係数のよくある初期値
-model.compile(optimizer=OPTIMIZER(learning_rate=LEARNING_RATE), loss=LOSS, metrics=[binary_accuracy])
+    # データセット準備
+    ds_features = np.random.rand(10000, n_features)  # 特徴データ
+    ds_noise = (np.random.rand(10000) > NOISE_RATE).astype(int) * 2 - 1  # noiseなし: 1, あり: -1
+    ds_labels = (np.sign(ds_features[:, 0] - ds_features[:, 1]) * ds_noise + 1) / 2  # 正解ラベル
+    if transform is not None:
+        op, k = transform
+        ds_features = ds_features * k if op == "mul" else ds_features + k
 
-def dump(folder):
+    # データセットを訓練用と検証用に分割
+    SPLIT_RATE = 0.8   # 分割比率
+    training_features, validation_features = np.split(ds_features, [int(len(ds_features) * SPLIT_RATE)])
+    training_labels, validation_labels = np.split(ds_labels, [int(len(ds_labels) * SPLIT_RATE)])
+
+    # モデル準備
+    INPUT_FEATURES = ds_features.shape[1]   # 特徴量の次元
+    LAYER1_NEURONS = int(INPUT_FEATURES * 1.2 + 1)   # 入力次元より少し広げる
+    LAYER2_NEURONS = LAYER1_NEURONS
+    LAYER3_NEURONS = LAYER1_NEURONS  # 隠れ層は3層
+    OUTPUT_RESULTS = 1  # 出力は一次元
+    ACTIVATION = 'tanh'
+    model = tf.keras.models.Sequential([
+        tf.keras.layers.Dense(input_shape=(INPUT_FEATURES,), units=LAYER1_NEURONS, activation=ACTIVATION),
+        tf.keras.layers.Dense(units=LAYER2_NEURONS, activation=ACTIVATION),
+        tf.keras.layers.Dense(units=LAYER3_NEURONS, activation=ACTIVATION),
+        tf.keras.layers.Dense(units=OUTPUT_RESULTS, activation='sigmoid'),
+    ])
+    LOSS = 'binary_crossentropy'
+    OPTIMIZER = tf.keras.optimizers.Adam   # 典型的な最適化手法
+    LEARNING_RATE = 0.03   # 学習係数のよくある初期値
+    model.compile(optimizer=OPTIMIZER(learning_rate=LEARNING_RATE), loss=LOSS, metrics=[binary_accuracy])
+    return model, ds_features, ds_labels, (training_features, training_labels), (validation_features, validation_labels)
+
+
+def dump(folder, model, ds_features, ds_labels, train, val):
     """Replays fit step by step, recording what `binclass parity` needs."""
     import csv
 
+    training_features, training_labels = train
     os.makedirs(folder, exist_ok=True)
     np.savez(os.path.join(folder, "data.npz"), x=ds_features, y=ds_labels)
     weights = {}
@@ -267,7 +342,7 @@ def dump(folder):
             steps.append((epoch, step, m["loss"], m["binary_accuracy"]))
             loss_sum += m["loss"] * len(xb)
             acc_sum += m["binary_accuracy"] * len(xb)
-        v = model.evaluate(validation_features, validation_labels, batch_size=30, verbose=0, return_dict=True)
+        v = model.evaluate(val[0], val[1], batch_size=30, verbose=0, return_dict=True)
         epochs.append((epoch, acc_sum / n, loss_sum / n, v["binary_accuracy"], v["loss"]))
     np.save(os.path.join(folder, "order.npy"), np.array(orders, dtype=np.int64))
     with open(os.path.join(folder, "steps.csv"), "w", newline="") as f:
@@ -280,22 +355,64 @@ def dump(folder):
         w.writerows(epochs)
 
 
-if args.dump is not None:
+def fit(seed, out):
+    """The article's `fit`, its history to `out` by Keras's CSVLogger; returns fit's seconds."""
+    model, _, _, (training_features, training_labels), validation = article(seed)
+    # 学習
+    callbacks = []
+    if out is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        callbacks.append(tf.keras.callbacks.CSVLogger(out))
+    if args.tensorboard is not None:
+        run = f"{args.preset}/seed{seed}" if seed is not None else args.preset
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=os.path.join(args.tensorboard, run)))
+    BATCH_SIZE = 30
     start = time.perf_counter()
-    dump(args.dump)
+    result = model.fit(x=training_features, y=training_labels,
+                       validation_data=validation,
+                       batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=args.verbose,
+                       callbacks=callbacks)
+    return time.perf_counter() - start
+
+
+def finished(path):
+    """Whether `path` is a complete CSVLogger file of EPOCHS epochs."""
+    try:
+        with open(path, newline="") as f:
+            rows = f.read().split("\r\n")
+    except OSError:
+        return False
+    return len(rows) == EPOCHS + 2 and rows[-1] == "" and rows[-2].split(",")[0] == str(EPOCHS - 1)
+
+
+def fit_seeds(seeds, out_dir):
+    """Every seed not yet finished, each under a partial name renamed when whole."""
+    folder = os.path.join(out_dir, args.preset)
+    os.makedirs(folder, exist_ok=True)
+    for seed in seeds:
+        out = os.path.join(folder, f"seed-{seed}.csv")
+        if finished(out):
+            continue
+        partial = os.path.join(folder, f".seed-{seed}.csv.partial")
+        seconds = fit(seed, partial)
+        os.replace(partial, out)
+        with open(os.path.join(out_dir, "fit-seconds.csv"), "a") as f:
+            f.write(f"{args.preset},{seed},{EPOCHS},{seconds:.3f},{args.threads or 0}\n")
+        print(f"{args.preset} seed {seed}: fit_seconds={seconds:.3f}", file=sys.stderr, flush=True)
+
+
+if args.seeds is not None:
+    seeds = parse_seeds(args.seeds)
+    if args.shard is not None:
+        seeds = shard_of(seeds, args.shard)
+    fit_seeds(seeds, args.out_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference", "keras"))
+    sys.exit(0)
+
+if args.dump is not None:
+    model, ds_features, ds_labels, train, val = article(args.seed)
+    start = time.perf_counter()
+    dump(args.dump, model, ds_features, ds_labels, train, val)
     print(f"fit_seconds={time.perf_counter() - start:.3f}", file=sys.stderr)
     sys.exit(0)
 
-# 学習
-callbacks = []
-if args.out is not None:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    callbacks.append(tf.keras.callbacks.CSVLogger(args.out))
-BATCH_SIZE = 30
-start = time.perf_counter()
-result = model.fit(x=training_features, y=training_labels,
-                   validation_data=(validation_features, validation_labels),
-                   batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=args.verbose,
-                   callbacks=callbacks)
-fit_seconds = time.perf_counter() - start
-print(f"fit_seconds={fit_seconds:.3f}", file=sys.stderr)
+print(f"fit_seconds={fit(args.seed, args.out):.3f}", file=sys.stderr)
