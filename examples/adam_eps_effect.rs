@@ -6,9 +6,10 @@
 //! Training with a constant 1e-7 and with a constant 3.2e-6 brackets Keras's
 //! schedule, so their difference bounds the effect. PyTorch's default 1e-8 is
 //! shown too. `cargo run --release --example adam_eps_effect`
+use binclass::callbacks::History;
 use binclass::config::Experiment;
 use binclass::data::Dataset;
-use binclass::fit::{self, EpochLogs, History, Plan};
+use binclass::fit::{self, EpochLogs, Plan};
 use binclass::model::Network;
 use tch::Device;
 use tch::nn::{self, OptimizerConfig};

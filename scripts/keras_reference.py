@@ -54,7 +54,7 @@ libraries refuse it or where the reference runs need a knob:
     K-th of N contiguous slices of the range, as binclass's `--shard`
     slices seeds (a Slurm array's task K: docs/cluster/keras.slurm).
     Each finished run appends `preset,seed,epochs,fit_seconds,threads` to
-    DIR/fit-seconds.csv.
+    DIR/fit-seconds.log.
   * `--threads N` sets TensorFlow's intra- and inter-op thread pools to N
     (default: TensorFlow's own choice, one per core); one thread per process
     lets two processes share two cores without contending.
@@ -396,7 +396,7 @@ def fit_seeds(seeds, out_dir):
         partial = os.path.join(folder, f".seed-{seed}.csv.partial")
         seconds = fit(seed, partial)
         os.replace(partial, out)
-        with open(os.path.join(out_dir, "fit-seconds.csv"), "a") as f:
+        with open(os.path.join(out_dir, "fit-seconds.log"), "a") as f:
             f.write(f"{args.preset},{seed},{EPOCHS},{seconds:.3f},{args.threads or 0}\n")
         print(f"{args.preset} seed {seed}: fit_seconds={seconds:.3f}", file=sys.stderr, flush=True)
 

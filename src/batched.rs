@@ -17,8 +17,9 @@ use tch::{Kind, Tensor, nn, nn::Module};
 use crate::config::{Activation, Experiment};
 use crate::model::{
     activate, activation_backward_into, add_activation, flat_variable, for_rows, initial_values,
-    layer_shapes, scalar_like,
+    layer_shapes,
 };
+use crate::optim::scalar_like;
 
 /// Replicas per batch are padded to a multiple of this, so that a seed's
 /// numbers never depend on which seeds share its batch. libtorch's CPU

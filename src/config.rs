@@ -5,7 +5,17 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Args, ValueEnum, value_parser};
 use serde::{Deserialize, Serialize};
 
-pub use crate::optim::Optimizer;
+/// The optimiser: libtorch's Adam (default), or Keras's own update (see `optim`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Optimizer {
+    /// libtorch's nn::Adam, epsilon 1e-7.
+    Adam,
+    /// Keras's Adam update, operation for operation.
+    KerasAdam,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -2,8 +2,6 @@
 //! before any file is written.
 
 use anyhow::{Result, bail};
-use std::ffi::{CStr, CString, OsStr};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use tch::{Cuda, Device};
 
@@ -12,21 +10,19 @@ use tch::{Cuda, Device};
 /// with them, 0.55 s and 149 MB without). libtorch looks its CUDA hooks up
 /// once, on first use, so this must come before any CUDA query.
 pub fn load_cuda() -> Result<()> {
+    use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
     static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     LOADED
         .get_or_init(|| {
-            let dir = libtorch_dir();
-            let lib = CString::new(dir.join("libtorch_cuda.so").into_os_string().into_vec())
-                .map_err(|_| format!("{} holds a NUL byte", dir.display()))?;
-            // SAFETY: a NUL-terminated path; the library stays loaded for the
-            // process's life, as if it had been linked.
-            let handle = unsafe { libc::dlopen(lib.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-            if handle.is_null() {
-                // SAFETY: dlerror returns a message for the failure just seen.
-                let why = unsafe { CStr::from_ptr(libc::dlerror()) };
-                return Err(why.to_string_lossy().into_owned());
-            }
-            Ok(())
+            let lib = libtorch_dir().join("libtorch_cuda.so");
+            // SAFETY: libtorch's own CUDA library, whose initialisers only
+            // register its CUDA hooks; it stays loaded for the process's life
+            // (into_raw), as if it had been linked.
+            unsafe { Library::open(Some(&lib), RTLD_NOW | RTLD_GLOBAL) }
+                .map(|l| {
+                    l.into_raw();
+                })
+                .map_err(|e| e.to_string())
         })
         .clone()
         .map_err(|why| anyhow::anyhow!("cannot load libtorch's CUDA backend: {why}"))
@@ -37,32 +33,16 @@ pub fn load_cuda() -> Result<()> {
 /// unless LD_LIBRARY_PATH points elsewhere, as on a machine the binary was
 /// copied to; the CUDA backend must come from the same libtorch.
 pub fn libtorch_dir() -> PathBuf {
-    unsafe extern "C" fn visit(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        found: *mut libc::c_void,
-    ) -> libc::c_int {
-        // SAFETY: the loader passes a valid entry; its name is null or a
-        // NUL-terminated path, and `found` is the Option given below.
-        let (name, found) = unsafe { ((*info).dlpi_name, &mut *found.cast::<Option<PathBuf>>()) };
-        if name.is_null() {
-            return 0;
-        }
-        // SAFETY: checked non-null above.
-        let path = Path::new(OsStr::from_bytes(
-            unsafe { CStr::from_ptr(name) }.to_bytes(),
-        ));
-        if path.file_name() != Some(OsStr::new("libtorch_cpu.so")) {
-            return 0;
-        }
-        *found = path.parent().map(Path::to_path_buf);
-        1
-    }
-    let mut found: Option<PathBuf> = None;
-    // SAFETY: `visit` only reads the entries and writes `found`, which
-    // outlives the call.
-    unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut found).cast()) };
-    found.unwrap_or_else(|| PathBuf::from(env!("BINCLASS_LIBTORCH_LIB")))
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .map(Path::new)
+        .find(|p| p.file_name().is_some_and(|n| n == "libtorch_cpu.so"))
+        .and_then(Path::parent)
+        .map_or_else(
+            || PathBuf::from(env!("BINCLASS_LIBTORCH_LIB")),
+            Path::to_path_buf,
+        )
 }
 
 pub fn resolve(spec: &str) -> Result<Device> {
@@ -109,13 +89,10 @@ pub fn name(d: Device) -> String {
 /// loaded (`None` without one). tch exposes no memory query of its own.
 pub fn cuda_free_memory() -> Option<u64> {
     type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
-    // SAFETY: looks up a symbol by name in the libraries already loaded.
-    let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"cudaMemGetInfo".as_ptr()) };
-    if sym.is_null() {
-        return None;
-    }
-    // SAFETY: cudaMemGetInfo(size_t* free, size_t* total) -> cudaError_t.
-    let f: MemGetInfo = unsafe { std::mem::transmute::<*mut libc::c_void, MemGetInfo>(sym) };
+    let this = libloading::os::unix::Library::this();
+    // SAFETY: cudaMemGetInfo(size_t* free, size_t* total) -> cudaError_t,
+    // looked up in the libraries already loaded.
+    let f = unsafe { this.get::<MemGetInfo>(b"cudaMemGetInfo\0") }.ok()?;
     let (mut free, mut total) = (0usize, 0usize);
     // SAFETY: both pointers are valid for the call.
     (unsafe { f(&mut free, &mut total) } == 0).then_some(free as u64)

@@ -13,12 +13,91 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use crate::callbacks::CallbackList;
 use crate::data::Split;
 use crate::optim::Step;
 use crate::rng;
 
-pub use crate::callbacks::{Callback, Control, History};
+/// What a callback asks of the run after an epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Control {
+    Continue,
+    /// End the run after this epoch (Keras's `model.stop_training = True`),
+    /// with this outcome.
+    Stop(Outcome),
+}
+
+pub trait Callback {
+    /// `plan.initial_epoch` is where a continued run starts.
+    fn on_train_begin(&mut self, _plan: &Plan) -> Result<()> {
+        Ok(())
+    }
+    fn on_epoch_begin(&mut self, _epoch: i64) -> Result<()> {
+        Ok(())
+    }
+    fn on_batch_end(&mut self, _running: &Running) {}
+    fn on_epoch_end(&mut self, _logs: &EpochLogs) -> Result<Control> {
+        Ok(Control::Continue)
+    }
+    fn on_train_end(&mut self, _outcome: &Outcome) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A callback shared with whoever reads its state between epochs (a
+/// sweep's checkpoint reads each seed's [`Summary`]).
+impl<C: Callback> Callback for std::rc::Rc<std::cell::RefCell<C>> {
+    fn on_train_begin(&mut self, plan: &Plan) -> Result<()> {
+        self.borrow_mut().on_train_begin(plan)
+    }
+    fn on_epoch_begin(&mut self, epoch: i64) -> Result<()> {
+        self.borrow_mut().on_epoch_begin(epoch)
+    }
+    fn on_batch_end(&mut self, running: &Running) {
+        self.borrow_mut().on_batch_end(running)
+    }
+    fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
+        self.borrow_mut().on_epoch_end(logs)
+    }
+    fn on_train_end(&mut self, outcome: &Outcome) -> Result<()> {
+        self.borrow_mut().on_train_end(outcome)
+    }
+}
+
+/// Keras's CallbackList: the callbacks of one run, called in order.
+pub struct CallbackList<'a, 'b>(Vec<&'a mut (dyn Callback + 'b)>);
+
+impl<'a, 'b> CallbackList<'a, 'b> {
+    pub fn new(callbacks: impl IntoIterator<Item = &'a mut (dyn Callback + 'b)>) -> Self {
+        CallbackList(callbacks.into_iter().collect())
+    }
+
+    pub fn train_begin(&mut self, plan: &Plan) -> Result<()> {
+        self.0.iter_mut().try_for_each(|c| c.on_train_begin(plan))
+    }
+
+    pub fn epoch_begin(&mut self, epoch: i64) -> Result<()> {
+        self.0.iter_mut().try_for_each(|c| c.on_epoch_begin(epoch))
+    }
+
+    pub fn batch_end(&mut self, running: &Running) {
+        self.0.iter_mut().for_each(|c| c.on_batch_end(running));
+    }
+
+    /// Every callback sees the logs; the first stop request ends the run.
+    pub fn epoch_end(&mut self, logs: &EpochLogs) -> Result<Option<Outcome>> {
+        let mut stop = None;
+        for c in &mut self.0 {
+            if let Control::Stop(outcome) = c.on_epoch_end(logs)? {
+                stop.get_or_insert(outcome);
+            }
+        }
+        Ok(stop)
+    }
+
+    pub fn train_end(&mut self, outcome: &Outcome) -> Result<()> {
+        self.0.iter_mut().try_for_each(|c| c.on_train_end(outcome))
+    }
+}
 
 /// What one epoch logged, named as Keras names it.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -141,14 +220,10 @@ fn first(m: &Tensor) -> (f64, f64) {
 
 /// Where each epoch's row order comes from.
 pub enum Order {
-    /// A fresh permutation per epoch from the run's shuffle stream: `[t]`.
-    Shuffled(Box<rand_chacha::ChaCha8Rng>),
-    /// As `Shuffled`, from a stream a checkpoint can also read (and a
-    /// resumed run restore) between epochs.
-    Shared(std::rc::Rc<std::cell::RefCell<rand_chacha::ChaCha8Rng>>),
-    /// Each replica's own permutation per epoch from its shuffle stream,
-    /// `[lanes, 1, t]`; lanes beyond the streams (padding) keep rows in order.
-    PerReplica {
+    /// Each run's own permutation per epoch from its shuffle stream: `[t]`
+    /// for one network, `[lanes, 1, t]` for replicas, where lanes beyond the
+    /// streams (padding) keep the rows in order.
+    Shuffled {
         streams: Vec<rand_chacha::ChaCha8Rng>,
         lanes: usize,
     },
@@ -157,12 +232,9 @@ pub enum Order {
 }
 
 impl Order {
-    pub fn shuffled(seed: u64) -> Self {
-        Order::Shuffled(Box::new(rng::stream(seed, rng::Stream::Shuffle)))
-    }
-
-    pub fn per_replica(seeds: &[u64], lanes: usize) -> Self {
-        Order::PerReplica {
+    /// Each seed's shuffle stream from its start.
+    pub fn shuffled(seeds: &[u64], lanes: usize) -> Self {
+        Order::Shuffled {
             streams: seeds
                 .iter()
                 .map(|&s| rng::stream(s, rng::Stream::Shuffle))
@@ -171,11 +243,11 @@ impl Order {
         }
     }
 
-    /// [`Order::per_replica`] with each seed's stream at a saved position
-    /// (a resumed sweep batch).
-    pub fn per_replica_at(seeds: &[u64], lanes: usize, word_pos: &[u128]) -> Self {
-        let mut order = Order::per_replica(seeds, lanes);
-        if let Order::PerReplica { streams, .. } = &mut order {
+    /// [`Order::shuffled`] with each stream at a saved position (a
+    /// checkpoint's).
+    pub fn shuffled_at(seeds: &[u64], lanes: usize, word_pos: &[u128]) -> Self {
+        let mut order = Order::shuffled(seeds, lanes);
+        if let Order::Shuffled { streams, .. } = &mut order {
             for (s, &pos) in streams.iter_mut().zip(word_pos) {
                 s.set_word_pos(pos);
             }
@@ -183,28 +255,24 @@ impl Order {
         order
     }
 
-    /// Each per-replica stream's position, which a sweep's checkpoint keeps.
+    /// Each stream's position, which a checkpoint keeps.
     pub fn word_positions(&self) -> Vec<u128> {
         match self {
-            Order::PerReplica { streams, .. } => streams.iter().map(|s| s.get_word_pos()).collect(),
-            _ => vec![],
+            Order::Shuffled { streams, .. } => streams.iter().map(|s| s.get_word_pos()).collect(),
+            Order::Given(_) => vec![],
         }
     }
 
-    fn next(&mut self, epoch: i64, train_len: i64, device: Device) -> Tensor {
+    fn next(&mut self, epoch: i64, data: &Split) -> Tensor {
+        let (t, device) = (data.train_x.size()[0], data.train_x.device());
         match self {
-            Order::Shuffled(r) => {
-                Tensor::from_slice(&rng::permutation(r.as_mut(), train_len as usize))
-                    .to_device(device)
-            }
-            Order::Shared(r) => {
-                Tensor::from_slice(&rng::permutation(&mut *r.borrow_mut(), train_len as usize))
-                    .to_device(device)
+            Order::Shuffled { streams, .. } if data.train_x.dim() == 2 => {
+                Tensor::from_slice(&rng::permutation(&mut streams[0], t as usize)).to_device(device)
             }
             // Sent as int32, half the bytes: a sweep sends R × t of them.
-            Order::PerReplica { streams, lanes } => {
-                Tensor::from_slice(&rng::permutations(streams, train_len, *lanes))
-                    .view([*lanes as i64, 1, train_len])
+            Order::Shuffled { streams, lanes } => {
+                Tensor::from_slice(&rng::permutations(streams, t, *lanes))
+                    .view([*lanes as i64, 1, t])
                     .to_device(device)
                     .to_kind(Kind::Int64)
             }
@@ -303,7 +371,7 @@ pub fn fit<M: Model>(
     seed: u64,
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<Outcome> {
-    fit_in_order(net, opt, data, plan, Order::shuffled(seed), callbacks)
+    fit_in_order(net, opt, data, plan, Order::shuffled(&[seed], 1), callbacks)
 }
 
 /// [`fit`] of one run with the epochs' row orders from `order`.
@@ -335,13 +403,17 @@ pub fn fit_runs<M: Model>(
     fit_runs_from(net, opt, data, plan, order, runs, ended, &mut |_| Ok(()))
 }
 
-/// What a batch's checkpoint reads once every run has seen the epoch.
+/// What a checkpoint reads once every run has seen the epoch: `fit`
+/// hands it the state it saves (Keras's BackupAndRestore sees the model).
 pub struct EpochEnd<'a> {
     pub epoch: i64,
     pub seconds: f64,
-    pub order: &'a Order,
+    /// Each run's logs of the epoch; `None` for a run that had ended before it.
+    pub logs: &'a [Option<EpochLogs>],
     /// How each run that has ended did so; `None` for those still going.
     pub ended: &'a [Option<Outcome>],
+    pub order: &'a Order,
+    pub optimizer: &'a dyn Step,
 }
 
 /// [`fit_runs`] continuing a batch: runs already `ended` (before a
@@ -359,7 +431,6 @@ pub fn fit_runs_from<M: Model>(
     after_epoch: &mut dyn FnMut(&EpochEnd) -> Result<()>,
 ) -> Result<Vec<Outcome>> {
     order.check(&plan)?;
-    let device = data.train_x.device();
     let mut acc = Accumulator {
         logits: Vec::with_capacity(plan.steps() as usize),
         labels: Tensor::new(),
@@ -372,7 +443,7 @@ pub fn fit_runs_from<M: Model>(
         for (run, _) in runs.iter_mut().zip(&ended).filter(|(_, e)| e.is_none()) {
             run.epoch_begin(epoch)?;
         }
-        let (xs, ys) = epoch_rows(data, &order.next(epoch, plan.train_len, device));
+        let (xs, ys) = epoch_rows(data, &order.next(epoch, data));
         acc.labels = ys;
         train_epoch(net, opt, &xs, &mut acc, plan.batch_size, |running| {
             for (run, _) in runs.iter_mut().zip(&ended).filter(|(_, e)| e.is_none()) {
@@ -383,9 +454,13 @@ pub fn fit_runs_from<M: Model>(
             end_all(runs, &mut ended, Outcome::Interrupted { epoch })?;
             break;
         }
-        let logs = epoch_logs(net, data, &acc, epoch, start)?;
+        let logs: Vec<Option<EpochLogs>> = epoch_logs(net, data, &acc, epoch, start)?
+            .into_iter()
+            .zip(&ended)
+            .map(|(l, e)| e.is_none().then_some(l))
+            .collect();
         for ((run, end), logs) in runs.iter_mut().zip(&mut ended).zip(&logs) {
-            if end.is_none()
+            if let Some(logs) = logs
                 && let Some(outcome) = run.epoch_end(logs)?
             {
                 run.train_end(&outcome)?;
@@ -394,9 +469,11 @@ pub fn fit_runs_from<M: Model>(
         }
         after_epoch(&EpochEnd {
             epoch,
-            seconds: logs.first().map_or(0.0, |l| l.seconds),
-            order: &order,
+            seconds: logs.iter().flatten().next().map_or(0.0, |l| l.seconds),
+            logs: &logs,
             ended: &ended,
+            order: &order,
+            optimizer: &*opt,
         })?;
         if ended.iter().all(Option::is_some) {
             break;

@@ -19,10 +19,11 @@ use indicatif::ProgressBar;
 
 use crate::callbacks::SeedSummary;
 use crate::config::{Experiment, default_units};
-use crate::outputs;
-use crate::shard::{Manifest, Shard};
+use crate::manifest::{Claim, Manifest};
+use crate::shard::Shard;
 use crate::stats::mean_sd_text;
 use crate::sweep::{Finals, Job, final_and_best, write_summary_of};
+use crate::{layout, outputs};
 
 /// Knobs that change only a replica's data or its learning rate: its
 /// settings train in one batched model.
@@ -181,12 +182,8 @@ impl Grid {
 
 /// A setting's folder name: `noise-rate=0.2`, `noise-rate=0.2,scale=10`.
 pub fn folder(knobs: &[Knob], values: &[String]) -> String {
-    knobs
-        .iter()
-        .zip(values)
-        .map(|(k, v)| format!("{}={v}", k.flag))
-        .collect::<Vec<_>>()
-        .join(",")
+    let flags: Vec<&str> = knobs.iter().map(|k| k.flag).collect();
+    layout::setting(&flags, values)
 }
 
 /// The printed table (and REPORT.md's, as Markdown): per setting, its
@@ -261,6 +258,9 @@ pub struct GridSweep {
     pub jobs: Vec<(Vec<String>, Job)>,
     pub shard: Option<Shard>,
     seeds: RangeInclusive<u64>,
+    /// How the `sweep` command takes the folder (its manifest); `None` for
+    /// a reproduction's curve, whose folder is the reproduction's.
+    pub claim: Option<Claim>,
 }
 
 impl GridSweep {
@@ -274,6 +274,11 @@ impl GridSweep {
         };
         let mut sweep = Self::in_slice(base, grid, slice);
         sweep.shard = shard;
+        sweep.claim = Some(match (base.resume, base.overwrite) {
+            (true, _) => Claim::Resume,
+            (_, true) => Claim::Overwrite,
+            _ => Claim::New,
+        });
         Ok(sweep)
     }
 
@@ -297,6 +302,7 @@ impl GridSweep {
             jobs,
             shard: None,
             seeds: base.seeds.clone(),
+            claim: None,
         };
         sweep.place(&base.dir.clone());
         sweep
@@ -354,25 +360,25 @@ impl GridSweep {
             .collect()
     }
 
-    /// Checks every job and the grid's own files; creates nothing.
+    /// The manifest the `sweep` command writes first in its folder.
+    fn manifest(&self) -> Manifest {
+        Manifest::new("sweep", self.shard, self.plan())
+    }
+
+    /// Checks the folder's manifest, every job and the grid's own files;
+    /// creates nothing.
     pub fn check(&self) -> Result<()> {
-        let (overwrite, resume) = self
-            .jobs
-            .first()
-            .map_or((false, false), |(_, j)| (j.overwrite, j.resume));
-        // The manifest first: another shard's folder is named as that, not
-        // as a folder holding none of this shard's runs.
-        if let Some(shard) = self.shard {
-            outputs::check_output(&Manifest::path(&self.dir), "--shard", overwrite || resume)?;
-            if resume {
-                crate::shard::check_resume(&self.dir, "sweep", Some(shard), &self.plan())?;
-            }
+        // The manifest first: another command's folder is named as that,
+        // not as a folder holding none of this command's runs.
+        if let Some(claim) = self.claim {
+            self.manifest().check(&self.dir, claim)?;
         }
         for (_, job) in &self.jobs {
             job.check()?;
         }
         if self.varied() {
-            outputs::check_output(&self.dir.join("summary.csv"), "summary", overwrite)?;
+            let overwrite = self.claim != Some(Claim::New);
+            outputs::check_output(&layout::summary(&self.dir), "summary", overwrite)?;
         }
         Ok(())
     }
@@ -384,6 +390,7 @@ impl GridSweep {
         for (_, job) in &mut trial.jobs {
             job.overwrite = true;
         }
+        trial.claim = Some(Claim::Overwrite);
         trial.check()?;
         let dir = outputs::claim_new_dir(&self.dir)?;
         self.place(&dir);
@@ -393,6 +400,14 @@ impl GridSweep {
     /// Refuses, touching nothing, files it may not replace; then makes the folders.
     pub fn prepare(&self) -> Result<()> {
         self.check()?;
+        if let Some(claim) = self.claim {
+            std::fs::create_dir_all(&self.dir)
+                .with_context(|| format!("cannot create folder {}", self.dir.display()))?;
+            // Before anything there is replaced or cut back: a sweep still
+            // writing the folder (or resuming it) would interleave its rows.
+            outputs::hold(&self.dir)?;
+            self.manifest().claim(&self.dir, claim)?;
+        }
         for (_, job) in &self.jobs {
             job.prepare()?;
         }
@@ -403,26 +418,15 @@ impl GridSweep {
         self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
     }
 
-    /// On `--resume`, whether nothing is left to write: every seed finished
-    /// and the file [`GridSweep::run`] writes last there (a shard's
-    /// `shard.json`, else a varied grid's `summary.csv`). A sweep killed
-    /// before that file is resumed to write it.
+    /// On `--resume`, whether nothing is left to write: the manifest says
+    /// the sweep finished (it is marked so last).
     pub fn finished(&self) -> Result<bool> {
-        for (_, job) in &self.jobs {
-            if !job.finished()? {
-                return Ok(false);
-            }
-        }
-        let last = match self.shard {
-            Some(_) => Manifest::path(&self.dir),
-            None => self.dir.join("summary.csv"),
-        };
-        Ok(!self.jobs.is_empty() && last.exists())
+        Ok(Manifest::find(&self.dir)?.is_some_and(|m| m.finished))
     }
 
     /// Trains every setting (a plain sweep as `sweep` does, with
-    /// `--resume`), writes the grid's `summary.csv` and, for a shard, its
-    /// `shard.json`; each setting's values and seeds' summaries.
+    /// `--resume`), writes the grid's `summary.csv` and marks the manifest
+    /// finished; each setting's values and seeds' summaries.
     pub fn run(&self, bar: &ProgressBar) -> Result<Settings> {
         if self.jobs.is_empty() {
             return Ok(vec![]); // none of its replicas is in this shard
@@ -440,10 +444,10 @@ impl GridSweep {
         if self.varied() {
             let rows: Vec<(Vec<String>, &Finals)> =
                 finals.iter().map(|(v, f)| (v.clone(), f)).collect();
-            write_summary_of(&self.dir.join("summary.csv"), &self.grid.flags(), &rows)?;
+            write_summary_of(&layout::summary(&self.dir), &self.grid.flags(), &rows)?;
         }
-        if let Some(shard) = self.shard {
-            Manifest::new("sweep", shard, self.plan()).write(&self.dir)?;
+        if self.claim.is_some() {
+            self.manifest().finish(&self.dir, vec![])?;
         }
         Ok(finals)
     }

@@ -3,9 +3,11 @@
 //! exits with 130 as a shell expects of an interrupted command. A second
 //! signal ends the process at once.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Once};
 
-static REQUESTED: AtomicBool = AtomicBool::new(false);
+static REQUESTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 
 /// The error a command returns when it stopped on a signal.
 #[derive(Debug)]
@@ -19,21 +21,17 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-extern "C" fn on_signal(_: libc::c_int) {
-    if REQUESTED.swap(true, Ordering::SeqCst) {
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-/// Routes SIGINT and SIGTERM to [`requested`]; call once, before training.
+/// Routes SIGINT and SIGTERM to [`requested`]; call before training.
 pub fn install() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls _exit.
-        unsafe {
-            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // The conditional exit first: it fires only once the flag is set,
+            // that is, on the second signal.
+            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, REQUESTED.clone());
+            let _ = signal_hook::flag::register(sig, REQUESTED.clone());
         }
-    }
+    });
 }
 
 /// Whether a signal asked the run to stop.

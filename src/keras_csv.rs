@@ -30,15 +30,9 @@ pub fn header() -> Vec<u8> {
     line(HEADER.map(String::from)).expect("a static header always encodes")
 }
 
-/// The row of one epoch.
-pub fn row(l: &crate::fit::EpochLogs) -> Result<Vec<u8>> {
-    line([
-        l.epoch.to_string(),
-        python_float(l.binary_accuracy),
-        python_float(l.loss),
-        python_float(l.val_binary_accuracy),
-        python_float(l.val_loss),
-    ])
+/// The row of one epoch: its number, then the metrics in [`HEADER`]'s order.
+pub fn row(epoch: i64, metrics: [f64; 4]) -> Result<Vec<u8>> {
+    line(std::iter::once(epoch.to_string()).chain(metrics.map(python_float)))
 }
 
 /// A float as Python's `repr` writes it, which is what Keras's CSVLogger

@@ -6,6 +6,7 @@
 
 pub mod batched;
 pub mod callbacks;
+pub mod checkpoint;
 pub mod cli;
 pub mod compare;
 pub mod config;
@@ -17,6 +18,8 @@ pub mod grid;
 pub mod inference;
 pub mod interrupt;
 pub mod keras_csv;
+pub mod layout;
+pub mod manifest;
 pub mod memory;
 pub mod merge;
 pub mod model;
@@ -27,9 +30,8 @@ pub mod parity;
 pub mod points;
 pub mod predict;
 pub mod reproduce;
-pub mod resume;
 pub mod rng;
 pub mod shard;
 pub mod stats;
 pub mod sweep;
-pub mod sweep_checkpoint;
+pub mod training;

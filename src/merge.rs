@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::callbacks::RunRecord;
+use crate::manifest::Manifest;
 use crate::model_file::SavedModel;
-use crate::shard::{MANIFEST, Manifest};
-use crate::{keras_csv, outputs};
+use crate::shard::Shard;
+use crate::{keras_csv, layout, outputs};
 
 /// The merge, checked: what each output file will hold.
 pub struct Merge {
@@ -32,18 +33,18 @@ pub struct Merge {
 }
 
 /// Reads and checks the shards' manifests: one command and plan, every
-/// shard of it once. Returns them in shard order.
+/// shard of it once, each finished. Returns them in shard order.
 fn manifests(dirs: &[PathBuf]) -> Result<Vec<(Manifest, PathBuf)>> {
-    let mut found: Vec<(Manifest, PathBuf)> = dirs
+    let mut found: Vec<(Manifest, Shard, PathBuf)> = dirs
         .iter()
-        .map(|d| Ok((Manifest::read(d)?, d.clone())))
+        .map(|d| Manifest::read_shard(d).map(|(m, s)| (m, s, d.clone())))
         .collect::<Result<_>>()?;
-    let Some((first, first_dir)) = found.first().cloned() else {
+    let Some((first, n, first_dir)) = found.first().cloned() else {
         bail!("give the shards' folders to merge");
     };
-    for (m, dir) in &found {
-        if m.command != first.command || m.plan != first.plan || m.shard.count != first.shard.count
-        {
+    let n = n.count;
+    for (m, s, dir) in &found {
+        if m.command != first.command || m.plan != first.plan || s.count != n {
             bail!(
                 "{} and {} are shards of different commands or settings; merge the shards of one command",
                 first_dir.display(),
@@ -51,35 +52,33 @@ fn manifests(dirs: &[PathBuf]) -> Result<Vec<(Manifest, PathBuf)>> {
             );
         }
     }
-    found.sort_by_key(|(m, _)| m.shard.index);
+    found.sort_by_key(|(_, s, _)| s.index);
     for pair in found.windows(2) {
-        if pair[0].0.shard.index == pair[1].0.shard.index {
+        if pair[0].1.index == pair[1].1.index {
             bail!(
-                "{} and {} are both shard {}/{}: give each shard once",
-                pair[0].1.display(),
-                pair[1].1.display(),
-                pair[0].0.shard.index,
-                first.shard.count
+                "{} and {} are both shard {}/{n}: give each shard once",
+                pair[0].2.display(),
+                pair[1].2.display(),
+                pair[0].1.index,
             );
         }
     }
     // Each index found is distinct and below the count; at most 10 missing
     // are named, so a huge count costs no more than the shards given.
-    let absent = first.shard.count - found.len() as u64;
+    let absent = n - found.len() as u64;
     if absent > 0 {
-        let missing: Vec<String> = (0..first.shard.count)
-            .filter(|k| !found.iter().any(|(m, _)| m.shard.index == *k))
+        let missing: Vec<String> = (0..n)
+            .filter(|k| !found.iter().any(|(_, s, _)| s.index == *k))
             .take(10)
             .map(|k| k.to_string())
             .collect();
         bail!(
-            "shard(s) {}{} of {} missing: give every shard's folder",
+            "shard(s) {}{} of {n} missing: give every shard's folder",
             missing.join(", "),
             if absent > 10 { ", …" } else { "" },
-            first.shard.count
         );
     }
-    Ok(found)
+    Ok(found.into_iter().map(|(m, _, d)| (m, d)).collect())
 }
 
 /// The experiment the plan gives the runs of the setting folder `folder`.
@@ -94,6 +93,12 @@ fn planned_experiment(plan: &serde_json::Value, folder: &str) -> Option<serde_js
 impl Merge {
     /// Checks every shard and every output path; writes nothing.
     pub fn plan(dirs: &[PathBuf], out: &Path, overwrite: bool) -> Result<Merge> {
+        if out.exists() && !out.is_dir() {
+            bail!(
+                "--out {} is a file; give the folder to merge into",
+                out.display()
+            );
+        }
         let shards = manifests(dirs)?;
         let (first, _) = &shards[0];
         let mut m = Merge {
@@ -101,7 +106,7 @@ impl Merge {
             copies: vec![],
             summaries: BTreeMap::new(),
             command: first.command.clone(),
-            shards: first.shard.count,
+            shards: first.shard.map_or(1, |s| s.count),
             plan: first.plan.clone(),
             timings: summed_timings(&shards),
             overwrite,
@@ -122,11 +127,13 @@ impl Merge {
 
     /// No output file exists that may not be replaced.
     fn check_outputs(&self) -> Result<()> {
+        let manifest = PathBuf::from(layout::MANIFEST);
         for rel in self
             .copies
             .iter()
             .map(|(r, _)| r)
             .chain(self.summaries.keys())
+            .chain([&manifest])
         {
             outputs::check_output(&self.out.join(rel), "--out", self.overwrite)?;
         }
@@ -141,24 +148,25 @@ impl Merge {
         plan: &serde_json::Value,
         owner: &mut BTreeMap<PathBuf, PathBuf>,
     ) -> Result<()> {
-        let mut files = vec![];
-        outputs::walk(dir, &mut files)?;
+        // Only what the command writes: not a user's notes beside it.
+        let planned = Manifest::new("", None, plan.clone()).written(dir);
+        let mut files: Vec<PathBuf> = planned.into_iter().filter(|f| f.is_file()).collect();
         files.sort();
         let (mut records, mut summaries) = (vec![], vec![]);
-        for file in files.into_iter().filter(|f| !f.is_dir()) {
+        for file in files {
             let rel = file.strip_prefix(dir)?.to_path_buf();
             let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with('.') || rel == Path::new(MANIFEST) {
-                continue; // a killed writer's temporary; the marker
+            if name == layout::MANIFEST {
+                continue;
             }
-            if name.starts_with("batch-") && name.ends_with(".ckpt") {
+            if layout::is_batch_checkpoint(name) {
                 bail!(
                     "{} is unfinished ({} is a batch's checkpoint): finish it with --resume first",
                     dir.display(),
                     file.display()
                 );
             }
-            if name == "summary.csv" {
+            if name == layout::SUMMARY {
                 summaries.push(rel.clone());
                 self.summaries.entry(rel).or_default().push(file);
                 continue;
@@ -209,6 +217,8 @@ impl Merge {
             outputs::make_parent(&to)?;
             outputs::write_atomic(&to, &joined_csv(parts)?)?;
         }
+        let merged = Manifest::new(&self.command, None, self.plan.clone());
+        merged.write(&self.out)?;
         if self.command == "reproduce" {
             crate::reproduce::Reproduction::finish_merged(
                 &self.out,
@@ -216,6 +226,7 @@ impl Merge {
                 self.timings.clone(),
             )?;
         }
+        merged.finish(&self.out, self.timings.clone())?;
         Ok(self.copies.len() + self.summaries.len())
     }
 }
@@ -287,7 +298,7 @@ fn check_complete(
                 record.epochs_completed
             );
         }
-        let model = outputs::model_path(&csv);
+        let model = crate::layout::model(&csv);
         if record.finished {
             check_model(&model, record)?;
         }

@@ -8,6 +8,7 @@
 use tch::{Tensor, nn, nn::Module};
 
 use crate::config::{Activation, Experiment, Init};
+use crate::optim::scalar_like;
 use crate::rng::{self, Stream};
 
 /// The network and its parameters.
@@ -278,15 +279,6 @@ pub fn add_activation(seq: nn::Sequential, a: Activation) -> nn::Sequential {
         Activation::Relu => seq.add_fn(|x| x.relu()),
         Activation::Sigmoid => seq.add_fn(|x| x.sigmoid()),
     }
-}
-
-/// `value` as a 0-dim tensor of `like`'s kind and device: a scalar operand
-/// that libtorch takes down the same kernel path as a scalar argument,
-/// without wrapping one on every call.
-pub(crate) fn scalar_like(value: f64, like: &Tensor) -> Tensor {
-    Tensor::from(value)
-        .to_kind(like.kind())
-        .to_device(like.device())
 }
 
 /// The step's tensors for batches of `rows` in `cache`, made on first use.

@@ -9,22 +9,10 @@
 //! `α = lr·√(1-β2ᵗ)/(1-β1ᵗ); m += (g-m)(1-β1); v += (g²-v)(1-β2); w -= m·α/(√v + ε)`,
 //! where the betas inside `α` are float32-rounded (see [`keras_alpha`]).
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use anyhow::{Result, bail};
-use clap::ValueEnum;
-use serde::Serialize;
 use tch::{Kind, Tensor, nn, nn::OptimizerConfig};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Optimizer {
-    /// libtorch's nn::Adam, epsilon 1e-7.
-    Adam,
-    /// Keras's Adam update, operation for operation.
-    KerasAdam,
-}
+use crate::config::Optimizer;
 
 /// Keras's Adam: PyTorch's betas, but epsilon 1e-7 (PyTorch's is 1e-8).
 pub const ADAM: nn::Adam = nn::Adam {
@@ -38,6 +26,10 @@ pub const ADAM: nn::Adam = nn::Adam {
 /// One update of every parameter from its current gradient.
 pub trait Step {
     fn step(&mut self);
+    /// The optimiser as a checkpoint saves it, if it can be.
+    fn resumable(&self) -> Option<&Resumable> {
+        None
+    }
 }
 
 impl Step for nn::Optimizer {
@@ -46,12 +38,13 @@ impl Step for nn::Optimizer {
     }
 }
 
-/// Shared, so that a checkpoint callback can read the state between epochs
-/// while `fit` holds the optimiser.
-impl<S: Step> Step for Rc<RefCell<S>> {
-    fn step(&mut self) {
-        self.borrow_mut().step()
-    }
+/// `value` as a 0-dim tensor of `like`'s kind and device: a scalar operand
+/// that libtorch takes down the same kernel path as a scalar argument,
+/// without wrapping one on every call.
+pub(crate) fn scalar_like(value: f64, like: &Tensor) -> Tensor {
+    Tensor::from(value)
+        .to_kind(like.kind())
+        .to_device(like.device())
 }
 
 /// The store's single flat variable, which both hand-written updates expect.
@@ -138,7 +131,7 @@ struct Scalars {
 
 impl Scalars {
     fn new(like: &Tensor, eps: f64) -> Self {
-        let t = |v: f64| crate::model::scalar_like(v, like);
+        let t = |v: f64| scalar_like(v, like);
         Scalars {
             beta1: t(ADAM.beta1),
             one_minus_beta1: t(1.0 - ADAM.beta1),
@@ -398,7 +391,25 @@ impl Resumable {
         }
     }
 
-    pub fn restore(&mut self, state: &State) -> Result<()> {
+    /// The flat parameter variable it updates (shared storage).
+    pub fn params(&self) -> &Tensor {
+        match self {
+            Resumable::Adam(o) => &o.param,
+            Resumable::Keras(o) => &o.param,
+        }
+    }
+
+    /// Puts back saved parameters and optimiser state.
+    pub fn restore(&mut self, params: &Tensor, state: &State) -> Result<()> {
+        let mut target = self.params().shallow_clone();
+        if target.size() != params.size() {
+            bail!(
+                "the checkpoint holds {} parameters, this network {}",
+                params.numel(),
+                target.numel()
+            );
+        }
+        tch::no_grad(|| target.f_copy_(&params.to_device(target.device())))?;
         match self {
             Resumable::Adam(o) => o.restore(state),
             Resumable::Keras(o) => o.restore(state),
@@ -412,6 +423,10 @@ impl Step for Resumable {
             Resumable::Adam(o) => o.step(),
             Resumable::Keras(o) => o.step(),
         }
+    }
+
+    fn resumable(&self) -> Option<&Resumable> {
+        Some(self)
     }
 }
 

@@ -1,33 +1,32 @@
-//! Where a run's files go, and the one way every file is written.
+//! The one way every file is written, and every output claimed.
 //!
 //! Every output path is checked before anything is created, so a bad one
 //! leaves no folder or file behind. A run's CSV comes into existence holding
-//! its header (written under a temporary name, then renamed without
-//! replacing anything), so it is never empty and never takes another run's
-//! file. Whole-file writes (records, summaries, reports) go to a temporary
-//! file that is then renamed over the old one: a crash leaves the old file or
-//! the new one, never a torn one. Temporary names are hidden and carry the
-//! writer's process id, so no run can own one, and those of a killed process
-//! are removed by the next run that writes into the same folder (not those
-//! still locked by a writer whose pid is another namespace's or host's).
+//! its header (written under a temporary name, then linked into place
+//! without replacing anything), so it is never empty and never takes
+//! another run's file. Whole-file writes (records, summaries, reports) go
+//! to a temporary file that is then renamed over the old one: a crash
+//! leaves the old file or the new one, never a torn one. Temporaries are
+//! `tempfile`'s, removed when dropped (an error, a panic); one left by a
+//! killed process is hidden and never touched again, since a program may
+//! delete only what it can prove it created.
 
-use std::ffi::OsString;
-use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
+use tempfile::NamedTempFile;
 
-use crate::callbacks::checkpoint_path;
+use crate::layout;
 
 /// Linux's NAME_MAX: the longest name one path component may have.
 const NAME_MAX: usize = 255;
 /// Room a temporary name needs beyond its file's name: `.` + the longest
 /// sibling's addition (the model `<stem>.safetensors` adds at most 12 bytes
-/// to a name without extension; the record adds `.json`) +
-/// `.<pid>.<counter>.tmp`.
-const TMP_EXTRA: usize = 1 + 12 + 1 + 10 + 1 + 20 + 4;
+/// to a name without extension; the record adds `.json`) + `.` + tempfile's
+/// six random characters + `.tmp`.
+const TMP_EXTRA: usize = 1 + 12 + 1 + 6 + 4;
 
 /// A run's files, the CSV created (holding its header) so that no other run takes it.
 pub struct RunFiles {
@@ -37,22 +36,17 @@ pub struct RunFiles {
 }
 
 impl RunFiles {
+    pub fn of(csv: &Path) -> Self {
+        RunFiles {
+            csv: csv.to_path_buf(),
+            json: layout::record(csv),
+        }
+    }
+
     /// Where the trained network goes.
     pub fn model(&self) -> PathBuf {
-        model_path(&self.csv)
+        layout::model(&self.csv)
     }
-}
-
-pub fn record_path(csv: &Path) -> PathBuf {
-    let mut s = csv.as_os_str().to_owned();
-    s.push(".json");
-    PathBuf::from(s)
-}
-
-/// `<csv stem>.safetensors`: the trained network beside its metrics
-/// (`runs/baseline-seed0.csv` → `runs/baseline-seed0.safetensors`).
-pub fn model_path(csv: &Path) -> PathBuf {
-    csv.with_extension("safetensors")
 }
 
 /// Refuses, before anything exists, a path no file of ours can be written
@@ -83,10 +77,10 @@ pub fn check_path(path: &Path, what: &str) -> Result<()> {
             NAME_MAX - TMP_EXTRA
         );
     }
-    if record_path(path).is_dir() {
+    if layout::record(path).is_dir() {
         bail!(
             "{what} {text}: its record {} is a folder",
-            record_path(path).display()
+            layout::record(path).display()
         );
     }
     check_parent(path, what)
@@ -114,74 +108,38 @@ fn check_parent(path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Fails, touching nothing, if any of `csvs` cannot be written, or exists
-/// (or its record does) and may not be replaced; `what` names the flag
-/// they come from.
+/// Fails, touching nothing, if any of the runs whose CSVs are `csvs`
+/// cannot be written, or one of its files (CSV, record, model, checkpoint)
+/// exists and may not be replaced; `what` names the flag they come from.
 pub fn check_free(csvs: &[PathBuf], what: &str, overwrite: bool) -> Result<()> {
     for csv in csvs {
         check_path(csv, what)?;
-        if !overwrite {
-            for p in [csv.clone(), record_path(csv)] {
-                if p.exists() {
-                    bail!(
-                        "{} already exists; pass --overwrite to replace it, or choose another output",
-                        p.display()
-                    );
-                }
+        let [_, model, checkpoint, _] = layout::run_files(csv);
+        for (p, kind) in [(model, "model"), (checkpoint, "checkpoint")] {
+            if p == *csv {
+                bail!(
+                    "{what} {}: the {kind} is written to <stem>.{}, which would replace the CSV; choose a .csv name",
+                    csv.display(),
+                    p.extension().unwrap_or_default().to_string_lossy()
+                );
+            }
+            if p.is_dir() {
+                bail!(
+                    "{what} {}: its {kind} {} is a folder",
+                    csv.display(),
+                    p.display()
+                );
             }
         }
-    }
-    Ok(())
-}
-
-/// [`check_free`] for training runs, which also write their model
-/// ([`model_path`]): it must not be the CSV itself, a folder, or (without
-/// `overwrite`) an existing file.
-pub fn check_free_run(csvs: &[PathBuf], what: &str, overwrite: bool) -> Result<()> {
-    check_free(csvs, what, overwrite)?;
-    for csv in csvs {
-        check_sibling(csv, &model_path(csv), "model", what, overwrite)?;
-    }
-    Ok(())
-}
-
-/// [`check_free_run`] for a `train` run, which also keeps its checkpoint
-/// ([`checkpoint_path`]) beside the CSV while it runs and removes it at the
-/// end: a file there is replaced only with `overwrite`.
-pub fn check_free_train(csv: &Path, what: &str, overwrite: bool) -> Result<()> {
-    check_free_run(&[csv.to_path_buf()], what, overwrite)?;
-    check_sibling(csv, &checkpoint_path(csv), "checkpoint", what, overwrite)
-}
-
-/// A file a run writes beside its CSV (`<stem>.<ext>`, its `kind`): it
-/// must not be the CSV itself, a folder, or (without `overwrite`) an
-/// existing file.
-fn check_sibling(
-    csv: &Path,
-    sibling: &Path,
-    kind: &str,
-    what: &str,
-    overwrite: bool,
-) -> Result<()> {
-    if sibling == csv {
-        bail!(
-            "{what} {}: the {kind} is written to <stem>.{}, which would replace the CSV; choose a .csv name",
-            csv.display(),
-            sibling.extension().unwrap_or_default().to_string_lossy()
-        );
-    }
-    if sibling.is_dir() {
-        bail!(
-            "{what} {}: its {kind} {} is a folder",
-            csv.display(),
-            sibling.display()
-        );
-    }
-    if !overwrite && sibling.exists() {
-        bail!(
-            "{} already exists; pass --overwrite to replace it, or choose another output",
-            sibling.display()
-        );
+        if let Some(p) = layout::run_files(csv)
+            .into_iter()
+            .find(|p| !overwrite && p.exists())
+        {
+            bail!(
+                "{} already exists; pass --overwrite to replace it, or choose another output",
+                p.display()
+            );
+        }
     }
     Ok(())
 }
@@ -202,7 +160,7 @@ pub fn check_output(path: &Path, what: &str, overwrite: bool) -> Result<()> {
 
 /// Creates `csv` holding `header` (with `overwrite`, replaces it).
 pub fn claim_path(csv: &Path, header: &[u8], overwrite: bool) -> Result<RunFiles> {
-    check_free_run(&[csv.to_path_buf()], "output", overwrite)?;
+    check_free(&[csv.to_path_buf()], "output", overwrite)?;
     make_parent(csv)?;
     if !create_with(csv, header, overwrite)? {
         bail!(
@@ -210,10 +168,7 @@ pub fn claim_path(csv: &Path, header: &[u8], overwrite: bool) -> Result<RunFiles
             csv.display()
         );
     }
-    Ok(RunFiles {
-        csv: csv.to_path_buf(),
-        json: record_path(csv),
-    })
+    Ok(RunFiles::of(csv))
 }
 
 /// `out` as given, or else the first free `runs/<name>-seed<N>[-k].csv`.
@@ -228,23 +183,14 @@ pub fn claim(
         return claim_path(csv, header, overwrite);
     }
     for k in 0.. {
-        let stem = if k == 0 {
-            format!("{name}-seed{seed}")
-        } else {
-            format!("{name}-seed{seed}-{k}")
-        };
-        let csv = Path::new("runs").join(format!("{stem}.csv"));
-        let siblings = [record_path(&csv), model_path(&csv), checkpoint_path(&csv)];
-        if csv.exists() || siblings.iter().any(|p| p.exists()) {
+        let csv = layout::default_run(name, seed, k);
+        if layout::run_files(&csv).iter().any(|p| p.exists()) {
             continue;
         }
         check_path(&csv, "output")?;
         make_parent(&csv)?;
         if create_with(&csv, header, false)? {
-            return Ok(RunFiles {
-                json: record_path(&csv),
-                csv,
-            });
+            return Ok(RunFiles::of(&csv));
         }
     }
     unreachable!("the loop returns or fails")
@@ -281,107 +227,40 @@ pub fn make_parent(path: &Path) -> Result<()> {
     }
 }
 
-/// A hidden name beside `path` that no run's output can have and no other
-/// writer uses at the same time.
-fn temporary(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut name = OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".{}.{n}.tmp", std::process::id()));
-    path.with_file_name(name)
-}
-
-/// Removes the temporary files a killed process left in `path`'s folder:
-/// once per folder and process, since a sweep rewrites thousands of files
-/// there and listing the folder for each would cost more than training.
-fn remove_stale_temporaries(path: &Path) {
-    static CLEANED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+/// A new hidden temporary file beside `path`, with the permissions a plain
+/// create gives (tempfile's own are owner-only), removed when dropped.
+fn temporary(path: &Path) -> Result<NamedTempFile> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut cleaned = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
-    if cleaned.iter().any(|d| d == dir) {
-        return;
-    }
-    cleaned.push(dir.to_path_buf());
-    let Ok(entries) = dir.read_dir() else { return };
-    for entry in entries.flatten() {
-        if let Some(pid) = entry.file_name().to_str().and_then(temporary_owner)
-            && !process_exists(pid)
-            && !held_elsewhere(&entry.path())
-        {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(path.file_name().unwrap_or_default());
+    prefix.push(".");
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Whether a temporary whose pid is not alive here is still being written:
-/// by a process in another pid namespace (a container) or on another host
-/// sharing the folder, whose pid means nothing here. Every writer holds a
-/// lock on its temporary until it is renamed ([`create_temporary`]).
-fn held_elsewhere(tmp: &Path) -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(file) = std::fs::File::open(tmp) else {
-        return false;
-    };
-    // SAFETY: flock on a descriptor this function owns; the lock goes with it.
-    (unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0)
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
-}
-
-/// Creates the temporary `tmp`, locked while its descriptor is open, so
-/// that no other process takes it for a killed writer's (see
-/// [`held_elsewhere`]).
-fn create_temporary(tmp: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    let file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
-    // SAFETY: flock on the descriptor just opened. Where the file system
-    // has no such locks the pid alone says whether its writer lives.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    Ok(file)
-}
-
-/// The process that wrote a temporary name `.<name>.<pid>.<k>.tmp`.
-fn temporary_owner(file: &str) -> Option<i32> {
-    let rest = file.strip_prefix('.')?.strip_suffix(".tmp")?;
-    let (rest, k) = rest.rsplit_once('.')?;
-    let (name, pid) = rest.rsplit_once('.')?;
-    k.parse::<u64>().ok()?;
-    let pid = pid.parse::<i32>().ok()?;
-    (!name.is_empty() && pid > 0).then_some(pid)
-}
-
-fn process_exists(pid: i32) -> bool {
-    // SAFETY: signal 0 only asks whether the process exists.
-    (unsafe { libc::kill(pid, 0) } == 0)
-        || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-/// Writes `bytes` to a temporary file beside `path`, removed again if the
-/// write fails; its open file keeps it locked until the caller has renamed it.
-fn write_temporary(path: &Path, bytes: &[u8]) -> Result<(PathBuf, std::fs::File)> {
-    remove_stale_temporaries(path);
-    let tmp = temporary(path);
-    let written = create_temporary(&tmp).and_then(|mut f| f.write_all(bytes).map(|()| f));
-    match written {
-        Ok(file) => Ok((tmp, file)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e).with_context(|| format!("cannot write {}", path.display()))
-        }
-    }
+/// `bytes` in a temporary beside `path`.
+fn write_temporary(path: &Path, bytes: &[u8]) -> Result<NamedTempFile> {
+    let mut tmp = temporary(path)?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(tmp)
 }
 
 /// Replaces `path` with `bytes` in one step: readers see the old file or the
 /// whole new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let (tmp, _held) = write_temporary(path, bytes)?;
-    std::fs::rename(&tmp, path).or_else(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Err(e).with_context(|| format!("cannot write {}", path.display()))
-    })
+    write_temporary(path, bytes)?
+        .persist(path)
+        .map(drop)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A file written as a stream that appears under its name only when
@@ -390,66 +269,53 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// no output behind.
 pub struct Pending {
     path: PathBuf,
-    tmp: PathBuf,
-    file: Option<std::io::BufWriter<std::fs::File>>,
+    file: std::io::BufWriter<NamedTempFile>,
 }
 
 impl Pending {
     /// Starts writing `path` (its folder is created if missing).
     pub fn create(path: &Path) -> Result<Self> {
         make_parent(path)?;
-        remove_stale_temporaries(path);
-        let tmp = temporary(path);
-        let file =
-            create_temporary(&tmp).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Pending {
             path: path.to_path_buf(),
-            tmp,
-            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            file: std::io::BufWriter::with_capacity(1 << 20, temporary(path)?),
         })
     }
 
     /// Puts the whole file under its name; without `overwrite`, never
     /// replacing a file that appeared meanwhile.
-    pub fn commit(mut self, overwrite: bool) -> Result<()> {
-        let file = self
+    pub fn commit(self, overwrite: bool) -> Result<()> {
+        let path = self.path;
+        let tmp = self
             .file
-            .take()
-            .expect("a pending file is open until committed");
-        // Open (and so locked) until renamed.
-        let _held = file
             .into_inner()
             .map_err(|e| e.into_error())
-            .and_then(|f| f.sync_all().map(|()| f))
-            .with_context(|| format!("cannot write {}", self.path.display()))?;
+            .and_then(|f| f.as_file().sync_all().map(|()| f))
+            .with_context(|| format!("cannot write {}", path.display()))?;
         let done = if overwrite {
-            std::fs::rename(&self.tmp, &self.path)
+            tmp.persist(&path)
         } else {
-            rename_no_replace(&self.tmp, &self.path)
+            tmp.persist_noclobber(&path)
         };
-        match done {
+        match done.map_err(|e| e.error) {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => bail!(
                 "{} already exists; pass --overwrite to replace it",
-                self.path.display()
+                path.display()
             ),
-            r => r.with_context(|| format!("cannot write {}", self.path.display())),
+            r => r
+                .map(drop)
+                .with_context(|| format!("cannot write {}", path.display())),
         }
     }
 }
 
 impl Write for Pending {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.as_mut().map_or(Ok(0), |f| f.write(buf))
+        self.file.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.as_mut().map_or(Ok(()), |f| f.flush())
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.tmp);
+        self.file.flush()
     }
 }
 
@@ -467,7 +333,6 @@ const MAX_HELD: usize = 64;
 /// however it ends, so a killed run never leaves one behind. Where the file
 /// system has no such locks the run goes on unheld, as it did before.
 pub fn hold(path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     // A grid of thousands of settings holds a folder each: past MAX_HELD
     // the rest go unheld, leaving descriptors for the files the run writes.
@@ -490,15 +355,11 @@ pub fn hold(path: &Path) -> Result<()> {
     if held.iter().any(|(h, _)| *h == id) {
         return Ok(());
     }
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            bail!(
-                "{} is being written by another binclass process; wait for it to end, or choose another output",
-                path.display()
-            );
-        }
+    if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+        bail!(
+            "{} is being written by another binclass process; wait for it to end, or choose another output",
+            path.display()
+        );
     }
     held.push((id, file));
     Ok(())
@@ -511,20 +372,14 @@ fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
         write_atomic(path, bytes)?;
         return Ok(true);
     }
-    let (tmp, _held) = write_temporary(path, bytes)?;
-    let result = rename_no_replace(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match result {
-        Ok(()) => Ok(true),
+    match write_temporary(path, bytes)?
+        .persist_noclobber(path)
+        .map_err(|e| e.error)
+    {
+        Ok(_) => Ok(true),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
     }
-}
-
-/// A hard link never replaces an existing name; the temporary is removed
-/// by the caller either way.
-fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::hard_link(from, to)
 }
 
 /// Writes `text` to stdout (a failure as [`stdout_failed`] has it).
@@ -586,32 +441,19 @@ mod tests {
     }
 
     #[test]
-    fn only_our_temporary_names_have_an_owner() {
-        assert_eq!(temporary_owner(".a.csv.json.4242.7.tmp"), Some(4242));
-        for other in [
-            ".a.tmp",
-            "a.csv.1.2.tmp",
-            ".1.2.tmp",
-            ".a.x.2.tmp",
-            ".a.csv.3.tmp",
-        ] {
-            assert_eq!(temporary_owner(other), None, "{other}");
-        }
-    }
-
-    #[test]
-    fn temporaries_of_dead_processes_are_removed_and_live_ones_kept() {
+    fn temporaries_named_like_ours_are_never_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.csv.json");
         // pid 2^22 + 1 is above Linux's pid_max ceiling: never a live process.
-        let dead = dir.path().join(".a.csv.json.4194305.0.tmp");
-        let live = dir
-            .path()
-            .join(format!(".a.csv.json.{}.7.tmp", std::process::id()));
-        std::fs::write(&dead, "").unwrap();
-        std::fs::write(&live, "").unwrap();
-        write_atomic(&p, b"{}").unwrap();
-        assert!(!dead.exists() && live.exists());
+        let theirs = dir.path().join(".thesis.txt.4194305.1.tmp");
+        std::fs::write(&theirs, "a user's file").unwrap();
+        write_atomic(&dir.path().join("a.csv.json"), b"{}").unwrap();
+        Pending::create(&dir.path().join("p.csv"))
+            .unwrap()
+            .commit(false)
+            .unwrap();
+        assert!(theirs.exists());
+        let left: Vec<_> = dir.path().read_dir().unwrap().collect();
+        assert_eq!(left.len(), 3, "no temporary of ours stays behind");
     }
 
     #[test]

@@ -12,12 +12,13 @@ use tch::{Device, Kind, Tensor, nn};
 
 use crate::callbacks::{Callback, History, TerminateOnNaN};
 use crate::compare::read_curve;
+use crate::config::Optimizer;
 use crate::config::{Experiment, Overrides};
 use crate::data::Split;
 use crate::fit::{self, Order, Plan, Running};
 use crate::keras_csv::python_float;
 use crate::model::Network;
-use crate::optim::{self, Optimizer};
+use crate::optim;
 
 /// How close two validation accuracies count as the same (the 1e-3).
 const VAL_ACC_CLOSE: f64 = 1e-3;

@@ -13,11 +13,12 @@ use anyhow::{Context, Result, bail};
 use crate::callbacks::VERSIONS;
 use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
-use crate::device;
 use crate::grid::{self, Grid, GridSweep};
+use crate::manifest::{Claim, Manifest};
 use crate::shard::Shard;
 use crate::stats::mean_sd_text;
 use crate::sweep::{self, Finals, Job};
+use crate::{device, layout};
 
 /// The interpreter that draws figures: the project environment's.
 fn python() -> PathBuf {
@@ -126,100 +127,6 @@ fn variants() -> Vec<(String, &'static str, Normalize)> {
         .collect()
 }
 
-/// Whether `path`, inside an output folder, is something `reproduce` writes.
-fn written_by_reproduce(rel: &Path, labels: &[String]) -> bool {
-    let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
-    let is_label = |l: &str| labels.iter().any(|x| x == l);
-    match parts.as_slice() {
-        ["REPORT.md"] | ["runs"] | ["figures"] | ["shard.json"] => true,
-        // A figure, or its temporary file left by a reproduction killed mid-save.
-        ["figures", png] => {
-            png.strip_suffix(".png").is_some_and(|stem| {
-                is_label(stem) || stem.strip_suffix("-boundary").is_some_and(is_label)
-            }) || (png.starts_with('.') && png.ends_with(".tmp"))
-        }
-        ["runs", label] => is_label(label),
-        // A curve's settings too: runs/noise-curve/noise-rate=0.1/baseline-seed0.csv
-        ["runs", label, file] => {
-            (is_label(label) && run_file(file, |p| label.starts_with(p)))
-                || (is_curve(label) && file.contains('='))
-        }
-        ["runs", curve, setting, file] => {
-            is_curve(curve) && setting.contains('=') && run_file(file, |p| p == CURVE_PRESET)
-        }
-        _ => false,
-    }
-}
-
-fn is_curve(label: &str) -> bool {
-    CURVES.iter().any(|c| c.label == label)
-}
-
-/// A file a sweep writes in its folder: a run's (of a preset `preset_ok`
-/// accepts), the summary, a batch's checkpoint left by a reproduction
-/// killed part-way, or a hidden temporary.
-fn run_file(file: &str, preset_ok: impl Fn(&str) -> bool) -> bool {
-    let stem = file
-        .strip_suffix(".csv.json")
-        .or(file.strip_suffix(".csv"))
-        .or(file.strip_suffix(".safetensors"));
-    let run = stem
-        .and_then(|s| s.rsplit_once("-seed"))
-        .is_some_and(|(preset, seed)| preset_ok(preset) && seed.parse::<u64>().is_ok());
-    let checkpoint = file.starts_with("batch-") && file.ends_with(".ckpt");
-    file == "summary.csv" || run || checkpoint || file.starts_with('.')
-}
-
-/// An output folder must be new or empty; with `--overwrite`, it may hold
-/// only what an earlier reproduction wrote, which is removed so that none
-/// of its runs mixes into this one. Returns what to remove.
-fn previous_outputs(dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>> {
-    if dir.exists() && !dir.is_dir() {
-        bail!("--out-dir {} is a file", dir.display());
-    }
-    let mut found = vec![];
-    if dir.is_dir() {
-        crate::outputs::walk(dir, &mut found)?;
-    }
-    if found.is_empty() {
-        return Ok(found);
-    }
-    if !overwrite {
-        bail!(
-            "--out-dir {} is not empty; pass --overwrite to replace an earlier reproduction there, or choose another folder",
-            dir.display()
-        );
-    }
-    let labels: Vec<String> = variants()
-        .into_iter()
-        .map(|(l, _, _)| l)
-        .chain(CURVES.iter().map(|c| c.label.to_string()))
-        .collect();
-    for path in &found {
-        let rel = path.strip_prefix(dir).unwrap_or(path);
-        if !written_by_reproduce(rel, &labels) {
-            bail!(
-                "--out-dir {} holds {}, which reproduce did not write; --overwrite replaces only an earlier reproduction: move it, or choose another folder",
-                dir.display(),
-                path.display()
-            );
-        }
-    }
-    Ok(found)
-}
-
-fn remove_all(paths: &[PathBuf]) -> Result<()> {
-    for p in paths {
-        let removed = if p.is_dir() && !p.is_symlink() {
-            std::fs::remove_dir(p)
-        } else {
-            std::fs::remove_file(p)
-        };
-        removed.with_context(|| format!("cannot remove {}", p.display()))?;
-    }
-    Ok(())
-}
-
 /// The epochs both sides have, when `--epochs` shortens or lengthens ours.
 fn common_epochs(ours: i64, keras: &[compare::Curve]) -> usize {
     keras
@@ -290,78 +197,68 @@ impl Reproduction {
         Ok(keras)
     }
 
-    /// Checks everything (the folder, the reference, every experiment and
-    /// file), then removes an earlier reproduction and makes the folders.
+    /// How the command takes its folder.
+    fn claim(&self) -> Claim {
+        match (self.resume, self.overwrite) {
+            (true, _) => Claim::Resume,
+            (_, true) => Claim::Overwrite,
+            _ => Claim::New,
+        }
+    }
+
+    /// The manifest written first in the folder.
+    pub fn manifest(&self) -> Result<Manifest> {
+        Ok(Manifest::new("reproduce", self.shard, self.shard_plan()?))
+    }
+
+    /// Checks everything (the folder, its manifest, the reference, every
+    /// experiment and file), then takes the folder: an earlier reproduction
+    /// there is removed (`--overwrite`) or continued (`--resume`: each
+    /// experiment whose folder holds runs resumes them, the others start).
     pub fn prepare(&self) -> Result<Plan> {
+        if self.dir.exists() && !self.dir.is_dir() {
+            bail!("--out-dir {} is a file", self.dir.display());
+        }
         // Before an earlier reproduction is removed or resumed: one still
         // running there would lose its files under it.
         if self.dir.is_dir() {
             crate::outputs::hold(&self.dir)?;
         }
-        if self.resume {
-            return self.prepare_resume();
-        }
-        let previous = previous_outputs(&self.dir, self.overwrite)?;
-        let keras = self.keras_runs()?;
-        let (jobs, curves) = self.share()?;
-        for (_, job) in &jobs {
-            Job {
-                overwrite: true,
-                ..job.clone()
-            }
-            .check()?;
-        }
-        for (_, curve, _) in &curves {
-            replacing(curve).check()?;
-        }
-        remove_all(&previous)?;
-        std::fs::create_dir_all(self.dir.join("figures"))
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        crate::outputs::hold(&self.dir)?;
-        for (_, job) in &jobs {
-            job.prepare()?;
-        }
-        for (_, curve, _) in &curves {
-            curve.prepare()?;
-        }
-        Ok(Plan {
-            jobs,
-            curves,
-            keras,
-        })
-    }
-
-    /// `--resume`: the folder must hold an earlier reproduction (and only
-    /// that); each experiment whose folder holds runs resumes them, the
-    /// others start. Everything is checked before anything is written.
-    fn prepare_resume(&self) -> Result<Plan> {
-        crate::shard::check_resume(&self.dir, "reproduce", self.shard, &self.shard_plan()?)?;
-        let found = previous_outputs(&self.dir, true)?;
-        if found.is_empty() {
+        let (manifest, claim) = (self.manifest()?, self.claim());
+        manifest.check(&self.dir, claim)?;
+        let others = std::fs::read_dir(&self.dir).is_ok_and(|mut d| d.next().is_some());
+        if others && Manifest::find(&self.dir)?.is_none() {
             bail!(
-                "--out-dir {} holds no reproduction to resume; run it without --resume",
-                self.dir.display()
+                "--out-dir {} is not empty and holds no reproduction ({}); reproduce replaces only what it wrote: move its files, or choose another folder",
+                self.dir.display(),
+                layout::MANIFEST
             );
         }
         let keras = self.keras_runs()?;
         let (mut jobs, mut curves) = self.share()?;
         for (_, job) in &mut jobs {
-            job.resume = std::fs::read_dir(&job.dir).is_ok_and(|mut d| d.next().is_some());
+            job.resume = self.resume && job.dir.read_dir().is_ok_and(|mut d| d.next().is_some());
+            job.overwrite = !job.resume;
             job.check()?;
         }
+        for (_, curve, done) in &mut curves {
+            // A curve is kept once its summary is written; else it starts over.
+            *done = self.resume && layout::summary(&curve.dir).is_file();
+            if !*done {
+                *curve = replacing(curve);
+                curve.check()?;
+            }
+        }
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        crate::outputs::hold(&self.dir)?;
+        manifest.claim(&self.dir, claim)?;
         for (_, job) in &jobs {
             job.prepare()?;
         }
-        // A curve is kept once its summary is written; else it starts over.
-        for (_, curve, done) in &mut curves {
-            *done = curve.dir.join("summary.csv").is_file();
-            if !*done {
-                *curve = replacing(curve);
-                curve.prepare()?;
-            }
+        for (_, curve, _) in curves.iter().filter(|(_, _, done)| !done) {
+            curve.prepare()?;
         }
-        std::fs::create_dir_all(self.dir.join("figures"))
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
         Ok(Plan {
             jobs,
             curves,
@@ -453,7 +350,7 @@ impl Reproduction {
         Job {
             exp,
             seeds: 0..=self.seeds - 1,
-            dir: self.dir.join("runs").join(label),
+            dir: layout::reproduction_runs(&self.dir, label),
             device: self.device,
             overwrite: false,
             resume: false,
@@ -539,6 +436,9 @@ impl Reproduction {
     /// Every experiment's figures: ours with Keras's band where it has one,
     /// and what its first finished seed's model learned.
     pub fn figures(&self, plan: &Plan) -> Result<()> {
+        let figures = layout::figures(&self.dir);
+        std::fs::create_dir_all(&figures)
+            .with_context(|| format!("cannot create {}", figures.display()))?;
         for (label, job) in &plan.jobs {
             let keras_dir = plan
                 .keras
@@ -559,25 +459,19 @@ impl Reproduction {
                 &compare::csvs_in(&job.dir)?,
                 keras_dir.as_deref(),
                 &title,
-                &self.dir.join("figures").join(format!("{label}.png")),
+                &layout::figure(&self.dir, label),
             )?;
             if let Some((_, model)) = drawn_model(job) {
-                boundary(
-                    &model,
-                    &self
-                        .dir
-                        .join("figures")
-                        .join(format!("{label}-boundary.png")),
-                )?;
+                boundary(&model, &layout::boundary_figure(&self.dir, label))?;
             }
         }
         for (spec, curve, _) in &plan.curves {
-            let out = self.dir.join("figures").join(format!("{}.png", spec.label));
+            let out = layout::figure(&self.dir, spec.label);
             let title = format!(
                 "{}: final validation accuracy ({} seeds a point)",
                 curve.grid.knobs[0].flag, self.seeds
             );
-            let args = [curve.dir.join("summary.csv"), "--out".into(), out.clone()];
+            let args = [layout::summary(&curve.dir), "--out".into(), out.clone()];
             let mut args: Vec<OsString> = args.into_iter().map(|a| a.into()).collect();
             args.extend(["--title".into(), title.into()]);
             script("plot_grid.py", args, &out)?;
@@ -590,7 +484,7 @@ impl Reproduction {
         let (rows, shortened) = self.compare(plan)?;
         self.figures(plan)?;
         let report = self.report(plan, trained, &rows, &shortened)?;
-        crate::outputs::write_atomic(&self.dir.join("REPORT.md"), report.as_bytes())?;
+        crate::outputs::write_atomic(&layout::report(&self.dir), report.as_bytes())?;
         Ok(rows)
     }
 
@@ -691,7 +585,7 @@ impl Trained {
 fn curves_md(plan: &Plan) -> Result<String> {
     let mut md = "## Beyond the article\n\nThe baseline with one setting varied, every point over the same seeds (`binclass sweep --vary`; drawn by `scripts/plot_grid.py`, mean line and ± sd band).\n\n".to_string();
     for (spec, curve, _) in &plan.curves {
-        let (flags, rows) = grid::read_summary(&curve.dir.join("summary.csv"))?;
+        let (flags, rows) = grid::read_summary(&layout::summary(&curve.dir))?;
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let _ = writeln!(
             md,
@@ -729,7 +623,7 @@ fn drawn_model(job: &Job) -> Option<(u64, PathBuf)> {
         .clone()
         .map(|s| {
             let csv = job.dir.join(format!("{}-seed{s}.csv", job.exp.name));
-            (s, crate::outputs::model_path(&csv))
+            (s, crate::layout::model(&csv))
         })
         .find(|(_, model)| model.is_file())
 }

@@ -1,14 +1,10 @@
 //! `--shard K/N`: a deterministic slice of a command's (setting, seed)
 //! replicas, so that the slices can train on different machines into
-//! different folders, each marked by a `shard.json` that `binclass merge`
-//! reads to join them.
+//! different folders, each marked by its manifest ([`crate::manifest`])
+//! that `binclass merge` reads to join them.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
-
-use crate::outputs;
 
 /// Shard `index` of `count` (`--shard K/N`, K counting from 0, as
 /// `SLURM_ARRAY_TASK_ID` and `JOB_COMPLETION_INDEX` do).
@@ -17,9 +13,6 @@ pub struct Shard {
     pub index: u64,
     pub count: u64,
 }
-
-/// The marker file a shard's folder holds.
-pub const MANIFEST: &str = "shard.json";
 
 /// `K/N` with 0 <= K < N.
 pub fn parse(s: &str) -> Result<Shard, String> {
@@ -80,95 +73,6 @@ impl Shard {
         let (first, end) = (setting * per, (setting + 1) * per);
         let (a, b) = (slice.start.max(first), slice.end.min(end));
         (a < b).then(|| seeds.start() + (a - first)..=seeds.start() + (b - first - 1))
-    }
-}
-
-/// What a shard's `shard.json` says: which command and plan it is a slice
-/// of, and which slice.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub format: String,
-    pub command: String,
-    pub shard: Shard,
-    /// The whole command's plan (settings, seeds), equal across its shards.
-    pub plan: serde_json::Value,
-    /// Seconds each part took to train in this shard (a reproduction's
-    /// experiments and curves), summed by `merge` for the report.
-    #[serde(default)]
-    pub timings: Vec<(String, f64)>,
-}
-
-impl Manifest {
-    pub fn new(command: &str, shard: Shard, plan: serde_json::Value) -> Self {
-        Manifest {
-            format: "binclass-shard".into(),
-            command: command.into(),
-            shard,
-            plan,
-            timings: vec![],
-        }
-    }
-
-    pub fn path(dir: &Path) -> PathBuf {
-        dir.join(MANIFEST)
-    }
-
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self)? + "\n";
-        outputs::write_atomic(&Self::path(dir), text.as_bytes())
-    }
-
-    pub fn read(dir: &Path) -> Result<Self> {
-        let path = Self::path(dir);
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "{} is not a shard's folder: cannot read {}",
-                dir.display(),
-                path.display()
-            )
-        })?;
-        let m: Manifest = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a shard manifest", path.display()))?;
-        if m.format != "binclass-shard" {
-            bail!("{} is not a shard manifest", path.display());
-        }
-        if m.shard.index >= m.shard.count {
-            bail!(
-                "{} is not a shard manifest: shard {}/{} (K/N needs K < N)",
-                path.display(),
-                m.shard.index,
-                m.shard.count
-            );
-        }
-        Ok(m)
-    }
-}
-
-/// `--resume` in `dir` continues only the command line that wrote it: a
-/// shard's folder (its `shard.json`) takes that `command`'s same shard of
-/// the same `plan`, and a command without `--shard` takes none.
-pub fn check_resume(
-    dir: &Path,
-    command: &str,
-    shard: Option<Shard>,
-    plan: &serde_json::Value,
-) -> Result<()> {
-    if !Manifest::path(dir).exists() {
-        return Ok(());
-    }
-    let found = Manifest::read(dir)?;
-    let (k, n) = (found.shard.index, found.shard.count);
-    match shard {
-        None => bail!(
-            "{} is the folder of shard {k}/{n} ({MANIFEST}); resume it with its --shard {k}/{n}",
-            dir.display()
-        ),
-        Some(s) if found.command != command || found.shard != s || found.plan != *plan => bail!(
-            "{} holds shard {k}/{n} of another {} command line; resume it with that command line",
-            dir.display(),
-            found.command
-        ),
-        Some(_) => Ok(()),
     }
 }
 

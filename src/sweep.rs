@@ -1,11 +1,10 @@
 //! `binclass sweep`: many seeds of one experiment trained at once as one
 //! batched model, each seed writing the CSV and record `train --seed s` writes.
 
-use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -16,15 +15,15 @@ use tch::{Device, Tensor};
 
 use crate::batched::{BatchedNetwork, LANES};
 use crate::callbacks::{
-    Callback, CallbackList, CsvLogger, RecordWriter, RunRecord, SeedSummary, Summary,
-    TerminateOnNaN, Tick,
+    Callback, RecordWriter, RunObservers, RunRecord, SeedSummary, Summary, Tick,
 };
+use crate::checkpoint::{Checkpoint, Start, differing_setting, remove_file};
 use crate::config::Experiment;
 use crate::data::{Dataset, Normalization, Split};
-use crate::fit::{self, Order, Outcome, Plan};
+use crate::fit::{EpochLogs, Outcome};
 use crate::interrupt::Interrupted;
 use crate::keras_csv::{self, python_float};
-use crate::{memory, model_file, optim, outputs, sweep_checkpoint};
+use crate::{device, layout, memory, model_file, optim, outputs, training};
 
 /// One sweep: an experiment over a range of seeds, into a folder.
 #[derive(Clone)]
@@ -45,10 +44,7 @@ pub type Finals = Vec<(u64, Option<SeedSummary>)>;
 
 impl Job {
     fn csvs(&self) -> Vec<PathBuf> {
-        self.seeds
-            .clone()
-            .map(|s| self.dir.join(format!("{}-seed{s}.csv", self.exp.name)))
-            .collect()
+        self.seeds.clone().map(|s| self.csv(s)).collect()
     }
 
     /// Its seeds.
@@ -112,19 +108,19 @@ impl Job {
         if self.resume {
             return self.resume_plan().map(|_| ());
         }
-        outputs::check_free_run(&self.csvs(), "--out-dir", self.overwrite)?;
+        outputs::check_free(&self.csvs(), "--out-dir", self.overwrite)?;
         // An unfinished sweep's checkpoint would be continued by a later
         // --resume over this sweep's finished seeds: it must not survive.
         if !self.overwrite
             && self.dir.is_dir()
-            && let Some(c) = sweep_checkpoint::find(&self.dir)?.first()
+            && let Some(c) = layout::batch_checkpoints(&self.dir)?.first()
         {
             bail!(
                 "{} is the checkpoint of an unfinished sweep; pass --resume to continue it, or --overwrite to replace it",
                 c.display()
             );
         }
-        let summary = self.dir.join("summary.csv");
+        let summary = layout::summary(&self.dir);
         outputs::check_path(&summary, "summary")?;
         if !self.overwrite && summary.exists() {
             bail!(
@@ -171,36 +167,12 @@ impl Job {
         // writing the folder (or resuming it) would interleave its rows.
         outputs::hold(&self.dir)?;
         if self.overwrite {
-            // The replaced sweep's checkpoints go with it (see `check`), and
-            // so do its seeds this one does not train: left in the folder,
-            // they would be read as this sweep's (`compare`, `merge`).
-            for c in sweep_checkpoint::find(&self.dir)? {
-                crate::resume::remove_file(&c)?;
-            }
-            for run in self.other_seeds_runs()? {
-                crate::resume::remove_file(&run)?;
+            // The replaced sweep's checkpoints go with it (see `check`).
+            for c in layout::batch_checkpoints(&self.dir)? {
+                remove_file(&c)?;
             }
         }
         Ok(())
-    }
-
-    /// The runs (CSV, record, model) of the seeds the replaced sweep's
-    /// `summary.csv` lists outside this sweep's range. Only those: other
-    /// runs of the experiment in the folder (a `train --out` into it) are
-    /// not the replaced sweep's.
-    fn other_seeds_runs(&self) -> Result<Vec<PathBuf>> {
-        let summary = self.dir.join("summary.csv");
-        // An unreadable summary is replaced as it is; it names no seed.
-        let listed = summary_seeds(&summary).unwrap_or_default();
-        Ok(listed
-            .into_iter()
-            .filter(|seed| !self.seeds.contains(seed))
-            .flat_map(|seed| {
-                let csv = self.csv(seed);
-                [outputs::record_path(&csv), outputs::model_path(&csv), csv]
-            })
-            .filter(|p| p.is_file())
-            .collect())
     }
 
     pub fn seed_epochs(&self) -> u64 {
@@ -222,12 +194,12 @@ impl Job {
     }
 
     pub(crate) fn csv(&self, seed: u64) -> PathBuf {
-        self.dir.join(format!("{}-seed{seed}.csv", self.exp.name))
+        layout::seed_csv(&self.dir, &self.exp.name, seed)
     }
 
     /// On `--resume`: nothing is left to train and `summary.csv` is written.
     pub fn finished(&self) -> Result<bool> {
-        Ok(self.resume_plan()?.1.is_empty() && self.dir.join("summary.csv").exists())
+        Ok(self.resume_plan()?.1.is_empty() && layout::summary(&self.dir).exists())
     }
 
     /// Trains every seed (on `--resume`, those not yet done), writes their
@@ -239,7 +211,7 @@ impl Job {
         } else {
             (vec![], self.fresh_batches(&seeds))
         };
-        let summary = self.dir.join("summary.csv");
+        let summary = layout::summary(&self.dir);
         if work.is_empty() && summary.exists() {
             // A finished sweep: nothing is rewritten.
             return Ok(finals);
@@ -253,7 +225,7 @@ impl Job {
     /// Sorts a finished job's seeds and writes its `summary.csv`.
     fn finish(&self, mut finals: Finals) -> Result<Finals> {
         finals.sort_by_key(|(seed, _)| *seed);
-        write_summary(&self.dir.join("summary.csv"), &finals)?;
+        write_summary(&layout::summary(&self.dir), &finals)?;
         Ok(finals)
     }
 
@@ -462,36 +434,14 @@ fn batch_data(
     Ok((data, scalings))
 }
 
-/// One seed's observers: its CSV, its record (rewritten on a timer: a
-/// sweep of thousands of seeds would spend its time rewriting records after
-/// every epoch), its summary (shared with the batch's checkpoint, which
-/// keeps it), the NaN stop, and a tick of the shared bar.
-pub(crate) struct SeedRun {
-    pub csv: CsvLogger,
-    pub record: RecordWriter,
-    pub summary: Rc<RefCell<Summary>>,
-    pub nan: TerminateOnNaN,
-    pub tick: Tick,
-}
-
-impl SeedRun {
-    fn callbacks(&mut self) -> CallbackList<'_, '_> {
-        CallbackList::new([
-            &mut self.csv as &mut dyn Callback,
-            &mut self.record,
-            &mut self.summary,
-            &mut self.nan,
-            &mut self.tick,
-        ])
-    }
-}
-
-/// How often a sweep rewrites each seed's record.
+/// How often a sweep rewrites each seed's record: a sweep of thousands of
+/// seeds would spend its time rewriting records after every epoch.
 pub(crate) fn record_interval(seeds: usize) -> Duration {
     Duration::from_millis(1000 + 2 * seeds as u64)
 }
 
-fn seed_runs(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<SeedRun>> {
+/// Each seed's observers, its CSV claimed (holding its header).
+fn seed_runs(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<RunObservers>> {
     let interval = record_interval(batch.seeds.len());
     let header = keras_csv::header();
     // On --resume, a batch that never reached its first checkpoint starts
@@ -511,13 +461,38 @@ fn seed_runs(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<SeedRun>
                 job.threads,
                 files.csv.clone(),
             );
-            Ok(SeedRun {
-                csv: CsvLogger::new(files.csv),
-                record: RecordWriter::new(record, files.json, Some(interval)),
-                summary: Rc::default(),
-                nan: TerminateOnNaN,
-                tick: Tick(bar.clone()),
-            })
+            let record = RecordWriter::new(record, files.json, Some(interval));
+            Ok(RunObservers::new(
+                Box::new(Tick(bar.clone())),
+                files.csv,
+                record,
+                Summary::default(),
+            ))
+        })
+        .collect()
+}
+
+/// Each seed's observers continued from the batch's checkpoint. A seed
+/// that had diverged is never called again; its record stays as it is.
+fn resumed_runs(batch: &Batch, c: &Checkpoint, bar: &ProgressBar) -> Result<Vec<RunObservers>> {
+    let interval = record_interval(batch.seeds.len());
+    batch
+        .csvs
+        .iter()
+        .zip(&c.runs)
+        .map(|(csv, st)| {
+            let json = layout::record(csv);
+            let record = RunRecord::read(&json)?;
+            let record = match st.diverged {
+                Some(_) => RecordWriter::new(record, json, None),
+                None => RecordWriter::resuming(record, json, &c.epoch_seconds, Some(interval)),
+            };
+            Ok(RunObservers::new(
+                Box::new(Tick(bar.clone())),
+                csv.clone(),
+                record,
+                Summary::default(),
+            ))
         })
         .collect()
 }
@@ -537,19 +512,9 @@ fn batch_label(e: &Experiment, seeds: &[u64]) -> String {
     )
 }
 
-/// Where a batch starts: its runs, the epoch, the row orders, the seeds
-/// already ended and the epochs' seconds so far.
-pub(crate) struct Start {
-    pub runs: Vec<SeedRun>,
-    pub initial_epoch: i64,
-    pub order: Order,
-    pub ended: Vec<Option<Outcome>>,
-    pub epoch_seconds: Vec<f64>,
-}
-
-/// Trains one batch of seeds through [`fit::fit_runs_from`], from its first
-/// epoch or its checkpoint, keeping the checkpoint after every epoch;
-/// `None` for a seed that did not finish (its loss diverged).
+/// Trains one batch of seeds from its first epoch or its checkpoint,
+/// keeping the checkpoint after every epoch; `None` for a seed that did
+/// not finish (its loss diverged).
 fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option<SeedSummary>>> {
     let (e, device, seeds) = (&batch.exps[0], job.device, batch.seeds.as_slice());
     let lanes = seeds.len().next_multiple_of(LANES);
@@ -561,95 +526,207 @@ fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option
     // whose state the checkpoint can keep.
     let mut lrs: Vec<f64> = batch.exps.iter().map(|e| e.lr).collect();
     lrs.resize(lanes, e.lr);
-    let opt = Rc::new(RefCell::new(optim::Resumable::per_lane(
-        e.optimizer,
-        &vs,
-        lrs,
-    )?));
-    let params = optim::flat_param(&vs, "a sweep batch")?;
-    let path = sweep_checkpoint::batch_path(&job.dir, seeds);
-    let start = if batch.from_checkpoint {
-        sweep_checkpoint::restore(job, batch, &path, lanes, &params, &opt, bar)?
-    } else {
-        Start {
-            runs: seed_runs(job, batch, bar)?,
-            initial_epoch: 0,
-            order: Order::per_replica(seeds, lanes),
-            ended: vec![None; seeds.len()],
-            epoch_seconds: vec![],
+    let mut opt = optim::Resumable::per_lane(e.optimizer, &vs, lrs)?;
+    let path = layout::batch_checkpoint(&job.dir, seeds);
+    let (start, mut runs) = if batch.from_checkpoint {
+        let c = Checkpoint::read(&path)?;
+        c.check(&path, e, &device::name(device), "this command")?;
+        if c.seeds() != seeds || c.lanes != lanes {
+            bail!(
+                "{} does not hold this batch's seeds and lanes",
+                path.display()
+            );
         }
+        let runs = resumed_runs(batch, &c, bar)?;
+        (c.restore(&mut opt, &batch.csvs, path)?, runs)
+    } else {
+        let start = Start::fresh(path, e, &device::name(device), seeds, &batch.csvs, lanes);
+        (start, seed_runs(job, batch, bar)?)
     };
     bar.set_message(batch_label(e, seeds));
-    let keeper = batch
-        .checkpointed
-        .then(|| sweep_checkpoint::Keeper::new(job, batch, lanes, params, opt.clone()));
-    let outcomes = run_batch(&mut net, &opt, &data, e, start, keeper)?;
+    let (outcomes, keeper) = training::fit_checkpointed(
+        &mut net,
+        &mut opt,
+        &data,
+        e,
+        start,
+        &mut runs,
+        batch.checkpointed,
+    )?;
     if outcomes
         .iter()
-        .any(|(o, _)| matches!(o, Outcome::Interrupted { .. }))
+        .any(|o| matches!(o, Outcome::Interrupted { .. }))
     {
         return Err(Interrupted.into());
     }
-    for (r, ((&seed, csv), (outcome, _))) in
-        seeds.iter().zip(&batch.csvs).zip(&outcomes).enumerate()
-    {
+    for (r, ((&seed, csv), outcome)) in seeds.iter().zip(&batch.csvs).zip(&outcomes).enumerate() {
         if *outcome == Outcome::Finished {
-            let layers = net.replica_layers(r)?;
             let e = &batch.exps[r];
-            let model = model_file::trained(e, seed, e.epochs as usize, &scalings[r], layers);
-            model.save(&outputs::model_path(csv))?;
+            let model = model_file::trained(
+                e,
+                seed,
+                e.epochs as usize,
+                &scalings[r],
+                net.replica_layers(r)?,
+            );
+            model.save(&layout::model(csv))?;
         }
     }
     // Only once every model is saved: until then a kill resumes the batch.
     if batch.checkpointed {
-        crate::resume::remove_file(&path)?;
+        keeper.remove()?;
     }
-    Ok(outcomes.into_iter().map(|(_, s)| s).collect())
+    Ok(runs.iter().map(|r| r.summary.result).collect())
 }
 
-/// The batch's training from `start`, the checkpoint kept after every
-/// epoch; each seed's outcome and summary.
-fn run_batch(
-    net: &mut BatchedNetwork,
-    opt: &Rc<RefCell<optim::Resumable>>,
-    data: &Split,
-    e: &Experiment,
-    start: Start,
-    mut keeper: Option<sweep_checkpoint::Keeper>,
-) -> Result<Vec<(Outcome, Option<SeedSummary>)>> {
-    let Start {
-        mut runs,
-        initial_epoch,
-        order,
-        ended,
-        epoch_seconds,
-    } = start;
-    if let Some(k) = &mut keeper {
-        k.epoch_seconds = epoch_seconds;
-        k.summaries = runs.iter().map(|r| r.summary.clone()).collect();
+/// A seed of the sweep as `--resume` finds it, with no checkpoint covering it.
+enum Found {
+    /// Finished (its model saved) or diverged: kept as it is.
+    Kept(Option<SeedSummary>),
+    /// Started, never checkpointed: trained again from its first epoch.
+    Started,
+    /// No record: never started.
+    Absent,
+}
+
+impl Job {
+    /// What `--resume` does, every file checked before any is changed:
+    /// seeds kept (with their summaries) and batches to train, those with
+    /// a checkpoint continuing from it.
+    pub(crate) fn resume_plan(&self) -> Result<(Finals, Vec<Batch>)> {
+        if !self.dir.is_dir() {
+            bail!(
+                "{}: no such folder, so no sweep to resume",
+                self.dir.display()
+            );
+        }
+        let mut batches = vec![];
+        let mut covered = BTreeSet::new();
+        for path in layout::batch_checkpoints(&self.dir)? {
+            let batch = self.checkpointed_batch(&path, &covered)?;
+            covered.extend(batch.seeds.iter().copied());
+            batches.push(batch);
+        }
+        let (mut kept, mut fresh, mut found) = (vec![], vec![], !batches.is_empty());
+        for seed in self.seeds.clone().filter(|s| !covered.contains(s)) {
+            match self.found(seed)? {
+                Found::Kept(s) => kept.push((seed, s)),
+                Found::Started => fresh.push(seed),
+                Found::Absent => {
+                    fresh.push(seed);
+                    continue;
+                }
+            }
+            found = true;
+        }
+        if !found {
+            bail!(
+                "{} holds no run of this sweep (no {}-seed<N>.csv.json for seeds {}..={}); run it without --resume",
+                self.dir.display(),
+                self.exp.name,
+                self.seeds.start(),
+                self.seeds.end()
+            );
+        }
+        batches.extend(self.fresh_batches(&fresh));
+        Ok((kept, batches))
     }
-    let plan = Plan {
-        initial_epoch,
-        ..Plan::new(e.epochs, e.batch_size, e.train_len())
-    };
-    let mut lists: Vec<CallbackList> = runs.iter_mut().map(SeedRun::callbacks).collect();
-    let mut step = opt.clone();
-    let outcomes = fit::fit_runs_from(
-        net,
-        &mut step,
-        data,
-        plan,
-        order,
-        &mut lists,
-        ended,
-        &mut |end| keeper.as_mut().map_or(Ok(()), |k| k.write(end)),
-    )?;
-    drop(lists);
-    Ok(outcomes
-        .into_iter()
-        .zip(runs)
-        .map(|(o, r)| (o, r.summary.borrow().result))
-        .collect())
+
+    /// The batch the checkpoint `path` continues, checked against this
+    /// command, its seeds' records and CSVs.
+    fn checkpointed_batch(&self, path: &Path, covered: &BTreeSet<u64>) -> Result<Batch> {
+        let c = Checkpoint::read(path)?;
+        c.check(path, &self.exp, &device::name(self.device), "this command")?;
+        let seeds = c.seeds();
+        if let Some(s) = seeds
+            .iter()
+            .find(|s| !self.seeds.contains(s) || covered.contains(s))
+        {
+            bail!(
+                "{} holds seed {s}, outside --seeds {}..={} or in another checkpoint",
+                path.display(),
+                self.seeds.start(),
+                self.seeds.end()
+            );
+        }
+        if layout::batch_checkpoint(&self.dir, &seeds) != path {
+            bail!("{} holds other seeds than its name says", path.display());
+        }
+        let csvs: Vec<PathBuf> = seeds.iter().map(|&s| self.csv(s)).collect();
+        for (csv, &seed) in csvs.iter().zip(&seeds) {
+            let json = layout::record(csv);
+            self.check_record(&RunRecord::read(&json)?, &json, seed)?;
+        }
+        c.check_csvs(path, &csvs)?;
+        Ok(Batch {
+            exps: vec![self.exp.clone(); seeds.len()],
+            seeds,
+            csvs,
+            from_checkpoint: true,
+            checkpointed: true,
+        })
+    }
+
+    fn found(&self, seed: u64) -> Result<Found> {
+        let csv = self.csv(seed);
+        let json = layout::record(&csv);
+        if !json.exists() {
+            return Ok(Found::Absent);
+        }
+        let record = RunRecord::read(&json)?;
+        self.check_record(&record, &json, seed)?;
+        if record.finished && layout::model(&csv).exists() {
+            return Ok(Found::Kept(summary_of(&csv)?));
+        }
+        if record
+            .stopped
+            .as_deref()
+            .is_some_and(|w| w.starts_with("loss became"))
+        {
+            return Ok(Found::Kept(None));
+        }
+        Ok(Found::Started)
+    }
+
+    /// The record is of this sweep's experiment and seed, or an error names
+    /// the setting that differs, with both values.
+    fn check_record(&self, record: &RunRecord, json: &Path, seed: u64) -> Result<()> {
+        if record.seed != seed {
+            bail!("{} is of seed {}, not {seed}", json.display(), record.seed);
+        }
+        if let Some(key) = differing_setting(&record.experiment, &self.exp)? {
+            let value = |e: &Experiment| {
+                serde_json::to_value(e)
+                    .ok()
+                    .and_then(|v| v.get(&key).map(|v| v.to_string()))
+                    .unwrap_or_default()
+            };
+            bail!(
+                "{} was written with `{key}` {}, but this command has {}: not the sweep to resume",
+                json.display(),
+                value(&record.experiment),
+                value(&self.exp)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A finished seed's summary, from its CSV, as [`Summary`] made it.
+fn summary_of(csv: &Path) -> Result<Option<SeedSummary>> {
+    let mut s = Summary::default();
+    for (i, row) in keras_csv::read_curve(csv)?.iter().enumerate() {
+        s.on_epoch_end(&EpochLogs {
+            epoch: i as i64,
+            binary_accuracy: row[0],
+            loss: row[1],
+            val_binary_accuracy: row[keras_csv::VAL_ACC],
+            val_loss: row[3],
+            seconds: 0.0,
+        })?;
+    }
+    s.on_train_end(&Outcome::Finished)?;
+    Ok(s.result)
 }
 
 /// The columns of a sweep's `summary.csv`.

@@ -1,8 +1,9 @@
 //! The training loop against hand-computed expectations.
 
+use binclass::callbacks::History;
 use binclass::config::{Experiment, Overrides};
 use binclass::data::Dataset;
-use binclass::fit::{self, History, Plan};
+use binclass::fit::{self, Plan};
 use binclass::{model::Network, optim::ADAM};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind};

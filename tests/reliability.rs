@@ -514,32 +514,39 @@ fn a_non_utf8_output_path_is_named_and_nothing_is_written() {
     assert!(files(dir.path()).is_empty());
 }
 
+/// A program may delete only what it can prove it created: files named
+/// like a temporary of a process long dead (a run's own output, or a
+/// user's) are never taken for a killed writer's leftovers.
 #[test]
-fn a_temporary_still_being_written_from_another_pid_namespace_is_kept() {
-    use std::os::fd::AsRawFd;
+fn files_named_like_a_dead_writers_temporary_are_never_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    // A writer on another host or in a container sharing the folder: its
-    // pid (above Linux's pid_max ceiling) is no process here, but it holds
-    // its temporary's lock, as every writer does until the rename.
-    let tmp = dir.path().join(".p.csv.4194305.0.tmp");
-    let writer = std::fs::File::create(&tmp).unwrap();
-    // SAFETY: flock on a descriptor this test owns.
-    assert_eq!(
-        unsafe { libc::flock(writer.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-        0
-    );
+    // pid 4242424 is above Linux's pid_max ceiling: no live process.
+    let theirs = dir.path().join(".thesis.txt.4242424.1.tmp");
+    std::fs::write(&theirs, "a user's file").unwrap();
+    let run = ".a.csv.999999.0.tmp";
     ok(
         dir.path(),
-        &strs(&with(&["train", "--epochs", "1", "--out", "x.csv"], SMALL)),
+        &strs(&with(&["train", "--epochs", "1", "--out", run], SMALL)),
     );
-    assert!(tmp.exists(), "a live writer's temporary was removed");
-    // Once its writer is gone it is a killed writer's, and removed.
-    drop(writer);
-    ok(
-        dir.path(),
-        &strs(&with(&["train", "--epochs", "1", "--out", "y.csv"], SMALL)),
-    );
-    assert!(!tmp.exists(), "a dead writer's temporary was kept");
+    for next in [
+        &["train", "--epochs", "1", "--out", "y.csv"][..],
+        &[
+            "sweep",
+            "--seeds",
+            "0..2",
+            "--epochs",
+            "1",
+            "--out-dir",
+            ".",
+        ],
+    ] {
+        ok(dir.path(), &strs(&with(next, SMALL)));
+        assert!(theirs.exists(), "{next:?} deleted a user's file");
+        assert!(
+            dir.path().join(run).exists(),
+            "{next:?} deleted a run's CSV"
+        );
+    }
 }
 
 /// A `--vary` grid holds each setting's folder while it writes it; a grid

@@ -208,7 +208,13 @@ fn resuming_a_run_without_a_checkpoint_is_refused() {
     refused(
         dir.path(),
         &["resume", "none.csv"],
-        "none.csv: no such run CSV",
+        "none.csv: no such file; give the CSV of the run to resume",
+    );
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    refused(
+        dir.path(),
+        &["resume", "d"],
+        "d is a folder; give a run's CSV (to continue a sweep: binclass sweep … --out-dir d --resume)",
     );
 }
 
@@ -228,7 +234,11 @@ fn a_checkpoint_that_does_not_match_the_record_is_refused() {
     );
     edit_record(&csv, |r| *r = original.clone());
     edit_record(&csv, |r| r["device"] = "cuda:0".into());
-    refused(dir.path(), &["resume", "k.csv"], "was written on cpu, but");
+    refused(
+        dir.path(),
+        &["resume", "k.csv"],
+        "was written on cpu, but k.csv.json says cuda:0",
+    );
     edit_record(&csv, |r| *r = original.clone());
     edit_record(&csv, |r| r["epochs_completed"] = 0.into());
     refused(dir.path(), &["resume", "k.csv"], "counts only 0 epochs");
@@ -263,18 +273,45 @@ fn a_csv_shorter_than_the_checkpoint_is_refused() {
 fn a_checkpoint_of_another_libtorch_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let csv = killed_run(dir.path());
-    // The version sits in the header's metadata; same length keeps the file valid.
-    let bytes = std::fs::read(ckpt(&csv)).unwrap();
-    let text = String::from_utf8_lossy(&bytes);
-    let key = "\"libtorch_version\":\"";
-    let at = text.find(key).expect("libtorch version in the header") + key.len();
-    let mut changed = bytes.clone();
-    changed[at] = if bytes[at] == b'1' { b'9' } else { b'1' };
-    std::fs::write(ckpt(&csv), &changed).unwrap();
+    edit_checkpoint(&ckpt(&csv), |_, meta| {
+        meta.insert("libtorch_version".into(), "1.0.0".into());
+    });
     refused(
         dir.path(),
         &["resume", "k.csv"],
         "was written with libtorch",
+    );
+}
+
+/// What a checkpoint claims is sealed by its digest, and the CSV rows it
+/// counts by their CRC: an edit of either is refused, never resumed over.
+#[test]
+fn a_tampered_checkpoint_or_an_edited_earlier_row_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = killed_run(dir.path());
+    let original = std::fs::read(ckpt(&csv)).unwrap();
+    let mut changed = original.clone();
+    // The last byte is a parameter's: flip a bit of its value.
+    *changed.last_mut().unwrap() ^= 1;
+    std::fs::write(ckpt(&csv), &changed).unwrap();
+    refused(
+        dir.path(),
+        &["resume", "k.csv"],
+        "do not match its digest: it was changed or damaged",
+    );
+    std::fs::write(ckpt(&csv), &original).unwrap();
+    // Epoch 0's loss, one digit changed, the row's length kept.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let row = text.lines().nth(1).unwrap().to_string();
+    let digit = row.rfind(|c: char| c.is_ascii_digit()).unwrap();
+    let mut edited = row.clone();
+    let d = if &row[digit..=digit] == "1" { "2" } else { "1" };
+    edited.replace_range(digit..=digit, d);
+    std::fs::write(&csv, text.replacen(&row, &edited, 1)).unwrap();
+    refused(
+        dir.path(),
+        &["resume", "k.csv"],
+        "are not those k.ckpt recorded: an earlier row was changed",
     );
 }
 
@@ -300,7 +337,7 @@ fn a_checkpoint_whose_parameters_are_not_its_networks_is_refused() {
     refused(
         dir.path(),
         &["resume", "k.csv"],
-        "tensor `params` holds 5 values, but its network has 37 parameters",
+        "k.ckpt holds 5 parameters, its runs have 37",
     );
 }
 
@@ -316,7 +353,14 @@ fn a_checkpoint_that_would_cut_the_csv_off_a_row_boundary_is_refused() {
     ] {
         std::fs::write(ckpt(&csv), &original).unwrap();
         edit_checkpoint(&ckpt(&csv), |_, meta| {
-            meta.insert(key.into(), value.into());
+            let mut runs: serde_json::Value = serde_json::from_str(&meta["runs"]).unwrap();
+            match key {
+                "csv_len" => runs[0]["csv_len"] = 5.into(),
+                _ => {
+                    meta.insert(key.into(), value.into());
+                }
+            }
+            meta.insert("runs".into(), runs.to_string());
         });
         refused(dir.path(), &["resume", "k.csv"], says);
     }

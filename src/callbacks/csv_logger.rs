@@ -52,7 +52,15 @@ impl CsvLogger {
 
 impl Callback for CsvLogger {
     fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
-        self.write_row(&keras_csv::row(logs)?)?;
+        self.write_row(&keras_csv::row(
+            logs.epoch,
+            [
+                logs.binary_accuracy,
+                logs.loss,
+                logs.val_binary_accuracy,
+                logs.val_loss,
+            ],
+        )?)?;
         Ok(Control::Continue)
     }
 }

@@ -4,100 +4,56 @@
 //! the progress display, the run record, Keras's TerminateOnNaN, History,
 //! and the best/final summary a sweep reports.
 
-mod checkpoint;
 mod csv_logger;
 mod progress;
 mod record;
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 
-use crate::fit::{EpochLogs, Outcome, Plan, Running};
+pub use crate::fit::{Callback, CallbackList, Control};
+use crate::fit::{EpochLogs, Outcome};
 
-pub use checkpoint::{Checkpoint, CheckpointWriter, Shared, checkpoint_path};
-pub(crate) use checkpoint::{Stored, encode_state, metadata, read_file};
 pub use csv_logger::CsvLogger;
 pub use progress::{KerasProgress, Tick, metrics_line, sweep_bar};
 pub use record::{RecordWriter, RunRecord, VERSIONS, Versions};
 
-/// What a callback asks of the run after an epoch.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Control {
-    Continue,
-    /// End the run after this epoch (Keras's `model.stop_training = True`),
-    /// with this outcome.
-    Stop(Outcome),
+/// One run's observers, the same for `train`, `resume`, `sweep` and
+/// `sweep --resume`: an observer every run gets is one more entry here.
+pub struct RunObservers {
+    /// `train`'s Keras progress bar, or a tick of a sweep's bar.
+    pub progress: Box<dyn Callback>,
+    pub csv: CsvLogger,
+    pub record: RecordWriter,
+    pub summary: Summary,
+    pub nan: TerminateOnNaN,
 }
 
-pub trait Callback {
-    /// `plan.initial_epoch` is where a continued run starts.
-    fn on_train_begin(&mut self, _plan: &Plan) -> Result<()> {
-        Ok(())
-    }
-    fn on_epoch_begin(&mut self, _epoch: i64) -> Result<()> {
-        Ok(())
-    }
-    fn on_batch_end(&mut self, _running: &Running) {}
-    fn on_epoch_end(&mut self, _logs: &EpochLogs) -> Result<Control> {
-        Ok(Control::Continue)
-    }
-    fn on_train_end(&mut self, _outcome: &Outcome) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// A callback shared with whoever reads its state between epochs (a
-/// sweep's checkpoint reads each seed's [`Summary`]).
-impl<C: Callback> Callback for std::rc::Rc<std::cell::RefCell<C>> {
-    fn on_train_begin(&mut self, plan: &Plan) -> Result<()> {
-        self.borrow_mut().on_train_begin(plan)
-    }
-    fn on_epoch_begin(&mut self, epoch: i64) -> Result<()> {
-        self.borrow_mut().on_epoch_begin(epoch)
-    }
-    fn on_batch_end(&mut self, running: &Running) {
-        self.borrow_mut().on_batch_end(running)
-    }
-    fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
-        self.borrow_mut().on_epoch_end(logs)
-    }
-    fn on_train_end(&mut self, outcome: &Outcome) -> Result<()> {
-        self.borrow_mut().on_train_end(outcome)
-    }
-}
-
-/// Keras's CallbackList: the callbacks of one run, called in order.
-pub struct CallbackList<'a, 'b>(Vec<&'a mut (dyn Callback + 'b)>);
-
-impl<'a, 'b> CallbackList<'a, 'b> {
-    pub fn new(callbacks: impl IntoIterator<Item = &'a mut (dyn Callback + 'b)>) -> Self {
-        CallbackList(callbacks.into_iter().collect())
-    }
-
-    pub fn train_begin(&mut self, plan: &Plan) -> Result<()> {
-        self.0.iter_mut().try_for_each(|c| c.on_train_begin(plan))
-    }
-
-    pub fn epoch_begin(&mut self, epoch: i64) -> Result<()> {
-        self.0.iter_mut().try_for_each(|c| c.on_epoch_begin(epoch))
-    }
-
-    pub fn batch_end(&mut self, running: &Running) {
-        self.0.iter_mut().for_each(|c| c.on_batch_end(running));
-    }
-
-    /// Every callback sees the logs; the first stop request ends the run.
-    pub fn epoch_end(&mut self, logs: &EpochLogs) -> Result<Option<Outcome>> {
-        let mut stop = None;
-        for c in &mut self.0 {
-            if let Control::Stop(outcome) = c.on_epoch_end(logs)? {
-                stop.get_or_insert(outcome);
-            }
+impl RunObservers {
+    pub fn new(
+        progress: Box<dyn Callback>,
+        csv: PathBuf,
+        record: RecordWriter,
+        summary: Summary,
+    ) -> Self {
+        RunObservers {
+            progress,
+            csv: CsvLogger::new(csv),
+            record,
+            summary,
+            nan: TerminateOnNaN,
         }
-        Ok(stop)
     }
 
-    pub fn train_end(&mut self, outcome: &Outcome) -> Result<()> {
-        self.0.iter_mut().try_for_each(|c| c.on_train_end(outcome))
+    pub fn list(&mut self) -> CallbackList<'_, '_> {
+        CallbackList::new([
+            &mut *self.progress as &mut dyn Callback,
+            &mut self.csv,
+            &mut self.record,
+            &mut self.summary,
+            &mut self.nan,
+        ])
     }
 }
 
@@ -132,8 +88,8 @@ impl Callback for TerminateOnNaN {
 /// `None` for a run that did not finish.
 #[derive(Debug, Default)]
 pub struct Summary {
-    /// The last and best so far are public so a sweep's checkpoint can keep
-    /// them: a resumed seed's summary must come out as an unbroken run's.
+    /// The last and best so far are public so a checkpoint can keep them:
+    /// a resumed run's summary must come out as an unbroken run's.
     pub last: f64,
     pub best: Option<(f64, i64)>,
     pub result: Option<SeedSummary>,

@@ -119,24 +119,26 @@ impl RecordWriter {
         }
     }
 
-    /// Continues the record of a run resumed at `epoch`, whose earlier
-    /// epochs (and only those) it already counts.
-    pub fn resuming(mut record: RunRecord, path: PathBuf, epoch: i64) -> Self {
-        record.epochs_completed = epoch as usize;
-        record.epoch_seconds.truncate(epoch as usize);
+    /// Continues the record of a run resumed at `epoch`: it counts the
+    /// epochs before it, which took `epoch_seconds` (the checkpoint's: the
+    /// record may have been saved before or after it).
+    pub fn resuming(
+        mut record: RunRecord,
+        path: PathBuf,
+        epoch_seconds: &[f64],
+        interval: Option<Duration>,
+    ) -> Self {
+        let epoch = epoch_seconds.len();
+        record.epochs_completed = epoch;
+        record.epoch_seconds = epoch_seconds.to_vec();
+        record.finished = false;
         record.stopped = None;
-        record.resumed.push(epoch);
+        record.resumed.push(epoch as i64);
         let earlier = record.total_seconds;
         RecordWriter {
             earlier,
-            ..RecordWriter::new(record, path, None)
+            ..RecordWriter::new(record, path, interval)
         }
-    }
-
-    /// Rewritten at most every `interval` (see [`RecordWriter::new`]).
-    pub fn every(mut self, interval: Option<Duration>) -> Self {
-        self.interval = interval;
-        self
     }
 
     fn save(&mut self) -> Result<()> {

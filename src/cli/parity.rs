@@ -8,8 +8,8 @@ use clap::Args;
 
 use super::Replace;
 
+use crate::config::Optimizer;
 use crate::config::{number, shown};
-use crate::optim::Optimizer;
 use crate::outputs;
 use crate::parity::{self, Dtype};
 

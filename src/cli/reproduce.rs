@@ -10,7 +10,7 @@ use super::{Replace, RunOn, Verbosity};
 use crate::callbacks::sweep_bar;
 use crate::compare::{self, Format};
 use crate::reproduce::Reproduction;
-use crate::shard::{self, Manifest, Shard};
+use crate::shard::{self, Shard};
 use crate::sweep::check_diverged;
 use crate::{interrupt, outputs};
 
@@ -78,9 +78,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let trained = r.train(&plan, &bar)?;
     bar.finish_and_clear();
     if let Some(shard) = args.shard {
-        let mut m = Manifest::new("reproduce", shard, r.shard_plan()?);
-        m.timings = trained.timings.clone();
-        m.write(&r.dir)?;
+        r.manifest()?.finish(&r.dir, trained.timings.clone())?;
         if args.verbosity.verbose > 0 {
             outputs::note(&format!(
                 "trained shard {}/{} in {:.1}s; `binclass merge` its folder with the others'",
@@ -92,6 +90,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         return trained.finals.iter().try_for_each(check_diverged);
     }
     let rows = r.finish(&plan, &trained)?;
+    r.manifest()?.finish(&r.dir, trained.timings.clone())?;
     if args.verbosity.verbose > 0 {
         let explained: String = compare::explain(&rows)
             .iter()

@@ -2,7 +2,7 @@
 //! seed writing the CSV and record `train --seed s` writes.
 
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -15,7 +15,7 @@ use crate::grid::{Grid, GridSweep, table};
 use crate::shard::{self, Shard};
 use crate::stats::mean_sd_text;
 use crate::sweep::{Job, check_diverged, final_and_best};
-use crate::{interrupt, outputs};
+use crate::{interrupt, layout, outputs};
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -93,11 +93,11 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let seeds = parse_seeds(&args.seeds)?;
     check_flags(args)?;
     let (device, threads) = args.run_on.resolve()?;
-    let mut job = Job {
+    let base = Job {
         dir: args
             .out_dir
             .clone()
-            .unwrap_or_else(|| default_dir(&exp.name, &seeds)),
+            .unwrap_or_else(|| layout::default_sweep(&exp.name, &seeds)),
         exp,
         seeds,
         device,
@@ -106,57 +106,14 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         chunk: args.chunk.map(|c| c as u64),
         threads,
     };
-    if !args.vary.is_empty() || args.shard.is_some() {
-        return run_grid(args, &job);
-    }
-    if args.out_dir.is_none() {
-        job.claim_new_dir()?;
-    }
-    if job.resume {
-        shard::check_resume(&job.dir, "sweep", None, &serde_json::Value::Null)?;
-    }
-    job.prepare()?;
-    if job.resume && job.finished()? {
-        // Nothing is rewritten: the sweep's files stay as they are.
-        outputs::note(&format!(
-            "{}: every seed of this sweep has finished; nothing to resume",
-            job.dir.display()
-        ));
-        return Ok(());
-    }
-    interrupt::install();
-    let verbose = args.verbosity.verbose;
-    // 2: the summary lines without the live bar.
-    let bar = sweep_bar(u8::from(verbose == 1), job.seed_epochs());
-    let start = Instant::now();
-    let finals = job.run(&bar)?;
-    bar.finish_and_clear();
-    if verbose > 0 {
-        let (fin, best) = final_and_best(&finals);
-        outputs::note(&format!(
-            "{} seeds of {} in {:.2}s: final val_binary_accuracy {}, best {}\nwrote {} CSVs, their records and {}",
-            finals.len(),
-            job.exp.name,
-            start.elapsed().as_secs_f64(),
-            mean_sd_text(&fin),
-            mean_sd_text(&best),
-            finals.len(),
-            job.dir.join("summary.csv").display()
-        ));
-    }
-    check_diverged(&finals)
-}
-
-/// A varied or sharded sweep: every setting's runs, the table of settings.
-fn run_grid(args: &SweepArgs, base: &Job) -> Result<()> {
     let grid = Grid::parse(&base.exp, &args.vary, &args.overrides.given())?;
-    let mut sweep = GridSweep::new(base, grid, args.shard)?;
+    let mut sweep = GridSweep::new(&base, grid, args.shard)?;
     if args.out_dir.is_none() {
         sweep.claim_new_dir()?;
     }
     sweep.prepare()?;
     if base.resume && sweep.finished()? {
-        // As for an unsharded sweep: nothing is rewritten.
+        // Nothing is rewritten: the sweep's files stay as they are.
         outputs::note(&format!(
             "{}: every seed of this sweep has finished; nothing to resume",
             sweep.dir.display()
@@ -165,19 +122,35 @@ fn run_grid(args: &SweepArgs, base: &Job) -> Result<()> {
     }
     interrupt::install();
     let verbose = args.verbosity.verbose;
+    // 2: the summary lines without the live bar.
     let bar = sweep_bar(u8::from(verbose == 1), sweep.seed_epochs());
     let start = Instant::now();
     let finals = sweep.run(&bar)?;
     bar.finish_and_clear();
     if verbose > 0 {
-        let runs: usize = finals.iter().map(|(_, f)| f.len()).sum();
-        outputs::note(&format!(
-            "{}{runs} runs of {} in {:.2}s; wrote their files and {}",
-            table(&sweep.grid.flags(), &finals),
-            base.exp.name,
-            start.elapsed().as_secs_f64(),
-            sweep.dir.join("summary.csv").display()
-        ));
+        let secs = start.elapsed().as_secs_f64();
+        let summary = layout::summary(&sweep.dir);
+        outputs::note(&match finals.as_slice() {
+            [(values, f)] if values.is_empty() => {
+                let (fin, best) = final_and_best(f);
+                format!(
+                    "{} seeds of {} in {secs:.2}s: final val_binary_accuracy {}, best {}\nwrote {} CSVs, their records and {}",
+                    f.len(),
+                    base.exp.name,
+                    mean_sd_text(&fin),
+                    mean_sd_text(&best),
+                    f.len(),
+                    summary.display()
+                )
+            }
+            _ => format!(
+                "{}{} runs of {} in {secs:.2}s; wrote their files and {}",
+                table(&sweep.grid.flags(), &finals),
+                finals.iter().map(|(_, f)| f.len()).sum::<usize>(),
+                base.exp.name,
+                summary.display()
+            ),
+        });
     }
     finals.iter().try_for_each(|(_, f)| check_diverged(f))
 }
@@ -201,15 +174,6 @@ fn check_flags(args: &SweepArgs) -> Result<()> {
         bail!("--resume needs --out-dir: the folder of the sweep to continue");
     }
     Ok(())
-}
-
-/// `runs/<name>-seeds<A>-<B>` (B excluded), which may already exist.
-fn default_dir(name: &str, seeds: &RangeInclusive<u64>) -> PathBuf {
-    Path::new("runs").join(format!(
-        "{name}-seeds{}-{}",
-        seeds.start(),
-        *seeds.end() as u128 + 1
-    ))
 }
 
 #[cfg(test)]

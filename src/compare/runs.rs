@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::callbacks::RunRecord;
 use crate::config::Experiment;
 pub use crate::keras_csv::{Curve, VAL_ACC, diverged, read_curve};
-use crate::outputs::record_path;
+use crate::layout::record as record_path;
 
 /// Which run a CSV of ours is.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

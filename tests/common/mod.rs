@@ -260,6 +260,14 @@ pub fn edit_checkpoint(
         .map(|(name, view)| (name, view.data().to_vec()))
         .collect();
     edit(&mut tensors, &mut meta);
+    // Sealed again, as binclass seals it: what is tested is the check that
+    // the edit breaks, not the digest (tests/resume.rs tests that).
+    tensors.sort();
+    let sorted: std::collections::BTreeMap<String, String> = meta.clone().into_iter().collect();
+    meta.insert(
+        "digest".into(),
+        binclass::checkpoint::digest(&sorted, &tensors),
+    );
     let views = tensors.iter().map(|(name, data)| {
         let view = safetensors::tensor::TensorView::new(
             safetensors::Dtype::F32,

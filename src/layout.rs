@@ -1,0 +1,184 @@
+//! Every name binclass gives a file or folder on disk, made here and only
+//! here: a run's CSV and the files beside it, a sweep's folder and what it
+//! holds, a reproduction's report and figures, and which of them a folder's
+//! manifest says a command wrote (all a replacing command may remove).
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// `<csv>.json`: the run record beside its metrics.
+pub fn record(csv: &Path) -> PathBuf {
+    let mut s = csv.as_os_str().to_owned();
+    s.push(".json");
+    PathBuf::from(s)
+}
+
+/// `<csv stem>.safetensors`: the trained network beside its metrics
+/// (`runs/baseline-seed0.csv` → `runs/baseline-seed0.safetensors`).
+pub fn model(csv: &Path) -> PathBuf {
+    csv.with_extension("safetensors")
+}
+
+/// `<csv stem>.ckpt`: a `train` run's checkpoint while it trains.
+pub fn checkpoint(csv: &Path) -> PathBuf {
+    csv.with_extension("ckpt")
+}
+
+/// A run's files beside its CSV, the CSV last.
+pub fn run_files(csv: &Path) -> [PathBuf; 4] {
+    [record(csv), model(csv), checkpoint(csv), csv.to_path_buf()]
+}
+
+/// `runs/<name>-seed<N>.csv`, or with `-k` for the k-th taken.
+pub fn default_run(name: &str, seed: u64, k: usize) -> PathBuf {
+    let stem = match k {
+        0 => format!("{name}-seed{seed}"),
+        k => format!("{name}-seed{seed}-{k}"),
+    };
+    Path::new("runs").join(format!("{stem}.csv"))
+}
+
+/// `runs/<name>-seeds<A>-<B>` (B excluded): a sweep's folder by default.
+pub fn default_sweep(name: &str, seeds: &RangeInclusive<u64>) -> PathBuf {
+    Path::new("runs").join(format!(
+        "{name}-seeds{}-{}",
+        seeds.start(),
+        *seeds.end() as u128 + 1
+    ))
+}
+
+/// `<dir>/<name>-seed<N>.csv`: a sweep seed's CSV, as `train` names it.
+pub fn seed_csv(dir: &Path, name: &str, seed: u64) -> PathBuf {
+    dir.join(format!("{name}-seed{seed}.csv"))
+}
+
+/// `<dir>/summary.csv`: a sweep's (or a grid's) final and best accuracies.
+pub fn summary(dir: &Path) -> PathBuf {
+    dir.join(SUMMARY)
+}
+pub const SUMMARY: &str = "summary.csv";
+
+/// `<dir>/manifest.json`: which command, plan and shard a folder holds,
+/// written before anything else in it.
+pub fn manifest(dir: &Path) -> PathBuf {
+    dir.join(MANIFEST)
+}
+pub const MANIFEST: &str = "manifest.json";
+
+/// `<dir>/batch-<first>-<last>.ckpt`: a sweep batch's checkpoint.
+pub fn batch_checkpoint(dir: &Path, seeds: &[u64]) -> PathBuf {
+    dir.join(format!(
+        "batch-{}-{}.ckpt",
+        seeds[0],
+        seeds[seeds.len() - 1]
+    ))
+}
+
+/// Whether a file name is a batch checkpoint's.
+pub fn is_batch_checkpoint(name: &str) -> bool {
+    name.strip_prefix("batch-")
+        .and_then(|n| n.strip_suffix(".ckpt"))
+        .and_then(|n| n.split_once('-'))
+        .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok())
+}
+
+/// The batch checkpoints in `dir`, by name.
+pub fn batch_checkpoints(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let mut found = vec![];
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(is_batch_checkpoint)
+        {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// A `--vary` setting's folder: `noise-rate=0.1,lr=0.03`.
+pub fn setting(flags: &[&str], values: &[String]) -> String {
+    flags
+        .iter()
+        .zip(values)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A reproduction's files: its report, its figures and its runs.
+pub fn report(dir: &Path) -> PathBuf {
+    dir.join("REPORT.md")
+}
+
+pub fn figures(dir: &Path) -> PathBuf {
+    dir.join("figures")
+}
+
+pub fn figure(dir: &Path, label: &str) -> PathBuf {
+    figures(dir).join(format!("{label}.png"))
+}
+
+pub fn boundary_figure(dir: &Path, label: &str) -> PathBuf {
+    figures(dir).join(format!("{label}-boundary.png"))
+}
+
+pub fn reproduction_runs(dir: &Path, label: &str) -> PathBuf {
+    dir.join("runs").join(label)
+}
+
+/// `reference/keras/<preset>/seed-<n>.csv`-style Keras CSVs in a preset's folder.
+pub fn is_keras_seed(name: &str) -> bool {
+    name.strip_prefix("seed-")
+        .and_then(|n| n.strip_suffix(".csv"))
+        .is_some_and(|n| n.parse::<u64>().is_ok())
+}
+
+/// Every file a sweep of `name` over `seeds` may have written in `dir`
+/// (runs, batch checkpoints aside, and the summary), whether or not it exists.
+pub fn sweep_files(dir: &Path, name: &str, seeds: RangeInclusive<u64>) -> Vec<PathBuf> {
+    seeds
+        .flat_map(|s| run_files(&seed_csv(dir, name, s)))
+        .chain([summary(dir)])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_files_sit_beside_its_csv() {
+        let csv = Path::new("runs/baseline-seed0.csv");
+        assert_eq!(
+            run_files(csv).map(|p| p.display().to_string()),
+            [
+                "runs/baseline-seed0.csv.json",
+                "runs/baseline-seed0.safetensors",
+                "runs/baseline-seed0.ckpt",
+                "runs/baseline-seed0.csv"
+            ]
+        );
+        assert_eq!(
+            default_sweep("noise", &(0..=9)),
+            Path::new("runs/noise-seeds0-10")
+        );
+    }
+
+    #[test]
+    fn only_our_checkpoint_names_are_batch_checkpoints() {
+        assert!(is_batch_checkpoint("batch-0-63.ckpt"));
+        for other in ["batch-.ckpt", "batch-a-b.ckpt", "batch-1.ckpt", "x.ckpt"] {
+            assert!(!is_batch_checkpoint(other), "{other}");
+        }
+    }
+}

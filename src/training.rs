@@ -1,0 +1,293 @@
+//! `binclass train` and `binclass resume` as library jobs, and the one
+//! checkpointed training of a batch of runs that they and `sweep` share:
+//! a run is trained with its observers ([`RunObservers`]) and a checkpoint
+//! after every epoch, from its first epoch or from where the checkpoint
+//! left it, so that a resumed run ends byte-identical to one never stopped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use tch::{Device, nn};
+
+use crate::callbacks::{CallbackList, KerasProgress, RecordWriter, RunObservers, RunRecord};
+use crate::checkpoint::{Checkpoint, Start, remove_file};
+use crate::config::Experiment;
+use crate::data::{Dataset, Normalization, Split};
+use crate::fit::{self, Model, Outcome, Plan};
+use crate::model::Network;
+use crate::model_file::{self, SavedModel};
+use crate::optim::Resumable;
+use crate::outputs::{self, RunFiles};
+use crate::{config, device, interrupt, keras_csv, layout, memory};
+
+/// Trains a batch's runs (one per observer set) from `start`, the
+/// checkpoint kept after every epoch when `checkpointed`; each run's
+/// outcome.
+pub fn fit_checkpointed<M: Model>(
+    net: &mut M,
+    opt: &mut Resumable,
+    data: &Split,
+    exp: &Experiment,
+    start: Start,
+    runs: &mut [RunObservers],
+    checkpointed: bool,
+) -> Result<(Vec<Outcome>, crate::checkpoint::Keeper)> {
+    let Start {
+        initial_epoch,
+        order,
+        ended,
+        summaries,
+        mut keeper,
+    } = start;
+    for (run, s) in runs.iter_mut().zip(summaries) {
+        run.summary = s;
+    }
+    let plan = Plan {
+        initial_epoch,
+        ..Plan::new(exp.epochs, exp.batch_size, exp.train_len())
+    };
+    let mut lists: Vec<CallbackList> = runs.iter_mut().map(RunObservers::list).collect();
+    let outcomes =
+        fit::fit_runs_from(net, opt, data, plan, order, &mut lists, ended, &mut |end| {
+            if checkpointed {
+                keeper.write(end)
+            } else {
+                Ok(())
+            }
+        })?;
+    Ok((outcomes, keeper))
+}
+
+/// What `binclass train` runs.
+pub struct TrainJob {
+    pub exp: Experiment,
+    pub seed: u64,
+    pub device: Device,
+    pub threads: i32,
+    /// The metrics CSV, or the first free `runs/<name>-seed<N>[-k].csv`.
+    pub out: Option<PathBuf>,
+    pub overwrite: bool,
+    pub verbose: u8,
+}
+
+impl TrainJob {
+    /// Everything the user can get wrong, checked before any file is touched.
+    pub fn check(&self) -> Result<()> {
+        if let Some(out) = &self.out {
+            outputs::check_free(&[out.clone()], "--out", self.overwrite)?;
+            // Replaced with --overwrite, but not while another run still
+            // writes it: that run would go on appending its rows to this one's.
+            if out.is_file() {
+                outputs::hold(out)?;
+            }
+        }
+        memory::check(
+            memory::train_bytes(&self.exp),
+            self.device,
+            "--samples or --batch-size",
+        )
+    }
+
+    /// Trains the run into its files; an error for a run that did not finish.
+    pub fn run(&self) -> Result<RunFiles> {
+        self.check()?;
+        interrupt::install();
+        let (data, normalization) = split(&self.exp, self.seed, self.device)?;
+        let files = outputs::claim(
+            self.out.as_deref(),
+            &self.exp.name,
+            self.seed,
+            &keras_csv::header(),
+            self.overwrite,
+        )?;
+        outputs::hold(&files.csv)?;
+        // The claimed CSV is this run's: a checkpoint beside it is a killed
+        // earlier run's (replaced with --overwrite), which must not be
+        // resumed against this run's CSV.
+        remove_file(&layout::checkpoint(&files.csv))?;
+        let record = RecordWriter::new(
+            RunRecord::start(
+                self.exp.clone(),
+                self.seed,
+                self.device,
+                self.threads,
+                files.csv.clone(),
+            ),
+            files.json.clone(),
+            None,
+        );
+        train_one(&data, &normalization, record, None, &files, self.verbose)?;
+        Ok(files)
+    }
+}
+
+/// The run's data set, split, and its feature scaling.
+fn split(exp: &Experiment, seed: u64, device: Device) -> Result<(Split, Normalization)> {
+    let dataset = Dataset::generate(exp, seed)?;
+    let normalization = dataset.normalization.clone();
+    Ok((
+        dataset.split(exp.train_len() as usize, device)?,
+        normalization,
+    ))
+}
+
+/// One run trained with `train`'s observers, from its first epoch or from
+/// `checkpoint`; the model saved, then the checkpoint removed.
+fn train_one(
+    data: &Split,
+    normalization: &Normalization,
+    record: RecordWriter,
+    checkpoint: Option<Checkpoint>,
+    files: &RunFiles,
+    verbose: u8,
+) -> Result<()> {
+    let exp = record.record.experiment.clone();
+    let seed = record.record.seed;
+    tch::manual_seed(seed as i64);
+    let vs = nn::VarStore::new(data.train_x.device());
+    let mut net = Network::build(&vs.root(), &exp, seed);
+    // The mirror of nn::Adam, bit-identical to it, whose state a
+    // checkpoint can hold (see optim::TorchAdam).
+    let mut opt = Resumable::new(exp.optimizer, &vs, exp.lr)?;
+    let (csvs, path) = ([files.csv.clone()], layout::checkpoint(&files.csv));
+    let start = match checkpoint {
+        Some(c) => c.restore(&mut opt, &csvs, path)?,
+        None => Start::fresh(path, &exp, &record.record.device, &[seed], &csvs, 1),
+    };
+    let progress = Box::new(KerasProgress::new(verbose));
+    let mut runs = [RunObservers::new(
+        progress,
+        files.csv.clone(),
+        record,
+        Default::default(),
+    )];
+    let (outcomes, keeper) =
+        fit_checkpointed(&mut net, &mut opt, data, &exp, start, &mut runs, true)?;
+    let [RunObservers { record, .. }] = runs;
+    let outcome = outcomes.into_iter().next().context("one run")?;
+    // Only an interrupted run can be resumed; a diverged or stopped one
+    // would end the same way again.
+    if !matches!(outcome, Outcome::Interrupted { .. } | Outcome::Finished) {
+        keeper.remove()?;
+    }
+    check_outcome(outcome, files)?;
+    let r = &record.record;
+    model_file::trained(
+        &exp,
+        seed,
+        r.epochs_completed,
+        normalization,
+        SavedModel::network_layers(&net)?,
+    )
+    .save(&files.model())?;
+    keeper.remove()?;
+    if verbose > 0 {
+        outputs::note(&format!(
+            "wrote {}, {} and {} ({:.2}s)",
+            files.csv.display(),
+            files.json.display(),
+            files.model().display(),
+            r.total_seconds
+        ));
+    }
+    Ok(())
+}
+
+/// A run that did not finish is an error saying where its epochs are.
+fn check_outcome(outcome: Outcome, files: &RunFiles) -> Result<()> {
+    match outcome {
+        Outcome::Diverged { epoch } => bail!(
+            "training loss became NaN or infinite in epoch {epoch}; stopped there (epochs 0..={epoch} are in {})",
+            files.csv.display()
+        ),
+        Outcome::Interrupted { .. } => Err(interrupt::Interrupted.into()),
+        Outcome::Stopped { epoch, why } => bail!("stopped after epoch {epoch}: {why}"),
+        Outcome::Finished => Ok(()),
+    }
+}
+
+/// `binclass resume`: continues the killed or interrupted `train` run
+/// whose CSV is `csv` from its checkpoint, with its own settings, every
+/// file checked against the others before any is changed.
+pub fn resume(csv: &Path, verbose: u8) -> Result<RunFiles> {
+    if csv.is_dir() {
+        bail!(
+            "{} is a folder; give a run's CSV (to continue a sweep: binclass sweep … --out-dir {} --resume)",
+            csv.display(),
+            csv.display()
+        );
+    }
+    if !csv.is_file() {
+        bail!(
+            "{}: no such file; give the CSV of the run to resume",
+            csv.display()
+        );
+    }
+    // Before anything is read: a run still writing it (the train, or
+    // another resume) would interleave its rows with ours.
+    outputs::hold(csv)?;
+    let files = RunFiles::of(csv);
+    let record = RunRecord::read(&files.json)?;
+    let ckpt = layout::checkpoint(csv);
+    // The record says finished before the model is saved, and the
+    // checkpoint goes only after it: a run killed (or out of disk) between
+    // the two is resumed from its last epoch's checkpoint to save the model.
+    let unsaved = record.finished && ckpt.exists() && !files.model().exists();
+    if record.finished && !unsaved {
+        bail!(
+            "{}: the run finished ({} epochs); there is nothing to resume",
+            csv.display(),
+            record.epochs_completed
+        );
+    }
+    if let Some(why) = record
+        .stopped
+        .as_deref()
+        .filter(|w| !w.starts_with("interrupted"))
+    {
+        bail!(
+            "{}: the run ended on its own ({why}); resuming cannot change that",
+            csv.display()
+        );
+    }
+    if !ckpt.exists() {
+        bail!(
+            "{}: no checkpoint {}: it is written after the run's first epoch (a run stopped before then has nothing to resume; train it again)",
+            csv.display(),
+            ckpt.display()
+        );
+    }
+    let c = Checkpoint::read(&ckpt)?;
+    let json = files.json.display().to_string();
+    c.check(&ckpt, &record.experiment, &record.device, &json)?;
+    if let [seed] = c.seeds()[..]
+        && seed != record.seed
+    {
+        bail!(
+            "{} is of seed {seed}, but {json} of seed {}",
+            ckpt.display(),
+            record.seed
+        );
+    }
+    if record.epochs_completed < c.epoch as usize + 1 {
+        bail!(
+            "{} is at epoch {}, but {} counts only {} epochs",
+            ckpt.display(),
+            c.epoch,
+            files.json.display(),
+            record.epochs_completed
+        );
+    }
+    c.check_csvs(&ckpt, std::slice::from_ref(&files.csv))?;
+    let device = device::resolve(&record.device)
+        .with_context(|| format!("the run trained on {}", record.device))?;
+    // The run's thread count: CPU reductions may split work by thread.
+    let threads = config::threads(Some(record.threads.into()))
+        .with_context(|| format!("{}: the run's thread count", files.json.display()))?;
+    tch::set_num_threads(threads);
+    let (data, normalization) = split(&record.experiment, record.seed, device)?;
+    interrupt::install();
+    let record = RecordWriter::resuming(record, files.json.clone(), &c.epoch_seconds, None);
+    train_one(&data, &normalization, record, Some(c), &files, verbose)?;
+    Ok(files)
+}
