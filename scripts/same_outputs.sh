@@ -63,6 +63,11 @@ if [ -z "$(find "$work/old" -name '*.safetensors')" ]; then
     n=$(find "$work/new" -name '*.safetensors' -delete -print | wc -l)
     [ "$n" = 0 ] || echo "the old build saves no models: $n new .safetensors files not compared"
 fi
+# A build from before folders had manifests writes none.
+if [ -z "$(find "$work/old" -name manifest.json)" ]; then
+    n=$(find "$work/new" -name manifest.json -delete -print | wc -l)
+    [ "$n" = 0 ] || echo "the old build writes no manifests: $n new manifest.json files not compared"
+fi
 if diff -r "$work/old" "$work/new"; then
     echo "same outputs: $(find "$work/new" -type f | wc -l) files"
 else

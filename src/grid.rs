@@ -283,7 +283,7 @@ impl GridSweep {
     }
 
     /// The replicas `slice` of the grid's (setting, seed) replicas, in
-    /// order (a reproduction's shard): no `shard.json` of its own.
+    /// order (a reproduction's shard): no manifest of its own.
     pub fn in_slice(base: &Job, grid: Grid, slice: Range<u64>) -> Self {
         let mut jobs = vec![];
         for (i, setting) in grid.settings.iter().enumerate() {
@@ -324,9 +324,10 @@ impl GridSweep {
     fn place(&mut self, dir: &Path) {
         self.dir = dir.to_path_buf();
         for (values, job) in &mut self.jobs {
+            job.setting = folder(&self.grid.knobs, values);
             job.dir = match values.is_empty() {
                 true => dir.to_path_buf(),
-                false => dir.join(folder(&self.grid.knobs, values)),
+                false => dir.join(&job.setting),
             };
         }
     }

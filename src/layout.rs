@@ -136,13 +136,6 @@ pub fn reproduction_runs(dir: &Path, label: &str) -> PathBuf {
     dir.join("runs").join(label)
 }
 
-/// `reference/keras/<preset>/seed-<n>.csv`-style Keras CSVs in a preset's folder.
-pub fn is_keras_seed(name: &str) -> bool {
-    name.strip_prefix("seed-")
-        .and_then(|n| n.strip_suffix(".csv"))
-        .is_some_and(|n| n.parse::<u64>().is_ok())
-}
-
 /// Every file a sweep of `name` over `seeds` may have written in `dir`
 /// (runs, batch checkpoints aside, and the summary), whether or not it exists.
 pub fn sweep_files(dir: &Path, name: &str, seeds: RangeInclusive<u64>) -> Vec<PathBuf> {

@@ -120,6 +120,13 @@ impl Manifest {
     /// Checks, writing nothing, that this command may take `dir` as `claim`
     /// says: an error names the command line the folder holds.
     pub fn check(&self, dir: &Path, claim: Claim) -> Result<()> {
+        if claim == Claim::Resume && !dir.exists() {
+            bail!(
+                "{}: no such folder, so no {} to resume",
+                dir.display(),
+                self.command
+            );
+        }
         let found = Self::find(dir)?;
         match (claim, found) {
             (Claim::Resume, None) => bail!(
@@ -137,7 +144,7 @@ impl Manifest {
                 )
             }
             (Claim::Resume, Some(m)) if m.plan != self.plan => bail!(
-                "{} holds a {} of other settings: its {} differs ({}); resume it with the command line that started it",
+                "{} holds a {} of other settings: its {} ({}); resume it with the command line that started it",
                 dir.display(),
                 m.command,
                 differing_key(&m.plan, &self.plan),
@@ -213,6 +220,8 @@ impl Manifest {
             folders.extend(inner);
         }
         files.extend([layout::report(dir), layout::manifest(dir)]);
+        files.sort();
+        files.dedup();
         // Deepest folders first, so each is empty (if only ours were there) when reached.
         folders.sort_by_key(|f| std::cmp::Reverse(f.components().count()));
         folders.dedup();
@@ -235,24 +244,41 @@ fn remove(path: &Path) -> Result<()> {
     done.with_context(|| format!("cannot remove {}", path.display()))
 }
 
-/// The first top-level key in which two plans differ, with both values.
+/// Where two plans first differ (`settings[0].experiment.lr`), with both values.
 fn differing_key(a: &serde_json::Value, b: &serde_json::Value) -> String {
-    let keys = a
-        .as_object()
-        .into_iter()
-        .chain(b.as_object())
-        .flat_map(|o| o.keys());
-    keys.into_iter()
-        .find(|k| a[k.as_str()] != b[k.as_str()])
-        .map_or("plan".into(), |k| {
-            let short = |v: &serde_json::Value| {
-                let t = v.to_string();
-                if t.len() > 40 { "…".to_string() } else { t }
-            };
-            format!(
-                "`{k}` is {}, this command's {}",
-                short(&a[k.as_str()]),
-                short(&b[k.as_str()])
-            )
-        })
+    use serde_json::Value;
+    let mut path = String::new();
+    let (mut a, mut b) = (a, b);
+    loop {
+        let next = match (a, b) {
+            (Value::Object(x), Value::Object(y)) => x
+                .keys()
+                .chain(y.keys())
+                .find(|k| x.get(*k) != y.get(*k))
+                .map(|k| (format!(".{k}"), &a[k.as_str()], &b[k.as_str()])),
+            // Into a list of settings, not of numbers: `seeds` is shown whole.
+            (Value::Array(x), Value::Array(y))
+                if x.len() == y.len() && x.iter().all(Value::is_object) =>
+            {
+                (0..x.len())
+                    .find(|&i| x[i] != y[i])
+                    .map(|i| (format!("[{i}]"), &x[i], &y[i]))
+            }
+            _ => None,
+        };
+        let Some((step, x, y)) = next else { break };
+        path.push_str(&step);
+        (a, b) = (x, y);
+    }
+    let short = |v: &Value| {
+        Some(v.to_string())
+            .filter(|t| t.len() <= 40)
+            .unwrap_or("…".into())
+    };
+    format!(
+        "`{}` is {}, this command's {}",
+        path.trim_start_matches('.'),
+        short(a),
+        short(b)
+    )
 }

@@ -259,8 +259,12 @@ fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<Run
     let folder = folder_of(rel);
     // A reproduction's runs sit in runs/<label>; a sweep's in its setting's folder.
     let Some(expected) = planned_experiment(plan, &folder) else {
+        let at = match folder.as_str() {
+            "" => "the shard's top folder".to_string(),
+            f => f.to_string(),
+        };
         bail!(
-            "{} is in {folder}, which is no setting of this shard's command",
+            "{} is in {at}, which is no setting of this shard's command",
             file.display()
         );
     };

@@ -321,7 +321,7 @@ impl Reproduction {
         Ok((jobs, curves))
     }
 
-    /// The whole reproduction's settings, which every shard's `shard.json`
+    /// The whole reproduction's settings, which every shard's `manifest.json`
     /// holds and `merge` checks the records against.
     pub fn shard_plan(&self) -> Result<serde_json::Value> {
         let whole = Reproduction {
@@ -356,6 +356,8 @@ impl Reproduction {
             resume: false,
             chunk: None,
             threads: self.threads,
+            setting: String::new(),
+            extras: Default::default(),
         }
     }
 

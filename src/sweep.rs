@@ -15,7 +15,7 @@ use tch::{Device, Tensor};
 
 use crate::batched::{BatchedNetwork, LANES};
 use crate::callbacks::{
-    Callback, RecordWriter, RunObservers, RunRecord, SeedSummary, Summary, Tick,
+    Callback, Extras, RecordWriter, RunInfo, RunObservers, RunRecord, SeedSummary, Summary, Tick,
 };
 use crate::checkpoint::{Checkpoint, Start, differing_setting, remove_file};
 use crate::config::Experiment;
@@ -38,6 +38,9 @@ pub struct Job {
     /// Seeds per batched model; `None` shares them across the cores.
     pub chunk: Option<u64>,
     pub threads: i32,
+    /// In a `--vary` grid, the setting's folder (`noise-rate=0.1,lr=0.03`).
+    pub setting: String,
+    pub extras: Extras,
 }
 
 pub type Finals = Vec<(u64, Option<SeedSummary>)>;
@@ -185,6 +188,7 @@ impl Job {
             .chunks(self.chunk() as usize)
             .map(|s| Batch {
                 csvs: s.iter().map(|&seed| self.csv(seed)).collect(),
+                names: s.iter().map(|&seed| self.run_name(seed)).collect(),
                 exps: vec![self.exp.clone(); s.len()],
                 seeds: s.to_vec(),
                 from_checkpoint: false,
@@ -195,6 +199,15 @@ impl Job {
 
     pub(crate) fn csv(&self, seed: u64) -> PathBuf {
         layout::seed_csv(&self.dir, &self.exp.name, seed)
+    }
+
+    /// A seed's run as observers name it: `<preset>/seed<N>`, or in a grid
+    /// `<knob>=<v>/…/seed<N>`, which sort and group by setting.
+    fn run_name(&self, seed: u64) -> String {
+        match self.setting.as_str() {
+            "" => format!("{}/seed{seed}", self.exp.name),
+            s => format!("{}/seed{seed}", s.replace(',', "/")),
+        }
     }
 
     /// On `--resume`: nothing is left to train and `summary.csv` is written.
@@ -308,6 +321,7 @@ pub fn train_together(jobs: &[Job], bar: &ProgressBar) -> Result<Vec<Finals>> {
             let batch = Batch {
                 seeds: rs.iter().map(|&(_, s)| s).collect(),
                 csvs: rs.iter().map(|&(j, s)| jobs[j].csv(s)).collect(),
+                names: rs.iter().map(|&(j, s)| jobs[j].run_name(s)).collect(),
                 exps: rs.iter().map(|&(j, _)| jobs[j].exp.clone()).collect(),
                 from_checkpoint: false,
                 checkpointed: false,
@@ -351,6 +365,8 @@ pub fn batch_shape(e: &Experiment) -> Experiment {
 pub struct Batch {
     pub seeds: Vec<u64>,
     pub csvs: Vec<PathBuf>,
+    /// Each replica's run name ([`Job::run_name`]).
+    pub names: Vec<String>,
     /// Each replica's experiment: the job's, or in a varied sweep its
     /// setting's (all of one [`batch_shape`]).
     pub exps: Vec<Experiment>,
@@ -452,7 +468,8 @@ fn seed_runs(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<RunObser
         .iter()
         .zip(&batch.csvs)
         .zip(&batch.exps)
-        .map(|((&seed, csv), exp)| {
+        .zip(batch.names.clone())
+        .map(|(((&seed, csv), exp), name)| {
             let files = outputs::claim_path(csv, &header, overwrite)?;
             let record = RunRecord::start(
                 exp.clone(),
@@ -462,37 +479,45 @@ fn seed_runs(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<RunObser
                 files.csv.clone(),
             );
             let record = RecordWriter::new(record, files.json, Some(interval));
-            Ok(RunObservers::new(
-                Box::new(Tick(bar.clone())),
-                files.csv,
-                record,
-                Summary::default(),
-            ))
+            let run = RunInfo {
+                name,
+                csv,
+                experiment: exp,
+                seed,
+            };
+            RunObservers::new(Box::new(Tick(bar.clone())), &run, record, &job.extras)
         })
         .collect()
 }
 
 /// Each seed's observers continued from the batch's checkpoint. A seed
 /// that had diverged is never called again; its record stays as it is.
-fn resumed_runs(batch: &Batch, c: &Checkpoint, bar: &ProgressBar) -> Result<Vec<RunObservers>> {
+fn resumed_runs(
+    job: &Job,
+    batch: &Batch,
+    c: &Checkpoint,
+    bar: &ProgressBar,
+) -> Result<Vec<RunObservers>> {
     let interval = record_interval(batch.seeds.len());
     batch
         .csvs
         .iter()
         .zip(&c.runs)
-        .map(|(csv, st)| {
+        .zip(batch.names.clone())
+        .map(|((csv, st), name)| {
             let json = layout::record(csv);
             let record = RunRecord::read(&json)?;
             let record = match st.diverged {
                 Some(_) => RecordWriter::new(record, json, None),
                 None => RecordWriter::resuming(record, json, &c.epoch_seconds, Some(interval)),
             };
-            Ok(RunObservers::new(
-                Box::new(Tick(bar.clone())),
-                csv.clone(),
-                record,
-                Summary::default(),
-            ))
+            let run = RunInfo {
+                name,
+                csv,
+                experiment: &job.exp,
+                seed: st.seed,
+            };
+            RunObservers::new(Box::new(Tick(bar.clone())), &run, record, &job.extras)
         })
         .collect()
 }
@@ -537,7 +562,7 @@ fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option
                 path.display()
             );
         }
-        let runs = resumed_runs(batch, &c, bar)?;
+        let runs = resumed_runs(job, batch, &c, bar)?;
         (c.restore(&mut opt, &batch.csvs, path)?, runs)
     } else {
         let start = Start::fresh(path, e, &device::name(device), seeds, &batch.csvs, lanes);
@@ -660,6 +685,7 @@ impl Job {
         c.check_csvs(path, &csvs)?;
         Ok(Batch {
             exps: vec![self.exp.clone(); seeds.len()],
+            names: seeds.iter().map(|&s| self.run_name(s)).collect(),
             seeds,
             csvs,
             from_checkpoint: true,

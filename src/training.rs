@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use tch::{Device, nn};
 
-use crate::callbacks::{CallbackList, KerasProgress, RecordWriter, RunObservers, RunRecord};
+use crate::callbacks::{
+    CallbackList, Extras, KerasProgress, RecordWriter, RunInfo, RunObservers, RunRecord,
+};
 use crate::checkpoint::{Checkpoint, Start, remove_file};
 use crate::config::Experiment;
 use crate::data::{Dataset, Normalization, Split};
@@ -68,6 +70,7 @@ pub struct TrainJob {
     pub out: Option<PathBuf>,
     pub overwrite: bool,
     pub verbose: u8,
+    pub extras: Extras,
 }
 
 impl TrainJob {
@@ -85,7 +88,8 @@ impl TrainJob {
             memory::train_bytes(&self.exp),
             self.device,
             "--samples or --batch-size",
-        )
+        )?;
+        self.extras.check()
     }
 
     /// Trains the run into its files; an error for a run that did not finish.
@@ -116,7 +120,11 @@ impl TrainJob {
             files.json.clone(),
             None,
         );
-        train_one(&data, &normalization, record, None, &files, self.verbose)?;
+        let view = Observe {
+            verbose: self.verbose,
+            extras: &self.extras,
+        };
+        train_one(&data, &normalization, record, None, &files, view)?;
         Ok(files)
     }
 }
@@ -133,14 +141,21 @@ fn split(exp: &Experiment, seed: u64, device: Device) -> Result<(Split, Normaliz
 
 /// One run trained with `train`'s observers, from its first epoch or from
 /// `checkpoint`; the model saved, then the checkpoint removed.
+/// How a run is watched: `--verbose` and the optional observers.
+struct Observe<'a> {
+    verbose: u8,
+    extras: &'a Extras,
+}
+
 fn train_one(
     data: &Split,
     normalization: &Normalization,
     record: RecordWriter,
     checkpoint: Option<Checkpoint>,
     files: &RunFiles,
-    verbose: u8,
+    view: Observe,
 ) -> Result<()> {
+    let verbose = view.verbose;
     let exp = record.record.experiment.clone();
     let seed = record.record.seed;
     tch::manual_seed(seed as i64);
@@ -155,12 +170,13 @@ fn train_one(
         None => Start::fresh(path, &exp, &record.record.device, &[seed], &csvs, 1),
     };
     let progress = Box::new(KerasProgress::new(verbose));
-    let mut runs = [RunObservers::new(
-        progress,
-        files.csv.clone(),
-        record,
-        Default::default(),
-    )];
+    let run = RunInfo {
+        name: format!("{}/seed{seed}", exp.name),
+        csv: &files.csv,
+        experiment: &exp,
+        seed,
+    };
+    let mut runs = [RunObservers::new(progress, &run, record, view.extras)?];
     let (outcomes, keeper) =
         fit_checkpointed(&mut net, &mut opt, data, &exp, start, &mut runs, true)?;
     let [RunObservers { record, .. }] = runs;
@@ -209,7 +225,8 @@ fn check_outcome(outcome: Outcome, files: &RunFiles) -> Result<()> {
 /// `binclass resume`: continues the killed or interrupted `train` run
 /// whose CSV is `csv` from its checkpoint, with its own settings, every
 /// file checked against the others before any is changed.
-pub fn resume(csv: &Path, verbose: u8) -> Result<RunFiles> {
+pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
+    extras.check()?;
     if csv.is_dir() {
         bail!(
             "{} is a folder; give a run's CSV (to continue a sweep: binclass sweep … --out-dir {} --resume)",
@@ -288,6 +305,7 @@ pub fn resume(csv: &Path, verbose: u8) -> Result<RunFiles> {
     let (data, normalization) = split(&record.experiment, record.seed, device)?;
     interrupt::install();
     let record = RecordWriter::resuming(record, files.json.clone(), &c.epoch_seconds, None);
-    train_one(&data, &normalization, record, Some(c), &files, verbose)?;
+    let view = Observe { verbose, extras };
+    train_one(&data, &normalization, record, Some(c), &files, view)?;
     Ok(files)
 }

@@ -310,6 +310,38 @@ fn a_full_disk_leaves_whole_rows_and_no_temporary_files() {
     assert_eq!(temporaries(&disk.0), Vec::<PathBuf>::new());
 }
 
+/// A run stopped by a full disk says so in its record where it can, and,
+/// once there is room again, resumes to the run it would have been.
+#[test]
+fn a_run_stopped_by_a_full_disk_resumes_once_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(dir.path()) else {
+        return;
+    };
+    let args = |out: &str| -> Vec<String> {
+        with(
+            &["train", "--epochs", "400", "--out", out],
+            &["--samples", "300", "--verbose", "0"],
+        )
+    };
+    ok(dir.path(), &strs(&args("whole.csv")));
+    let filler = disk.0.join("filler");
+    std::fs::write(&filler, vec![0u8; 40 << 10]).unwrap();
+    let out = binclass(&disk.0, &strs(&args("b.csv")));
+    assert_one_line_error(&out, "No space left on device");
+    let stopped = record(&disk.0.join("b.csv"))["stopped"].clone();
+    assert!(
+        stopped.is_null() || stopped.as_str().unwrap().starts_with("failed in epoch"),
+        "{stopped}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    ok(&disk.0, &["resume", "b.csv", "--verbose", "0"]);
+    assert_eq!(
+        std::fs::read(disk.0.join("b.csv")).unwrap(),
+        std::fs::read(dir.path().join("whole.csv")).unwrap()
+    );
+}
+
 fn interrupt(child: &Child) {
     // SAFETY: sends SIGINT to our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);

@@ -166,7 +166,9 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("is not empty; pass --overwrite"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(
+        "out already holds a reproduce without --shard; pass --resume to continue it, or --overwrite to replace it"
+    ));
     assert_eq!(std::fs::read(out.join("REPORT.md")).unwrap(), before);
 }
 
@@ -219,22 +221,42 @@ fn overwrite_starts_from_a_clean_folder_and_keeps_files_it_did_not_write() {
     assert!(report.contains("| baseline | 2/3 |"), "{report}");
     assert!(!report.contains("3/3"), "{report}");
 
-    // A file reproduce did not write: refused, and nothing is removed.
+    // A file reproduce did not write stays; only the reproduction's go.
     std::fs::write(out.join("runs/notes.txt"), "mine").unwrap();
-    let before = std::fs::read(out.join("REPORT.md")).unwrap();
     let o = reproduce(
         dir.path(),
-        &["--seeds", "2", "--epochs", "2", "--overwrite"],
+        &["--seeds", "2", "--epochs", "1", "--overwrite"],
     );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(out.join("runs/notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        common::epochs(&out.join("runs/baseline/baseline-seed1.csv")).len(),
+        1
+    );
+    // A folder holding files but no reproduction is not taken for one.
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    std::fs::write(dir.path().join("other/thesis.md"), "mine").unwrap();
+    let o = Command::new(BIN)
+        .args(reproduce_args(
+            "other",
+            &["--seeds", "1", "--epochs", "2", "--overwrite"],
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
-        err.contains("notes.txt, which reproduce did not write"),
+        err.contains("other is not empty and holds no reproduction"),
         "{err}"
     );
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert_eq!(std::fs::read(out.join("REPORT.md")).unwrap(), before);
-    assert!(out.join("runs/baseline/baseline-seed1.csv").exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("other")).unwrap().count(),
+        1
+    );
 }
 
 #[test]
@@ -279,7 +301,11 @@ fn runs_of(out: &Path) -> Vec<(String, Vec<u8>)> {
     for label in std::fs::read_dir(out.join("runs")).unwrap() {
         // A curve's settings are folders of their own.
         for p in common::files_in(&label.unwrap().path()) {
-            if p.is_dir() {
+            // A temporary the kill left mid-write is hidden, and not ours to remove.
+            let hidden = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if p.is_dir() || hidden {
                 continue;
             }
             let name = p.strip_prefix(out).unwrap().to_string_lossy().into_owned();
@@ -372,7 +398,17 @@ fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report(
     assert_eq!(runs_of(&out), before);
     let o = reproduce(dir.path(), &["--seeds", "2", "--epochs", "4", "--resume"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("`epochs` 3, but this command has 4"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("its `epochs` is 3, this command's 4"));
+    // Another --seeds is another reproduction: refused, never a report
+    // whose parts describe different seed counts.
+    let o = reproduce(dir.path(), &["--seeds", "3", "--epochs", "3", "--resume"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("its `seeds` is 2, this command's 3"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(runs_of(&out), before);
 
     // Sharded over three machines (separate processes and folders), merged.
     let mut shards: Vec<_> = (0..3)
@@ -413,17 +449,17 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
     let o = reproduce(dir.path(), &shard);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let before = runs_of(&dir.path().join("out"));
-    let manifest = std::fs::read(dir.path().join("out/shard.json")).unwrap();
+    let manifest = std::fs::read(dir.path().join("out/manifest.json")).unwrap();
     for (more, says) in [
         (
             &["--seeds", "2", "--epochs", "1", "--resume"][..],
-            "out is the folder of shard 1/2 (shard.json); resume it with its --shard 1/2",
+            "out holds a reproduce --shard 1/2 (manifest.json); resume it with that command line",
         ),
         (
             &[
                 "--seeds", "3", "--epochs", "1", "--shard", "1/2", "--resume",
             ],
-            "out holds shard 1/2 of another reproduce command line",
+            "out holds a reproduce of other settings: its `seeds` is 2, this command's 3",
         ),
     ] {
         let o = reproduce(dir.path(), more);
@@ -433,7 +469,7 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
         assert!(err.contains(says), "{more:?}: {err}");
         assert!(runs_of(&dir.path().join("out")) == before, "{more:?}");
         assert_eq!(
-            std::fs::read(dir.path().join("out/shard.json")).unwrap(),
+            std::fs::read(dir.path().join("out/manifest.json")).unwrap(),
             manifest
         );
     }
@@ -490,7 +526,11 @@ fn a_shard_at_verbose_0_prints_nothing() {
         &["--seeds", "2", "--epochs", "1", "--shard", "0/20"],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(dir.path().join("out/shard.json").is_file());
+    assert!(dir.path().join("out/manifest.json").is_file());
+    assert!(
+        !dir.path().join("out/figures").exists(),
+        "a shard draws no figures"
+    );
     assert_eq!(String::from_utf8_lossy(&o.stderr), "");
     assert!(o.stdout.is_empty());
 }

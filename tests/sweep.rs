@@ -171,7 +171,10 @@ fn sweep_refuses_to_overwrite_an_earlier_sweep() {
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists; pass --overwrite"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("s already holds a sweep without --shard; pass --resume to continue it, or --overwrite to replace it")
+    );
     assert_eq!(
         std::fs::read(dir.path().join("s/baseline-seed1.csv")).unwrap(),
         before
@@ -216,10 +219,72 @@ fn overwriting_a_larger_sweep_leaves_only_the_new_seeds_runs() {
         .iter()
         .flat_map(|s| ["csv", "csv.json", "safetensors"].map(|e| format!("baseline-seed{s}.{e}")))
         .chain(keep.map(String::from))
-        .chain(["summary.csv".to_string()])
+        .chain(["summary.csv".to_string(), "manifest.json".to_string()])
         .collect();
     expected.sort();
     assert_eq!(names, expected);
+}
+
+/// Replaced means: afterwards the folder holds the new sweep's files and
+/// nothing the old sweep wrote, whatever the old sweep's preset or grid.
+#[test]
+fn overwriting_a_sweep_of_another_preset_or_grid_leaves_nothing_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = ["--epochs", "1", "--samples", "300", "--verbose", "0"];
+    let names = |folder: &str| -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(d.join(folder))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    run(
+        d,
+        with(&["sweep", "--seeds", "0..3", "--out-dir", "p"], &small),
+    );
+    std::fs::write(d.join("p/notes.txt"), "mine").unwrap();
+    let noise = [
+        "sweep",
+        "-e",
+        "noise",
+        "--seeds",
+        "0..3",
+        "--out-dir",
+        "p",
+        "--overwrite",
+    ];
+    run(d, with(&noise, &small));
+    assert!(
+        names("p").iter().all(|n| !n.starts_with("baseline")),
+        "{:?}",
+        names("p")
+    );
+    assert!(names("p").contains(&"notes.txt".to_string()));
+    let out = binclass(d, &["compare", "p"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("noise") && !text.contains("baseline"),
+        "{text}"
+    );
+
+    let grid = |vary: &str, more: &[&str]| {
+        let args = ["sweep", "--seeds", "0..2", "--vary", vary, "--out-dir", "g"];
+        run(
+            d,
+            with(
+                &with(&args, more)
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+                &small,
+            ),
+        );
+    };
+    grid("lr=0.1,0.2", &[]);
+    grid("lr=0.3", &["--overwrite"]);
+    assert_eq!(names("g"), ["lr=0.3", "manifest.json", "summary.csv"]);
 }
 
 #[test]

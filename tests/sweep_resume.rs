@@ -155,12 +155,12 @@ fn resuming_a_finished_sweep_changes_nothing_and_bad_resumes_are_errors() {
     let bad: [(Vec<String>, &str); 5] = [
         (
             short("done", &["--resume", "--lr", "0.5"]),
-            "with `lr` 0.03, but this command has 0.5",
+            "done holds a sweep of other settings: its `settings[0].experiment.lr` is 0.03, this command's 0.5",
         ),
         (short("done", &["--resume", "--overwrite"]), "give one"),
         (
             short("empty", &["--resume"]),
-            "holds no run of this sweep (no baseline-seed<N>.csv.json for seeds 0..=2)",
+            "empty holds no sweep to resume (no manifest.json); run it without --resume",
         ),
         (short("missing", &["--resume"]), "no such folder"),
         (
@@ -245,22 +245,33 @@ fn resuming_a_finished_shard_changes_nothing_and_says_so() {
     assert_eq!(snapshot(&dir.join("part")), before, "nothing rewritten");
 }
 
-/// A shard killed after its last seed but before its `shard.json` (the
-/// file it writes last) is not finished: `--resume` writes the manifest, as
-/// the uninterrupted shard did, and `merge` can then take the folder.
+/// A shard killed after its last seed but before its manifest says it
+/// finished (the last thing it writes) is not finished: `--resume` marks
+/// it, as the uninterrupted shard did, and `merge` can then take the folder.
 #[test]
-fn resuming_a_shard_killed_before_its_manifest_writes_it() {
+fn resuming_a_shard_killed_before_its_manifest_says_finished_marks_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut args = sweep("part", &["--shard", "1/2"]);
     args[4] = "2".into(); // --epochs 2
     ok(dir, &strs(&args));
-    let manifest = dir.join("part/shard.json");
-    let whole = std::fs::read(&manifest).unwrap();
-    std::fs::remove_file(&manifest).unwrap();
+    let manifest = dir.join("part/manifest.json");
+    let whole = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        whole.replace("\"finished\": true", "\"finished\": false"),
+    )
+    .unwrap();
+    let merge = ["merge", "part", "--out", "m"];
+    let out = binclass(dir, &merge);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds shard 1/2 unfinished"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     args.push("--resume".into());
     ok(dir, &strs(&args));
-    assert_eq!(std::fs::read(&manifest).unwrap(), whole);
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), whole);
 }
 
 #[test]

@@ -608,7 +608,7 @@ fn merge_refuses_a_manifest_whose_shard_is_not_k_of_n_and_names_few_of_many_miss
         run(dir.path(), with(&args, &small));
     }
     let set_shard = |folder: &str, index: u64, count: u64| {
-        let path = dir.path().join(folder).join("shard.json");
+        let path = dir.path().join(folder).join("manifest.json");
         let mut m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         m["shard"] = serde_json::json!({ "index": index, "count": count });
@@ -623,7 +623,7 @@ fn merge_refuses_a_manifest_whose_shard_is_not_k_of_n_and_names_few_of_many_miss
         assert!(err.contains(expected), "{err}");
         assert!(!dir.path().join("m").exists());
     };
-    refused("b/shard.json is not a shard manifest: shard 1/0 (K/N needs K < N)");
+    refused("b/manifest.json is not a binclass manifest: shard 1/0 (K/N needs K < N)");
     // A count no command writes: named in a few, at once.
     set_shard("a", 0, u64::MAX);
     set_shard("b", 1, u64::MAX);
@@ -657,7 +657,7 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
     for (args, expected) in [
         (
             with(&["sweep", "--seeds", "0..3", "--out-dir", "b"], &small),
-            "b is the folder of shard 1/2 (shard.json); resume it with its --shard 1/2",
+            "b holds a sweep --shard 1/2 (manifest.json); resume it with that command line",
         ),
         (
             with(
@@ -672,7 +672,7 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
                 ],
                 &small,
             ),
-            "b holds shard 1/2 of another sweep command line",
+            "b holds a sweep of other settings: its `seeds` is [0,2], this command's [0,4]",
         ),
         (
             with(
@@ -687,7 +687,7 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
                 ],
                 &small,
             ),
-            "b holds shard 1/2 of another sweep command line",
+            "b holds a sweep --shard 1/2 (manifest.json); resume it with that command line",
         ),
     ] {
         let args = with(&strs(&args), &["--resume"]);
@@ -700,4 +700,25 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
     }
     let again = with(&strs(&with(&shard, &small)), &["--resume"]);
     run(dir.path(), again);
+    // A finished unsharded sweep is not relabelled a shard by a resume.
+    let whole = ["sweep", "--seeds", "0..3", "--out-dir", "u"];
+    run(dir.path(), with(&whole, &small));
+    let manifest = std::fs::read(dir.path().join("u/manifest.json")).unwrap();
+    let as_shard = with(
+        &strs(&with(&whole, &small)),
+        &["--shard", "0/2", "--resume"],
+    );
+    let out = binclass(dir.path(), &strs(&as_shard));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(
+            "u holds a sweep without --shard (manifest.json); resume it with that command line"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("u/manifest.json")).unwrap(),
+        manifest
+    );
 }

@@ -8,9 +8,11 @@ mod csv_logger;
 mod progress;
 mod record;
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::Result;
+
+use crate::config::Experiment;
 
 pub use crate::fit::{Callback, CallbackList, Control};
 use crate::fit::{EpochLogs, Outcome};
@@ -19,8 +21,52 @@ pub use csv_logger::CsvLogger;
 pub use progress::{KerasProgress, Tick, metrics_line, sweep_bar};
 pub use record::{RecordWriter, RunRecord, VERSIONS, Versions};
 
+/// One run, as an optional observer sees it when it is made.
+pub struct RunInfo<'a> {
+    /// `<preset>/seed<N>`, or in a `--vary` grid `<knob>=<v>/…/seed<N>`.
+    pub name: String,
+    pub csv: &'a Path,
+    pub experiment: &'a Experiment,
+    pub seed: u64,
+}
+
+/// An optional observer's flags: checked before anything is written, and
+/// asked for each run's observer.
+pub trait Optional {
+    fn check(&self) -> Result<()>;
+    fn observer(&self, run: &RunInfo) -> Result<Option<Box<dyn Callback>>>;
+}
+
+/// Observers a run may get beyond its CSV, record, summary and progress,
+/// each with flags of its own: a new one is a file of its own (its flags,
+/// implementing [`Optional`], and its callback) and one entry in this
+/// list, for `train`, `resume`, `sweep` and `sweep --resume` alike.
+macro_rules! optional_observers {
+    ($($name:ident: $flags:ty),* $(,)?) => {
+        #[derive(clap::Args, Clone, Debug, Default)]
+        pub struct Extras {
+            $(#[command(flatten)] pub $name: $flags,)*
+        }
+
+        impl Extras {
+            pub fn check(&self) -> Result<()> {
+                $(Optional::check(&self.$name)?;)*
+                Ok(())
+            }
+
+            pub fn observers(&self, _run: &RunInfo) -> Result<Vec<Box<dyn Callback>>> {
+                let all: Vec<Option<Box<dyn Callback>>> =
+                    vec![$(Optional::observer(&self.$name, _run)?),*];
+                Ok(all.into_iter().flatten().collect())
+            }
+        }
+    };
+}
+
+optional_observers! {}
+
 /// One run's observers, the same for `train`, `resume`, `sweep` and
-/// `sweep --resume`: an observer every run gets is one more entry here.
+/// `sweep --resume`.
 pub struct RunObservers {
     /// `train`'s Keras progress bar, or a tick of a sweep's bar.
     pub progress: Box<dyn Callback>,
@@ -28,32 +74,39 @@ pub struct RunObservers {
     pub record: RecordWriter,
     pub summary: Summary,
     pub nan: TerminateOnNaN,
+    pub extras: Vec<Box<dyn Callback>>,
 }
 
 impl RunObservers {
     pub fn new(
         progress: Box<dyn Callback>,
-        csv: PathBuf,
+        run: &RunInfo,
         record: RecordWriter,
-        summary: Summary,
-    ) -> Self {
-        RunObservers {
+        extras: &Extras,
+    ) -> Result<Self> {
+        Ok(RunObservers {
             progress,
-            csv: CsvLogger::new(csv),
+            csv: CsvLogger::new(run.csv.to_path_buf()),
             record,
-            summary,
+            summary: Summary::default(),
             nan: TerminateOnNaN,
-        }
+            extras: extras.observers(run)?,
+        })
     }
 
-    pub fn list(&mut self) -> CallbackList<'_, '_> {
-        CallbackList::new([
+    pub fn list(&mut self) -> CallbackList<'_, 'static> {
+        let fixed = [
             &mut *self.progress as &mut dyn Callback,
             &mut self.csv,
             &mut self.record,
             &mut self.summary,
             &mut self.nan,
-        ])
+        ];
+        CallbackList::new(
+            fixed
+                .into_iter()
+                .chain(self.extras.iter_mut().map(|c| &mut **c)),
+        )
     }
 }
 

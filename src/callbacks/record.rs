@@ -150,6 +150,17 @@ impl RecordWriter {
     }
 }
 
+impl RecordWriter {
+    /// Notes the error that ended the run, if the record can be written.
+    pub fn failed(&mut self, e: &anyhow::Error) {
+        self.record.stopped = Some(format!(
+            "failed in epoch {}: {e:#}",
+            self.record.epochs_completed
+        ));
+        let _ = self.save();
+    }
+}
+
 impl Callback for RecordWriter {
     fn on_train_begin(&mut self, _plan: &Plan) -> Result<()> {
         self.start = Instant::now();

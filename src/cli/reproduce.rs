@@ -44,7 +44,7 @@ pub struct ReproduceArgs {
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..), allow_hyphen_values = true, value_name = "N")]
     pub epochs: Option<i64>,
     /// Train only shard K of N (K from 0) of the (experiment or curve
-    /// setting, seed) replicas, marked by DIR/shard.json; `binclass merge`
+    /// setting, seed) replicas, marked by DIR/manifest.json; `binclass merge`
     /// joins the shards' folders and writes the figures and REPORT.md.
     #[arg(long, value_parser = shard::parse, value_name = "K/N")]
     pub shard: Option<Shard>,

@@ -16,8 +16,10 @@ pub struct ResumeArgs {
     pub csv: PathBuf,
     #[command(flatten)]
     pub verbosity: Verbosity,
+    #[command(flatten)]
+    pub extras: crate::callbacks::Extras,
 }
 
 pub fn run(args: &ResumeArgs) -> Result<()> {
-    crate::training::resume(&args.csv, args.verbosity.verbose).map(drop)
+    crate::training::resume(&args.csv, args.verbosity.verbose, &args.extras).map(drop)
 }

@@ -51,11 +51,13 @@ pub struct SweepArgs {
     #[arg(long, value_name = "KNOB=V1,V2,…", allow_hyphen_values = true)]
     pub vary: Vec<String>,
     /// Train only shard K of N (K from 0) of the (setting, seed) replicas,
-    /// marked by DIR/shard.json; `binclass merge` joins the shards' folders.
+    /// marked by DIR/manifest.json; `binclass merge` joins the shards' folders.
     #[arg(long, value_parser = shard::parse, value_name = "K/N")]
     pub shard: Option<Shard>,
     #[command(flatten)]
     pub verbosity: Verbosity,
+    #[command(flatten)]
+    pub extras: crate::callbacks::Extras,
     #[command(flatten)]
     pub overrides: Overrides,
 }
@@ -105,6 +107,8 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         resume: args.resume,
         chunk: args.chunk.map(|c| c as u64),
         threads,
+        setting: String::new(),
+        extras: args.extras.clone(),
     };
     let grid = Grid::parse(&base.exp, &args.vary, &args.overrides.given())?;
     let mut sweep = GridSweep::new(&base, grid, args.shard)?;
@@ -131,7 +135,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         let secs = start.elapsed().as_secs_f64();
         let summary = layout::summary(&sweep.dir);
         outputs::note(&match finals.as_slice() {
-            [(values, f)] if values.is_empty() => {
+            [(values, f)] if values.is_empty() && args.shard.is_none() => {
                 let (fin, best) = final_and_best(f);
                 format!(
                     "{} seeds of {} in {secs:.2}s: final val_binary_accuracy {}, best {}\nwrote {} CSVs, their records and {}",

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::{Replace, RunOn, Verbosity};
+use crate::callbacks::Extras;
 use crate::config::{Experiment, Overrides};
 use crate::training::TrainJob;
 
@@ -27,6 +28,8 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub verbosity: Verbosity,
     #[command(flatten)]
+    pub extras: Extras,
+    #[command(flatten)]
     pub overrides: Overrides,
 }
 
@@ -47,6 +50,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         out: args.out.clone(),
         overwrite: args.replace.overwrite,
         verbose: args.verbosity.verbose,
+        extras: args.extras.clone(),
     }
     .run()
     .map(drop)
