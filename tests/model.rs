@@ -6,9 +6,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use binclass::config::{Experiment, Normalize, Overrides};
-use binclass::data::Dataset;
+use binclass::config::{Activation, Experiment, Normalize, Overrides};
+use binclass::data::{Dataset, Normalization};
 use binclass::keras_csv::python_float;
+use binclass::model_file::{Layers, trained};
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -673,4 +674,67 @@ fn predict_to_a_full_stdout_says_it_cannot_write_to_stdout() {
         err.trim_end(),
         "error: cannot write to stdout: No space left on device (os error 28)"
     );
+}
+
+/// A baseline network saved at `path` without training: its initial
+/// weights as `edit` leaves them, with `activation`, scaled by `scaling`.
+fn crafted_with(
+    path: &Path,
+    activation: Activation,
+    scaling: Normalization,
+    edit: impl FnOnce(&mut Layers),
+) {
+    let mut e = Experiment::preset("baseline").unwrap();
+    e.activation = activation;
+    if scaling != Normalization::None {
+        e.normalize = Normalize::Standard;
+    }
+    let mut layers = binclass::model::initial_values(&e, 0);
+    edit(&mut layers);
+    trained(&e, 0, 1, &scaling, layers).save(path).unwrap();
+}
+
+/// [`crafted_with`] the baseline's tanh.
+fn crafted(path: &Path, scaling: Normalization, edit: impl FnOnce(&mut Layers)) {
+    crafted_with(path, Activation::Tanh, scaling, edit);
+}
+
+/// `predict` of `input` to `o.csv` and `evaluate` of `labelled` (label
+/// column `y`) with `model`: both refused in one line with each of `says`.
+fn both_refuse(d: &Path, model: &str, input: &str, labelled: &str, says: &[&str]) {
+    let predict = [
+        "predict", "--model", model, "--input", input, "--out", "o.csv",
+    ];
+    refused(d, &predict, says, "o.csv");
+    let evaluate = [
+        "evaluate",
+        "--model",
+        model,
+        "--input",
+        labelled,
+        "--label-column",
+        "y",
+    ];
+    refused(d, &evaluate, says, "o.csv");
+}
+
+#[test]
+fn a_model_with_nan_or_infinite_weights_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crafted(&d.join("nan.safetensors"), Normalization::None, |l| {
+        l[1].0[4] = f32::NAN
+    });
+    crafted(&d.join("inf.safetensors"), Normalization::None, |l| {
+        l[3].1[0] = f32::NEG_INFINITY
+    });
+    std::fs::write(d.join("p.csv"), "0.1,0.2\n").unwrap();
+    std::fs::write(d.join("p-y.csv"), "a,b,y\n0.1,0.2,1\n").unwrap();
+    for (model, says) in [
+        ("nan.safetensors", "tensor `2.weight` holds NaN"),
+        ("inf.safetensors", "tensor `6.bias` holds -inf"),
+    ] {
+        both_refuse(d, model, "p.csv", "p-y.csv", &[model, says]);
+        refused(d, &["evaluate", "--model", model], &[model, says], "o.csv");
+    }
 }
