@@ -160,21 +160,25 @@ def read_points(path, features):
     import csv
     import numpy as np
 
+    from binclass_files import BadInput, is_header  # scripts/ beside this one: binclass's header rule
+
     rows = []
     try:
         with open(path, newline="") as f:
             for i, row in enumerate(csv.reader(f)):
+                if i == 0 and is_header(row, lambda c: f"{path}: line 1, column {c + 1}"):
+                    continue
                 try:
                     values = [float(v) for v in row]
                 except ValueError:
-                    if i == 0:
-                        continue  # a header
                     fail(f"{path}: line {i + 1}: not a number")
                 if len(values) != features:
                     fail(f"{path}: line {i + 1}: {len(values)} columns, expected {features}")
                 rows.append(values)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         fail(f"{path}: {e}")
+    except BadInput as e:
+        fail(str(e))
     if not rows:
         fail(f"{path}: no points")
     return np.array(rows, dtype=np.float64).reshape(-1, features)

@@ -11,19 +11,19 @@ the file's metadata ([0, 1000]² for `scaled`, [1000, 1001]² for `shifted`) --
 with the true boundary x0 = x1 dashed and the model's own (p = 0.5) solid.
 Dummy features (features beyond the first two) are held at their mean,
 0.5·scale + shift: the panel is that slice. The stored normalisation is
-applied before the network, as binclass predict does. The network is
-computed in numpy (float32), so only numpy, matplotlib and safetensors are
-needed, not torch.
+applied before the network, as binclass predict does. Models are read
+through binclass_files.py, with binclass's checks: a file binclass refuses
+is refused here too. The network is computed in numpy (float32), so only
+numpy, matplotlib and safetensors are needed, not torch.
 
 --points CSV adds points (columns x0,x1 or x0,x1,label with labels 0/1, a
 header row optional) as small dots, coloured by label when there is one.
 """
 import argparse
-import csv
-import json
-import os
 import sys
 
+from binclass_files import BadInput, read_model  # scripts/ beside this one
+from binclass_files import read_points as read_points_csv
 from plot import check_out, write_png  # scripts/plot.py beside this one; it selects the Agg backend
 
 import matplotlib
@@ -47,50 +47,19 @@ def fail(message: str):
 
 
 class Model:
-    """A binclass model file: its network (numpy, float32), scaling and square."""
+    """A binclass model (read with binclass's checks): its network in numpy
+    (float32), scaling and square."""
 
     def __init__(self, path: str):
-        from safetensors import SafetensorError, safe_open
-        from safetensors.numpy import load_file
-
-        self.path = path
-        if os.path.isdir(path):
-            fail(f"{path} is a folder, not a model file")
         try:
-            with safe_open(path, framework="np") as f:
-                meta = f.metadata()
-            tensors = load_file(path)
-        except FileNotFoundError:
-            fail(f"{path}: no such file")
-        except (OSError, SafetensorError, ValueError) as e:
-            fail(f"{path}: not a safetensors model file ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
-        if not meta or meta.get("format") != "binclass-model":
-            fail(f"{path}: not a binclass model (no binclass metadata)")
-        try:
-            self.features, hidden, units = (int(meta[k]) for k in ("features", "hidden_layers", "units"))
-            self.activation = ACTIVATIONS[meta["activation"]]
-            exp = json.loads(meta["experiment"])
-            self.scale, self.shift = float(exp["scale"]), float(exp["shift"])
-            self.name, self.seed = str(exp["name"]), meta.get("seed", "?")
-            self.epochs = meta.get("epochs_completed", "?")
-            self.mean = self.sd = None
-            if meta["normalize"] == "standard":
-                self.mean = np.array(json.loads(meta["normalize_mean"]), dtype=np.float64)
-                self.sd = np.array(json.loads(meta["normalize_std"]), dtype=np.float64)
-            elif meta["normalize"] != "none":
-                raise ValueError(f"normalize {meta['normalize']!r}")
-        except (KeyError, ValueError, TypeError) as e:
-            fail(f"{path}: metadata lacks a valid {e}")
-        # PyTorch's nn.Sequential names: Linear l is module 2l (activations count).
-        widths = [self.features] + [units] * hidden + [1]
-        self.layers = []
-        for l in range(hidden + 1):
-            w, b = tensors.get(f"{2 * l}.weight"), tensors.get(f"{2 * l}.bias")
-            if w is None or b is None or w.shape != (widths[l + 1], widths[l]) or b.shape != (widths[l + 1],):
-                fail(f"{path}: tensors {sorted(tensors)} are not the network its metadata declares")
-            self.layers.append((w.astype(np.float32), b.astype(np.float32)))
-        if len(tensors) != 2 * len(self.layers):
-            fail(f"{path}: tensors {sorted(tensors)} are not the network its metadata declares")
+            m = read_model(path)
+        except BadInput as e:
+            fail(str(e))
+        e = m.experiment
+        self.features, self.mean, self.sd, self.layers = m.features, m.mean, m.sd, m.layers
+        self.activation = ACTIVATIONS[e["activation"]]
+        self.scale, self.shift = float(e["scale"]), float(e["shift"])
+        self.name, self.seed, self.epochs = e["name"], m.meta["seed"], m.meta["epochs_completed"]
 
     def square(self) -> tuple[float, float]:
         """The range each feature is drawn from, [0, 1)·scale + shift, lowest first."""
@@ -112,29 +81,19 @@ class Model:
 
 
 def read_points(path: str):
-    """(x0, x1, labels or None) from a CSV of x0,x1[,label], a header optional."""
-    rows = []
+    """(x0, x1, labels or None) from a CSV of x0,x1[,label], read as binclass
+    reads points (binclass_files.read_points: a header row optional)."""
     try:
-        with open(path, newline="") as f:
-            for i, row in enumerate(csv.reader(f)):
-                try:
-                    values = [float(v) for v in row]
-                except ValueError:
-                    if i == 0:
-                        continue  # a header
-                    fail(f"{path}: line {i + 1}: not a number: {','.join(row)}")
-                if len(values) not in (2, 3) or (rows and len(values) != len(rows[0])):
-                    fail(f"{path}: line {i + 1}: {len(values)} columns, expected x0,x1 or x0,x1,label throughout")
-                if not all(np.isfinite(values)):
-                    fail(f"{path}: line {i + 1}: not a finite number")
-                if len(values) == 3 and values[2] not in (0.0, 1.0):
-                    fail(f"{path}: line {i + 1}: label {row[2]} is not 0 or 1")
-                rows.append(values)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        fail(f"{path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
-    if not rows:
-        fail(f"{path}: no points")
-    a = np.array(rows)
+        _, rows = read_points_csv(path)
+    except BadInput as e:
+        fail(str(e))
+    width = len(rows[0][1])
+    for line, values in rows:
+        if len(values) not in (2, 3) or len(values) != width:
+            fail(f"{path}: line {line}: {len(values)} columns, expected x0,x1 or x0,x1,label throughout")
+        if len(values) == 3 and values[2] not in (0.0, 1.0):
+            fail(f"{path}: line {line}: label {values[2]:g} is not 0 or 1")
+    a = np.array([v for _, v in rows])
     return a[:, 0], a[:, 1], (a[:, 2] if a.shape[1] == 3 else None)
 
 

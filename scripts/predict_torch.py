@@ -10,46 +10,53 @@ the points with the stored normalisation (the training rows' mean and
 standard deviation, for --normalize standard), and prints (or writes to
 --out) one probability per point, sigmoid of the output, as Python's repr
 writes a float32. POINTS.csv holds the model's feature columns, a header
-row optional. Needs torch and safetensors (scripts/setup.sh installs both).
+row optional. The model and the points are read through binclass_files.py,
+with binclass's checks: what `binclass predict` refuses is one line here
+too. Needs torch, numpy and safetensors (scripts/setup.sh installs them).
 """
 
 import argparse
-import csv
-import json
 import sys
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
-
-ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid}
+from binclass_files import BadInput, read_model, read_points  # scripts/ beside this one
 
 
-def network(meta):
+def network(model):
     """The nn.Sequential whose state_dict names are the file's tensor names."""
-    features, hidden, units = (int(meta[k]) for k in ("features", "hidden_layers", "units"))
-    layers, width = [], features
-    for _ in range(hidden):
-        layers += [torch.nn.Linear(width, units), ACTIVATIONS[meta["activation"]]()]
-        width = units
+    import torch
+
+    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid}[model.activation]
+    e = model.experiment
+    layers, width = [], e["features"]
+    for _ in range(e["hidden_layers"]):
+        layers += [torch.nn.Linear(width, e["units"]), activation()]
+        width = e["units"]
     layers.append(torch.nn.Linear(width, 1))
     return torch.nn.Sequential(*layers)
 
 
-def read_points(path, features):
-    """Rows of floats (float64, as binclass parses them); a header is skipped."""
-    rows = []
-    with open(path, newline="") as f:
-        for i, row in enumerate(csv.reader(f)):
-            try:
-                rows.append([float(v) for v in row])
-            except ValueError:
-                if i == 0:
-                    continue  # a header
-                sys.exit(f"{path}: line {i + 1}: not a number")
-            if len(rows[-1]) != features:
-                sys.exit(f"{path}: line {i + 1}: {len(row)} columns, expected {features}")
-    return torch.tensor(rows, dtype=torch.float64).reshape(-1, features)
+def predict(model_path, points_path):
+    """Each point's probability (float32 as Python floats). Everything is
+    read and checked before torch is imported: bad input is refused at once."""
+    model = read_model(model_path)
+    header, rows = read_points(points_path)
+    for line, values in [header] * (header is not None) + rows:
+        if len(values) != model.features:
+            raise BadInput(f"{points_path}: line {line}: {len(values)} columns, expected {model.features} (the model's {model.features} features)")
+    x = model.network_input([v for _, v in rows], lambda i, j: f"{points_path}: line {rows[i][0]}, column {j + 1}")
+    import torch
+
+    net = network(model)
+    state = {}
+    for l, (w, b) in enumerate(model.layers):
+        state[f"{2 * l}.weight"], state[f"{2 * l}.bias"] = torch.from_numpy(w), torch.from_numpy(b)
+    net.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        prob = torch.sigmoid(net(torch.from_numpy(x))).reshape(-1)
+    if prob.isnan().any():
+        i = int(prob.isnan().nonzero()[0])
+        raise BadInput(f"{points_path}: line {rows[i][0]}: the model's output for this point is NaN (its values overflow float32 inside the network)")
+    return prob.tolist()
 
 
 def main():
@@ -58,25 +65,18 @@ def main():
     p.add_argument("points")
     p.add_argument("--out", default=None, help="CSV of probabilities (default: stdout)")
     a = p.parse_args()
-    with safe_open(a.model, framework="pt") as f:
-        meta = f.metadata()
-    if meta is None or meta.get("format") != "binclass-model":
-        sys.exit(f"{a.model}: not a binclass model")
-    net = network(meta)
-    net.load_state_dict(load_file(a.model), strict=True)
-    x = read_points(a.points, int(meta["features"]))
-    if meta["normalize"] == "standard":
-        # In float64, as binclass scales its rows, then float32.
-        mean = torch.tensor(json.loads(meta["normalize_mean"]), dtype=torch.float64)
-        std = torch.tensor(json.loads(meta["normalize_std"]), dtype=torch.float64)
-        x = (x - mean) / std
-    with torch.no_grad():
-        prob = torch.sigmoid(net(x.to(torch.float32))).reshape(-1)
-    out = open(a.out, "w", newline="") if a.out else sys.stdout
-    out.write("probability\n")
-    out.writelines(f"{p!r}\n" for p in prob.tolist())
-    if a.out:
-        out.close()
+    try:
+        lines = ["probability\n"] + [f"{p!r}\n" for p in predict(a.model, a.points)]
+    except BadInput as e:
+        sys.exit(f"predict_torch: {e}")
+    if a.out is None:
+        sys.stdout.writelines(lines)
+        return
+    try:
+        with open(a.out, "w", newline="") as f:
+            f.writelines(lines)
+    except OSError as e:
+        sys.exit(f"predict_torch: cannot write {a.out}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ settings! {
     /// Hidden Dense layers.
     hidden_layers: i64 = 3, flag "hidden-layers", value "N", parse whole, bounds Bounds::Whole(0, 1_000);
     /// Units per hidden layer [default: int(features * 1.2 + 1)].
-    units: i64 = default_units(2), flag "units", value "N", parse whole, bounds Bounds::Whole(1, 10_000);
+    units: i64 = default_units(2), flag "units", value "N", parse whole, bounds Bounds::Whole(1, MAX_UNITS);
     /// Hidden-layer activation.
     activation: Activation = Activation::Tanh, flag "activation", value "ACTIVATION", parse value_parser!(Activation), bounds Bounds::Any;
     /// Weight initialisation.
@@ -398,7 +398,19 @@ impl Experiment {
     }
 
     pub fn validate(&self) -> Result<()> {
-        self.check_bounds()?;
+        // Unless --units is given, the width follows --features: one out of
+        // bounds is then the features' doing, and named as the flag given.
+        let width_from_features = self.units == default_units(self.features);
+        if let Err(err) = self.check_bounds() {
+            if width_from_features && self.units > MAX_UNITS {
+                bail!(
+                    "--features {f} makes the default width int({f} × 1.2 + 1) = {} units, more than {MAX_UNITS}: lower --features or give --units",
+                    self.units,
+                    f = self.features
+                );
+            }
+            return Err(err);
+        }
         if self.samples * self.features > 1_000_000_000 {
             bail!(
                 "--samples {} x --features {} is more than 1e9 values; lower one of them",
@@ -408,9 +420,12 @@ impl Experiment {
         }
         let params = self.parameters();
         if params > MAX_PARAMETERS {
-            bail!(
-                "the network would have {params} parameters (at most 1e8): lower --units or --hidden-layers"
-            );
+            let lower = if width_from_features {
+                "--features or --hidden-layers, or give a smaller --units"
+            } else {
+                "--units or --hidden-layers"
+            };
+            bail!("the network would have {params} parameters (at most 1e8): lower {lower}");
         }
         let train = self.train_len();
         if train < 1 || train >= self.samples {
@@ -467,6 +482,9 @@ pub fn value_name<T: ValueEnum>(v: &T) -> String {
         .map(|v| v.get_name().to_string())
         .unwrap_or_default()
 }
+
+/// The widest hidden layer.
+pub const MAX_UNITS: i64 = 10_000;
 
 /// The most trainable parameters a network may have (1e8).
 pub const MAX_PARAMETERS: i64 = 100_000_000;

@@ -316,6 +316,11 @@ fn read_layers(st: &SafeTensors, e: &Experiment) -> Result<Layers> {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        // A NaN or infinite weight answers NaN (or nothing sensible) for
+        // every point: the file cannot be a finished run's model.
+        if let Some(x) = data.iter().find(|x| !x.is_finite()) {
+            bail!("tensor `{name}` holds {x}: a trained model's weights are finite");
+        }
         tensors.push(data);
     }
     let mut it = tensors.into_iter();

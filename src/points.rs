@@ -5,17 +5,23 @@
 //! column.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 
 use anyhow::{Context, Result, anyhow, bail};
 use csv::StringRecord;
 
+use crate::data::Normalization;
+use crate::keras_csv::python_float;
+use crate::model_file::SavedModel;
+
 /// A point file being read.
 pub struct Points {
-    reader: csv::Reader<Box<dyn Read>>,
+    reader: csv::Reader<Lines>,
     /// How errors name the input: its path, or `stdin`.
     pub source: String,
     features: usize,
+    /// The model's scaling, applied as each point is read.
+    scaling: Normalization,
     /// Where the label is, if the input has one.
     label: Option<usize>,
     /// The header row, if the input starts with one.
@@ -25,8 +31,9 @@ pub struct Points {
     rows: u64,
 }
 
-/// Up to a chunk of rows: the fields as given, the features (row-major, as
-/// read: not scaled) and the labels (when the input has them).
+/// Up to a chunk of rows: the fields as given, the features as the network
+/// takes them (row-major, scaled by the model's normalisation, float64) and
+/// the labels (when the input has them).
 pub struct Chunk {
     pub records: Vec<StringRecord>,
     pub features: Vec<f64>,
@@ -34,23 +41,28 @@ pub struct Chunk {
 }
 
 impl Points {
-    /// Opens `input` (a path, or `-` for stdin) for a model of `features`
-    /// features; `label` names the label column, which needs a header.
-    pub fn open(input: &str, features: usize, label: Option<&str>) -> Result<Self> {
-        let (source, stream): (String, Box<dyn Read>) = if input == "-" {
-            ("stdin".into(), Box::new(std::io::stdin()))
+    /// Opens `input` (a path, or `-` for stdin) for `model`; `label` names
+    /// the label column, which needs a header.
+    pub fn open(input: &str, model: &SavedModel, label: Option<&str>) -> Result<Self> {
+        let (source, stream): (String, Box<dyn BufRead>) = if input == "-" {
+            ("stdin".into(), Box::new(std::io::stdin().lock()))
         } else {
             let f = File::open(input).with_context(|| format!("cannot read {input}"))?;
-            (input.to_string(), Box::new(f))
+            (input.to_string(), Box::new(BufReader::new(f)))
         };
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(stream);
+            .from_reader(Lines {
+                inner: stream,
+                started: 0,
+                at_start: true,
+            });
         let mut p = Points {
             reader,
             source,
-            features,
+            features: model.experiment.features as usize,
+            scaling: model.normalization.clone(),
             label: None,
             header: None,
             pending: None,
@@ -65,26 +77,42 @@ impl Points {
         self.features + usize::from(self.label.is_some())
     }
 
-    /// The first row is a header when any of its fields is not a number.
+    /// The first row is a header when every field is a non-number, data when
+    /// every field is a number; one that mixes them is refused, so that a
+    /// typo in the first point is not taken for a header (and the point
+    /// silently dropped).
     fn read_header(&mut self, label: Option<&str>) -> Result<()> {
         let Some(first) = self.next_record()? else {
             bail!("{}: empty input, no points", self.source);
         };
-        let is_header = first.iter().any(|f| f.trim().parse::<f64>().is_err());
-        if is_header {
+        let numbers: Vec<bool> = first.iter().map(|f| parse(f).is_some()).collect();
+        if numbers.iter().all(|n| !n) {
             if let Some(name) = label {
                 let at = first.iter().position(|h| h.trim() == name);
                 self.label = Some(at.ok_or_else(|| {
-                    anyhow!("{}: line 1: no column `{name}` in the header", self.source)
+                    anyhow!(
+                        "{}: line {}: no column `{name}` in the header",
+                        self.source,
+                        line(&first)
+                    )
                 })?);
             }
             self.check_width(&first)?;
             self.header = Some(first);
+        } else if let Some(c) = numbers.iter().position(|n| !n) {
+            bail!(
+                "{}: line {}, column {}: '{}' is not a number, and the row is not a header: its other fields are numbers",
+                self.source,
+                line(&first),
+                c + 1,
+                &first[c]
+            );
         } else {
             if let Some(name) = label {
                 bail!(
-                    "{}: --label-column {name} needs a header row naming the columns (line 1 is data)",
-                    self.source
+                    "{}: --label-column {name} needs a header row naming the columns (line {} is data)",
+                    self.source,
+                    line(&first)
                 );
             }
             self.pending = Some(first);
@@ -98,16 +126,25 @@ impl Points {
         }
         let mut r = StringRecord::new();
         match self.reader.read_record(&mut r) {
-            Ok(true) => Ok(Some(r)),
+            Ok(true) => {
+                let breaks = r.iter().map(|f| f.matches('\n').count()).sum::<usize>();
+                let mut at = csv::Position::new();
+                at.set_line(self.reader.get_ref().started - breaks as u64);
+                r.set_position(Some(at));
+                Ok(Some(r))
+            }
             Ok(false) => Ok(None),
             // A failed read is the input's, not a line's (a folder fails
             // before any line): worded as opening a missing file is.
             Err(e) => match e.kind() {
                 csv::ErrorKind::Io(io) => bail!("cannot read {}: {io}", self.source),
-                _ => {
-                    let line = e.position().map_or(0, |p| p.line());
-                    bail!("{}: line {line}: {}", self.source, one_line(&e.to_string()))
-                }
+                csv::ErrorKind::Utf8 { err, .. } => bail!(
+                    "{}: line {}, column {}: not UTF-8 text",
+                    self.source,
+                    self.reader.get_ref().started,
+                    err.field() + 1
+                ),
+                _ => bail!("{}: {}", self.source, one_line(&e.to_string())),
             },
         }
     }
@@ -158,6 +195,8 @@ impl Points {
                     chunk.features.push(v);
                 }
             }
+            let at = chunk.features.len() - self.features;
+            self.scale(&r, &mut chunk.features[at..])?;
             chunk.records.push(r);
         }
         self.rows += chunk.records.len() as u64;
@@ -173,10 +212,7 @@ impl Points {
     /// A field as a finite number.
     fn number(&self, r: &StringRecord, c: usize, field: &str) -> Result<f64> {
         let at = || format!("{}: line {}, column {}", self.source, line(r), c + 1);
-        let v: f64 = field
-            .trim()
-            .parse()
-            .map_err(|_| anyhow!("{}: '{field}' is not a number", at()))?;
+        let v = parse(field).ok_or_else(|| anyhow!("{}: '{field}' is not a number", at()))?;
         if !v.is_finite() {
             bail!(
                 "{}: '{field}' is not finite; every value must be a finite number",
@@ -185,9 +221,79 @@ impl Points {
         }
         Ok(v)
     }
+
+    /// Scales a point as the model's training rows were scaled, in float64,
+    /// and checks each value fits float32. The check comes after the
+    /// scaling because float32 is where the network first sees a value: a
+    /// raw 1e39 standardised by a large deviation is a fine input, and a
+    /// raw value within float32 divided by a tiny one may not be; an
+    /// overflow would reach the network as an infinity and leave a NaN
+    /// probability.
+    fn scale(&self, r: &StringRecord, point: &mut [f64]) -> Result<()> {
+        self.scaling.apply(point);
+        let Some(j) = point.iter().position(|x| !(*x as f32).is_finite()) else {
+            return Ok(());
+        };
+        let c = (0..r.len())
+            .filter(|c| Some(*c) != self.label)
+            .nth(j)
+            .unwrap_or(j);
+        let scaled = match self.scaling {
+            Normalization::None => String::new(),
+            _ => format!(
+                " ({} once scaled by the model's normalisation)",
+                python_float(point[j])
+            ),
+        };
+        bail!(
+            "{}: line {}, column {}: '{}'{scaled} is beyond float32's range (±{:e}), in which the network computes",
+            self.source,
+            line(r),
+            c + 1,
+            &r[c],
+            f32::MAX
+        )
+    }
 }
 
-fn line(r: &StringRecord) -> u64 {
+/// A field as Rust reads a number (surrounding spaces allowed).
+fn parse(field: &str) -> Option<f64> {
+    field.trim().parse().ok()
+}
+
+/// The input, handed to the csv reader at most one line per read, counting
+/// the lines begun. csv's own record positions are where its reader stood
+/// before the record: a line short after a `\r\n` (the `\r` ends the
+/// record, the `\n` is read with the next one) and before any blank lines
+/// it skipped. As the csv reader refills its buffer only once it is used
+/// up, it never holds bytes past the line a record ends on: `started` is
+/// that line's number when the record is returned.
+struct Lines {
+    inner: Box<dyn BufRead>,
+    started: u64,
+    at_start: bool,
+}
+
+impl Read for Lines {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.inner.fill_buf()?;
+        let line = available
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(available.len(), |i| i + 1);
+        let n = line.min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.inner.consume(n);
+        if n > 0 {
+            self.started += u64::from(self.at_start);
+            self.at_start = buf[n - 1] == b'\n';
+        }
+        Ok(n)
+    }
+}
+
+/// The line a record starts on.
+pub fn line(r: &StringRecord) -> u64 {
     r.position().map_or(0, |p| p.line())
 }
 

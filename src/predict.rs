@@ -15,7 +15,7 @@ use crate::fit::Model;
 use crate::keras_csv::python_float;
 use crate::model::Network;
 use crate::model_file::SavedModel;
-use crate::points::Points;
+use crate::points::{Chunk, Points};
 
 /// Points per chunk: large enough that libtorch's per-call cost vanishes,
 /// small enough that a chunk's rows take a few megabytes.
@@ -44,18 +44,26 @@ impl Loaded {
         self.model.experiment.features as usize
     }
 
-    /// The logits of raw points (row-major), scaled first as the model's
-    /// training rows were; float32, as `Dataset::split` makes its rows.
-    fn logits(&self, mut features: Vec<f64>) -> Tensor {
-        let f = self.features();
-        for point in features.chunks_mut(f) {
-            self.model.normalization.apply(point);
-        }
-        let n = (features.len() / f) as i64;
-        let xs = Tensor::from_slice(&features)
-            .view([n, f as i64])
+    /// The logits of a chunk's points (already scaled), in float32 as
+    /// `Dataset::split` makes its rows. A NaN is refused, naming its point:
+    /// values within float32 can still overflow inside the network (an
+    /// infinity less an infinity), and a NaN probability is no answer.
+    fn logits(&self, chunk: &Chunk, points: &Points) -> Result<Tensor> {
+        let f = self.features() as i64;
+        let xs = Tensor::from_slice(&chunk.features)
+            .view([-1, f])
             .to_kind(Kind::Float);
-        tch::no_grad(|| self.net.forward(&xs))
+        let logits = tch::no_grad(|| self.net.forward(&xs));
+        let nan = logits.isnan().view(-1);
+        if bool::try_from(nan.any())? {
+            let i = i64::try_from(nan.nonzero().get(0))? as usize;
+            bail!(
+                "{}: line {}: the model's output for this point is NaN (its values overflow float32 inside the network)",
+                points.source,
+                crate::points::line(&chunk.records[i])
+            );
+        }
+        Ok(logits)
     }
 }
 
@@ -75,7 +83,7 @@ pub fn predict(m: &Loaded, points: &mut Points, out: &mut dyn Write) -> Result<u
     w.write_record(&header)?;
     let mut count = 0;
     while let Some(chunk) = next {
-        let p = m.logits(chunk.features).sigmoid().view(-1);
+        let p = m.logits(&chunk, points)?.sigmoid().view(-1);
         let p = Vec::<f32>::try_from(p)?;
         for (record, p) in chunk.records.iter().zip(p) {
             let class = if p > 0.5 { "1" } else { "0" };
@@ -141,7 +149,7 @@ pub fn evaluate_points(m: &Loaded, points: &mut Points) -> Result<Metrics> {
         let labels = Tensor::from_slice(&chunk.labels)
             .to_kind(Kind::Float)
             .view([-1, 1]);
-        let logits = m.logits(chunk.features);
+        let logits = m.logits(&chunk, points)?;
         let losses =
             logits.binary_cross_entropy_with_logits::<Tensor>(&labels, None, None, Reduction::None);
         loss_sum += f64::try_from(losses.to_kind(Kind::Double).sum(Kind::Double))?;

@@ -475,3 +475,34 @@ fn train_help_points_to_where_binclass_differs_from_keras() {
         .unwrap_or_else(|e| panic!("{line}: {e}"));
     assert!(text.contains("Where it differs"), "{doc}");
 }
+
+/// Without --units the width follows --features: a width too wide is then
+/// blamed on --features, the flag given, and --units only when it is given.
+#[test]
+fn a_width_too_wide_for_the_features_given_names_features_not_units() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says, not) in [
+        (
+            &["--features", "10000"][..],
+            "--features 10000 makes the default width int(10000 × 1.2 + 1) = 12001 units, more than 10000: lower --features or give --units",
+            "--units must",
+        ),
+        (
+            &["--features", "5000"],
+            "parameters (at most 1e8): lower --features or --hidden-layers, or give a smaller --units",
+            "lower --units",
+        ),
+        (
+            &["--features", "10000", "--units", "12002"],
+            "--units must be a whole number in 1..=10000, got 12002",
+            "--features",
+        ),
+    ] {
+        let out = binclass(dir.path(), &[&["train", "--out", "x.csv"], args].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(says) && !err.contains(not), "{args:?}: {err}");
+    }
+    assert!(files_in(dir.path()).is_empty());
+}

@@ -6,9 +6,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use binclass::config::{Experiment, Normalize, Overrides};
-use binclass::data::Dataset;
+use binclass::config::{Activation, Experiment, Normalize, Overrides};
+use binclass::data::{Dataset, Normalization};
 use binclass::keras_csv::python_float;
+use binclass::model_file::{Layers, trained};
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -673,4 +674,274 @@ fn predict_to_a_full_stdout_says_it_cannot_write_to_stdout() {
         err.trim_end(),
         "error: cannot write to stdout: No space left on device (os error 28)"
     );
+}
+
+/// A baseline network saved at `path` without training: its initial
+/// weights as `edit` leaves them, with `activation`, scaled by `scaling`.
+fn crafted_with(
+    path: &Path,
+    activation: Activation,
+    scaling: Normalization,
+    edit: impl FnOnce(&mut Layers),
+) {
+    let mut e = Experiment::preset("baseline").unwrap();
+    e.activation = activation;
+    if scaling != Normalization::None {
+        e.normalize = Normalize::Standard;
+    }
+    let mut layers = binclass::model::initial_values(&e, 0);
+    edit(&mut layers);
+    trained(&e, 0, 1, &scaling, layers).save(path).unwrap();
+}
+
+/// [`crafted_with`] the baseline's tanh.
+fn crafted(path: &Path, scaling: Normalization, edit: impl FnOnce(&mut Layers)) {
+    crafted_with(path, Activation::Tanh, scaling, edit);
+}
+
+/// `predict` of `input` to `o.csv` and `evaluate` of `labelled` (label
+/// column `y`) with `model`: both refused in one line with each of `says`.
+fn both_refuse(d: &Path, model: &str, input: &str, labelled: &str, says: &[&str]) {
+    let predict = [
+        "predict", "--model", model, "--input", input, "--out", "o.csv",
+    ];
+    refused(d, &predict, says, "o.csv");
+    let evaluate = [
+        "evaluate",
+        "--model",
+        model,
+        "--input",
+        labelled,
+        "--label-column",
+        "y",
+    ];
+    refused(d, &evaluate, says, "o.csv");
+}
+
+#[test]
+fn a_value_float32_cannot_hold_once_scaled_is_refused_naming_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crafted(&d.join("raw.safetensors"), Normalization::None, |_| {});
+    // The network sees values after the stored scaling: a deviation of 1e10
+    // brings 1e39 within float32, one of 1e-10 takes 1e30 out of it.
+    let sd = |s: f64| Normalization::Standard {
+        mean: vec![0.0, 0.0],
+        sd: vec![1.0, s],
+    };
+    crafted(&d.join("wide.safetensors"), sd(1e10), |_| {});
+    crafted(&d.join("narrow.safetensors"), sd(1e-10), |_| {});
+    std::fs::write(d.join("big.csv"), "0.1,0.2\n0.3,1e39\n").unwrap();
+    std::fs::write(d.join("big-y.csv"), "a,b,y\n0.3,1e39,0\n").unwrap();
+    std::fs::write(d.join("mid.csv"), "0.1,0.2\n0.3,1e30\n").unwrap();
+    std::fs::write(d.join("mid-y.csv"), "y,a,b\n1,0.1,0.2\n0,0.3,1e30\n").unwrap();
+    let says = ["line 2, column 2: '1e39' is beyond float32's range"];
+    both_refuse(d, "raw.safetensors", "big.csv", "big-y.csv", &says);
+    let says = [
+        "line 3, column 3: '1e30' (1e+40 once scaled by the model's normalisation) is beyond float32's range",
+    ];
+    refused(
+        d,
+        &[
+            "evaluate",
+            "--model",
+            "narrow.safetensors",
+            "--input",
+            "mid-y.csv",
+            "--label-column",
+            "y",
+        ],
+        &says,
+        "o.csv",
+    );
+    let out = ok(
+        d,
+        &[
+            "predict",
+            "--model",
+            "wide.safetensors",
+            "--input",
+            "big.csv",
+        ],
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("nan"), "{text}");
+    ok(
+        d,
+        &[
+            "predict",
+            "--model",
+            "raw.safetensors",
+            "--input",
+            "mid.csv",
+        ],
+    );
+}
+
+#[test]
+fn a_point_whose_output_overflows_inside_the_network_is_refused_not_predicted_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Weights of 1e30 make a point of 1e9s (well within float32) +inf in
+    // every first-layer unit, which relu passes on, and a zero weight
+    // after it makes 0 × inf: NaN.
+    crafted_with(
+        &d.join("m.safetensors"),
+        Activation::Relu,
+        Normalization::None,
+        |l| {
+            l[0].0 = vec![1e30; 6];
+            l[1].0[0] = 0.0;
+        },
+    );
+    std::fs::write(d.join("p.csv"), "x0,x1\r\n0,0\r\n1e9,1e9\r\n").unwrap();
+    std::fs::write(d.join("p-y.csv"), "x0,x1,y\r\n0,0,1\r\n1e9,1e9,1\r\n").unwrap();
+    let says = ["line 3: the model's output for this point is NaN"];
+    both_refuse(d, "m.safetensors", "p.csv", "p-y.csv", &says);
+}
+
+#[test]
+fn a_first_row_mixing_numbers_and_non_numbers_is_refused_not_taken_for_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crafted(&d.join("m.safetensors"), Normalization::None, |_| {});
+    std::fs::write(d.join("typo.csv"), "0.1,0.2x\n0.3,0.4\n").unwrap();
+    std::fs::write(d.join("typo-y.csv"), "0.1,0.2,y\n0.3,0.4,1\n").unwrap();
+    let says = ["typo.csv: line 1, column 2: '0.2x' is not a number, and the row is not a header"];
+    refused(
+        d,
+        &[
+            "predict",
+            "--model",
+            "m.safetensors",
+            "--input",
+            "typo.csv",
+            "--out",
+            "o.csv",
+        ],
+        &says,
+        "o.csv",
+    );
+    let says = ["typo-y.csv: line 1, column 3: 'y' is not a number, and the row is not a header"];
+    refused(
+        d,
+        &[
+            "evaluate",
+            "--model",
+            "m.safetensors",
+            "--input",
+            "typo-y.csv",
+            "--label-column",
+            "y",
+        ],
+        &says,
+        "o.csv",
+    );
+    // Names throughout are a header, numbers throughout a point.
+    for (text, rows) in [("a,b\n0.3,0.4\n", 1), ("0.1,0.2\n0.3,0.4\n", 2)] {
+        std::fs::write(d.join("p.csv"), text).unwrap();
+        let out = ok(
+            d,
+            &["predict", "--model", "m.safetensors", "--input", "p.csv"],
+        );
+        assert_eq!(
+            out.stdout.iter().filter(|b| **b == b'\n').count(),
+            1 + rows,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn csv_errors_name_the_editors_line_in_crlf_files_and_after_blank_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crafted(&d.join("m.safetensors"), Normalization::None, |_| {});
+    for (name, text, says) in [
+        (
+            "crlf.csv",
+            "x0,x1\r\n0.1,0.2\r\n0.3,0.4\r\n0.5,0.6\r\n0.7,abc\r\n",
+            "line 5, column 2: 'abc'",
+        ),
+        (
+            "blank.csv",
+            "x0,x1\n0.1,0.2\n\n\n0.7,abc\n",
+            "line 5, column 2: 'abc'",
+        ),
+        (
+            "both.csv",
+            "\r\nx0,x1\r\n\r\n0.1,0.2\r\n\r\n0.3,0.4,0.5\r\n",
+            "line 6: 3 columns",
+        ),
+        (
+            "quoted.csv",
+            "\"x\n0\",x1\n\n0.1,0.2\n0.3,nan\n",
+            "line 5, column 2: 'nan' is not finite",
+        ),
+        (
+            "utf8.csv",
+            "x0,x1\r\n\r\n0.1,\u{ff}\r\n0.1,0.2\r\n",
+            "line 3, column 2: '\u{ff}'",
+        ),
+    ] {
+        std::fs::write(d.join(name), text).unwrap();
+        let args = [
+            "predict",
+            "--model",
+            "m.safetensors",
+            "--input",
+            name,
+            "--out",
+            "o.csv",
+        ];
+        refused(d, &args, &[name, says], "o.csv");
+    }
+    std::fs::write(d.join("bytes.csv"), b"x0,x1\r\n\r\n0.1,\xff\r\n").unwrap();
+    let args = [
+        "predict",
+        "--model",
+        "m.safetensors",
+        "--input",
+        "bytes.csv",
+    ];
+    refused(
+        d,
+        &args,
+        &["bytes.csv: line 3, column 2: not UTF-8 text"],
+        "o.csv",
+    );
+    // And a CRLF file with blank lines reads whole, its fields passed through.
+    std::fs::write(d.join("ok.csv"), "x0,x1\r\n\r\n0.1,0.2\r\n\r\n0.3,0.4\r\n").unwrap();
+    let out = ok(
+        d,
+        &["predict", "--model", "m.safetensors", "--input", "ok.csv"],
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(
+        rows[1].starts_with("0.1,0.2,") && rows[2].starts_with("0.3,0.4,"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_model_with_nan_or_infinite_weights_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crafted(&d.join("nan.safetensors"), Normalization::None, |l| {
+        l[1].0[4] = f32::NAN
+    });
+    crafted(&d.join("inf.safetensors"), Normalization::None, |l| {
+        l[3].1[0] = f32::NEG_INFINITY
+    });
+    std::fs::write(d.join("p.csv"), "0.1,0.2\n").unwrap();
+    std::fs::write(d.join("p-y.csv"), "a,b,y\n0.1,0.2,1\n").unwrap();
+    for (model, says) in [
+        ("nan.safetensors", "tensor `2.weight` holds NaN"),
+        ("inf.safetensors", "tensor `6.bias` holds -inf"),
+    ] {
+        both_refuse(d, model, "p.csv", "p-y.csv", &[model, says]);
+        refused(d, &["evaluate", "--model", model], &[model, says], "o.csv");
+    }
 }

@@ -353,6 +353,7 @@ fn plot_boundary_gives_one_line_errors_and_writes_nothing() {
     std::fs::write(d.join("m2.safetensors"), b"not a model at all").unwrap();
     std::fs::write(d.join("words.csv"), "x0,x1\n0.1,zero\n").unwrap();
     std::fs::write(d.join("wide.csv"), "0.1,0.2,1,4\n").unwrap();
+    std::fs::write(d.join("typo.csv"), "0.1,0.2x\n0.3,0.4\n").unwrap();
     std::fs::write(d.join("label.csv"), "0.1,0.2,2\n").unwrap();
     std::fs::write(d.join("file"), "").unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/plot_boundary.py");
@@ -380,7 +381,11 @@ fn plot_boundary_gives_one_line_errors_and_writes_nothing() {
         ),
         (
             &["m.safetensors", "--points", "words.csv", "--out", "x.png"],
-            "words.csv: line 2: not a number",
+            "words.csv: line 2, column 2: 'zero' is not a number",
+        ),
+        (
+            &["m.safetensors", "--points", "typo.csv", "--out", "x.png"],
+            "typo.csv: line 1, column 2: '0.2x' is not a number, and the row is not a header",
         ),
         (
             &["m.safetensors", "--points", "wide.csv", "--out", "x.png"],

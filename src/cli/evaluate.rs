@@ -44,7 +44,7 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
     let model = Loaded::read(&args.model)?;
     let (metrics, data) = match (&args.input, &args.label_column) {
         (Some(input), Some(label)) => {
-            let mut points = Points::open(input, model.features(), Some(label))?;
+            let mut points = Points::open(input, &model.model, Some(label))?;
             (evaluate_points(&model, &mut points)?, input.clone())
         }
         (None, None) => {

@@ -37,7 +37,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         outputs::check_output(out, "--out", args.replace.overwrite)?;
     }
     let model = Loaded::read(&args.model)?;
-    let mut points = Points::open(&args.input, model.features(), args.label_column.as_deref())?;
+    let mut points = Points::open(&args.input, &model.model, args.label_column.as_deref())?;
     match out {
         // Written under a temporary name, renamed only when every point is done.
         Some(out) => {
