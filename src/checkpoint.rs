@@ -154,7 +154,7 @@ impl Checkpoint {
         if get("format")? != FORMAT || get("format_version")? != FORMAT_VERSION {
             bail!("not a binclass checkpoint of format version {FORMAT_VERSION}");
         }
-        let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+        let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
         names.sort();
         let tensors = names
             .iter()

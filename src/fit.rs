@@ -43,26 +43,6 @@ pub trait Callback {
     }
 }
 
-/// A callback shared with whoever reads its state between epochs (a
-/// sweep's checkpoint reads each seed's [`Summary`]).
-impl<C: Callback> Callback for std::rc::Rc<std::cell::RefCell<C>> {
-    fn on_train_begin(&mut self, plan: &Plan) -> Result<()> {
-        self.borrow_mut().on_train_begin(plan)
-    }
-    fn on_epoch_begin(&mut self, epoch: i64) -> Result<()> {
-        self.borrow_mut().on_epoch_begin(epoch)
-    }
-    fn on_batch_end(&mut self, running: &Running) {
-        self.borrow_mut().on_batch_end(running)
-    }
-    fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
-        self.borrow_mut().on_epoch_end(logs)
-    }
-    fn on_train_end(&mut self, outcome: &Outcome) -> Result<()> {
-        self.borrow_mut().on_train_end(outcome)
-    }
-}
-
 /// Keras's CallbackList: the callbacks of one run, called in order.
 pub struct CallbackList<'a, 'b>(Vec<&'a mut (dyn Callback + 'b)>);
 

@@ -34,20 +34,20 @@ fn meminfo_available() -> Option<u64> {
 
 /// What `ulimit -v` (RLIMIT_AS) leaves beyond the address space in use.
 fn address_space_left() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0
-        || lim.rlim_cur == libc::RLIM_INFINITY
-    {
-        return None;
-    }
+    // The soft limit, as the kernel reports it ("unlimited" when none).
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    let limit: u64 = line["Max address space".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
     let used: u64 = line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024;
-    Some(lim.rlim_cur.saturating_sub(used))
+    Some(limit.saturating_sub(used))
 }
 
 /// The sizes memory grows with: rows, features, training rows, the widest

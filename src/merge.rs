@@ -316,7 +316,8 @@ fn check_complete(
         else {
             continue;
         };
-        for seed in crate::sweep::summary_seeds(&dir.join(summary))? {
+        let (_, rows) = crate::grid::read_summary(&dir.join(summary))?;
+        for seed in rows.iter().flat_map(|(_, f)| f.iter().map(|(s, _)| *s)) {
             let json = summary.with_file_name(format!("{name}-seed{seed}.csv.json"));
             if !have.contains(json.as_path()) {
                 bail!(

@@ -283,7 +283,7 @@ fn read_normalization(meta: &Meta, features: usize) -> Result<Normalization> {
 /// The tensors, exactly those of the declared architecture, float32.
 fn read_layers(st: &SafeTensors, e: &Experiment) -> Result<Layers> {
     let expected = tensor_names(e);
-    let found: Vec<String> = st.names().into_iter().cloned().collect();
+    let found: Vec<String> = st.names().into_iter().map(String::from).collect();
     if let Some(foreign) = found
         .iter()
         .find(|n| !expected.iter().any(|(e, _)| e == *n))
@@ -361,7 +361,7 @@ pub(crate) fn serialize(
     views: Vec<(String, TensorView<'_>)>,
     metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>> {
-    let bytes = safetensors::serialize(views, &Some(metadata)).map_err(|e| anyhow!("{e:?}"))?;
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| anyhow!("{e:?}"))?;
     let len = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
     // serde_json's maps are sorted (no `preserve_order` in this build).
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len])?;

@@ -407,22 +407,6 @@ pub fn note(text: &str) {
     let _ = err.write_all(b"\n");
 }
 
-/// Everything below `dir`, folders after their contents; links are listed,
-/// not followed.
-pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in dir
-        .read_dir()
-        .with_context(|| format!("cannot read {}", dir.display()))?
-    {
-        let path = entry?.path();
-        if path.is_dir() && !path.is_symlink() {
-            walk(&path, out)?;
-        }
-        out.push(path);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -210,11 +210,6 @@ impl Job {
         }
     }
 
-    /// On `--resume`: nothing is left to train and `summary.csv` is written.
-    pub fn finished(&self) -> Result<bool> {
-        Ok(self.resume_plan()?.1.is_empty() && layout::summary(&self.dir).exists())
-    }
-
     /// Trains every seed (on `--resume`, those not yet done), writes their
     /// files and `summary.csv`.
     pub fn run(&self, bar: &ProgressBar) -> Result<Finals> {
@@ -763,26 +758,6 @@ pub const SUMMARY_COLUMNS: [&str; 5] = [
     "best_epoch",
     "finished",
 ];
-
-/// The seeds a `summary.csv` has rows for.
-pub(crate) fn summary_seeds(path: &Path) -> Result<Vec<u64>> {
-    let bad = || format!("{}: not a sweep's summary", path.display());
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let at = r
-        .headers()
-        .with_context(bad)?
-        .iter()
-        .position(|h| h == "seed")
-        .with_context(bad)?;
-    r.records()
-        .map(|row| {
-            row.ok()
-                .and_then(|row| row.get(at)?.parse().ok())
-                .with_context(bad)
-        })
-        .collect()
-}
 
 fn write_summary(path: &Path, finals: &Finals) -> Result<()> {
     write_summary_of(path, &[], &[(vec![], finals)])

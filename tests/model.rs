@@ -387,7 +387,7 @@ fn edited(model: &Path, to: &Path, edit: impl Fn(&str, &[usize]) -> (String, Vec
         .collect();
     std::fs::write(
         to,
-        safetensors::serialize(views, header.metadata()).unwrap(),
+        safetensors::serialize(views, header.metadata().clone()).unwrap(),
     )
     .unwrap();
 }
@@ -590,7 +590,7 @@ fn a_model_whose_architecture_keys_disagree_with_its_experiment_is_refused() {
         let model = format!("{key}.safetensors");
         std::fs::write(
             d.join(&model),
-            safetensors::serialize(st.tensors(), &Some(meta)).unwrap(),
+            safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
         )
         .unwrap();
         let line = format!("metadata `{key}` is {edited} but the experiment says {was}");

@@ -174,7 +174,7 @@ fn with_metadata(bytes: &[u8], edit: &[(&str, &str)]) -> Vec<u8> {
     for (k, v) in edit {
         meta.insert(k.to_string(), v.to_string());
     }
-    safetensors::serialize(st.tensors(), &Some(meta)).unwrap()
+    safetensors::serialize(st.tensors(), Some(meta)).unwrap()
 }
 
 /// `python script args…` in `d` fails with one line starting `prefix` and

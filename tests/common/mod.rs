@@ -276,5 +276,5 @@ pub fn edit_checkpoint(
         );
         (name.clone(), view.unwrap())
     });
-    std::fs::write(path, safetensors::serialize(views, &Some(meta)).unwrap()).unwrap();
+    std::fs::write(path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
 }
