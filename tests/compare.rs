@@ -717,15 +717,17 @@ fn allowance(trials: usize) -> usize {
     (0..=trials).find(|&c| b.sf(c as u64) < 0.001).unwrap()
 }
 
+/// A row of docs/compare.md's calibration tables.
 fn rates(label: &str, (na, nb): (usize, usize), c: [usize; 4]) -> String {
-    let share = |k: usize| 100.0 * c[k] as f64 / c[..3].iter().sum::<usize>() as f64;
+    let trials = c[..3].iter().sum::<usize>();
+    let share = |k: usize| 100.0 * c[k] as f64 / trials as f64;
     format!(
-        "| {label} | {na} vs {nb} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
-        c[..3].iter().sum::<usize>(),
+        "| {label} | {na} vs {nb} | {trials} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {} |",
         share(0),
         share(1),
         share(2),
-        share(3)
+        share(3),
+        allowance(trials)
     )
 }
 
@@ -747,6 +749,33 @@ fn a_false_differs_comes_at_most_one_time_in_twenty_on_splits_of_one_sweep() {
             // `differs` needs a test of the family to reject (Holm, 5%): that
             // rejection, before δ filters it, is what must stay rare.
             assert!(c[3] <= allowance(trials), "{}", rates(preset, sides, c));
+        }
+    }
+}
+
+#[test]
+fn consistent_is_rarely_said_where_the_truth_differs_by_more_than_the_margin() {
+    let at = |rate| calibration_finals("noise", Some(rate));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    for (ra, rb) in [("0.1", "0.15"), ("0.1", "0.125")] {
+        let (a, b) = (at(ra), at(rb));
+        // The truth, over all 1300 seeds of each.
+        let truth = mean(&a) - mean(&b);
+        assert!(truth > compare::DEFAULT_MARGIN, "{truth}");
+        let label = format!("noise-rate {ra} vs {rb}");
+        println!("{label}: difference of means over 1300 seeds {truth:+.4}");
+        for sides in [
+            (2, 2),
+            (3, 3),
+            (5, 5),
+            (10, 10),
+            (30, 30),
+            (10, 190),
+            (190, 10),
+        ] {
+            let c = verdicts(&a, &b, sides, 400);
+            println!("{}", rates(&label, sides, c));
+            assert!(c[0] <= allowance(400), "{}", rates(&label, sides, c));
         }
     }
 }
