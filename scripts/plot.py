@@ -8,10 +8,15 @@ band of one standard deviation over seeds either side (unlike a min-max band,
 it does not widen as seeds are added). --reference DIR adds Keras's validation runs from DIR (its CSVs, or
 those in DIR/<preset> for runs named <preset>-seed<N>.csv, so that
 reference/keras serves as it does for `binclass compare`) as a band of
-their own, to set ours beside them.
+their own, to set ours beside them. --finals draws instead what `binclass
+compare` judges: the empirical distribution of the runs' final validation
+accuracy (the share of runs ending at or below each value), ours and, with
+--reference, Keras's, each with its mean dashed and the 0.55 below which a
+run counts as failed dotted.
 
   scripts/plot.py runs/baseline-seed0.csv --out baseline.png
   scripts/plot.py runs/baseline-seeds0-10/*.csv --reference reference/keras/baseline --out b.png
+  scripts/plot.py runs/scaled-seeds0-200/*.csv --reference reference/keras --finals --out f.png
 
 Files a glob brings in that are not CSVLogger files (a sweep's summary.csv)
 are skipped with a note; runs of different lengths are drawn to the shortest,
@@ -20,6 +25,7 @@ with a note.
 import argparse
 import csv
 import glob
+import math
 import os
 import re
 import sys
@@ -130,16 +136,51 @@ def draw(ax, curves, label, color, fill=True):
         ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
 
 
+FAILED_BELOW = 0.55  # as binclass compare counts a failed run
+
+
+def distribution(ax, finals: list[float], label: str, color: str) -> None:
+    """One step per run up to the share of runs ending at or below it, and the mean dashed."""
+    xs = sorted(v for v in finals if math.isfinite(v))
+    if not xs:
+        return
+    mean = sum(xs) / len(xs)
+    ax.step([xs[0]] + xs, [i / len(xs) for i in range(len(xs) + 1)], where="post", color=color,
+            label=f"{label}: {len(xs)} runs, mean {mean:.4f}")
+    ax.axvline(mean, color=color, linestyle="--", linewidth=0.8)
+
+
+def finals(runs, ref, title, out: str) -> None:
+    """At the last epoch every run has, as `binclass compare` judges runs of unequal lengths."""
+    last = min(len(r[1]) for r in runs + ref)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    distribution(ax, [r[1][last - 1] for r in runs], "ours", "tab:blue")
+    if ref:
+        distribution(ax, [r[1][last - 1] for r in ref], "Keras", "tab:green")
+    ax.axvline(FAILED_BELOW, color="grey", linestyle=":", linewidth=0.8, label=f"failed below {FAILED_BELOW}")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(f"Validation accuracy at epoch {last}")
+    ax.set_ylabel("Share of runs ending at or below it")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    write_png(fig, out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("csv", nargs="+", help="CSVLogger files (one run, or seeds of one experiment)")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--reference", help="folder of Keras CSVs of the same experiment, or of presets' folders")
     p.add_argument("--title", default=None)
+    p.add_argument("--finals", action="store_true", help="the distribution of final validation accuracy instead")
     a = p.parse_args()
     check_out(a.out)
 
     runs = read_all(a.csv)
+    if a.finals:
+        return finals(runs, read_all(reference_files(a.reference, a.csv)) if a.reference else [], a.title, a.out)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     many = len(runs) > 1
     draw(ax, [r[0] for r in runs], "training" + (f" (mean of {len(runs)}, ± sd)" if many else ""), "tab:blue")

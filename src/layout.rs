@@ -132,6 +132,11 @@ pub fn boundary_figure(dir: &Path, label: &str) -> PathBuf {
     figures(dir).join(format!("{label}-boundary.png"))
 }
 
+/// A preset's final accuracies, ours and Keras's, as distributions.
+pub fn finals_figure(dir: &Path, label: &str) -> PathBuf {
+    figures(dir).join(format!("{label}-finals.png"))
+}
+
 pub fn reproduction_runs(dir: &Path, label: &str) -> PathBuf {
     dir.join("runs").join(label)
 }

@@ -213,6 +213,7 @@ impl Manifest {
                 files.extend([
                     layout::figure(dir, &label),
                     layout::boundary_figure(dir, &label),
+                    layout::finals_figure(dir, &label),
                 ]);
             }
             let inner: Vec<PathBuf> = Path::new(folder).ancestors().map(|a| dir.join(a)).collect();

@@ -62,10 +62,18 @@ fn script(name: &str, args: Vec<OsString>, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn plot(csvs: &[PathBuf], reference: Option<&Path>, title: &str, out: &Path) -> Result<()> {
+/// `finals`: the distributions of final accuracy, not the curves.
+fn plot(
+    csvs: &[PathBuf],
+    keras: Option<&Path>,
+    title: &str,
+    out: &Path,
+    finals: bool,
+) -> Result<()> {
     let mut args: Vec<OsString> = csvs.iter().map(|c| c.into()).collect();
     args.extend(["--out".into(), out.into(), "--title".into(), title.into()]);
-    if let Some(r) = reference {
+    args.extend(finals.then(|| "--finals".into()));
+    if let Some(r) = keras {
         args.extend(["--reference".into(), r.into()]);
     }
     script("plot.py", args, out)
@@ -457,12 +465,13 @@ impl Reproduction {
                     plan.keras.get(label.as_str()).map_or(0, Vec::len)
                 ),
             };
-            plot(
-                &compare::csvs_in(&job.dir)?,
-                keras_dir.as_deref(),
-                &title,
-                &layout::figure(&self.dir, label),
-            )?;
+            let csvs = compare::csvs_in(&job.dir)?;
+            let figure = layout::figure(&self.dir, label);
+            plot(&csvs, keras_dir.as_deref(), &title, &figure, false)?;
+            if keras_dir.is_some() {
+                let finals = layout::finals_figure(&self.dir, label);
+                plot(&csvs, keras_dir.as_deref(), &title, &finals, true)?;
+            }
             if let Some((_, model)) = drawn_model(job) {
                 boundary(&model, &layout::boundary_figure(&self.dir, label))?;
             }
@@ -559,6 +568,12 @@ impl Reproduction {
                 mean_sd_text(&fin),
                 figures_md(label, job)
             );
+            if plan.keras.contains_key(label.as_str()) {
+                let _ = writeln!(
+                    md,
+                    "What the verdict judges: each run's final validation accuracy, ours and Keras's, as the share of runs ending at or below each value (means dashed, failed runs left of the dotted 0.55).\n\n<img src=\"figures/{label}-finals.png\" alt=\"{label}: final accuracies\" width=\"54%\">\n"
+                );
+            }
         }
         md += &curves_md(plan)?;
         Ok(md + &self.timings(trained))

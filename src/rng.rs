@@ -28,7 +28,7 @@ pub fn uniform(rng: &mut impl Rng) -> f64 {
 
 /// Uniform integer in [0, n), by widening multiply (bias below 2^-40 for
 /// the sizes used here).
-fn below(rng: &mut impl Rng, n: u64) -> u64 {
+pub fn below(rng: &mut impl Rng, n: u64) -> u64 {
     ((rng.next_u64() as u128 * n as u128) >> 64) as u64
 }
 

@@ -1,4 +1,5 @@
-//! scripts/plot.py draws a PNG from a Keras CSVLogger file and from ours;
+//! scripts/plot.py draws a PNG from a Keras CSVLogger file and from ours,
+//! curves or (`--finals`) the distributions of final accuracy;
 //! scripts/plot_parity.py draws `binclass parity --out` files;
 //! scripts/plot_boundary.py draws what saved models learned.
 
@@ -62,6 +63,20 @@ fn plot_draws_pngs_from_keras_and_binclass_csvs() {
             "{png}"
         );
     }
+    // --finals: what `compare` judges, at the last epoch both have (2 of 3).
+    let finals = dir.path().join("finals.png");
+    let o = Command::new(&py)
+        .arg(&script)
+        .args([&ours, &keras])
+        .arg("--reference")
+        .arg(dir.path())
+        .arg("--finals")
+        .arg("--out")
+        .arg(&finals)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(&finals).unwrap().starts_with(b"\x89PNG"));
     let o = Command::new(&py)
         .arg(&script)
         .arg(dir.path().join("k.png"))

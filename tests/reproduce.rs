@@ -92,6 +92,22 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
             .exists()
         );
     }
+    // Each preset's final accuracies, ours and Keras's, as the verdict sees them.
+    for p in PRESETS.iter().map(|p| p.name) {
+        let finals = format!("figures/{p}-finals.png");
+        assert!(
+            std::fs::read(out.join(&finals)).is_ok_and(|png| png.starts_with(b"\x89PNG")),
+            "{finals} missing"
+        );
+        assert!(
+            report.contains(&format!("<img src=\"{finals}\"")),
+            "{finals}"
+        );
+    }
+    assert!(
+        !out.join("figures/scaled-standard-finals.png").exists(),
+        "no Keras runs to set beside"
+    );
     assert!(report.contains("Right: what seed 0's model learned"));
     assert!(
         report.contains("[0, 1000]² in raw feature units"),

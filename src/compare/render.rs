@@ -16,7 +16,7 @@ fn seeds(n: usize, diverged: usize) -> String {
     }
 }
 
-const HEAD: [&str; 13] = [
+const HEAD: [&str; 14] = [
     "preset",
     "seeds ours/keras",
     "ours trained with",
@@ -25,15 +25,17 @@ const HEAD: [&str; 13] = [
     "best ours",
     "best keras",
     "final diff [90% CI]",
-    "Welch p",
-    "curve gap (perm. p)",
+    "perm. p (Holm)",
+    "failed ours/keras (Holm p)",
+    "curve gap",
     "epochs in Keras ±sd",
-    "seeds a side for ±δ",
+    "seeds needed for ±δ",
     "verdict",
 ];
 
 fn cells(r: &Row) -> Vec<String> {
-    let (lo, hi) = r.welch.interval(0.90);
+    let j = &r.judged;
+    let (lo, hi) = j.interval;
     vec![
         r.preset.clone(),
         format!(
@@ -46,12 +48,13 @@ fn cells(r: &Row) -> Vec<String> {
         pm(r.final_keras),
         pm(r.best_ours),
         pm(r.best_keras),
-        format!("{:+.4} [{lo:+.4}, {hi:+.4}]", r.welch.diff),
-        format!("{:.3}", r.welch.p()),
-        format!("{:.4} ({:.3})", r.curves.gap, r.curves.p),
+        format!("{:+.4} [{lo:+.4}, {hi:+.4}]", j.diff),
+        format!("{:.3}", j.p_mean),
+        format!("{}/{} ({:.3})", j.failed.0, j.failed.1, j.p_failed),
+        format!("{:.4}", r.gap),
         format!("{:.0}%", r.in_sd * 100.0),
         if r.verdict == Verdict::Inconclusive {
-            r.seeds_needed.to_string()
+            format!("{} {}", r.need.seeds, r.need.side)
         } else {
             "-".to_string()
         },
@@ -167,25 +170,24 @@ pub fn explain(rows: &[Row]) -> Vec<String> {
     rows.iter()
         .filter(|r| r.verdict == Verdict::Inconclusive)
         .map(|r| {
-            let have = r.n_ours.min(r.n_keras) as u64;
-            let hint = if r.seeds_needed <= have {
+            let n = &r.need;
+            let (seeds, have) = match n.side {
+                "Keras" => (format!("{} Keras seeds beside our {}", n.seeds, r.n_ours), r.n_keras),
+                "ours" => (format!("{} of our seeds beside Keras's {}", n.seeds, r.n_keras), r.n_ours),
+                _ => (format!("{} seeds a side", n.seeds), r.n_ours.min(r.n_keras)),
+            };
+            let hint = if n.seeds <= have as u64 {
                 format!(
                     "; there are already that many, so the observed difference ({:+.4}) itself is too near ±{}",
-                    r.welch.diff, r.margin
+                    r.judged.diff, r.margin
                 )
             } else {
                 String::new()
             };
             format!(
-                "{} ({}): inconclusive at {}/{} seeds; about {} seeds a side would show equivalence within \
-                 ±{} with 80% power if the true difference is 0 (sd {:.4}){hint}",
-                r.preset,
-                r.optimizer,
-                r.n_ours,
-                r.n_keras,
-                r.seeds_needed,
-                r.margin,
-                r.pooled_sd,
+                "{} ({}): inconclusive at {}/{} seeds; about {seeds} would show equivalence within \
+                 ±{} with 80% power if the true difference is 0 (sd {:.4}, {}){hint}",
+                r.preset, r.optimizer, r.n_ours, r.n_keras, r.margin, n.sd, n.sd_from,
             )
         })
         .collect()
