@@ -23,9 +23,10 @@ struct Shown {
 }
 
 fn is_synopsis_or_name(cmd: &str) -> bool {
+    // DIR, NAME, RUN.csv, A..B: a word that starts with a capital.
     let placeholder = cmd
         .split_whitespace()
-        .any(|w| w.len() > 1 && w.chars().all(|c| c.is_ascii_uppercase() || c == '.'));
+        .any(|w| w.starts_with(|c: char| c.is_ascii_uppercase()));
     cmd.contains(['[', ']', '…', '|', '<', '>', '&', '$'])
         || cmd.contains("...")
         || placeholder
