@@ -38,10 +38,9 @@ pub fn fit_checkpointed<M: Model>(
         initial_epoch,
         order,
         ended,
-        summaries,
         mut keeper,
     } = start;
-    for (run, s) in runs.iter_mut().zip(summaries) {
+    for (run, s) in runs.iter_mut().zip(keeper.summaries()) {
         run.summary = s;
     }
     let plan = Plan {
