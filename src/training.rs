@@ -86,7 +86,7 @@ impl TrainJob {
     /// Everything the user can get wrong, checked before any file is touched.
     pub fn check(&self) -> Result<()> {
         if let Some(out) = &self.out {
-            outputs::check_free(&[out.clone()], "--out", self.overwrite)?;
+            outputs::check_free(std::slice::from_ref(out), "--out", self.overwrite)?;
             // Replaced with --overwrite, but not while another run still
             // writes it: that run would go on appending its rows to this one's.
             if out.is_file() {
