@@ -307,7 +307,8 @@ pub(crate) fn activate(a: Activation, t: &mut Tensor) {
     };
 }
 
-/// [`activation_backward`] written into `into`.
+/// The gradient at an activation's input from the gradient at its
+/// `output`, written into `into`.
 pub(crate) fn activation_backward_into(
     a: Activation,
     into: &Tensor,
@@ -319,15 +320,6 @@ pub(crate) fn activation_backward_into(
         Activation::Sigmoid => Tensor::sigmoid_backward_grad_input(into, upstream, output),
         Activation::Relu => output.threshold_backward_grad_input(into, upstream, 0),
     };
-}
-
-/// The gradient at an activation's input from the gradient at its `output`.
-pub fn activation_backward(a: Activation, upstream: &Tensor, output: &Tensor) -> Tensor {
-    match a {
-        Activation::Tanh => Tensor::tanh_backward(upstream, output),
-        Activation::Sigmoid => Tensor::sigmoid_backward(upstream, output),
-        Activation::Relu => output.threshold_backward(upstream, 0),
-    }
 }
 
 /// Starting weight ([out, in], row-major) and bias of one layer, drawn from
