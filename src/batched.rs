@@ -17,7 +17,7 @@ use tch::{Kind, Tensor, nn, nn::Module};
 use crate::config::{Activation, Experiment};
 use crate::model::{
     activate, activation_backward_into, add_activation, flat_variable, for_rows, initial_values,
-    layer_shapes,
+    layer_shapes, slices,
 };
 use crate::optim::scalar_like;
 
@@ -151,19 +151,8 @@ impl BatchedNetwork {
                 values.extend(per_replica.iter().map(|init| init[l].1[o]));
             }
         }
-        let flat = flat_variable(vs, &Tensor::from_slice(&values));
-        let (storage, grad) = (flat.detach(), flat.grad());
+        let mut take = slices(&flat_variable(vs, &Tensor::from_slice(&values)));
         let r = per_replica.len() as i64;
-        let mut offset = 0;
-        let mut take = |shape: &[i64]| {
-            let n: i64 = shape.iter().product();
-            let t = (
-                storage.narrow(0, offset, n).view(shape),
-                grad.narrow(0, offset, n).view(shape),
-            );
-            offset += n;
-            t
-        };
         let mut seq = nn::seq();
         let mut layers = vec![];
         for (name, fan_in, fan_out) in &shapes {

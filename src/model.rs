@@ -103,17 +103,8 @@ impl Network {
         let expected: i64 = shapes.iter().map(|(_, i, o)| (i + 1) * o).sum();
         assert_eq!(flat.size(), [expected], "flat parameter count");
         let flat = flat_variable(vs, &flat);
-        let (storage, flat_grad) = (flat.detach(), flat.grad());
-        let mut offset = 0;
-        let mut take = |shape: &[i64]| {
-            let n: i64 = shape.iter().product();
-            let t = (
-                storage.narrow(0, offset, n).view(shape),
-                flat_grad.narrow(0, offset, n).view(shape),
-            );
-            offset += n;
-            t
-        };
+        let flat_grad = flat.grad();
+        let mut take = slices(&flat);
         let mut seq = nn::seq();
         let (mut params, mut layers) = (vec![], vec![]);
         for (name, fan_in, fan_out) in &shapes {
@@ -250,6 +241,22 @@ pub fn flat_variable(vs: &nn::Path, values: &Tensor) -> Tensor {
     let flat = vs.add("params", values.to_device(vs.device()).copy(), true);
     (flat.sum(flat.kind()) * 0.0).backward();
     flat
+}
+
+/// Consecutive slices of the flat variable and of its gradient, each
+/// viewed as the shape asked for: a layer's parameters and their gradient.
+pub(crate) fn slices(flat: &Tensor) -> impl FnMut(&[i64]) -> (Tensor, Tensor) + use<> {
+    let (storage, grad) = (flat.detach(), flat.grad());
+    let mut offset = 0;
+    move |shape| {
+        let n: i64 = shape.iter().product();
+        let t = (
+            storage.narrow(0, offset, n).view(shape),
+            grad.narrow(0, offset, n).view(shape),
+        );
+        offset += n;
+        t
+    }
 }
 
 /// `(name, fan_in, fan_out)` of each Dense layer, the output layer last.
