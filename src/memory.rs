@@ -14,39 +14,28 @@ const F32: u64 = 4;
 pub fn available(device: Device) -> Option<u64> {
     match device {
         Device::Cuda(_) => crate::device::cuda_free_memory(),
-        _ => {
-            let system = meminfo_available();
-            let limit = address_space_left();
-            match (system, limit) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        }
+        _ => [
+            proc_number("/proc/meminfo", "MemAvailable:").map(|kb| kb * 1024),
+            address_space_left(),
+        ]
+        .into_iter()
+        .flatten()
+        .min(),
     }
 }
 
-fn meminfo_available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// The number that follows `key` on its line of a /proc file.
+fn proc_number(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
 }
 
 /// What `ulimit -v` (RLIMIT_AS) leaves beyond the address space in use.
 fn address_space_left() -> Option<u64> {
     // The soft limit, as the kernel reports it ("unlimited" when none).
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max address space"))?;
-    let limit: u64 = line["Max address space".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
-    let used: u64 = line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024;
+    let limit = proc_number("/proc/self/limits", "Max address space")?;
+    let used = proc_number("/proc/self/status", "VmSize:")? * 1024;
     Some(limit.saturating_sub(used))
 }
 
