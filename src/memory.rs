@@ -41,41 +41,23 @@ fn address_space_left() -> Option<u64> {
 
 /// The sizes memory grows with: rows, features, training rows, the widest
 /// layer, Dense layers, rows per step.
-struct Sizes {
-    n: u64,
-    f: u64,
-    t: u64,
-    width: u64,
-    layers: u64,
-    batch: u64,
-}
-
-impl Sizes {
-    fn of(e: &Experiment) -> Self {
-        let t = e.train_len() as u64;
-        Sizes {
-            n: e.samples as u64,
-            f: e.features as u64,
-            t,
-            width: e.units.max(e.features) as u64,
-            layers: e.hidden_layers as u64 + 1,
-            batch: (e.batch_size as u64).min(t),
-        }
-    }
+fn sizes(e: &Experiment) -> (u64, u64, u64, u64, u64, u64) {
+    let t = e.train_len() as u64;
+    (
+        e.samples as u64,
+        e.features as u64,
+        t,
+        e.units.max(e.features) as u64,
+        e.hidden_layers as u64 + 1,
+        (e.batch_size as u64).min(t),
+    )
 }
 
 /// Bytes one run of `e` needs beyond what libtorch itself takes: the data
 /// as drawn (float64) and on the device (float32), the epoch's shuffled
 /// copy and logits, one step's activations and the validation pass.
 pub fn train_bytes(e: &Experiment) -> u64 {
-    let Sizes {
-        n,
-        f,
-        t,
-        width,
-        layers: h,
-        batch: b,
-    } = Sizes::of(e);
+    let (n, f, t, width, h, b) = sizes(e);
     let data = n * (f + 1) * (8 + 8 + F32);
     let epoch = t * (f + 1) * F32 + t * 8 + 6 * t * F32;
     let step = 8 * b * width * h * F32;
@@ -86,14 +68,7 @@ pub fn train_bytes(e: &Experiment) -> u64 {
 /// Bytes one replica of a sweep needs: its share of every batched tensor,
 /// including the per-replica products `[rows, in, out]` of each layer.
 pub fn replica_bytes(e: &Experiment) -> u64 {
-    let Sizes {
-        n,
-        f,
-        t,
-        width,
-        layers: h,
-        batch: b,
-    } = Sizes::of(e);
+    let (n, f, t, width, h, b) = sizes(e);
     let data = 3 * n * (f + 1) * F32;
     let epoch = t * (f + 1) * F32 + t * (4 + 8) + 4 * t * F32;
     let step = 4 * b * width * width * F32 + 8 * b * width * h * F32;
