@@ -6,9 +6,7 @@ use clap::{Args, ValueEnum, value_parser};
 use serde::{Deserialize, Serialize};
 
 /// The optimiser: libtorch's Adam (default), or Keras's own update (see `optim`).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Optimizer {
     /// libtorch's nn::Adam, epsilon 1e-7.
