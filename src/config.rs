@@ -99,7 +99,7 @@ macro_rules! settings {
             pub fn set(&mut self, flag: &str, text: &str) -> Result<()> {
                 match flag {
                     $($flag => {
-                        self.$field = FromFlag::from_flag(text)
+                        self.$field = Setting::from_flag(text)
                             .map_err(|e| anyhow!("--{flag} {text}: {e}"))?;
                     })*
                     _ => bail!("unknown setting '{flag}'"),
@@ -109,7 +109,7 @@ macro_rules! settings {
 
             /// `name=value` pairs, for `binclass experiments` and the run record.
             pub fn settings(&self) -> Vec<(&'static str, String)> {
-                vec![$(($flag, Shown::shown(&self.$field)),)*]
+                vec![$(($flag, self.$field.shown()),)*]
             }
 
             /// Each setting within its own bounds.
@@ -171,32 +171,8 @@ pub enum Bounds {
     Positive(f64),
 }
 
-/// A setting's value as the checks see it.
-pub trait Checked {
-    fn number(&self) -> Option<f64> {
-        None
-    }
-}
-
-impl Checked for i64 {
-    fn number(&self) -> Option<f64> {
-        Some(*self as f64)
-    }
-}
-
-impl Checked for f64 {
-    fn number(&self) -> Option<f64> {
-        Some(*self)
-    }
-}
-
-impl Checked for Normalize {}
-impl Checked for Activation {}
-impl Checked for Init {}
-impl Checked for Optimizer {}
-
 impl Bounds {
-    pub fn check(&self, flag: &str, v: &impl Checked) -> Result<()> {
+    pub fn check(&self, flag: &str, v: &impl Setting) -> Result<()> {
         let Some(x) = v.number() else { return Ok(()) };
         if !x.is_finite() && !matches!(self, Bounds::Any) {
             bail!("--{flag} must be a finite number, got {}", shown(x));
@@ -221,31 +197,56 @@ impl Bounds {
     }
 }
 
-/// A setting's value as `binclass experiments` and records list it.
-pub trait Shown {
+/// A setting's value: parsed from its flag's text, shown as `binclass
+/// experiments` and the run record list it, and as the bounds checks see it.
+pub trait Setting: Sized {
+    fn from_flag(s: &str) -> Result<Self, String>;
     fn shown(&self) -> String;
-}
-
-impl Shown for i64 {
-    fn shown(&self) -> String {
-        self.to_string()
+    fn number(&self) -> Option<f64> {
+        None
     }
 }
 
-impl Shown for f64 {
+impl Setting for i64 {
+    fn from_flag(s: &str) -> Result<Self, String> {
+        whole(s)
+    }
+
     fn shown(&self) -> String {
         self.to_string()
     }
+
+    fn number(&self) -> Option<f64> {
+        Some(*self as f64)
+    }
 }
 
-macro_rules! shown_by_name {
-    ($($t:ty),*) => {$(impl Shown for $t {
+impl Setting for f64 {
+    fn from_flag(s: &str) -> Result<Self, String> {
+        number(s)
+    }
+
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+
+    fn number(&self) -> Option<f64> {
+        Some(*self)
+    }
+}
+
+macro_rules! setting_by_name {
+    ($($t:ty),*) => {$(impl Setting for $t {
+        fn from_flag(s: &str) -> Result<Self, String> {
+            <$t as ValueEnum>::from_str(s.trim(), false)
+        }
+
         fn shown(&self) -> String {
             value_name(self)
         }
     })*};
 }
-shown_by_name!(Normalize, Activation, Init, Optimizer);
+setting_by_name!(Normalize, Activation, Init, Optimizer);
 
 /// The article's presets, in its order: what each one shows, what the
 /// article says of it, and the settings it changes from the baseline.
@@ -447,32 +448,6 @@ pub fn shown(v: f64) -> String {
         crate::keras_csv::python_float(v)
     }
 }
-
-/// A setting's value from its text, as its flag parses it.
-pub trait FromFlag: Sized {
-    fn from_flag(s: &str) -> Result<Self, String>;
-}
-
-impl FromFlag for i64 {
-    fn from_flag(s: &str) -> Result<Self, String> {
-        whole(s)
-    }
-}
-
-impl FromFlag for f64 {
-    fn from_flag(s: &str) -> Result<Self, String> {
-        number(s)
-    }
-}
-
-macro_rules! from_flag_by_name {
-    ($($t:ty),*) => {$(impl FromFlag for $t {
-        fn from_flag(s: &str) -> Result<Self, String> {
-            <$t as ValueEnum>::from_str(s.trim(), false)
-        }
-    })*};
-}
-from_flag_by_name!(Normalize, Activation, Init, Optimizer);
 
 /// The spelling the command line accepts, e.g. `tanh`.
 pub fn value_name<T: ValueEnum>(v: &T) -> String {
