@@ -256,15 +256,11 @@ pub struct Preset {
     pub what: &'static str,
     /// The article's finding, as the report quotes it.
     pub article: &'static str,
-    /// The same finding as a statement `compare` checks on runs.
-    pub claim: Claim,
-    pub changes: &'static [(&'static str, &'static str)],
-}
-
-/// A statement of the article, checkable on a preset's runs.
-pub struct Claim {
+    /// The same finding as a statement `compare` checks on runs, and when
+    /// the runs bear it out.
     pub says: &'static str,
     pub holds_when: Check,
+    pub changes: &'static [(&'static str, &'static str)],
 }
 
 pub enum Check {
@@ -281,60 +277,48 @@ pub const PRESETS: &[Preset] = &[
         name: "baseline",
         what: "2 features, no noise: ~99% accuracy almost at once",
         article: "reaches about 99 % almost at once",
-        claim: Claim {
-            says: "reaches about 0.99",
-            holds_when: Check::FinalAtLeast(0.98),
-        },
+        says: "reaches about 0.99",
+        holds_when: Check::FinalAtLeast(0.98),
         changes: &[],
     },
     Preset {
         name: "noise",
         what: "20% of labels flipped: accuracy drops by about the noise",
         article: "accuracy drops by about the noise (20 %)",
-        claim: Claim {
-            says: "falls by about the noise (to ~0.8)",
-            holds_when: Check::FinalWithin(0.75, 0.85),
-        },
+        says: "falls by about the noise (to ~0.8)",
+        holds_when: Check::FinalWithin(0.75, 0.85),
         changes: &[("noise-rate", "0.2")],
     },
     Preset {
         name: "dummy-features",
         what: "5 features, 3 of them unrelated dummies: still learns, noisier",
         article: "still learns despite three dummy features, a little noisier",
-        claim: Claim {
-            says: "still learns (>= 0.95)",
-            holds_when: Check::FinalAtLeast(0.95),
-        },
+        says: "still learns (>= 0.95)",
+        holds_when: Check::FinalAtLeast(0.95),
         changes: &[("features", "5")],
     },
     Preset {
         name: "scaled",
         what: "features x1000: training becomes unstable",
         article: "features ×1000: training does not settle, worse near the end",
-        claim: Claim {
-            says: "is unstable: ends well below its best (by > 0.02)",
-            holds_when: Check::DropFromBest(0.02),
-        },
+        says: "is unstable: ends well below its best (by > 0.02)",
+        holds_when: Check::DropFromBest(0.02),
         changes: &[("scale", "1000")],
     },
     Preset {
         name: "scaled-long",
         what: "features x1000 over 500 epochs: stays unstable",
         article: "features ×1000 over 500 epochs: still unstable",
-        claim: Claim {
-            says: "is unstable: ends well below its best (by > 0.02)",
-            holds_when: Check::DropFromBest(0.02),
-        },
+        says: "is unstable: ends well below its best (by > 0.02)",
+        holds_when: Check::DropFromBest(0.02),
         changes: &[("scale", "1000"), ("epochs", "500")],
     },
     Preset {
         name: "shifted",
         what: "features +1000: ~50%, nothing is learned",
         article: "features +1000: about 50 %, nothing learned",
-        claim: Claim {
-            says: "stays about 0.5 (0.45..0.55)",
-            holds_when: Check::FinalWithin(0.45, 0.55),
-        },
+        says: "stays about 0.5 (0.45..0.55)",
+        holds_when: Check::FinalWithin(0.45, 0.55),
         changes: &[("shift", "1000")],
     },
 ];
