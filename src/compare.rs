@@ -250,17 +250,13 @@ fn best(c: &Curve) -> f64 {
         .fold(f64::NEG_INFINITY, f64::max)
 }
 
-fn val_series(c: &[&Curve]) -> Vec<Vec<f64>> {
-    c.iter()
-        .map(|c| c.iter().map(|r| r[VAL_ACC]).collect())
-        .collect()
-}
-
 /// The curve gap (mean over epochs of |our mean − Keras's mean|) and the
 /// share of epochs where our mean lies within Keras's mean ± sd.
-fn curve_agreement(ours: &[Vec<f64>], keras: &[Vec<f64>]) -> (f64, f64) {
+fn curve_agreement(ours: &[&Curve], keras: &[&Curve]) -> (f64, f64) {
     let epochs = ours[0].len();
-    let at = |runs: &[Vec<f64>], e: usize| mean_sd(&runs.iter().map(|c| c[e]).collect::<Vec<_>>());
+    let at = |runs: &[&Curve], e: usize| {
+        mean_sd(&runs.iter().map(|c| c[e][VAL_ACC]).collect::<Vec<_>>())
+    };
     let (mut gap, mut inside) = (0.0, 0);
     for e in 0..epochs {
         let ((mo, _), (mk, sk)) = (at(ours, e), at(keras, e));
@@ -287,7 +283,7 @@ pub fn compare_preset(
     let fk: Vec<f64> = ok_k.iter().map(|c| last(c)).collect();
     let bo: Vec<f64> = ok_o.iter().map(|c| best(c)).collect();
     let bk: Vec<f64> = ok_k.iter().map(|c| best(c)).collect();
-    let (gap, in_sd) = curve_agreement(&val_series(&ok_o), &val_series(&ok_k));
+    let (gap, in_sd) = curve_agreement(&ok_o, &ok_k);
     let diverged = (ours.len() - ok_o.len(), keras.len() - ok_k.len());
     let judged = judge(&fo, &fk, diverged, margin);
     Ok(Row {
