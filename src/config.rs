@@ -451,22 +451,18 @@ pub const MAX_PARAMETERS: i64 = 100_000_000;
 pub fn threads(flag: Option<i64>) -> Result<i32> {
     let (n, from) = match flag {
         Some(n) => (n, "--threads"),
-        None => match std::env::var("BINCLASS_THREADS") {
-            Err(std::env::VarError::NotPresent) => return Ok(1),
-            Err(std::env::VarError::NotUnicode(v)) => {
-                bail!(
-                    "BINCLASS_THREADS={}: expected a whole number in 1..=1024",
-                    v.to_string_lossy()
-                )
+        None => {
+            // Not Unicode: refused, shown lossily, as any other bad value.
+            let v = std::env::var_os("BINCLASS_THREADS").unwrap_or_default();
+            let v = v.to_string_lossy();
+            if v.trim().is_empty() {
+                return Ok(1);
             }
-            Ok(v) if v.trim().is_empty() => return Ok(1),
-            Ok(v) => (
-                v.trim().parse().map_err(|_| {
-                    anyhow!("BINCLASS_THREADS={v}: expected a whole number in 1..=1024")
-                })?,
-                "BINCLASS_THREADS",
-            ),
-        },
+            let n = v.trim().parse().map_err(|_| {
+                anyhow!("BINCLASS_THREADS={v}: expected a whole number in 1..=1024")
+            })?;
+            (n, "BINCLASS_THREADS")
+        }
     };
     if !(1..=1024).contains(&n) {
         bail!("{from} must be a whole number in 1..=1024, got {n}");
