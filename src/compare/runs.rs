@@ -115,12 +115,7 @@ fn looks_like_a_run(csv: &Path) -> bool {
 /// Folder links are not followed, so a link loop cannot trap the walk.
 pub fn csvs_below(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     let mut found = vec![];
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read folder {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
+    for p in entries(dir)? {
         let is_link = p
             .symlink_metadata()
             .is_ok_and(|m| m.file_type().is_symlink());
@@ -141,17 +136,23 @@ pub fn csvs_below(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>
     Ok(found)
 }
 
-/// The run CSVs directly in a folder (not its summary.csv), sorted.
-pub fn csvs_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+/// A folder's entries, sorted.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "csv")
-                && p.file_name().is_some_and(|n| n != "summary.csv")
-        })
         .collect();
-    files.sort();
+    entries.sort();
+    Ok(entries)
+}
+
+/// The run CSVs directly in a folder (not its summary.csv), sorted.
+pub fn csvs_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = entries(dir)?;
+    files.retain(|p| {
+        p.extension().is_some_and(|x| x == "csv")
+            && p.file_name().is_some_and(|n| n != "summary.csv")
+    });
     Ok(files)
 }
 
