@@ -111,7 +111,7 @@ pub fn render(rows: &[Row], format: Format) -> anyhow::Result<String> {
     if rows.is_empty() {
         return Ok(String::new());
     }
-    let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    let table_rows: Vec<Vec<String>> = rows.iter().map(cells).collect();
     let claim_head = [
         "preset",
         "ours trained with",
@@ -125,21 +125,20 @@ pub fn render(rows: &[Row], format: Format) -> anyhow::Result<String> {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(vec![]);
             w.write_record(HEAD)?;
-            for r in &table {
+            for r in &table_rows {
                 w.write_record(r)?;
             }
             out = String::from_utf8(w.into_inner().map_err(|e| e.into_error())?)?;
         }
-        Format::Markdown => {
-            markdown(&mut out, &HEAD, &table);
+        Format::Markdown | Format::Text => {
+            let table = if format == Format::Markdown {
+                markdown
+            } else {
+                text
+            };
+            table(&mut out, &HEAD, &table_rows);
             if !claims.is_empty() {
-                markdown(&mut out, &claim_head, &claims);
-            }
-        }
-        Format::Text => {
-            text(&mut out, &HEAD, &table);
-            if !claims.is_empty() {
-                text(&mut out, &claim_head, &claims);
+                table(&mut out, &claim_head, &claims);
             }
         }
     }
