@@ -151,17 +151,12 @@ fn seed_count(n: usize) -> String {
 
 /// One line per group of runs found: what it is and how many seeds.
 pub fn render_found(with_ref: &Groups, without: &Groups) -> Vec<String> {
-    let mut lines = vec![];
-    for ((_, label, optimizer), runs) in with_ref {
-        lines.push(format!("{label}, {optimizer}: {}", seed_count(runs.len())));
-    }
-    for ((_, label, optimizer), runs) in without {
-        lines.push(format!(
-            "{label}, {optimizer}: {}, no Keras reference",
-            seed_count(runs.len())
-        ));
-    }
-    lines
+    let with = with_ref.iter().map(|g| (g, ""));
+    with.chain(without.iter().map(|g| (g, ", no Keras reference")))
+        .map(|(((_, label, optimizer), runs), tag)| {
+            format!("{label}, {optimizer}: {}{tag}", seed_count(runs.len()))
+        })
+        .collect()
 }
 
 /// What each inconclusive preset needs, in words.
