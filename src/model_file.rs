@@ -83,11 +83,6 @@ impl SavedModel {
         let mut m: HashMap<String, String> = [
             ("format", FORMAT.to_string()),
             ("format_version", FORMAT_VERSION.to_string()),
-            ("features", e.features.to_string()),
-            ("hidden_layers", e.hidden_layers.to_string()),
-            ("units", e.units.to_string()),
-            ("activation", value_name(&e.activation)),
-            ("init", value_name(&e.init)),
             ("experiment", serde_json::to_string(e)?),
             ("seed", self.seed.to_string()),
             ("epochs_completed", self.epochs_completed.to_string()),
@@ -96,17 +91,12 @@ impl SavedModel {
             ("libtorch_version", self.versions.libtorch.to_string()),
         ]
         .into_iter()
+        .chain(declared(e))
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        match &self.normalization {
-            Normalization::None => {
-                m.insert("normalize".into(), "none".into());
-            }
-            Normalization::Standard { mean, sd } => {
-                m.insert("normalize".into(), "standard".into());
-                m.insert("normalize_mean".into(), serde_json::to_string(mean)?);
-                m.insert("normalize_std".into(), serde_json::to_string(sd)?);
-            }
+        if let Normalization::Standard { mean, sd } = &self.normalization {
+            m.insert("normalize_mean".into(), serde_json::to_string(mean)?);
+            m.insert("normalize_std".into(), serde_json::to_string(sd)?);
         }
         Ok(m)
     }
@@ -229,30 +219,34 @@ fn safetensors_error(e: &safetensors::SafeTensorError) -> String {
 /// The experiment's settings, which must agree with the keys that also
 /// describe the model (architecture, activation, init, scaling).
 fn read_experiment(meta: &Meta) -> Result<Experiment> {
-    let get = |key: &str| meta.get(key);
-    let e: Experiment = serde_json::from_str(get("experiment")?)
+    let e: Experiment = serde_json::from_str(meta.get("experiment")?)
         .map_err(|err| anyhow!("metadata `experiment` is not an experiment: {err}"))?;
     e.validate()
         .map_err(|err| anyhow!("metadata `experiment`: {err}"))?;
     // The network is built from the experiment; a key saying otherwise
     // would describe another model than the one the file yields.
-    let declared = [
+    for (key, value) in declared(&e) {
+        if meta.get(key)? != value {
+            bail!(
+                "metadata `{key}` is {} but the experiment says {value}",
+                meta.get(key)?
+            );
+        }
+    }
+    Ok(e)
+}
+
+/// The metadata keys that describe the network an experiment builds, and
+/// the scaling its inputs take.
+fn declared(e: &Experiment) -> [(&'static str, String); 6] {
+    [
         ("features", e.features.to_string()),
         ("hidden_layers", e.hidden_layers.to_string()),
         ("units", e.units.to_string()),
         ("activation", value_name(&e.activation)),
         ("init", value_name(&e.init)),
         ("normalize", value_name(&e.normalize)),
-    ];
-    for (key, value) in declared {
-        if get(key)? != value {
-            bail!(
-                "metadata `{key}` is {} but the experiment says {value}",
-                get(key)?
-            );
-        }
-    }
-    Ok(e)
+    ]
 }
 
 /// The stored scaling: `none`, or `standard` with a finite mean and a
