@@ -156,10 +156,11 @@ impl SavedModel {
     /// A model from a file's bytes: every tensor name, shape and kind, and
     /// every metadata entry, checked against the architecture it declares.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        // safetensors' errors are enum variants; their Debug form is one line.
         let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| anyhow!("not a safetensors file ({})", safetensors_error(&e)))?;
+            .map_err(|e| anyhow!("not a safetensors file ({e:?})"))?;
         let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| anyhow!("not a safetensors file ({})", safetensors_error(&e)))?;
+            .map_err(|e| anyhow!("not a safetensors file ({e:?})"))?;
         let meta = Meta(
             header
                 .metadata()
@@ -211,11 +212,6 @@ impl Meta {
     }
 }
 
-/// safetensors' errors are enum variants; their Debug form is one line.
-fn safetensors_error(e: &safetensors::SafeTensorError) -> String {
-    format!("{e:?}")
-}
-
 /// The experiment's settings, which must agree with the keys that also
 /// describe the model (architecture, activation, init, scaling).
 fn read_experiment(meta: &Meta) -> Result<Experiment> {
@@ -252,12 +248,11 @@ fn declared(e: &Experiment) -> [(&'static str, String); 6] {
 /// The stored scaling: `none`, or `standard` with a finite mean and a
 /// positive standard deviation per feature.
 fn read_normalization(meta: &Meta, features: usize) -> Result<Normalization> {
-    let get = |key: &str| meta.get(key);
-    match get("normalize")? {
+    match meta.get("normalize")? {
         "none" => Ok(Normalization::None),
         "standard" => {
             let array = |key: &str| -> Result<Vec<f64>> {
-                let v: Vec<f64> = serde_json::from_str(get(key)?)
+                let v: Vec<f64> = serde_json::from_str(meta.get(key)?)
                     .map_err(|_| anyhow!("metadata `{key}` is not a JSON array of numbers"))?;
                 if v.len() != features || v.iter().any(|x| !x.is_finite()) {
                     bail!("metadata `{key}` needs {features} finite numbers, has {v:?}");
