@@ -286,8 +286,7 @@ fn read_layers(st: &SafeTensors, e: &Experiment) -> Result<Layers> {
                 .join(", ")
         );
     }
-    let mut tensors = vec![];
-    for (name, shape) in &expected {
+    let tensor = |(name, shape): &(String, Vec<usize>)| -> Result<Vec<f32>> {
         let view = st
             .tensor(name)
             .map_err(|_| anyhow!("tensor `{name}` is missing"))?;
@@ -310,14 +309,12 @@ fn read_layers(st: &SafeTensors, e: &Experiment) -> Result<Layers> {
         if let Some(x) = data.iter().find(|x| !x.is_finite()) {
             bail!("tensor `{name}` holds {x}: a trained model's weights are finite");
         }
-        tensors.push(data);
-    }
-    let mut it = tensors.into_iter();
-    let mut layers = vec![];
-    while let (Some(w), Some(b)) = (it.next(), it.next()) {
-        layers.push((w, b));
-    }
-    Ok(layers)
+        Ok(data)
+    };
+    expected
+        .chunks(2)
+        .map(|wb| Ok((tensor(&wb[0])?, tensor(&wb[1])?)))
+        .collect()
 }
 
 /// What a run saves when it finishes: its settings, seed and scaling, with
