@@ -317,17 +317,9 @@ pub fn keras_alpha(lr: f64, t: i32, kind: Kind) -> f64 {
     }
 }
 
-pub fn build(kind: Optimizer, vs: &nn::VarStore, lr: f64) -> Result<Box<dyn Step>> {
-    build_with_eps(kind, vs, lr, ADAM.eps)
-}
-
-/// [`build`] with another epsilon (parity checks show a wrong one is caught).
-pub fn build_with_eps(
-    kind: Optimizer,
-    vs: &nn::VarStore,
-    lr: f64,
-    eps: f64,
-) -> Result<Box<dyn Step>> {
+/// libtorch's Adam or Keras's, with an epsilon of choice (parity checks
+/// show a wrong one is caught).
+pub fn build(kind: Optimizer, vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Box<dyn Step>> {
     Ok(match kind {
         Optimizer::Adam => Box::new(nn::Adam { eps, ..ADAM }.build(vs, lr)?),
         Optimizer::KerasAdam => Box::new(KerasAdam::new(vs, lr, eps)?),
