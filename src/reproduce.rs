@@ -27,15 +27,6 @@ fn python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("BINCLASS_VENV_PYTHON")))
 }
 
-/// A curve whose files may replace an earlier one's.
-fn replacing(curve: &GridSweep) -> GridSweep {
-    let mut c = curve.clone();
-    for (_, job) in &mut c.jobs {
-        job.overwrite = true;
-    }
-    c
-}
-
 /// Runs `scripts/<name>` with the project's python; a failure is one line,
 /// the script's own (they print one line, never a traceback).
 fn script(name: &str, args: Vec<OsString>, out: &Path) -> Result<()> {
@@ -253,7 +244,9 @@ impl Reproduction {
             // A curve is kept once its summary is written; else it starts over.
             *done = self.resume && layout::summary(&curve.dir).is_file();
             if !*done {
-                *curve = replacing(curve);
+                for (_, job) in &mut curve.jobs {
+                    job.overwrite = true;
+                }
                 curve.check()?;
             }
         }
