@@ -70,15 +70,6 @@ fn plot(
     script("plot.py", args, out)
 }
 
-/// What a model learned, drawn over its input square.
-fn boundary(model: &Path, out: &Path) -> Result<()> {
-    script(
-        "plot_boundary.py",
-        vec![model.into(), "--out".into(), out.into()],
-        out,
-    )
-}
-
 /// A curve beyond the article: the baseline with knobs varied.
 pub struct CurveSpec {
     pub label: &'static str,
@@ -465,8 +456,11 @@ impl Reproduction {
                 let finals = layout::finals_figure(&self.dir, label);
                 plot(&csvs, keras_dir.as_deref(), &title, &finals, true)?;
             }
+            // What the model learned, drawn over its input square.
             if let Some((_, model)) = drawn_model(job) {
-                boundary(&model, &layout::boundary_figure(&self.dir, label))?;
+                let out = layout::boundary_figure(&self.dir, label);
+                let args = vec![model.into(), "--out".into(), out.clone().into()];
+                script("plot_boundary.py", args, &out)?;
             }
         }
         for (spec, curve, _) in &plan.curves {
