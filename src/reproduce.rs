@@ -260,14 +260,7 @@ impl Reproduction {
 
     /// The curves beyond the article, over the same seeds and epochs.
     fn curve(&self, c: &CurveSpec) -> Result<(Job, Grid)> {
-        let exp = Experiment::resolve(
-            CURVE_PRESET,
-            &Overrides {
-                epochs: self.epochs,
-                ..Default::default()
-            },
-        )?;
-        let base = self.job(exp, c.label);
+        let base = self.job(CURVE_PRESET, Normalize::None, c.label)?;
         let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
         let grid = Grid::parse(&base.exp, &vary, &[])?;
         Ok((base, grid))
@@ -337,10 +330,16 @@ impl Reproduction {
         }))
     }
 
-    /// A sweep of `exp` over the reproduction's seeds into `runs/<label>`.
-    fn job(&self, exp: Experiment, label: &str) -> Job {
-        Job {
-            exp,
+    /// A sweep of `preset`, scaled by `normalize`, over the reproduction's
+    /// seeds and epochs into `runs/<label>`.
+    fn job(&self, preset: &str, normalize: Normalize, label: &str) -> Result<Job> {
+        let overrides = Overrides {
+            normalize: Some(normalize),
+            epochs: self.epochs,
+            ..Default::default()
+        };
+        Ok(Job {
+            exp: Experiment::resolve(preset, &overrides)?,
             seeds: 0..=self.seeds - 1,
             dir: layout::reproduction_runs(&self.dir, label),
             device: self.device,
@@ -350,23 +349,14 @@ impl Reproduction {
             threads: self.threads,
             setting: String::new(),
             extras: Default::default(),
-        }
+        })
     }
 
     fn jobs(&self) -> Result<Vec<(String, Job)>> {
         variants()
             .into_iter()
             .map(|(label, preset, normalize)| {
-                let exp = Experiment::resolve(
-                    preset,
-                    &Overrides {
-                        normalize: Some(normalize),
-                        epochs: self.epochs,
-                        ..Default::default()
-                    },
-                )?;
-                let job = self.job(exp, &label);
-                Ok((label, job))
+                Ok((label.clone(), self.job(preset, normalize, &label)?))
             })
             .collect()
     }
