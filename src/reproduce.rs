@@ -102,19 +102,12 @@ pub const CURVES: &[CurveSpec] = &[
 
 /// The experiments `reproduce` runs: the article's six, then the two
 /// broken ones normalised.
-fn variants() -> Vec<(String, &'static str, Normalize)> {
-    PRESETS
+fn variants() -> impl Iterator<Item = (String, &'static str, Normalize)> {
+    let fixed = ["scaled", "shifted"].map(|p| (format!("{p}-standard"), p, Normalize::Standard));
+    let article = PRESETS
         .iter()
-        .map(|p| (p.name.to_string(), p.name, Normalize::None))
-        .chain([
-            ("scaled-standard".to_string(), "scaled", Normalize::Standard),
-            (
-                "shifted-standard".to_string(),
-                "shifted",
-                Normalize::Standard,
-            ),
-        ])
-        .collect()
+        .map(|p| (p.name.to_string(), p.name, Normalize::None));
+    article.chain(fixed)
 }
 
 /// The epochs both sides have, when `--epochs` shortens or lengthens ours.
@@ -354,7 +347,6 @@ impl Reproduction {
 
     fn jobs(&self) -> Result<Vec<(String, Job)>> {
         variants()
-            .into_iter()
             .map(|(label, preset, normalize)| {
                 Ok((label.clone(), self.job(preset, normalize, &label)?))
             })
