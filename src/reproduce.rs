@@ -110,16 +110,6 @@ fn variants() -> impl Iterator<Item = (String, &'static str, Normalize)> {
     article.chain(fixed)
 }
 
-/// The epochs both sides have, when `--epochs` shortens or lengthens ours.
-fn common_epochs(ours: i64, keras: &[compare::Curve]) -> usize {
-    keras
-        .iter()
-        .map(Vec::len)
-        .min()
-        .unwrap_or(0)
-        .min(ours as usize)
-}
-
 /// The curves a reproduction trains, and whether each is already finished.
 pub type Curves = Vec<(&'static CurveSpec, GridSweep, bool)>;
 
@@ -383,7 +373,9 @@ impl Reproduction {
         let (mut rows, mut shortened) = (vec![], vec![]);
         for (label, job) in plan.jobs.iter().take(PRESETS.len()) {
             let keras = &plan.keras[label.as_str()];
-            let common = common_epochs(job.exp.epochs, keras);
+            // The epochs both sides have, when `--epochs` shortens or lengthens ours.
+            let shortest = keras.iter().map(Vec::len).min().unwrap_or(0);
+            let common = shortest.min(job.exp.epochs as usize);
             let cut = |c: &compare::Curve| c[..common.min(c.len())].to_vec();
             if keras.iter().any(|c| c.len() != common) || job.exp.epochs as usize != common {
                 shortened.push(format!(
