@@ -151,6 +151,7 @@ impl Plan {
 }
 
 /// What the training gave: each experiment's time and its seeds' results.
+#[derive(Default)]
 pub struct Trained {
     pub timings: Vec<(String, f64)>,
     pub finals: Vec<Finals>,
@@ -345,10 +346,7 @@ impl Reproduction {
 
     /// Trains every experiment in turn.
     pub fn train(&self, plan: &Plan, bar: &indicatif::ProgressBar) -> Result<Trained> {
-        let mut trained = Trained {
-            timings: vec![],
-            finals: vec![],
-        };
+        let mut trained = Trained::default();
         for (label, job) in &plan.jobs {
             let start = Instant::now();
             trained.finals.push(job.run(bar)?);
