@@ -139,15 +139,6 @@ impl Network {
         &self.params
     }
 
-    pub fn parameter(&self, name: &str) -> &Tensor {
-        &self
-            .params
-            .iter()
-            .find(|(n, _)| n == name)
-            .expect("known parameter")
-            .1
-    }
-
     /// One training step's forward and backward pass: returns the logits of
     /// `xs` and writes the gradient of their mean binary cross-entropy against
     /// `ys` into the store (replacing it), ready for `opt.step()`.
@@ -357,6 +348,17 @@ mod tests {
     use super::*;
     use crate::config::Overrides;
     use tch::{Device, Kind};
+
+    impl Network {
+        pub(super) fn parameter(&self, name: &str) -> &Tensor {
+            &self
+                .params
+                .iter()
+                .find(|(n, _)| n == name)
+                .expect("known parameter")
+                .1
+        }
+    }
 
     fn params(e: &Experiment) -> (nn::VarStore, Network) {
         let vs = nn::VarStore::new(Device::Cpu);
