@@ -115,12 +115,8 @@ impl Dataset {
         self.normalization = scaling;
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.labels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
     }
 
     /// The first `train_len` rows train, the rest validate; no shuffle first.
