@@ -144,13 +144,7 @@ impl Dataset {
 
 /// numpy's sign: 0 for 0, so a tie gives the label 0.5 exactly as the article's formula.
 fn sign(x: f64) -> f64 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
+    if x == 0.0 { 0.0 } else { x.signum() }
 }
 
 #[cfg(test)]
