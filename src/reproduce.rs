@@ -242,22 +242,24 @@ impl Reproduction {
         })
     }
 
-    /// The curves beyond the article, over the same seeds and epochs.
-    fn curve(&self, c: &CurveSpec) -> Result<(Job, Grid)> {
-        let base = self.job(CURVE_PRESET, Normalize::None, c.label)?;
-        let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
-        let grid = Grid::parse(&base.exp, &vary, &[])?;
-        Ok((base, grid))
-    }
-
     /// What this reproduction trains: every experiment and curve, or with
     /// `--shard` its slice of their replicas (experiments first, in order,
     /// then the curves' settings), leaving out those with none in it.
     fn share(&self) -> Result<(Vec<(String, Job)>, Curves)> {
-        let jobs = self.jobs()?;
+        let jobs: Vec<(String, Job)> = variants()
+            .map(|(label, preset, normalize)| {
+                Ok((label.clone(), self.job(preset, normalize, &label)?))
+            })
+            .collect::<Result<_>>()?;
+        // The curves beyond the article, over the same seeds and epochs.
         let grids: Vec<(&'static CurveSpec, Job, Grid)> = CURVES
             .iter()
-            .map(|c| self.curve(c).map(|(b, g)| (c, b, g)))
+            .map(|c| {
+                let base = self.job(CURVE_PRESET, Normalize::None, c.label)?;
+                let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
+                let grid = Grid::parse(&base.exp, &vary, &[])?;
+                Ok((c, base, grid))
+            })
             .collect::<Result<_>>()?;
         let sizes: Vec<u64> = jobs
             .iter()
@@ -334,14 +336,6 @@ impl Reproduction {
             setting: String::new(),
             extras: Default::default(),
         })
-    }
-
-    fn jobs(&self) -> Result<Vec<(String, Job)>> {
-        variants()
-            .map(|(label, preset, normalize)| {
-                Ok((label.clone(), self.job(preset, normalize, &label)?))
-            })
-            .collect()
     }
 
     /// Trains every experiment in turn.
