@@ -592,8 +592,8 @@ fn drawn_model(job: &Job) -> Option<(u64, PathBuf)> {
     job.seeds
         .clone()
         .map(|s| {
-            let csv = job.dir.join(format!("{}-seed{s}.csv", job.exp.name));
-            (s, crate::layout::model(&csv))
+            let csv = layout::seed_csv(&job.dir, &job.exp.name, s);
+            (s, layout::model(&csv))
         })
         .find(|(_, model)| model.is_file())
 }
