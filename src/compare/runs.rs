@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use crate::callbacks::RunRecord;
 use crate::config::{Experiment, value_name};
 pub use crate::keras_csv::{Curve, VAL_ACC, diverged, read_curve};
-use crate::layout::record as record_path;
+use crate::layout::{SUMMARY, record as record_path};
 
 /// Which run a CSV of ours is.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -123,7 +123,7 @@ pub fn csvs_below(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>
             found.extend(csvs_below(&p, skipped)?);
         } else if p.extension().is_some_and(|x| x == "csv") && p.is_file() {
             // sweep's summary.csv sits beside every sweep's runs: not worth a note.
-            if p.file_name().is_some_and(|n| n == "summary.csv") {
+            if p.file_name().is_some_and(|n| n == SUMMARY) {
                 continue;
             }
             if looks_like_a_run(&p) {
@@ -150,8 +150,7 @@ fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn csvs_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = entries(dir)?;
     files.retain(|p| {
-        p.extension().is_some_and(|x| x == "csv")
-            && p.file_name().is_some_and(|n| n != "summary.csv")
+        p.extension().is_some_and(|x| x == "csv") && p.file_name().is_some_and(|n| n != SUMMARY)
     });
     Ok(files)
 }
