@@ -121,11 +121,7 @@ pub fn csvs_below(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>
             .is_ok_and(|m| m.file_type().is_symlink());
         if p.is_dir() && !is_link {
             found.extend(csvs_below(&p, skipped)?);
-        } else if p.extension().is_some_and(|x| x == "csv") && p.is_file() {
-            // sweep's summary.csv sits beside every sweep's runs: not worth a note.
-            if p.file_name().is_some_and(|n| n == SUMMARY) {
-                continue;
-            }
+        } else if csv_not_summary(&p) && p.is_file() {
             if looks_like_a_run(&p) {
                 found.push(p);
             } else {
@@ -146,12 +142,16 @@ fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
+/// A CSV, but not a sweep's summary.csv, which sits beside every sweep's
+/// runs: passed over without a note.
+fn csv_not_summary(p: &Path) -> bool {
+    p.extension().is_some_and(|x| x == "csv") && p.file_name().is_some_and(|n| n != SUMMARY)
+}
+
 /// The run CSVs directly in a folder (not its summary.csv), sorted.
 pub fn csvs_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = entries(dir)?;
-    files.retain(|p| {
-        p.extension().is_some_and(|x| x == "csv") && p.file_name().is_some_and(|n| n != SUMMARY)
-    });
+    files.retain(|p| csv_not_summary(p));
     Ok(files)
 }
 
