@@ -119,28 +119,26 @@ pub fn render(rows: &[Row], format: Format) -> anyhow::Result<String> {
         "keras",
         "ours",
     ];
+    if format == Format::Csv {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.write_record(HEAD)?;
+        for r in &table_rows {
+            w.write_record(r)?;
+        }
+        return Ok(String::from_utf8(
+            w.into_inner().map_err(|e| e.into_error())?,
+        )?);
+    }
     let claims: Vec<Vec<String>> = rows.iter().filter_map(claim_cells).collect();
+    let table = if format == Format::Markdown {
+        markdown
+    } else {
+        text
+    };
     let mut out = String::new();
-    match format {
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(vec![]);
-            w.write_record(HEAD)?;
-            for r in &table_rows {
-                w.write_record(r)?;
-            }
-            out = String::from_utf8(w.into_inner().map_err(|e| e.into_error())?)?;
-        }
-        Format::Markdown | Format::Text => {
-            let table = if format == Format::Markdown {
-                markdown
-            } else {
-                text
-            };
-            table(&mut out, &HEAD, &table_rows);
-            if !claims.is_empty() {
-                table(&mut out, &claim_head, &claims);
-            }
-        }
+    table(&mut out, &HEAD, &table_rows);
+    if !claims.is_empty() {
+        table(&mut out, &claim_head, &claims);
     }
     Ok(out)
 }
