@@ -109,16 +109,11 @@ impl Network {
         let (mut params, mut layers) = (vec![], vec![]);
         for (name, fan_in, fan_out) in &shapes {
             let ((w, gw), (b, gb)) = (take(&[*fan_out, *fan_in]), take(&[*fan_out]));
-            let linear = nn::Linear {
-                ws: w.shallow_clone().set_requires_grad(true),
-                bs: Some(b.shallow_clone().set_requires_grad(true)),
-            };
-            params.push((format!("{name}.weight"), linear.ws.shallow_clone()));
-            params.push((
-                format!("{name}.bias"),
-                linear.bs.as_ref().expect("bias").shallow_clone(),
-            ));
-            seq = seq.add(linear);
+            let ws = w.shallow_clone().set_requires_grad(true);
+            let bs = b.shallow_clone().set_requires_grad(true);
+            params.push((format!("{name}.weight"), ws.shallow_clone()));
+            params.push((format!("{name}.bias"), bs.shallow_clone()));
+            seq = seq.add(nn::Linear { ws, bs: Some(bs) });
             if name != "out" {
                 seq = add_activation(seq, e.activation);
             }
