@@ -344,9 +344,8 @@ impl Reproduction {
         for (label, job) in &plan.jobs {
             let start = Instant::now();
             trained.finals.push(job.run(bar)?);
-            trained
-                .timings
-                .push((label.clone(), start.elapsed().as_secs_f64()));
+            let secs = start.elapsed().as_secs_f64();
+            trained.timings.push((label.clone(), secs));
         }
         for (spec, curve, done) in &plan.curves {
             let start = Instant::now();
