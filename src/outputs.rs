@@ -2,21 +2,21 @@
 //!
 //! Every output path is checked before anything is created, so a bad one
 //! leaves no folder or file behind. A run's CSV comes into existence holding
-//! its header (written under a temporary name, then linked into place
-//! without replacing anything), so it is never empty and never takes
-//! another run's file. Whole-file writes (records, summaries, reports) go
-//! to a temporary file that is then renamed over the old one: a crash
-//! leaves the old file or the new one, never a torn one. Temporaries are
-//! `tempfile`'s, removed when dropped (an error, a panic); one left by a
-//! killed process is hidden and never touched again, since a program may
-//! delete only what it can prove it created.
+//! its header (written without a name, then linked into place without
+//! replacing anything), so it is never empty and never takes another run's
+//! file. Whole-file writes (records, summaries, reports) go to a temporary
+//! file that is then renamed over the old one: a crash leaves the old file
+//! or the new one, never a torn one. Temporaries have no name until they
+//! are whole (Linux's `O_TMPFILE`), so a killed process leaves none; where
+//! a file system cannot do that they are `tempfile`'s, removed when dropped,
+//! and one left by a killed process is never touched again, since a
+//! program may delete only what it can prove it created.
 
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use tempfile::NamedTempFile;
 
 use crate::layout;
 
@@ -227,9 +227,21 @@ pub fn make_parent(path: &Path) -> Result<()> {
     }
 }
 
-/// A new hidden temporary file beside `path`, with the permissions a plain
-/// create gives (tempfile's own are owner-only), removed when dropped.
-fn temporary(path: &Path) -> Result<NamedTempFile> {
+/// A file being written beside its destination. On Linux it has no name at
+/// all until complete (`O_TMPFILE`), so a killed writer leaves nothing
+/// behind; where the file system cannot (or `/proc` is absent) it is
+/// tempfile's hidden named file, removed when dropped.
+struct Temporary {
+    file: std::fs::File,
+    dir: PathBuf,
+    prefix: std::ffi::OsString,
+    named: Option<tempfile::TempPath>,
+}
+
+/// A new temporary for `path`, with the permissions a plain create gives
+/// (tempfile's own are owner-only).
+fn temporary(path: &Path) -> Result<Temporary> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -237,17 +249,86 @@ fn temporary(path: &Path) -> Result<NamedTempFile> {
     let mut prefix = std::ffi::OsString::from(".");
     prefix.push(path.file_name().unwrap_or_default());
     prefix.push(".");
-    tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(plain)
-        .with_context(|| format!("cannot write {}", path.display()))
+    let anonymous = std::fs::OpenOptions::new()
+        .write(true)
+        .mode(0o666)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir);
+    let (file, named) = match anonymous {
+        Ok(file) if Path::new("/proc/self/fd").is_dir() => (file, None),
+        _ => {
+            let (file, named) = tempfile::Builder::new()
+                .prefix(&prefix)
+                .suffix(".tmp")
+                .permissions(std::fs::Permissions::from_mode(0o666))
+                .tempfile_in(dir)
+                .map_err(plain)
+                .with_context(|| format!("cannot write {}", path.display()))?
+                .into_parts();
+            (file, Some(named))
+        }
+    };
+    Ok(Temporary {
+        file,
+        dir: dir.to_path_buf(),
+        prefix,
+        named,
+    })
+}
+
+impl Temporary {
+    /// Gives the whole file its name: with `overwrite` replacing `path` in
+    /// one rename, otherwise failing with `AlreadyExists` if it exists.
+    fn persist(self, path: &Path, overwrite: bool) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        if let Some(named) = self.named {
+            let done = if overwrite {
+                named.persist(path)
+            } else {
+                named.persist_noclobber(path)
+            };
+            return done.map_err(|e| e.error);
+        }
+        // The kernel names an O_TMPFILE file only through linkat of its
+        // /proc link, which std's hard_link does not follow.
+        let me = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        let link = |to: &Path| {
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                me.as_str(),
+                rustix::fs::CWD,
+                to,
+                rustix::fs::AtFlags::SYMLINK_FOLLOW,
+            )
+            .map_err(std::io::Error::from)
+        };
+        if !overwrite {
+            return link(path);
+        }
+        // No call links over an existing name: the file is named for the
+        // two system calls between link and rename.
+        tempfile::Builder::new()
+            .prefix(&self.prefix)
+            .suffix(".tmp")
+            .make_in(&self.dir, |p| link(p))?
+            .persist(path)
+            .map(drop)
+            .map_err(|e| e.error)
+    }
+}
+
+impl Write for Temporary {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// `bytes` in a temporary beside `path`.
-fn write_temporary(path: &Path, bytes: &[u8]) -> Result<NamedTempFile> {
+fn write_temporary(path: &Path, bytes: &[u8]) -> Result<Temporary> {
     let mut tmp = temporary(path)?;
     tmp.write_all(bytes)
         .map_err(plain)
@@ -268,9 +349,8 @@ fn plain(e: std::io::Error) -> std::io::Error {
 /// whole new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_temporary(path, bytes)?
-        .persist(path)
-        .map(drop)
-        .map_err(|e| e.error)
+        .persist(path, true)
+        .map_err(plain)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -280,7 +360,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// no output behind.
 pub struct Pending {
     path: PathBuf,
-    file: std::io::BufWriter<NamedTempFile>,
+    file: std::io::BufWriter<Temporary>,
 }
 
 impl Pending {
@@ -301,14 +381,9 @@ impl Pending {
             .file
             .into_inner()
             .map_err(|e| plain(e.into_error()))
-            .and_then(|f| f.as_file().sync_all().map(|()| f))
+            .and_then(|f| f.file.sync_all().map(|()| f))
             .with_context(|| format!("cannot write {}", path.display()))?;
-        let done = if overwrite {
-            tmp.persist(&path)
-        } else {
-            tmp.persist_noclobber(&path)
-        };
-        match done.map_err(|e| e.error) {
+        match tmp.persist(&path, overwrite).map_err(plain) {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => bail!(
                 "{} already exists; pass --overwrite to replace it",
                 path.display()
@@ -383,10 +458,7 @@ fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
         write_atomic(path, bytes)?;
         return Ok(true);
     }
-    match write_temporary(path, bytes)?
-        .persist_noclobber(path)
-        .map_err(|e| e.error)
-    {
+    match write_temporary(path, bytes)?.persist(path, false) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
@@ -433,6 +505,24 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"new\r\n");
         let left: Vec<_> = dir.path().read_dir().unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary file stays behind");
+    }
+
+    #[test]
+    fn a_file_being_written_has_no_name_until_it_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.csv");
+        let mut pending = Pending::create(&p).unwrap();
+        pending.write_all(b"half").unwrap();
+        pending.flush().unwrap();
+        let names = || dir.path().read_dir().unwrap().count();
+        assert_eq!(names(), 0, "a writer killed now would leave nothing");
+        pending.commit(false).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"half");
+        write_atomic(&p, b"whole").unwrap();
+        assert_eq!(
+            (std::fs::read(&p).unwrap(), names()),
+            (b"whole".to_vec(), 1)
+        );
     }
 
     #[test]
