@@ -143,7 +143,7 @@ fn every_command_the_docs_show_runs_as_shown() {
             ran += 1;
             match done {
                 None => stopped += 1,
-                Some(ok) if ok == !shown.fails => {}
+                Some(ok) if ok != shown.fails => {}
                 Some(_) => failures.push(format!(
                     "{}: `{}` {}: {}",
                     doc.strip_prefix(root).unwrap().display(),
