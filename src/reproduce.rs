@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::callbacks::VERSIONS;
+use crate::callbacks::{Extras, VERSIONS};
 use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
 use crate::grid::{self, Grid, GridSweep};
@@ -166,6 +166,7 @@ pub struct Reproduction {
     /// Train only this slice of the (experiment or curve setting, seed)
     /// replicas; `merge` joins the shards and makes the report.
     pub shard: Option<Shard>,
+    pub extras: Extras,
 }
 
 /// What a reproduction trains and compares, checked and ready.
@@ -244,6 +245,15 @@ impl Reproduction {
         }
         let keras = self.keras_runs()?;
         let (mut jobs, mut curves) = self.share()?;
+        let names: Vec<String> = (jobs.iter().map(|(_, j)| j))
+            .chain(
+                curves
+                    .iter()
+                    .flat_map(|(_, c, _)| c.jobs.iter().map(|(_, j)| j)),
+            )
+            .flat_map(|j| j.seeds.clone().map(|s| j.run_name(s)))
+            .collect();
+        self.extras.check(&names, claim == Claim::New)?;
         for (_, job) in &mut jobs {
             job.resume = self.resume && job.dir.read_dir().is_ok_and(|mut d| d.next().is_some());
             job.overwrite = !job.resume;
@@ -267,6 +277,9 @@ impl Reproduction {
         for (_, curve, _) in curves.iter().filter(|(_, _, done)| !done) {
             curve.prepare()?;
         }
+        if let Some((_, curve, _)) = curves.first() {
+            curve.jobs[0].1.extras.tensorboard.write_experiment()?;
+        }
         Ok(Plan {
             jobs,
             curves,
@@ -283,7 +296,21 @@ impl Reproduction {
                 ..Default::default()
             },
         )?;
-        let base = self.job(exp, c.label);
+        let mut base = self.job(exp, c.label);
+        // One HParams experiment for every curve: TensorBoard shows one.
+        let mut knobs: Vec<grid::Knob> = vec![];
+        for spec in CURVES.iter().flat_map(|c| c.vary) {
+            let k = grid::parse_knob(&base.exp, spec)?;
+            match knobs.iter_mut().find(|o| o.flag == k.flag) {
+                Some(o) => k.values.into_iter().for_each(|v| {
+                    if !o.values.contains(&v) {
+                        o.values.push(v)
+                    }
+                }),
+                None => knobs.push(k),
+            }
+        }
+        base.extras.tensorboard.hparams = grid::hparams(&knobs);
         let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
         let grid = Grid::parse(&base.exp, &vary, &[])?;
         Ok((base, grid))
@@ -364,8 +391,9 @@ impl Reproduction {
             resume: false,
             chunk: None,
             threads: self.threads,
-            setting: String::new(),
-            extras: Default::default(),
+            // Its runs' names: `scaled-standard/seed0`, not `scaled/…`.
+            setting: label.to_string(),
+            extras: self.extras.clone(),
         }
     }
 
@@ -520,6 +548,7 @@ impl Reproduction {
             overwrite: false,
             resume: true,
             shard: None,
+            extras: Extras::default(),
         };
         let p = r.prepare()?;
         let mut trained = r.train(&p, &indicatif::ProgressBar::hidden())?;

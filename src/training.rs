@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use tch::{Device, nn};
 
 use crate::callbacks::{
-    CallbackList, Extras, KerasProgress, RecordWriter, RunInfo, RunObservers, RunRecord,
+    CallbackList, Extras, KerasProgress, RecordWriter, RunInfo, RunObservers, RunRecord, run_name,
 };
 use crate::checkpoint::{Checkpoint, Start, remove_file};
 use crate::config::Experiment;
@@ -77,7 +77,7 @@ impl TrainJob {
     /// Everything the user can get wrong, checked before any file is touched.
     pub fn check(&self) -> Result<()> {
         if let Some(out) = &self.out {
-            outputs::check_free(&[out.clone()], "--out", self.overwrite)?;
+            outputs::check_free(std::slice::from_ref(out), "--out", self.overwrite)?;
             // Replaced with --overwrite, but not while another run still
             // writes it: that run would go on appending its rows to this one's.
             if out.is_file() {
@@ -89,7 +89,8 @@ impl TrainJob {
             self.device,
             "--samples or --batch-size",
         )?;
-        self.extras.check()
+        let name = run_name(&self.exp.name, self.seed);
+        self.extras.check(&[name], !self.overwrite)
     }
 
     /// Trains the run into its files; an error for a run that did not finish.
@@ -171,7 +172,7 @@ fn train_one(
     };
     let progress = Box::new(KerasProgress::new(verbose));
     let run = RunInfo {
-        name: format!("{}/seed{seed}", exp.name),
+        name: run_name(&exp.name, seed),
         csv: &files.csv,
         experiment: &exp,
         seed,
@@ -226,7 +227,6 @@ fn check_outcome(outcome: Outcome, files: &RunFiles) -> Result<()> {
 /// whose CSV is `csv` from its checkpoint, with its own settings, every
 /// file checked against the others before any is changed.
 pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
-    extras.check()?;
     if csv.is_dir() {
         bail!(
             "{} is a folder; give a run's CSV (to continue a sweep: binclass sweep … --out-dir {} --resume)",
@@ -245,6 +245,7 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     outputs::hold(csv)?;
     let files = RunFiles::of(csv);
     let record = RunRecord::read(&files.json)?;
+    extras.check(&[run_name(&record.experiment.name, record.seed)], false)?;
     let ckpt = layout::checkpoint(csv);
     // The record says finished before the model is saved, and the
     // checkpoint goes only after it: a run killed (or out of disk) between
