@@ -412,6 +412,16 @@ pub fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
     }
 }
 
+/// Removes `path`, which may already be gone.
+pub fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Writes `text` to stdout (a failure as [`stdout_failed`] has it).
 pub fn stdout(text: &str) -> Result<()> {
     match std::io::stdout().lock().write_all(text.as_bytes()) {

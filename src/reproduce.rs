@@ -118,6 +118,25 @@ pub const CURVES: &[CurveSpec] = &[
     },
 ];
 
+/// Every curve's knobs with all their values: one HParams experiment for
+/// them all, since TensorBoard shows one.
+fn curves_knobs(base: &Experiment) -> Result<Vec<(String, Vec<String>)>> {
+    let mut knobs: Vec<grid::Knob> = vec![];
+    for spec in CURVES.iter().flat_map(|c| c.vary) {
+        let k = grid::parse_knob(base, spec)?;
+        match knobs.iter_mut().find(|o| o.flag == k.flag) {
+            Some(o) => o.values.extend(
+                k.values
+                    .into_iter()
+                    .filter(|v| !o.values.contains(v))
+                    .collect::<Vec<_>>(),
+            ),
+            None => knobs.push(k),
+        }
+    }
+    Ok(grid::hparams(&knobs))
+}
+
 /// The experiments `reproduce` runs: the article's six, then the two
 /// broken ones normalised.
 fn variants() -> Vec<(String, &'static str, Normalize)> {
@@ -297,20 +316,7 @@ impl Reproduction {
             },
         )?;
         let mut base = self.job(exp, c.label);
-        // One HParams experiment for every curve: TensorBoard shows one.
-        let mut knobs: Vec<grid::Knob> = vec![];
-        for spec in CURVES.iter().flat_map(|c| c.vary) {
-            let k = grid::parse_knob(&base.exp, spec)?;
-            match knobs.iter_mut().find(|o| o.flag == k.flag) {
-                Some(o) => k.values.into_iter().for_each(|v| {
-                    if !o.values.contains(&v) {
-                        o.values.push(v)
-                    }
-                }),
-                None => knobs.push(k),
-            }
-        }
-        base.extras.tensorboard.hparams = grid::hparams(&knobs);
+        base.extras.tensorboard.hparams = curves_knobs(&base.exp)?;
         let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
         let grid = Grid::parse(&base.exp, &vary, &[])?;
         Ok((base, grid))

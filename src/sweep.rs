@@ -18,7 +18,7 @@ use crate::callbacks::{
     Callback, Extras, RecordWriter, RunInfo, RunObservers, RunRecord, SeedSummary, Summary, Tick,
     run_name,
 };
-use crate::checkpoint::{Checkpoint, Start, differing_setting, remove_file};
+use crate::checkpoint::{Checkpoint, Start, differing_setting};
 use crate::config::Experiment;
 use crate::data::{Dataset, Normalization, Split};
 use crate::fit::{EpochLogs, Outcome};
@@ -175,7 +175,7 @@ impl Job {
         if self.overwrite {
             // The replaced sweep's checkpoints go with it (see `check`).
             for c in layout::batch_checkpoints(&self.dir)? {
-                remove_file(&c)?;
+                outputs::remove_file(&c)?;
             }
         }
         Ok(())

@@ -12,7 +12,7 @@ use tch::{Device, nn};
 use crate::callbacks::{
     CallbackList, Extras, KerasProgress, RecordWriter, RunInfo, RunObservers, RunRecord, run_name,
 };
-use crate::checkpoint::{Checkpoint, Start, remove_file};
+use crate::checkpoint::{Checkpoint, Start};
 use crate::config::Experiment;
 use crate::data::{Dataset, Normalization, Split};
 use crate::fit::{self, Model, Outcome, Plan};
@@ -109,7 +109,7 @@ impl TrainJob {
         // The claimed CSV is this run's: a checkpoint beside it is a killed
         // earlier run's (replaced with --overwrite), which must not be
         // resumed against this run's CSV.
-        remove_file(&layout::checkpoint(&files.csv))?;
+        outputs::remove_file(&layout::checkpoint(&files.csv))?;
         let record = RecordWriter::new(
             RunRecord::start(
                 self.exp.clone(),

@@ -213,9 +213,10 @@ fn new_file(dir: &Path, start: bool, body: &[u8]) -> Result<PathBuf> {
     if !outputs::create_with(&path, &bytes, false)? {
         bail!("{} already exists", path.display());
     }
-    for old in earlier {
-        std::fs::remove_file(&old).with_context(|| format!("cannot remove {}", old.display()))?;
-    }
+    // Another shard of a grid may remove the same earlier experiment.
+    earlier
+        .iter()
+        .try_for_each(|old| outputs::remove_file(old))?;
     Ok(path)
 }
 
