@@ -29,7 +29,7 @@ pub const FORMAT_VERSION: &str = "2";
 
 /// One run of the batch when the epoch ended. Floats are kept as their
 /// bits: a summary's accuracies must come back exactly, NaN included.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     pub seed: u64,
     /// Its CSV's length in bytes after this epoch (or its last row), and
@@ -281,7 +281,6 @@ impl Checkpoint {
                 .iter()
                 .map(|(_, r)| r.diverged.map(|epoch| Outcome::Diverged { epoch }))
                 .collect(),
-            summaries: keeper.runs.iter().map(|(_, r)| summary_of(r)).collect(),
             keeper,
         })
     }
@@ -296,13 +295,12 @@ fn summary_of(r: &RunState) -> Summary {
     }
 }
 
-/// Where a batch starts: its row orders, the runs already ended, each
-/// run's summary so far, and the checkpoint that goes on from there.
+/// Where a batch starts: its row orders, the runs already ended, and the
+/// checkpoint that goes on from there (with each run's summary so far).
 pub struct Start {
     pub initial_epoch: i64,
     pub order: Order,
     pub ended: Vec<Option<Outcome>>,
-    pub summaries: Vec<Summary>,
     pub keeper: Keeper,
 }
 
@@ -322,12 +320,7 @@ impl Start {
             .map(|(&seed, csv)| {
                 let run = RunState {
                     seed,
-                    csv_len: 0,
-                    csv_crc32: 0,
-                    word_pos: String::new(),
-                    diverged: None,
-                    last_bits: 0,
-                    best: None,
+                    ..Default::default()
                 };
                 (csv.clone(), run)
             })
@@ -336,7 +329,6 @@ impl Start {
             initial_epoch: 0,
             order: Order::shuffled(seeds, lanes),
             ended: vec![None; seeds.len()],
-            summaries: seeds.iter().map(|_| Summary::default()).collect(),
             keeper: Keeper {
                 path,
                 experiment: exp.clone(),
@@ -362,6 +354,11 @@ pub struct Keeper {
 }
 
 impl Keeper {
+    /// Each run's summary as the checkpoint has it.
+    pub fn summaries(&self) -> impl Iterator<Item = Summary> + '_ {
+        self.runs.iter().map(|(_, r)| summary_of(r))
+    }
+
     pub fn write(&mut self, end: &EpochEnd) -> Result<()> {
         let opt = end
             .optimizer

@@ -250,6 +250,7 @@ fn temporary(path: &Path) -> Result<NamedTempFile> {
         .suffix(".tmp")
         .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
+        .map_err(plain)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -257,8 +258,18 @@ fn temporary(path: &Path) -> Result<NamedTempFile> {
 fn write_temporary(path: &Path, bytes: &[u8]) -> Result<NamedTempFile> {
     let mut tmp = temporary(path)?;
     tmp.write_all(bytes)
+        .map_err(plain)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(tmp)
+}
+
+/// An error without the temporary's name, which tempfile appends to its
+/// errors' text (` at path "…"`): the user is told of the file they asked for.
+fn plain(e: std::io::Error) -> std::io::Error {
+    match e.to_string().split_once(" at path ") {
+        Some((what, _)) => std::io::Error::new(e.kind(), what.to_string()),
+        None => e,
+    }
 }
 
 /// Replaces `path` with `bytes` in one step: readers see the old file or the
@@ -297,7 +308,7 @@ impl Pending {
         let tmp = self
             .file
             .into_inner()
-            .map_err(|e| e.into_error())
+            .map_err(|e| plain(e.into_error()))
             .and_then(|f| f.as_file().sync_all().map(|()| f))
             .with_context(|| format!("cannot write {}", path.display()))?;
         let done = if overwrite {
@@ -319,11 +330,11 @@ impl Pending {
 
 impl Write for Pending {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.write(buf)
+        self.file.write(buf).map_err(plain)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        self.file.flush().map_err(plain)
     }
 }
 

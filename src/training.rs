@@ -38,10 +38,9 @@ pub fn fit_checkpointed<M: Model>(
         initial_epoch,
         order,
         ended,
-        summaries,
         mut keeper,
     } = start;
-    for (run, s) in runs.iter_mut().zip(summaries) {
+    for (run, s) in runs.iter_mut().zip(keeper.summaries()) {
         run.summary = s;
     }
     let plan = Plan {
@@ -49,15 +48,25 @@ pub fn fit_checkpointed<M: Model>(
         ..Plan::new(exp.epochs, exp.batch_size, exp.train_len())
     };
     let mut lists: Vec<CallbackList> = runs.iter_mut().map(RunObservers::list).collect();
-    let outcomes =
-        fit::fit_runs_from(net, opt, data, plan, order, &mut lists, ended, &mut |end| {
-            if checkpointed {
-                keeper.write(end)
-            } else {
-                Ok(())
+    let outcomes = fit::fit_runs_from(net, opt, data, plan, order, &mut lists, ended, &mut |end| {
+        if checkpointed {
+            keeper.write(end)
+        } else {
+            Ok(())
+        }
+    });
+    drop(lists);
+    match outcomes {
+        Ok(outcomes) => Ok((outcomes, keeper)),
+        Err(e) => {
+            // Said in each record, if it can still be written (a full disk
+            // may refuse it too): a record that says nothing looks alive.
+            for run in runs.iter_mut() {
+                run.record.failed(&e);
             }
-        })?;
-    Ok((outcomes, keeper))
+            Err(e)
+        }
+    }
 }
 
 /// What `binclass train` runs.
@@ -140,14 +149,14 @@ fn split(exp: &Experiment, seed: u64, device: Device) -> Result<(Split, Normaliz
     ))
 }
 
-/// One run trained with `train`'s observers, from its first epoch or from
-/// `checkpoint`; the model saved, then the checkpoint removed.
 /// How a run is watched: `--verbose` and the optional observers.
 struct Observe<'a> {
     verbose: u8,
     extras: &'a Extras,
 }
 
+/// One run trained with `train`'s observers, from its first epoch or from
+/// `checkpoint`; the model saved, then the checkpoint removed.
 fn train_one(
     data: &Split,
     normalization: &Normalization,
@@ -258,11 +267,10 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
             record.epochs_completed
         );
     }
-    if let Some(why) = record
-        .stopped
-        .as_deref()
-        .filter(|w| !w.starts_with("interrupted"))
-    {
+    // Interrupted, or failed (a full disk): resumable; diverged or stopped
+    // by a callback: it would end the same way again.
+    let resumable = |w: &&str| w.starts_with("interrupted") || w.starts_with("failed");
+    if let Some(why) = record.stopped.as_deref().filter(|w| !resumable(w)) {
         bail!(
             "{}: the run ended on its own ({why}); resuming cannot change that",
             csv.display()

@@ -329,6 +329,8 @@ fn a_run_stopped_by_a_full_disk_resumes_once_there_is_room() {
     std::fs::write(&filler, vec![0u8; 40 << 10]).unwrap();
     let out = binclass(&disk.0, &strs(&args("b.csv")));
     assert_one_line_error(&out, "No space left on device");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains(".tmp"), "the error names a temporary: {err}");
     let stopped = record(&disk.0.join("b.csv"))["stopped"].clone();
     assert!(
         stopped.is_null() || stopped.as_str().unwrap().starts_with("failed in epoch"),

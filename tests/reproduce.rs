@@ -277,7 +277,7 @@ fn overwrite_starts_from_a_clean_folder_and_keeps_files_it_did_not_write() {
     let o = Command::new(BIN)
         .args(reproduce_args(
             "other",
-            &["--seeds", "1", "--epochs", "2", "--overwrite"],
+            &["--seeds", "2", "--epochs", "1", "--overwrite"],
         ))
         .current_dir(dir.path())
         .output()

@@ -389,3 +389,67 @@ fn predict_torch_refuses_the_points_binclass_refuses_in_the_same_words() {
         &["typo.csv: line 1, column 2: '0.2x' is not a number, and the row is not a header"],
     );
 }
+
+/// The Keras reference job: a Slurm array's tasks run their slices of the
+/// seeds (tests run the script outside Slurm, one task after the other), a
+/// seed run in the job is byte-identical to it run alone, and a task run
+/// again skips what is finished.
+#[test]
+fn keras_reference_shards_skip_finished_seeds_and_match_single_runs() {
+    let Some(python) = project_python_with("tf_keras", "--keras") else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ref");
+    let task = |k: &str| {
+        let status = std::process::Command::new("bash")
+            .arg(root.join("docs/cluster/keras.slurm"))
+            .current_dir(root)
+            .envs([
+                ("SLURM_ARRAY_TASK_ID", k),
+                ("SHARDS", "2"),
+                ("PRESET", "baseline"),
+                ("SEEDS", "0..3"),
+                ("EPOCHS", "2"),
+                ("PYTHON", python.to_str().unwrap()),
+                ("OUT", out.to_str().unwrap()),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    task("0");
+    task("1");
+    let names: Vec<String> = std::fs::read_dir(out.join("baseline"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let seed2 = std::fs::read(out.join("baseline/seed-2.csv")).unwrap();
+    let log = std::fs::read_to_string(out.join("fit-seconds.log")).unwrap();
+    assert_eq!(log.lines().count(), 3, "{log}");
+    task("1");
+    let again = std::fs::read_to_string(out.join("fit-seconds.log")).unwrap();
+    assert_eq!(again, log, "a finished seed was run again");
+    let alone = dir.path().join("alone.csv");
+    let status = std::process::Command::new(&python)
+        .arg(root.join("scripts/keras_reference.py"))
+        .args([
+            "--preset",
+            "baseline",
+            "--seed",
+            "2",
+            "--epochs",
+            "2",
+            "--verbose",
+            "0",
+            "--out",
+        ])
+        .arg(&alone)
+        .env("TF_CPP_MIN_LOG_LEVEL", "2")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(&alone).unwrap(), seed2);
+}

@@ -336,10 +336,22 @@ fn merge_refuses_missing_overlapping_and_foreign_shards() {
         assert!(err.contains(expected), "{shards:?}: {err}");
         assert!(!dir.path().join("m").exists(), "{shards:?} wrote");
     }
+    // A file for --out is named as such, before anything is written.
+    std::fs::write(dir.path().join("file"), "mine").unwrap();
+    let out = binclass(dir.path(), &["merge", "--out", "file", "a", "b", "c"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--out file is a file; give the folder to merge into"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A note beside a shard's runs is not the command's: not merged.
+    std::fs::write(dir.path().join("a/notes.txt"), "mine").unwrap();
     run(
         dir.path(),
         with(&["merge", "--out", "m", "a", "b", "c"], &[]),
     );
+    assert!(!dir.path().join("m/notes.txt").exists());
     // Merged again over it: refused, unless --overwrite.
     let out = binclass(dir.path(), &["merge", "--out", "m", "a", "b", "c"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists; pass --overwrite"));
