@@ -255,7 +255,25 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     let files = RunFiles::of(csv);
     let record = RunRecord::read(&files.json)?;
     extras.check(&[run_name(&record.experiment.name, record.seed)], false)?;
-    let ckpt = layout::checkpoint(csv);
+    let c = resumable_checkpoint(&files, &record)?;
+    let device = device::resolve(&record.device)
+        .with_context(|| format!("the run trained on {}", record.device))?;
+    // The run's thread count: CPU reductions may split work by thread.
+    let threads = config::threads(Some(record.threads.into()))
+        .with_context(|| format!("{}: the run's thread count", files.json.display()))?;
+    tch::set_num_threads(threads);
+    let (data, normalization) = split(&record.experiment, record.seed, device)?;
+    interrupt::install();
+    let record = RecordWriter::resuming(record, files.json.clone(), &c.epoch_seconds, None);
+    let view = Observe { verbose, extras };
+    train_one(&data, &normalization, record, Some(c), &files, view)?;
+    Ok(files)
+}
+
+/// The checkpoint `resume` continues `files`' run from, checked against its
+/// record and CSV: an error for a run that cannot be resumed.
+fn resumable_checkpoint(files: &RunFiles, record: &RunRecord) -> Result<Checkpoint> {
+    let ckpt = layout::checkpoint(&files.csv);
     // The record says finished before the model is saved, and the
     // checkpoint goes only after it: a run killed (or out of disk) between
     // the two is resumed from its last epoch's checkpoint to save the model.
@@ -263,7 +281,7 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     if record.finished && !unsaved {
         bail!(
             "{}: the run finished ({} epochs); there is nothing to resume",
-            csv.display(),
+            files.csv.display(),
             record.epochs_completed
         );
     }
@@ -273,13 +291,13 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     if let Some(why) = record.stopped.as_deref().filter(|w| !resumable(w)) {
         bail!(
             "{}: the run ended on its own ({why}); resuming cannot change that",
-            csv.display()
+            files.csv.display()
         );
     }
     if !ckpt.exists() {
         bail!(
             "{}: no checkpoint {}: it is written after the run's first epoch (a run stopped before then has nothing to resume; train it again)",
-            csv.display(),
+            files.csv.display(),
             ckpt.display()
         );
     }
@@ -305,16 +323,5 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
         );
     }
     c.check_csvs(&ckpt, std::slice::from_ref(&files.csv))?;
-    let device = device::resolve(&record.device)
-        .with_context(|| format!("the run trained on {}", record.device))?;
-    // The run's thread count: CPU reductions may split work by thread.
-    let threads = config::threads(Some(record.threads.into()))
-        .with_context(|| format!("{}: the run's thread count", files.json.display()))?;
-    tch::set_num_threads(threads);
-    let (data, normalization) = split(&record.experiment, record.seed, device)?;
-    interrupt::install();
-    let record = RecordWriter::resuming(record, files.json.clone(), &c.epoch_seconds, None);
-    let view = Observe { verbose, extras };
-    train_one(&data, &normalization, record, Some(c), &files, view)?;
-    Ok(files)
+    Ok(c)
 }
