@@ -198,9 +198,10 @@ fn masked_crc(bytes: &[u8]) -> u32 {
 }
 
 /// The records every file starts with: its version (`brain.Event:2`, in
-/// which only a `SessionLog.START` makes TensorBoard drop data), and
-/// `start`, when the file continues or replaces a run: a START at step 0
-/// drops whatever earlier files of the run hold.
+/// which only a `SessionLog.START` makes TensorBoard's Python loader drop
+/// data), and with `start` a START at step 0: the file holds a whole run,
+/// and what earlier files of it hold is to be dropped (the Python loader
+/// does at a second START, the Rust one when steps go back).
 pub fn header(wall_time: f64, start: bool) -> Vec<u8> {
     let mut out = vec![];
     record(

@@ -233,49 +233,40 @@ struct Writer {
 }
 
 impl Writer {
+    /// One epoch's events: Keras's, in the order it writes them.
     fn encode(&mut self, [train, val]: &mut [Vec<u8>; 2], logs: &EpochLogs) {
-        use tfevents::scalar;
-        let (t, e) = (now(), logs.epoch);
-        scalar(train, t, "epoch_loss", e, logs.loss as f32);
-        scalar(
-            train,
-            t,
-            "epoch_binary_accuracy",
-            e,
-            logs.binary_accuracy as f32,
-        );
-        let steps = (e + 1) * self.steps;
-        let val_acc = logs.val_binary_accuracy as f32;
-        scalar(
-            val,
-            t,
-            "evaluation_loss_vs_iterations",
-            steps,
-            logs.val_loss as f32,
-        );
-        scalar(
-            val,
-            t,
-            "evaluation_binary_accuracy_vs_iterations",
-            steps,
-            val_acc,
-        );
-        scalar(val, t, "epoch_loss", e, logs.val_loss as f32);
-        scalar(val, t, "epoch_binary_accuracy", e, val_acc);
-        if self.session.is_some() {
-            self.best = self.best.max(logs.val_binary_accuracy);
-            scalar(val, t, BEST, e, self.best as f32);
+        let (t, e, steps) = (now(), logs.epoch, (logs.epoch + 1) * self.steps);
+        let (loss, acc) = (logs.val_loss, logs.val_binary_accuracy);
+        for (tag, v) in [
+            ("epoch_loss", logs.loss),
+            ("epoch_binary_accuracy", logs.binary_accuracy),
+        ] {
+            tfevents::scalar(train, t, tag, e, v as f32);
+        }
+        self.best = self.best.max(acc);
+        let best = self.session.as_ref().map(|_| (BEST, e, self.best));
+        for (tag, step, v) in [
+            ("evaluation_loss_vs_iterations", steps, loss),
+            ("evaluation_binary_accuracy_vs_iterations", steps, acc),
+            ("epoch_loss", e, loss),
+            ("epoch_binary_accuracy", e, acc),
+        ]
+        .into_iter()
+        .chain(best)
+        {
+            tfevents::scalar(val, t, tag, step, v as f32);
         }
     }
 }
 
 impl Callback for Writer {
-    /// New files, each starting with a `SessionLog.START` at step 0, which
-    /// makes TensorBoard drop what earlier files of the run hold (those of
-    /// a run replaced, or of a killed one past its checkpoint). A resumed
-    /// run's epochs before `initial_epoch` are written again from its CSV
-    /// (cut back to the checkpoint), so each epoch shows once, with the
-    /// values the CSV holds.
+    /// New files that hold the whole run and replace the run's earlier
+    /// ones (a run replaced, or a killed one, whose file may hold an epoch
+    /// past its checkpoint): a resumed run's epochs before `initial_epoch`
+    /// are written again from its CSV (cut back to the checkpoint), so each
+    /// epoch shows once, with the CSV's values. Each starts with a
+    /// `SessionLog.START` at step 0, so that TensorBoard drops an earlier
+    /// file a kill left beside it too.
     fn on_train_begin(&mut self, plan: &Plan) -> Result<()> {
         self.steps = plan.steps();
         let mut replay = [vec![], vec![]];
