@@ -369,25 +369,48 @@ fn tensorboard_serves_runs_tags_scalars_and_a_grids_hparams() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     grid(d, &["--out-dir", "g"]);
-    let run = "noise-rate=0.2/normalize=standard/seed1";
-    let csv = d.join("g/noise-rate=0.2,normalize=standard/baseline-seed1.csv");
-    let losses: Vec<f32> = rows(&csv).iter().map(|r| r[2] as f32).collect();
+    // A killed run resumed, with its killed file put back beside the new
+    // one, as a kill between the new file and the old one's removal
+    // leaves them: the new one's START drops the old one's epochs.
+    let args = [
+        &["train", "--seed", "3", "--out", "k.csv", "-v", "0"][..],
+        &["--samples", "600", "--epochs", "12", "--batch-size", "1"],
+        &["--tensorboard", "tb"],
+    ]
+    .concat();
+    let mut child = spawn(d, &args);
+    stop_after_rows(&mut child, &d.join("k.csv"), 5, libc::SIGKILL);
+    let train = d.join("tb/baseline/seed3/train");
+    let killed = train.join(&event_files(&train)[0]);
+    let bytes = std::fs::read(&killed).unwrap();
+    ok(d, &["resume", "k.csv", "-v", "0", "--tensorboard", "tb"]);
+    std::fs::write(&killed, bytes).unwrap();
+    assert_eq!(event_files(&train).len(), 2);
+    let losses: Vec<(i64, f32)> = (0..)
+        .zip(rows(&d.join("k.csv")).iter().map(|r| r[2] as f32))
+        .collect();
     // The Rust data server TensorBoard starts by default where it has
     // one, and its Python loader.
     for fast in ["auto", "false"] {
-        let train = format!("{run}/train");
+        let run = "baseline/seed3/train";
         let got = python_json(
             &py,
             SERVE,
-            &[d.join("tb").to_str().unwrap(), fast, &train, "4"],
+            &[d.join("tb").to_str().unwrap(), fast, run, "12"],
         );
         let runs = got["runs"].as_array().unwrap();
-        assert!(
-            runs.contains(&Value::from(train.clone())),
-            "{fast}: {runs:?}"
-        );
-        assert!(runs.contains(&Value::from(format!("{run}/validation"))));
-        let tags = &got["tags"][&train];
+        let grid_run = "noise-rate=0.2/normalize=standard/seed1";
+        for r in [
+            run.to_string(),
+            format!("{grid_run}/train"),
+            format!("{grid_run}/validation"),
+        ] {
+            assert!(
+                runs.contains(&Value::from(r.clone())),
+                "{fast}: {r} not in {runs:?}"
+            );
+        }
+        let tags = &got["tags"][run];
         assert!(tags.get("epoch_loss").is_some() && tags.get("epoch_binary_accuracy").is_some());
         let served: Vec<(i64, f32)> = got["scalars"]
             .as_array()
@@ -395,8 +418,7 @@ fn tensorboard_serves_runs_tags_scalars_and_a_grids_hparams() {
             .iter()
             .map(|p| (p[1].as_i64().unwrap(), p[2].as_f64().unwrap() as f32))
             .collect();
-        let expected: Vec<(i64, f32)> = (0..).zip(losses.iter().copied()).collect();
-        assert_eq!(served, expected, "{fast}");
+        assert_eq!(served, losses, "{fast}: every epoch once, the CSV's");
         let infos = got["experiment"]["hparamInfos"].as_array().unwrap();
         assert_eq!(infos.len(), 2, "{fast}: {infos:?}");
         let groups = got["groups"]["sessionGroups"].as_array().unwrap();
