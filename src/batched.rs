@@ -17,7 +17,7 @@ use tch::{Kind, Tensor, nn, nn::Module};
 use crate::config::{Activation, Experiment};
 use crate::model::{
     activate, activation_backward_into, add_activation, flat_variable, for_rows, initial_values,
-    layer_shapes,
+    layer_shapes, slices,
 };
 use crate::optim::scalar_like;
 
@@ -95,24 +95,16 @@ impl Scratch {
     fn new(rows: i64, layers: &[Layer], like: &Tensor) -> Self {
         let opts = (like.kind(), like.device());
         let r = layers[0].ws.size()[2];
-        let shape = |l: &Layer| -> (i64, i64) {
-            let s = l.ws.size();
-            (s[0], s[1])
-        };
-        let acts: Vec<Tensor> = layers[..layers.len() - 1]
-            .iter()
-            .map(|l| Tensor::empty([rows, shape(l).1, r], opts))
-            .collect();
-        let grads: Vec<Tensor> = layers
-            .iter()
-            .map(|l| Tensor::empty([rows, shape(l).1, r], opts))
-            .collect();
+        let out = |l: &Layer| Tensor::empty([rows, l.ws.size()[1], r], opts);
+        let acts: Vec<Tensor> = layers[..layers.len() - 1].iter().map(out).collect();
+        let grads: Vec<Tensor> = layers.iter().map(out).collect();
         Scratch {
             rows,
             divisor: scalar_like(rows as f64, like),
+            // `[rows, in, out, R]`: every row times the `[in, out, R]` weights.
             products: layers
                 .iter()
-                .map(|l| Tensor::empty([rows, shape(l).0, shape(l).1, r], opts))
+                .map(|l| Tensor::empty([vec![rows], l.ws.size()].concat(), opts))
                 .collect(),
             acts_wide: acts.iter().map(|a| a.unsqueeze(2)).collect(),
             acts,
@@ -120,7 +112,7 @@ impl Scratch {
             grads,
             ups: layers
                 .iter()
-                .map(|l| Tensor::empty([rows, shape(l).0, r], opts))
+                .map(|l| Tensor::empty([rows, l.ws.size()[0], r], opts))
                 .collect(),
         }
     }
@@ -151,19 +143,8 @@ impl BatchedNetwork {
                 values.extend(per_replica.iter().map(|init| init[l].1[o]));
             }
         }
-        let flat = flat_variable(vs, &Tensor::from_slice(&values));
-        let (storage, grad) = (flat.detach(), flat.grad());
+        let mut take = slices(&flat_variable(vs, &Tensor::from_slice(&values)));
         let r = per_replica.len() as i64;
-        let mut offset = 0;
-        let mut take = |shape: &[i64]| {
-            let n: i64 = shape.iter().product();
-            let t = (
-                storage.narrow(0, offset, n).view(shape),
-                grad.narrow(0, offset, n).view(shape),
-            );
-            offset += n;
-            t
-        };
         let mut seq = nn::seq();
         let mut layers = vec![];
         for (name, fan_in, fan_out) in &shapes {

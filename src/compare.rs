@@ -250,17 +250,13 @@ fn best(c: &Curve) -> f64 {
         .fold(f64::NEG_INFINITY, f64::max)
 }
 
-fn val_series(c: &[&Curve]) -> Vec<Vec<f64>> {
-    c.iter()
-        .map(|c| c.iter().map(|r| r[VAL_ACC]).collect())
-        .collect()
-}
-
 /// The curve gap (mean over epochs of |our mean − Keras's mean|) and the
 /// share of epochs where our mean lies within Keras's mean ± sd.
-fn curve_agreement(ours: &[Vec<f64>], keras: &[Vec<f64>]) -> (f64, f64) {
+fn curve_agreement(ours: &[&Curve], keras: &[&Curve]) -> (f64, f64) {
     let epochs = ours[0].len();
-    let at = |runs: &[Vec<f64>], e: usize| mean_sd(&runs.iter().map(|c| c[e]).collect::<Vec<_>>());
+    let at = |runs: &[&Curve], e: usize| {
+        mean_sd(&runs.iter().map(|c| c[e][VAL_ACC]).collect::<Vec<_>>())
+    };
     let (mut gap, mut inside) = (0.0, 0);
     for e in 0..epochs {
         let ((mo, _), (mk, sk)) = (at(ours, e), at(keras, e));
@@ -287,17 +283,9 @@ pub fn compare_preset(
     let fk: Vec<f64> = ok_k.iter().map(|c| last(c)).collect();
     let bo: Vec<f64> = ok_o.iter().map(|c| best(c)).collect();
     let bk: Vec<f64> = ok_k.iter().map(|c| best(c)).collect();
-    let (gap, in_sd) = curve_agreement(&val_series(&ok_o), &val_series(&ok_k));
+    let (gap, in_sd) = curve_agreement(&ok_o, &ok_k);
     let diverged = (ours.len() - ok_o.len(), keras.len() - ok_k.len());
     let judged = judge(&fo, &fk, diverged, margin);
-    let owned = |v: &[&Curve]| v.iter().map(|c| (*c).clone()).collect::<Vec<Curve>>();
-    let claim = match (
-        article_claim(preset, &owned(&ok_k)),
-        article_claim(preset, &owned(&ok_o)),
-    ) {
-        (Some((what, kh, kv)), Some((_, oh, ov))) => Some((what, (kh, kv), (oh, ov))),
-        _ => None,
-    };
     Ok(Row {
         preset: preset.to_string(),
         optimizer: optimizer.to_string(),
@@ -315,35 +303,35 @@ pub fn compare_preset(
         in_sd,
         need: need(&fo, &fk, margin),
         verdict: judged.verdict,
-        claim,
+        claim: article_claim(preset, &ok_k, &ok_o),
     })
 }
 
 /// Mean over seeds of (best - final) validation accuracy: how far a run ends
 /// below the best it reached, the article's "worse near the final epochs".
-fn drop_from_best(curves: &[Curve]) -> f64 {
+fn drop_from_best(curves: &[&Curve]) -> f64 {
     let drops: Vec<f64> = curves.iter().map(|c| best(c) - last(c)).collect();
     mean_sd(&drops).0
 }
 
-/// The article's statement about a preset, checked on a set of runs:
-/// (statement, holds, the measured figure).
-pub fn article_claim(preset: &str, curves: &[Curve]) -> Option<(&'static str, bool, String)> {
+/// The article's statement about a preset, checked on Keras's runs and on
+/// ours: whether it holds on each, with the measured figure.
+pub fn article_claim(preset: &str, keras: &[&Curve], ours: &[&Curve]) -> Option<Claim> {
     use crate::config::Check;
-    let claim = &crate::config::PRESETS
-        .iter()
-        .find(|p| p.name == preset)?
-        .claim;
-    let fin = mean_sd(&curves.iter().map(last).collect::<Vec<_>>()).0;
-    let acc = format!("final val acc {fin:.4}");
-    Some(match claim.holds_when {
-        Check::FinalAtLeast(min) => (claim.says, fin >= min, acc),
-        Check::FinalWithin(lo, hi) => (claim.says, (lo..=hi).contains(&fin), acc),
-        Check::DropFromBest(by) => {
-            let d = drop_from_best(curves);
-            (claim.says, d > by, format!("best - final {d:.4}"))
+    let p = crate::config::PRESETS.iter().find(|p| p.name == preset)?;
+    let holds = |curves: &[&Curve]| {
+        let fin = mean_sd(&curves.iter().map(|c| last(c)).collect::<Vec<_>>()).0;
+        let acc = format!("final val acc {fin:.4}");
+        match p.holds_when {
+            Check::FinalAtLeast(min) => (fin >= min, acc),
+            Check::FinalWithin(lo, hi) => ((lo..=hi).contains(&fin), acc),
+            Check::DropFromBest(by) => {
+                let d = drop_from_best(curves);
+                (d > by, format!("best - final {d:.4}"))
+            }
         }
-    })
+    };
+    Some((p.says, holds(keras), holds(ours)))
 }
 
 /// Where a preset comes in the article (unknown names last).

@@ -6,9 +6,7 @@ use clap::{Args, ValueEnum, value_parser};
 use serde::{Deserialize, Serialize};
 
 /// The optimiser: libtorch's Adam (default), or Keras's own update (see `optim`).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Optimizer {
     /// libtorch's nn::Adam, epsilon 1e-7.
@@ -101,7 +99,7 @@ macro_rules! settings {
             pub fn set(&mut self, flag: &str, text: &str) -> Result<()> {
                 match flag {
                     $($flag => {
-                        self.$field = FromFlag::from_flag(text)
+                        self.$field = Setting::from_flag(text)
                             .map_err(|e| anyhow!("--{flag} {text}: {e}"))?;
                     })*
                     _ => bail!("unknown setting '{flag}'"),
@@ -111,7 +109,7 @@ macro_rules! settings {
 
             /// `name=value` pairs, for `binclass experiments` and the run record.
             pub fn settings(&self) -> Vec<(&'static str, String)> {
-                vec![$(($flag, Shown::shown(&self.$field)),)*]
+                vec![$(($flag, self.$field.shown()),)*]
             }
 
             /// Each setting within its own bounds.
@@ -173,32 +171,8 @@ pub enum Bounds {
     Positive(f64),
 }
 
-/// A setting's value as the checks see it.
-pub trait Checked {
-    fn number(&self) -> Option<f64> {
-        None
-    }
-}
-
-impl Checked for i64 {
-    fn number(&self) -> Option<f64> {
-        Some(*self as f64)
-    }
-}
-
-impl Checked for f64 {
-    fn number(&self) -> Option<f64> {
-        Some(*self)
-    }
-}
-
-impl Checked for Normalize {}
-impl Checked for Activation {}
-impl Checked for Init {}
-impl Checked for Optimizer {}
-
 impl Bounds {
-    pub fn check(&self, flag: &str, v: &impl Checked) -> Result<()> {
+    pub fn check(&self, flag: &str, v: &impl Setting) -> Result<()> {
         let Some(x) = v.number() else { return Ok(()) };
         if !x.is_finite() && !matches!(self, Bounds::Any) {
             bail!("--{flag} must be a finite number, got {}", shown(x));
@@ -223,31 +197,56 @@ impl Bounds {
     }
 }
 
-/// A setting's value as `binclass experiments` and records list it.
-pub trait Shown {
+/// A setting's value: parsed from its flag's text, shown as `binclass
+/// experiments` and the run record list it, and as the bounds checks see it.
+pub trait Setting: Sized {
+    fn from_flag(s: &str) -> Result<Self, String>;
     fn shown(&self) -> String;
-}
-
-impl Shown for i64 {
-    fn shown(&self) -> String {
-        self.to_string()
+    fn number(&self) -> Option<f64> {
+        None
     }
 }
 
-impl Shown for f64 {
+impl Setting for i64 {
+    fn from_flag(s: &str) -> Result<Self, String> {
+        whole(s)
+    }
+
     fn shown(&self) -> String {
         self.to_string()
     }
+
+    fn number(&self) -> Option<f64> {
+        Some(*self as f64)
+    }
 }
 
-macro_rules! shown_by_name {
-    ($($t:ty),*) => {$(impl Shown for $t {
+impl Setting for f64 {
+    fn from_flag(s: &str) -> Result<Self, String> {
+        number(s)
+    }
+
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+
+    fn number(&self) -> Option<f64> {
+        Some(*self)
+    }
+}
+
+macro_rules! setting_by_name {
+    ($($t:ty),*) => {$(impl Setting for $t {
+        fn from_flag(s: &str) -> Result<Self, String> {
+            <$t as ValueEnum>::from_str(s.trim(), false)
+        }
+
         fn shown(&self) -> String {
             value_name(self)
         }
     })*};
 }
-shown_by_name!(Normalize, Activation, Init, Optimizer);
+setting_by_name!(Normalize, Activation, Init, Optimizer);
 
 /// The article's presets, in its order: what each one shows, what the
 /// article says of it, and the settings it changes from the baseline.
@@ -257,15 +256,11 @@ pub struct Preset {
     pub what: &'static str,
     /// The article's finding, as the report quotes it.
     pub article: &'static str,
-    /// The same finding as a statement `compare` checks on runs.
-    pub claim: Claim,
-    pub changes: &'static [(&'static str, &'static str)],
-}
-
-/// A statement of the article, checkable on a preset's runs.
-pub struct Claim {
+    /// The same finding as a statement `compare` checks on runs, and when
+    /// the runs bear it out.
     pub says: &'static str,
     pub holds_when: Check,
+    pub changes: &'static [(&'static str, &'static str)],
 }
 
 pub enum Check {
@@ -282,60 +277,48 @@ pub const PRESETS: &[Preset] = &[
         name: "baseline",
         what: "2 features, no noise: ~99% accuracy almost at once",
         article: "reaches about 99 % almost at once",
-        claim: Claim {
-            says: "reaches about 0.99",
-            holds_when: Check::FinalAtLeast(0.98),
-        },
+        says: "reaches about 0.99",
+        holds_when: Check::FinalAtLeast(0.98),
         changes: &[],
     },
     Preset {
         name: "noise",
         what: "20% of labels flipped: accuracy drops by about the noise",
         article: "accuracy drops by about the noise (20 %)",
-        claim: Claim {
-            says: "falls by about the noise (to ~0.8)",
-            holds_when: Check::FinalWithin(0.75, 0.85),
-        },
+        says: "falls by about the noise (to ~0.8)",
+        holds_when: Check::FinalWithin(0.75, 0.85),
         changes: &[("noise-rate", "0.2")],
     },
     Preset {
         name: "dummy-features",
         what: "5 features, 3 of them unrelated dummies: still learns, noisier",
         article: "still learns despite three dummy features, a little noisier",
-        claim: Claim {
-            says: "still learns (>= 0.95)",
-            holds_when: Check::FinalAtLeast(0.95),
-        },
+        says: "still learns (>= 0.95)",
+        holds_when: Check::FinalAtLeast(0.95),
         changes: &[("features", "5")],
     },
     Preset {
         name: "scaled",
         what: "features x1000: training becomes unstable",
         article: "features ×1000: training does not settle, worse near the end",
-        claim: Claim {
-            says: "is unstable: ends well below its best (by > 0.02)",
-            holds_when: Check::DropFromBest(0.02),
-        },
+        says: "is unstable: ends well below its best (by > 0.02)",
+        holds_when: Check::DropFromBest(0.02),
         changes: &[("scale", "1000")],
     },
     Preset {
         name: "scaled-long",
         what: "features x1000 over 500 epochs: stays unstable",
         article: "features ×1000 over 500 epochs: still unstable",
-        claim: Claim {
-            says: "is unstable: ends well below its best (by > 0.02)",
-            holds_when: Check::DropFromBest(0.02),
-        },
+        says: "is unstable: ends well below its best (by > 0.02)",
+        holds_when: Check::DropFromBest(0.02),
         changes: &[("scale", "1000"), ("epochs", "500")],
     },
     Preset {
         name: "shifted",
         what: "features +1000: ~50%, nothing is learned",
         article: "features +1000: about 50 %, nothing learned",
-        claim: Claim {
-            says: "stays about 0.5 (0.45..0.55)",
-            holds_when: Check::FinalWithin(0.45, 0.55),
-        },
+        says: "stays about 0.5 (0.45..0.55)",
+        holds_when: Check::FinalWithin(0.45, 0.55),
         changes: &[("shift", "1000")],
     },
 ];
@@ -450,32 +433,6 @@ pub fn shown(v: f64) -> String {
     }
 }
 
-/// A setting's value from its text, as its flag parses it.
-pub trait FromFlag: Sized {
-    fn from_flag(s: &str) -> Result<Self, String>;
-}
-
-impl FromFlag for i64 {
-    fn from_flag(s: &str) -> Result<Self, String> {
-        whole(s)
-    }
-}
-
-impl FromFlag for f64 {
-    fn from_flag(s: &str) -> Result<Self, String> {
-        number(s)
-    }
-}
-
-macro_rules! from_flag_by_name {
-    ($($t:ty),*) => {$(impl FromFlag for $t {
-        fn from_flag(s: &str) -> Result<Self, String> {
-            <$t as ValueEnum>::from_str(s.trim(), false)
-        }
-    })*};
-}
-from_flag_by_name!(Normalize, Activation, Init, Optimizer);
-
 /// The spelling the command line accepts, e.g. `tanh`.
 pub fn value_name<T: ValueEnum>(v: &T) -> String {
     v.to_possible_value()
@@ -494,22 +451,18 @@ pub const MAX_PARAMETERS: i64 = 100_000_000;
 pub fn threads(flag: Option<i64>) -> Result<i32> {
     let (n, from) = match flag {
         Some(n) => (n, "--threads"),
-        None => match std::env::var("BINCLASS_THREADS") {
-            Err(std::env::VarError::NotPresent) => return Ok(1),
-            Err(std::env::VarError::NotUnicode(v)) => {
-                bail!(
-                    "BINCLASS_THREADS={}: expected a whole number in 1..=1024",
-                    v.to_string_lossy()
-                )
+        None => {
+            // Not Unicode: refused, shown lossily, as any other bad value.
+            let v = std::env::var_os("BINCLASS_THREADS").unwrap_or_default();
+            let v = v.to_string_lossy();
+            if v.trim().is_empty() {
+                return Ok(1);
             }
-            Ok(v) if v.trim().is_empty() => return Ok(1),
-            Ok(v) => (
-                v.trim().parse().map_err(|_| {
-                    anyhow!("BINCLASS_THREADS={v}: expected a whole number in 1..=1024")
-                })?,
-                "BINCLASS_THREADS",
-            ),
-        },
+            let n = v.trim().parse().map_err(|_| {
+                anyhow!("BINCLASS_THREADS={v}: expected a whole number in 1..=1024")
+            })?;
+            (n, "BINCLASS_THREADS")
+        }
     };
     if !(1..=1024).contains(&n) {
         bail!("{from} must be a whole number in 1..=1024, got {n}");

@@ -115,12 +115,8 @@ impl Dataset {
         self.normalization = scaling;
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.labels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
     }
 
     /// The first `train_len` rows train, the rest validate; no shuffle first.
@@ -148,13 +144,7 @@ impl Dataset {
 
 /// numpy's sign: 0 for 0, so a tie gives the label 0.5 exactly as the article's formula.
 fn sign(x: f64) -> f64 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
+    if x == 0.0 { 0.0 } else { x.signum() }
 }
 
 #[cfg(test)]

@@ -83,12 +83,7 @@ pub fn read_curve(path: &Path) -> Result<Curve> {
             )
         })
     };
-    let idx = [
-        col(COLUMNS[0])?,
-        col(COLUMNS[1])?,
-        col(COLUMNS[2])?,
-        col(COLUMNS[3])?,
-    ];
+    let idx = COLUMNS.map(col).into_iter().collect::<Result<Vec<_>>>()?;
     let epoch = col("epoch")?;
     let mut curve = vec![];
     for (i, rec) in r.records().enumerate() {

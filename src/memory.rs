@@ -14,79 +14,50 @@ const F32: u64 = 4;
 pub fn available(device: Device) -> Option<u64> {
     match device {
         Device::Cuda(_) => crate::device::cuda_free_memory(),
-        _ => {
-            let system = meminfo_available();
-            let limit = address_space_left();
-            match (system, limit) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        }
+        _ => [
+            proc_number("/proc/meminfo", "MemAvailable:").map(|kb| kb * 1024),
+            address_space_left(),
+        ]
+        .into_iter()
+        .flatten()
+        .min(),
     }
 }
 
-fn meminfo_available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// The number that follows `key` on its line of a /proc file.
+fn proc_number(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
 }
 
 /// What `ulimit -v` (RLIMIT_AS) leaves beyond the address space in use.
 fn address_space_left() -> Option<u64> {
     // The soft limit, as the kernel reports it ("unlimited" when none).
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max address space"))?;
-    let limit: u64 = line["Max address space".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
-    let used: u64 = line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024;
+    let limit = proc_number("/proc/self/limits", "Max address space")?;
+    let used = proc_number("/proc/self/status", "VmSize:")? * 1024;
     Some(limit.saturating_sub(used))
 }
 
 /// The sizes memory grows with: rows, features, training rows, the widest
 /// layer, Dense layers, rows per step.
-struct Sizes {
-    n: u64,
-    f: u64,
-    t: u64,
-    width: u64,
-    layers: u64,
-    batch: u64,
-}
-
-impl Sizes {
-    fn of(e: &Experiment) -> Self {
-        let t = e.train_len() as u64;
-        Sizes {
-            n: e.samples as u64,
-            f: e.features as u64,
-            t,
-            width: e.units.max(e.features) as u64,
-            layers: e.hidden_layers as u64 + 1,
-            batch: (e.batch_size as u64).min(t),
-        }
-    }
+fn sizes(e: &Experiment) -> (u64, u64, u64, u64, u64, u64) {
+    let t = e.train_len() as u64;
+    (
+        e.samples as u64,
+        e.features as u64,
+        t,
+        e.units.max(e.features) as u64,
+        e.hidden_layers as u64 + 1,
+        (e.batch_size as u64).min(t),
+    )
 }
 
 /// Bytes one run of `e` needs beyond what libtorch itself takes: the data
 /// as drawn (float64) and on the device (float32), the epoch's shuffled
 /// copy and logits, one step's activations and the validation pass.
 pub fn train_bytes(e: &Experiment) -> u64 {
-    let Sizes {
-        n,
-        f,
-        t,
-        width,
-        layers: h,
-        batch: b,
-    } = Sizes::of(e);
+    let (n, f, t, width, h, b) = sizes(e);
     let data = n * (f + 1) * (8 + 8 + F32);
     let epoch = t * (f + 1) * F32 + t * 8 + 6 * t * F32;
     let step = 8 * b * width * h * F32;
@@ -97,14 +68,7 @@ pub fn train_bytes(e: &Experiment) -> u64 {
 /// Bytes one replica of a sweep needs: its share of every batched tensor,
 /// including the per-replica products `[rows, in, out]` of each layer.
 pub fn replica_bytes(e: &Experiment) -> u64 {
-    let Sizes {
-        n,
-        f,
-        t,
-        width,
-        layers: h,
-        batch: b,
-    } = Sizes::of(e);
+    let (n, f, t, width, h, b) = sizes(e);
     let data = 3 * n * (f + 1) * F32;
     let epoch = t * (f + 1) * F32 + t * (4 + 8) + 4 * t * F32;
     let step = 4 * b * width * width * F32 + 8 * b * width * h * F32;

@@ -103,31 +103,17 @@ impl Network {
         let expected: i64 = shapes.iter().map(|(_, i, o)| (i + 1) * o).sum();
         assert_eq!(flat.size(), [expected], "flat parameter count");
         let flat = flat_variable(vs, &flat);
-        let (storage, flat_grad) = (flat.detach(), flat.grad());
-        let mut offset = 0;
-        let mut take = |shape: &[i64]| {
-            let n: i64 = shape.iter().product();
-            let t = (
-                storage.narrow(0, offset, n).view(shape),
-                flat_grad.narrow(0, offset, n).view(shape),
-            );
-            offset += n;
-            t
-        };
+        let flat_grad = flat.grad();
+        let mut take = slices(&flat);
         let mut seq = nn::seq();
         let (mut params, mut layers) = (vec![], vec![]);
         for (name, fan_in, fan_out) in &shapes {
             let ((w, gw), (b, gb)) = (take(&[*fan_out, *fan_in]), take(&[*fan_out]));
-            let linear = nn::Linear {
-                ws: w.shallow_clone().set_requires_grad(true),
-                bs: Some(b.shallow_clone().set_requires_grad(true)),
-            };
-            params.push((format!("{name}.weight"), linear.ws.shallow_clone()));
-            params.push((
-                format!("{name}.bias"),
-                linear.bs.as_ref().expect("bias").shallow_clone(),
-            ));
-            seq = seq.add(linear);
+            let ws = w.shallow_clone().set_requires_grad(true);
+            let bs = b.shallow_clone().set_requires_grad(true);
+            params.push((format!("{name}.weight"), ws.shallow_clone()));
+            params.push((format!("{name}.bias"), bs.shallow_clone()));
+            seq = seq.add(nn::Linear { ws, bs: Some(bs) });
             if name != "out" {
                 seq = add_activation(seq, e.activation);
             }
@@ -146,15 +132,6 @@ impl Network {
 
     pub fn parameters(&self) -> &[(String, Tensor)] {
         &self.params
-    }
-
-    pub fn parameter(&self, name: &str) -> &Tensor {
-        &self
-            .params
-            .iter()
-            .find(|(n, _)| n == name)
-            .expect("known parameter")
-            .1
     }
 
     /// One training step's forward and backward pass: returns the logits of
@@ -252,6 +229,22 @@ pub fn flat_variable(vs: &nn::Path, values: &Tensor) -> Tensor {
     flat
 }
 
+/// Consecutive slices of the flat variable and of its gradient, each
+/// viewed as the shape asked for: a layer's parameters and their gradient.
+pub(crate) fn slices(flat: &Tensor) -> impl FnMut(&[i64]) -> (Tensor, Tensor) + use<> {
+    let (storage, grad) = (flat.detach(), flat.grad());
+    let mut offset = 0;
+    move |shape| {
+        let n: i64 = shape.iter().product();
+        let t = (
+            storage.narrow(0, offset, n).view(shape),
+            grad.narrow(0, offset, n).view(shape),
+        );
+        offset += n;
+        t
+    }
+}
+
 /// `(name, fan_in, fan_out)` of each Dense layer, the output layer last.
 pub fn layer_shapes(e: &Experiment) -> Vec<(String, i64, i64)> {
     let mut shapes = vec![];
@@ -307,7 +300,8 @@ pub(crate) fn activate(a: Activation, t: &mut Tensor) {
     };
 }
 
-/// [`activation_backward`] written into `into`.
+/// The gradient at an activation's input from the gradient at its
+/// `output`, written into `into`.
 pub(crate) fn activation_backward_into(
     a: Activation,
     into: &Tensor,
@@ -319,15 +313,6 @@ pub(crate) fn activation_backward_into(
         Activation::Sigmoid => Tensor::sigmoid_backward_grad_input(into, upstream, output),
         Activation::Relu => output.threshold_backward_grad_input(into, upstream, 0),
     };
-}
-
-/// The gradient at an activation's input from the gradient at its `output`.
-pub fn activation_backward(a: Activation, upstream: &Tensor, output: &Tensor) -> Tensor {
-    match a {
-        Activation::Tanh => Tensor::tanh_backward(upstream, output),
-        Activation::Sigmoid => Tensor::sigmoid_backward(upstream, output),
-        Activation::Relu => output.threshold_backward(upstream, 0),
-    }
 }
 
 /// Starting weight ([out, in], row-major) and bias of one layer, drawn from
@@ -358,6 +343,17 @@ mod tests {
     use super::*;
     use crate::config::Overrides;
     use tch::{Device, Kind};
+
+    impl Network {
+        pub(super) fn parameter(&self, name: &str) -> &Tensor {
+            &self
+                .params
+                .iter()
+                .find(|(n, _)| n == name)
+                .expect("known parameter")
+                .1
+        }
+    }
 
     fn params(e: &Experiment) -> (nn::VarStore, Network) {
         let vs = nn::VarStore::new(Device::Cpu);

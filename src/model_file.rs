@@ -83,11 +83,6 @@ impl SavedModel {
         let mut m: HashMap<String, String> = [
             ("format", FORMAT.to_string()),
             ("format_version", FORMAT_VERSION.to_string()),
-            ("features", e.features.to_string()),
-            ("hidden_layers", e.hidden_layers.to_string()),
-            ("units", e.units.to_string()),
-            ("activation", value_name(&e.activation)),
-            ("init", value_name(&e.init)),
             ("experiment", serde_json::to_string(e)?),
             ("seed", self.seed.to_string()),
             ("epochs_completed", self.epochs_completed.to_string()),
@@ -96,17 +91,12 @@ impl SavedModel {
             ("libtorch_version", self.versions.libtorch.to_string()),
         ]
         .into_iter()
+        .chain(declared(e))
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        match &self.normalization {
-            Normalization::None => {
-                m.insert("normalize".into(), "none".into());
-            }
-            Normalization::Standard { mean, sd } => {
-                m.insert("normalize".into(), "standard".into());
-                m.insert("normalize_mean".into(), serde_json::to_string(mean)?);
-                m.insert("normalize_std".into(), serde_json::to_string(sd)?);
-            }
+        if let Normalization::Standard { mean, sd } = &self.normalization {
+            m.insert("normalize_mean".into(), serde_json::to_string(mean)?);
+            m.insert("normalize_std".into(), serde_json::to_string(sd)?);
         }
         Ok(m)
     }
@@ -166,10 +156,11 @@ impl SavedModel {
     /// A model from a file's bytes: every tensor name, shape and kind, and
     /// every metadata entry, checked against the architecture it declares.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        // safetensors' errors are enum variants; their Debug form is one line.
         let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| anyhow!("not a safetensors file ({})", safetensors_error(&e)))?;
+            .map_err(|e| anyhow!("not a safetensors file ({e:?})"))?;
         let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| anyhow!("not a safetensors file ({})", safetensors_error(&e)))?;
+            .map_err(|e| anyhow!("not a safetensors file ({e:?})"))?;
         let meta = Meta(
             header
                 .metadata()
@@ -221,49 +212,47 @@ impl Meta {
     }
 }
 
-/// safetensors' errors are enum variants; their Debug form is one line.
-fn safetensors_error(e: &safetensors::SafeTensorError) -> String {
-    format!("{e:?}")
-}
-
 /// The experiment's settings, which must agree with the keys that also
 /// describe the model (architecture, activation, init, scaling).
 fn read_experiment(meta: &Meta) -> Result<Experiment> {
-    let get = |key: &str| meta.get(key);
-    let e: Experiment = serde_json::from_str(get("experiment")?)
+    let e: Experiment = serde_json::from_str(meta.get("experiment")?)
         .map_err(|err| anyhow!("metadata `experiment` is not an experiment: {err}"))?;
     e.validate()
         .map_err(|err| anyhow!("metadata `experiment`: {err}"))?;
     // The network is built from the experiment; a key saying otherwise
     // would describe another model than the one the file yields.
-    let declared = [
-        ("features", e.features.to_string()),
-        ("hidden_layers", e.hidden_layers.to_string()),
-        ("units", e.units.to_string()),
-        ("activation", value_name(&e.activation)),
-        ("init", value_name(&e.init)),
-        ("normalize", value_name(&e.normalize)),
-    ];
-    for (key, value) in declared {
-        if get(key)? != value {
+    for (key, value) in declared(&e) {
+        if meta.get(key)? != value {
             bail!(
                 "metadata `{key}` is {} but the experiment says {value}",
-                get(key)?
+                meta.get(key)?
             );
         }
     }
     Ok(e)
 }
 
+/// The metadata keys that describe the network an experiment builds, and
+/// the scaling its inputs take.
+fn declared(e: &Experiment) -> [(&'static str, String); 6] {
+    [
+        ("features", e.features.to_string()),
+        ("hidden_layers", e.hidden_layers.to_string()),
+        ("units", e.units.to_string()),
+        ("activation", value_name(&e.activation)),
+        ("init", value_name(&e.init)),
+        ("normalize", value_name(&e.normalize)),
+    ]
+}
+
 /// The stored scaling: `none`, or `standard` with a finite mean and a
 /// positive standard deviation per feature.
 fn read_normalization(meta: &Meta, features: usize) -> Result<Normalization> {
-    let get = |key: &str| meta.get(key);
-    match get("normalize")? {
+    match meta.get("normalize")? {
         "none" => Ok(Normalization::None),
         "standard" => {
             let array = |key: &str| -> Result<Vec<f64>> {
-                let v: Vec<f64> = serde_json::from_str(get(key)?)
+                let v: Vec<f64> = serde_json::from_str(meta.get(key)?)
                     .map_err(|_| anyhow!("metadata `{key}` is not a JSON array of numbers"))?;
                 if v.len() != features || v.iter().any(|x| !x.is_finite()) {
                     bail!("metadata `{key}` needs {features} finite numbers, has {v:?}");
@@ -297,8 +286,7 @@ fn read_layers(st: &SafeTensors, e: &Experiment) -> Result<Layers> {
                 .join(", ")
         );
     }
-    let mut tensors = vec![];
-    for (name, shape) in &expected {
+    let tensor = |(name, shape): &(String, Vec<usize>)| -> Result<Vec<f32>> {
         let view = st
             .tensor(name)
             .map_err(|_| anyhow!("tensor `{name}` is missing"))?;
@@ -321,14 +309,12 @@ fn read_layers(st: &SafeTensors, e: &Experiment) -> Result<Layers> {
         if let Some(x) = data.iter().find(|x| !x.is_finite()) {
             bail!("tensor `{name}` holds {x}: a trained model's weights are finite");
         }
-        tensors.push(data);
-    }
-    let mut it = tensors.into_iter();
-    let mut layers = vec![];
-    while let (Some(w), Some(b)) = (it.next(), it.next()) {
-        layers.push((w, b));
-    }
-    Ok(layers)
+        Ok(data)
+    };
+    expected
+        .chunks(2)
+        .map(|wb| Ok((tensor(&wb[0])?, tensor(&wb[1])?)))
+        .collect()
 }
 
 /// What a run saves when it finishes: its settings, seed and scaling, with

@@ -104,15 +104,22 @@ impl State {
 /// libtorch treats a 0-dim operand exactly as it treats a scalar argument
 /// (the same kernel, the value cast to the same kind), but wrapping a
 /// scalar costs more than the arithmetic on this network's 37 elements.
-pub struct TorchAdam {
+pub struct TorchAdam(Moments);
+
+/// What both hand-written Adams keep: the flat parameter, its moment
+/// estimates, the step count, and the tensors every step reuses.
+struct Moments {
     param: Tensor,
-    exp_avg: Tensor,
-    exp_avg_sq: Tensor,
+    /// The first and second moments (libtorch's `exp_avg` and `exp_avg_sq`,
+    /// Keras's `m` and `v`), under these names in a checkpoint.
+    m: Tensor,
+    v: Tensor,
+    names: [&'static str; 2],
     step: i64,
     lr: f64,
     scalars: Scalars,
     /// Two tensors shaped as the parameters, for intermediates.
-    scaled: Tensor,
+    scratch: Tensor,
     denom: Tensor,
     /// A batched model's learning rate per replica, in place of `lr`.
     lanes: Option<LaneLr>,
@@ -150,42 +157,48 @@ impl Scalars {
     }
 }
 
-impl TorchAdam {
-    pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
-        let param = flat_param(vs, "adam")?;
-        Ok(TorchAdam {
-            exp_avg: param.zeros_like(),
-            exp_avg_sq: param.zeros_like(),
-            scaled: param.zeros_like(),
+impl Moments {
+    fn new(
+        vs: &nn::VarStore,
+        lr: f64,
+        eps: f64,
+        what: &str,
+        names: [&'static str; 2],
+    ) -> Result<Self> {
+        let param = flat_param(vs, what)?;
+        Ok(Moments {
+            m: param.zeros_like(),
+            v: param.zeros_like(),
+            scratch: param.zeros_like(),
             denom: param.zeros_like(),
             scalars: Scalars::new(&param, eps),
             param,
+            names,
             step: 0,
             lr,
             lanes: None,
         })
     }
 
-    pub fn state(&self) -> State {
+    fn state(&self) -> State {
         State {
             step: self.step,
             tensors: vec![
-                ("exp_avg", self.exp_avg.shallow_clone()),
-                ("exp_avg_sq", self.exp_avg_sq.shallow_clone()),
+                (self.names[0], self.m.shallow_clone()),
+                (self.names[1], self.v.shallow_clone()),
             ],
         }
     }
 
-    pub fn restore(&mut self, state: &State) -> Result<()> {
-        self.exp_avg = state.take("exp_avg", &self.param)?;
-        self.exp_avg_sq = state.take("exp_avg_sq", &self.param)?;
+    fn restore(&mut self, state: &State) -> Result<()> {
+        self.m = state.take(self.names[0], &self.param)?;
+        self.v = state.take(self.names[1], &self.param)?;
         self.step = state.step;
         Ok(())
     }
-}
 
-impl Step for TorchAdam {
-    fn step(&mut self) {
+    /// [`TorchAdam`]'s update.
+    fn torch_step(&mut self) {
         crate::inference::inference_mode(|| {
             let grad = self.param.grad();
             if !grad.defined() {
@@ -198,81 +211,35 @@ impl Step for TorchAdam {
             let bias_correction1 = 1.0 - beta1.powf(self.step as f64);
             let bias_correction2 = 1.0 - beta2.powf(self.step as f64);
             let k = &mut self.scalars;
+            let (exp_avg, exp_avg_sq, scaled) = (&mut self.m, &mut self.v, &self.scratch);
             // exp_avg.mul_(beta1).add_(grad, 1 - beta1): add_ with alpha is
             // a fused multiply-add, as addcmul_ of (grad, alpha) is.
-            let _ = self.exp_avg.g_mul_(&k.beta1);
-            let _ = self.exp_avg.addcmul_(&grad, &k.one_minus_beta1);
+            let _ = exp_avg.g_mul_(&k.beta1);
+            let _ = exp_avg.addcmul_(&grad, &k.one_minus_beta1);
             // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2):
             // addcmul computes self + (value * t1) * t2.
-            let _ = self.exp_avg_sq.g_mul_(&k.beta2);
-            let _ = grad.mul_out(&self.scaled, &k.one_minus_beta2);
-            let _ = self.exp_avg_sq.addcmul_(&self.scaled, &grad);
+            let _ = exp_avg_sq.g_mul_(&k.beta2);
+            let _ = grad.mul_out(scaled, &k.one_minus_beta2);
+            let _ = exp_avg_sq.addcmul_(scaled, &grad);
             k.fill(bias_correction2.sqrt(), -self.lr / bias_correction1);
             let [sqrt_bc2, neg_step_size] = &k.per_step;
-            let _ = self.exp_avg_sq.sqrt_out(&self.denom);
+            let _ = exp_avg_sq.sqrt_out(&self.denom);
             let _ = self.denom.g_div_(sqrt_bc2).g_add_(&k.eps);
             // p.addcdiv_(exp_avg, denom, -step_size): self + (value * t1) / t2.
             let _ = match &self.lanes {
-                None => self.exp_avg.mul_out(&self.scaled, neg_step_size),
-                Some(l) => l.scale_into(&self.scaled, &self.exp_avg, |lr| -lr / bias_correction1),
+                None => exp_avg.mul_out(scaled, neg_step_size),
+                Some(l) => l.scale_into(scaled, exp_avg, |lr| -lr / bias_correction1),
             };
-            let _ = self.param.addcdiv_(&self.scaled, &self.denom);
-        })
-    }
-}
-
-/// Keras's update on the store's (single, flat) variable, in Keras's order
-/// of operations, with [`TorchAdam`]'s reused tensors.
-pub struct KerasAdam {
-    param: Tensor,
-    m: Tensor,
-    v: Tensor,
-    t: i32,
-    lr: f64,
-    scalars: Scalars,
-    scratch: Tensor,
-    denom: Tensor,
-    /// A batched model's learning rate per replica, in place of `lr`.
-    lanes: Option<LaneLr>,
-}
-
-impl KerasAdam {
-    pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
-        let param = flat_param(vs, "keras-adam")?;
-        Ok(KerasAdam {
-            m: param.zeros_like(),
-            v: param.zeros_like(),
-            scratch: param.zeros_like(),
-            denom: param.zeros_like(),
-            scalars: Scalars::new(&param, eps),
-            param,
-            t: 0,
-            lr,
-            lanes: None,
+            let _ = self.param.addcdiv_(scaled, &self.denom);
         })
     }
 
-    pub fn state(&self) -> State {
-        State {
-            step: self.t as i64,
-            tensors: vec![("m", self.m.shallow_clone()), ("v", self.v.shallow_clone())],
-        }
-    }
-
-    pub fn restore(&mut self, state: &State) -> Result<()> {
-        self.m = state.take("m", &self.param)?;
-        self.v = state.take("v", &self.param)?;
-        self.t = i32::try_from(state.step)?;
-        Ok(())
-    }
-}
-
-impl Step for KerasAdam {
-    fn step(&mut self) {
+    /// [`KerasAdam`]'s update.
+    fn keras_step(&mut self) {
         crate::inference::inference_mode(|| {
-            self.t += 1;
+            self.step += 1;
             let g = self.param.grad();
-            let (t, kind) = (self.t, self.param.kind());
+            let (t, kind) = (self.step as i32, self.param.kind());
             let k = &mut self.scalars;
             let s = &mut self.scratch;
             // m += (g - m) * (1 - b1)
@@ -299,6 +266,34 @@ impl Step for KerasAdam {
     }
 }
 
+impl TorchAdam {
+    pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
+        Moments::new(vs, lr, eps, "adam", ["exp_avg", "exp_avg_sq"]).map(TorchAdam)
+    }
+}
+
+impl Step for TorchAdam {
+    fn step(&mut self) {
+        self.0.torch_step()
+    }
+}
+
+/// Keras's update on the store's (single, flat) variable, in Keras's order
+/// of operations, with [`TorchAdam`]'s reused tensors.
+pub struct KerasAdam(Moments);
+
+impl KerasAdam {
+    pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
+        Moments::new(vs, lr, eps, "keras-adam", ["m", "v"]).map(KerasAdam)
+    }
+}
+
+impl Step for KerasAdam {
+    fn step(&mut self) {
+        self.0.keras_step()
+    }
+}
+
 /// Keras's step size `lr·√(1-β2ᵗ)/(1-β1ᵗ)`, computed as Keras computes it.
 ///
 /// Keras writes `tf.pow(tf.cast(self.beta_2, dtype), t)`, and `tf.cast` of a
@@ -317,17 +312,9 @@ pub fn keras_alpha(lr: f64, t: i32, kind: Kind) -> f64 {
     }
 }
 
-pub fn build(kind: Optimizer, vs: &nn::VarStore, lr: f64) -> Result<Box<dyn Step>> {
-    build_with_eps(kind, vs, lr, ADAM.eps)
-}
-
-/// [`build`] with another epsilon (parity checks show a wrong one is caught).
-pub fn build_with_eps(
-    kind: Optimizer,
-    vs: &nn::VarStore,
-    lr: f64,
-    eps: f64,
-) -> Result<Box<dyn Step>> {
+/// libtorch's Adam or Keras's, with an epsilon of choice (parity checks
+/// show a wrong one is caught).
+pub fn build(kind: Optimizer, vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Box<dyn Step>> {
     Ok(match kind {
         Optimizer::Adam => Box::new(nn::Adam { eps, ..ADAM }.build(vs, lr)?),
         Optimizer::KerasAdam => Box::new(KerasAdam::new(vs, lr, eps)?),
@@ -357,16 +344,20 @@ impl LaneLr {
 
 /// An optimiser whose state can be saved and restored: what `train` uses,
 /// so that its run can be resumed.
-pub enum Resumable {
-    Adam(TorchAdam),
-    Keras(KerasAdam),
+pub struct Resumable {
+    adam: Moments,
+    keras: bool,
 }
 
 impl Resumable {
     pub fn new(kind: Optimizer, vs: &nn::VarStore, lr: f64) -> Result<Self> {
-        Ok(match kind {
-            Optimizer::Adam => Resumable::Adam(TorchAdam::new(vs, lr, ADAM.eps)?),
-            Optimizer::KerasAdam => Resumable::Keras(KerasAdam::new(vs, lr, ADAM.eps)?),
+        let adam = match kind {
+            Optimizer::Adam => TorchAdam::new(vs, lr, ADAM.eps)?.0,
+            Optimizer::KerasAdam => KerasAdam::new(vs, lr, ADAM.eps)?.0,
+        };
+        Ok(Resumable {
+            adam,
+            keras: kind == Optimizer::KerasAdam,
         })
     }
 
@@ -375,28 +366,18 @@ impl Resumable {
     pub fn per_lane(kind: Optimizer, vs: &nn::VarStore, lrs: Vec<f64>) -> Result<Self> {
         let mut opt = Self::new(kind, vs, lrs[0])?;
         if lrs.iter().any(|&lr| lr != lrs[0]) {
-            let lanes = Some(LaneLr(lrs));
-            match &mut opt {
-                Resumable::Adam(o) => o.lanes = lanes,
-                Resumable::Keras(o) => o.lanes = lanes,
-            }
+            opt.adam.lanes = Some(LaneLr(lrs));
         }
         Ok(opt)
     }
 
     pub fn state(&self) -> State {
-        match self {
-            Resumable::Adam(o) => o.state(),
-            Resumable::Keras(o) => o.state(),
-        }
+        self.adam.state()
     }
 
     /// The flat parameter variable it updates (shared storage).
     pub fn params(&self) -> &Tensor {
-        match self {
-            Resumable::Adam(o) => &o.param,
-            Resumable::Keras(o) => &o.param,
-        }
+        &self.adam.param
     }
 
     /// Puts back saved parameters and optimiser state.
@@ -410,18 +391,21 @@ impl Resumable {
             );
         }
         tch::no_grad(|| target.f_copy_(&params.to_device(target.device())))?;
-        match self {
-            Resumable::Adam(o) => o.restore(state),
-            Resumable::Keras(o) => o.restore(state),
+        self.adam.restore(state)?;
+        // Keras counts its steps in an int32.
+        if self.keras {
+            i32::try_from(state.step)?;
         }
+        Ok(())
     }
 }
 
 impl Step for Resumable {
     fn step(&mut self) {
-        match self {
-            Resumable::Adam(o) => o.step(),
-            Resumable::Keras(o) => o.step(),
+        if self.keras {
+            self.adam.keras_step()
+        } else {
+            self.adam.torch_step()
         }
     }
 
@@ -576,13 +560,13 @@ mod tests {
         };
         grad([0.3, -0.2]);
         a.step();
-        let saved = a.state();
+        let saved = a.0.state();
         let copy = State {
             step: saved.step,
             tensors: saved.tensors.iter().map(|(n, t)| (*n, t.copy())).collect(),
         };
         let mut b = TorchAdam::new(&vs, 0.01, 1e-7).unwrap();
-        b.restore(&copy).unwrap();
+        b.0.restore(&copy).unwrap();
         grad([0.1, 0.4]);
         let before = p.copy();
         a.step();

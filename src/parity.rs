@@ -247,7 +247,7 @@ pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64, dtype: Dtype) -> Result<
     let kind = dtype.kind();
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = Network::from_flat(&vs.root(), &d.exp, d.init.to_kind(kind));
-    let mut opt = optim::build_with_eps(optimizer, &vs, d.exp.lr, eps)?;
+    let mut opt = optim::build(optimizer, &vs, d.exp.lr, eps)?;
     let split = Split {
         train_x: d.split.train_x.to_kind(kind),
         train_y: d.split.train_y.to_kind(kind),

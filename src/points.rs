@@ -151,11 +151,7 @@ impl Points {
 
     fn check_width(&self, r: &StringRecord) -> Result<()> {
         if r.len() != self.columns() {
-            let label = if self.label.is_some() {
-                " and the label"
-            } else {
-                ""
-            };
+            let label = self.label.map_or("", |_| " and the label");
             bail!(
                 "{}: line {}: {} columns, expected {} (the model's {} features{label})",
                 self.source,

@@ -27,15 +27,6 @@ fn python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("BINCLASS_VENV_PYTHON")))
 }
 
-/// A curve whose files may replace an earlier one's.
-fn replacing(curve: &GridSweep) -> GridSweep {
-    let mut c = curve.clone();
-    for (_, job) in &mut c.jobs {
-        job.overwrite = true;
-    }
-    c
-}
-
 /// Runs `scripts/<name>` with the project's python; a failure is one line,
 /// the script's own (they print one line, never a traceback).
 fn script(name: &str, args: Vec<OsString>, out: &Path) -> Result<()> {
@@ -77,15 +68,6 @@ fn plot(
         args.extend(["--reference".into(), r.into()]);
     }
     script("plot.py", args, out)
-}
-
-/// What a model learned, drawn over its input square.
-fn boundary(model: &Path, out: &Path) -> Result<()> {
-    script(
-        "plot_boundary.py",
-        vec![model.into(), "--out".into(), out.into()],
-        out,
-    )
 }
 
 /// A curve beyond the article: the baseline with knobs varied.
@@ -139,29 +121,12 @@ fn curves_knobs(base: &Experiment) -> Result<Vec<(String, Vec<String>)>> {
 
 /// The experiments `reproduce` runs: the article's six, then the two
 /// broken ones normalised.
-fn variants() -> Vec<(String, &'static str, Normalize)> {
-    PRESETS
+fn variants() -> impl Iterator<Item = (String, &'static str, Normalize)> {
+    let fixed = ["scaled", "shifted"].map(|p| (format!("{p}-standard"), p, Normalize::Standard));
+    let article = PRESETS
         .iter()
-        .map(|p| (p.name.to_string(), p.name, Normalize::None))
-        .chain([
-            ("scaled-standard".to_string(), "scaled", Normalize::Standard),
-            (
-                "shifted-standard".to_string(),
-                "shifted",
-                Normalize::Standard,
-            ),
-        ])
-        .collect()
-}
-
-/// The epochs both sides have, when `--epochs` shortens or lengthens ours.
-fn common_epochs(ours: i64, keras: &[compare::Curve]) -> usize {
-    keras
-        .iter()
-        .map(Vec::len)
-        .min()
-        .unwrap_or(0)
-        .min(ours as usize)
+        .map(|p| (p.name.to_string(), p.name, Normalize::None));
+    article.chain(fixed)
 }
 
 /// The curves a reproduction trains, and whether each is already finished.
@@ -206,6 +171,7 @@ impl Plan {
 }
 
 /// What the training gave: each experiment's time and its seeds' results.
+#[derive(Default)]
 pub struct Trained {
     pub timings: Vec<(String, f64)>,
     pub finals: Vec<Finals>,
@@ -282,7 +248,9 @@ impl Reproduction {
             // A curve is kept once its summary is written; else it starts over.
             *done = self.resume && layout::summary(&curve.dir).is_file();
             if !*done {
-                *curve = replacing(curve);
+                for (_, job) in &mut curve.jobs {
+                    job.overwrite = true;
+                }
                 curve.check()?;
             }
         }
@@ -306,30 +274,25 @@ impl Reproduction {
         })
     }
 
-    /// The curves beyond the article, over the same seeds and epochs.
-    fn curve(&self, c: &CurveSpec) -> Result<(Job, Grid)> {
-        let exp = Experiment::resolve(
-            CURVE_PRESET,
-            &Overrides {
-                epochs: self.epochs,
-                ..Default::default()
-            },
-        )?;
-        let mut base = self.job(exp, c.label);
-        base.extras.tensorboard.hparams = curves_knobs(&base.exp)?;
-        let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
-        let grid = Grid::parse(&base.exp, &vary, &[])?;
-        Ok((base, grid))
-    }
-
     /// What this reproduction trains: every experiment and curve, or with
     /// `--shard` its slice of their replicas (experiments first, in order,
     /// then the curves' settings), leaving out those with none in it.
     fn share(&self) -> Result<(Vec<(String, Job)>, Curves)> {
-        let jobs = self.jobs()?;
+        let jobs: Vec<(String, Job)> = variants()
+            .map(|(label, preset, normalize)| {
+                Ok((label.clone(), self.job(preset, normalize, &label)?))
+            })
+            .collect::<Result<_>>()?;
+        // The curves beyond the article, over the same seeds and epochs.
         let grids: Vec<(&'static CurveSpec, Job, Grid)> = CURVES
             .iter()
-            .map(|c| self.curve(c).map(|(b, g)| (c, b, g)))
+            .map(|c| {
+                let mut base = self.job(CURVE_PRESET, Normalize::None, c.label)?;
+                base.extras.tensorboard.hparams = curves_knobs(&base.exp)?;
+                let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
+                let grid = Grid::parse(&base.exp, &vary, &[])?;
+                Ok((c, base, grid))
+            })
             .collect::<Result<_>>()?;
         let sizes: Vec<u64> = jobs
             .iter()
@@ -386,10 +349,16 @@ impl Reproduction {
         }))
     }
 
-    /// A sweep of `exp` over the reproduction's seeds into `runs/<label>`.
-    fn job(&self, exp: Experiment, label: &str) -> Job {
-        Job {
-            exp,
+    /// A sweep of `preset`, scaled by `normalize`, over the reproduction's
+    /// seeds and epochs into `runs/<label>`.
+    fn job(&self, preset: &str, normalize: Normalize, label: &str) -> Result<Job> {
+        let overrides = Overrides {
+            normalize: Some(normalize),
+            epochs: self.epochs,
+            ..Default::default()
+        };
+        Ok(Job {
+            exp: Experiment::resolve(preset, &overrides)?,
             seeds: 0..=self.seeds - 1,
             dir: layout::reproduction_runs(&self.dir, label),
             device: self.device,
@@ -400,39 +369,17 @@ impl Reproduction {
             // Its runs' names: `scaled-standard/seed0`, not `scaled/…`.
             setting: label.to_string(),
             extras: self.extras.clone(),
-        }
-    }
-
-    fn jobs(&self) -> Result<Vec<(String, Job)>> {
-        variants()
-            .into_iter()
-            .map(|(label, preset, normalize)| {
-                let exp = Experiment::resolve(
-                    preset,
-                    &Overrides {
-                        normalize: Some(normalize),
-                        epochs: self.epochs,
-                        ..Default::default()
-                    },
-                )?;
-                let job = self.job(exp, &label);
-                Ok((label, job))
-            })
-            .collect()
+        })
     }
 
     /// Trains every experiment in turn.
     pub fn train(&self, plan: &Plan, bar: &indicatif::ProgressBar) -> Result<Trained> {
-        let mut trained = Trained {
-            timings: vec![],
-            finals: vec![],
-        };
+        let mut trained = Trained::default();
         for (label, job) in &plan.jobs {
             let start = Instant::now();
             trained.finals.push(job.run(bar)?);
-            trained
-                .timings
-                .push((label.clone(), start.elapsed().as_secs_f64()));
+            let secs = start.elapsed().as_secs_f64();
+            trained.timings.push((label.clone(), secs));
         }
         for (spec, curve, done) in &plan.curves {
             let start = Instant::now();
@@ -451,7 +398,9 @@ impl Reproduction {
         let (mut rows, mut shortened) = (vec![], vec![]);
         for (label, job) in plan.jobs.iter().take(PRESETS.len()) {
             let keras = &plan.keras[label.as_str()];
-            let common = common_epochs(job.exp.epochs, keras);
+            // The epochs both sides have, when `--epochs` shortens or lengthens ours.
+            let shortest = keras.iter().map(Vec::len).min().unwrap_or(0);
+            let common = shortest.min(job.exp.epochs as usize);
             let cut = |c: &compare::Curve| c[..common.min(c.len())].to_vec();
             if keras.iter().any(|c| c.len() != common) || job.exp.epochs as usize != common {
                 shortened.push(format!(
@@ -506,8 +455,11 @@ impl Reproduction {
                 let finals = layout::finals_figure(&self.dir, label);
                 plot(&csvs, keras_dir.as_deref(), &title, &finals, true)?;
             }
+            // What the model learned, drawn over its input square.
             if let Some((_, model)) = drawn_model(job) {
-                boundary(&model, &layout::boundary_figure(&self.dir, label))?;
+                let out = layout::boundary_figure(&self.dir, label);
+                let args = vec![model.into(), "--out".into(), out.clone().into()];
+                script("plot_boundary.py", args, &out)?;
             }
         }
         for (spec, curve, _) in &plan.curves {
@@ -674,8 +626,8 @@ fn drawn_model(job: &Job) -> Option<(u64, PathBuf)> {
     job.seeds
         .clone()
         .map(|s| {
-            let csv = job.dir.join(format!("{}-seed{s}.csv", job.exp.name));
-            (s, crate::layout::model(&csv))
+            let csv = layout::seed_csv(&job.dir, &job.exp.name, s);
+            (s, layout::model(&csv))
         })
         .find(|(_, model)| model.is_file())
 }

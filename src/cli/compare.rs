@@ -66,11 +66,8 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                 "  "
             };
             let list = |head: &str, lines: &[String]| {
-                let mut s = format!("{head}\n");
-                for l in lines {
-                    s += &format!("{bullet}{l}\n");
-                }
-                s + "\n"
+                let items: String = lines.iter().map(|l| format!("{bullet}{l}\n")).collect();
+                format!("{head}\n{items}\n")
             };
             let mut out = list("runs found (preset, optimizer: seeds):", &found);
             out += &tables;

@@ -8,8 +8,7 @@ use clap::Args;
 
 use super::Replace;
 
-use crate::config::Optimizer;
-use crate::config::{number, shown};
+use crate::config::{Optimizer, number, shown};
 use crate::outputs;
 use crate::parity::{self, Dtype};
 

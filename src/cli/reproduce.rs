@@ -102,7 +102,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         outputs::note(&format!(
             "{}{explained}wrote {} ({:.1}s of training)",
             compare::render(&rows, Format::Text)?,
-            r.dir.join("REPORT.md").display(),
+            crate::layout::report(&r.dir).display(),
             trained.total()
         ));
     }

@@ -111,7 +111,7 @@ pub fn render(rows: &[Row], format: Format) -> anyhow::Result<String> {
     if rows.is_empty() {
         return Ok(String::new());
     }
-    let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    let table_rows: Vec<Vec<String>> = rows.iter().map(cells).collect();
     let claim_head = [
         "preset",
         "ours trained with",
@@ -119,29 +119,26 @@ pub fn render(rows: &[Row], format: Format) -> anyhow::Result<String> {
         "keras",
         "ours",
     ];
+    if format == Format::Csv {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.write_record(HEAD)?;
+        for r in &table_rows {
+            w.write_record(r)?;
+        }
+        return Ok(String::from_utf8(
+            w.into_inner().map_err(|e| e.into_error())?,
+        )?);
+    }
     let claims: Vec<Vec<String>> = rows.iter().filter_map(claim_cells).collect();
+    let table = if format == Format::Markdown {
+        markdown
+    } else {
+        text
+    };
     let mut out = String::new();
-    match format {
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(vec![]);
-            w.write_record(HEAD)?;
-            for r in &table {
-                w.write_record(r)?;
-            }
-            out = String::from_utf8(w.into_inner().map_err(|e| e.into_error())?)?;
-        }
-        Format::Markdown => {
-            markdown(&mut out, &HEAD, &table);
-            if !claims.is_empty() {
-                markdown(&mut out, &claim_head, &claims);
-            }
-        }
-        Format::Text => {
-            text(&mut out, &HEAD, &table);
-            if !claims.is_empty() {
-                text(&mut out, &claim_head, &claims);
-            }
-        }
+    table(&mut out, &HEAD, &table_rows);
+    if !claims.is_empty() {
+        table(&mut out, &claim_head, &claims);
     }
     Ok(out)
 }
@@ -152,17 +149,12 @@ fn seed_count(n: usize) -> String {
 
 /// One line per group of runs found: what it is and how many seeds.
 pub fn render_found(with_ref: &Groups, without: &Groups) -> Vec<String> {
-    let mut lines = vec![];
-    for ((_, label, optimizer), runs) in with_ref {
-        lines.push(format!("{label}, {optimizer}: {}", seed_count(runs.len())));
-    }
-    for ((_, label, optimizer), runs) in without {
-        lines.push(format!(
-            "{label}, {optimizer}: {}, no Keras reference",
-            seed_count(runs.len())
-        ));
-    }
-    lines
+    let with = with_ref.iter().map(|g| (g, ""));
+    with.chain(without.iter().map(|g| (g, ", no Keras reference")))
+        .map(|(((_, label, optimizer), runs), tag)| {
+            format!("{label}, {optimizer}: {}{tag}", seed_count(runs.len()))
+        })
+        .collect()
 }
 
 /// What each inconclusive preset needs, in words.

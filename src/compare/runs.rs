@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 
 use crate::callbacks::RunRecord;
-use crate::config::Experiment;
+use crate::config::{Experiment, value_name};
 pub use crate::keras_csv::{Curve, VAL_ACC, diverged, read_curve};
-use crate::layout::record as record_path;
+use crate::layout::{SUMMARY, record as record_path};
 
 /// Which run a CSV of ours is.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,35 +51,6 @@ fn name_parts(csv: &Path) -> Option<(String, u64)> {
     Some((stem[..i].to_string(), digits.parse().ok()?))
 }
 
-/// What a run's record says about it.
-struct Recorded {
-    preset: String,
-    changed: Vec<String>,
-    optimizer: String,
-    seed: Option<u64>,
-}
-
-/// What `train` and `sweep` recorded beside the CSV, if they did.
-fn from_record(csv: &Path) -> Result<Option<Recorded>> {
-    let record = record_path(csv);
-    if !record.exists() {
-        return Ok(None);
-    }
-    let r = RunRecord::read(&record)?;
-    let exp = serde_json::to_value(&r.experiment)?;
-    let optimizer = plain(&exp["optimizer"]);
-    let changed = match Experiment::preset(&r.experiment.name) {
-        Ok(preset) => changed_settings(&preset, &r.experiment),
-        Err(_) => vec!["not one of the article's presets".to_string()],
-    };
-    Ok(Some(Recorded {
-        preset: r.experiment.name,
-        changed,
-        optimizer,
-        seed: Some(r.seed),
-    }))
-}
-
 /// `flag=value` for each setting of `run` but the optimizer (reported on
 /// its own) that is not `preset`'s, in the flags' alphabetical order, named
 /// and written as the flags and `binclass experiments` write them.
@@ -96,39 +66,34 @@ fn changed_settings(preset: &Experiment, run: &Experiment) -> Vec<String> {
     changed
 }
 
-fn plain(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_string)
-}
-
-/// The run a CSV of ours is: from its `.json` record, else its name.
+/// The run a CSV of ours is: from the `.json` record `train` and `sweep`
+/// write beside it, else from its name.
 pub fn identify(csv: &Path) -> Result<Identity> {
-    let from_name = name_parts(csv);
-    let (preset, changed, optimizer, seed) = match from_record(csv)? {
-        Some(r) => (
-            r.preset,
-            r.changed,
-            r.optimizer,
-            r.seed.or(from_name.as_ref().map(|n| n.1)),
-        ),
-        None => match &from_name {
-            Some((p, s)) => (p.clone(), vec![], "unrecorded".to_string(), Some(*s)),
-            None => bail!(
+    let record = record_path(csv);
+    if !record.exists() {
+        let Some((preset, seed)) = name_parts(csv) else {
+            bail!(
                 "{}: cannot tell its preset (no .json record, name not <preset>-seed<N>.csv)",
                 csv.display()
-            ),
-        },
+            );
+        };
+        return Ok(Identity {
+            preset,
+            changed: vec![],
+            optimizer: "unrecorded".to_string(),
+            seed,
+        });
+    }
+    let r = RunRecord::read(&record)?;
+    let changed = match Experiment::preset(&r.experiment.name) {
+        Ok(preset) => changed_settings(&preset, &r.experiment),
+        Err(_) => vec!["not one of the article's presets".to_string()],
     };
-    let seed = seed.with_context(|| {
-        format!(
-            "{}: cannot tell its seed (its record has none, name not <preset>-seed<N>.csv)",
-            csv.display()
-        )
-    })?;
     Ok(Identity {
-        preset,
+        optimizer: value_name(&r.experiment.optimizer),
+        preset: r.experiment.name,
         changed,
-        optimizer,
-        seed,
+        seed: r.seed,
     })
 }
 
@@ -150,22 +115,13 @@ fn looks_like_a_run(csv: &Path) -> bool {
 /// Folder links are not followed, so a link loop cannot trap the walk.
 pub fn csvs_below(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     let mut found = vec![];
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read folder {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
+    for p in entries(dir)? {
         let is_link = p
             .symlink_metadata()
             .is_ok_and(|m| m.file_type().is_symlink());
         if p.is_dir() && !is_link {
             found.extend(csvs_below(&p, skipped)?);
-        } else if p.extension().is_some_and(|x| x == "csv") && p.is_file() {
-            // sweep's summary.csv sits beside every sweep's runs: not worth a note.
-            if p.file_name().is_some_and(|n| n == "summary.csv") {
-                continue;
-            }
+        } else if csv_not_summary(&p) && p.is_file() {
             if looks_like_a_run(&p) {
                 found.push(p);
             } else {
@@ -176,17 +132,26 @@ pub fn csvs_below(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>
     Ok(found)
 }
 
-/// The run CSVs directly in a folder (not its summary.csv), sorted.
-pub fn csvs_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+/// A folder's entries, sorted.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "csv")
-                && p.file_name().is_some_and(|n| n != "summary.csv")
-        })
         .collect();
-    files.sort();
+    entries.sort();
+    Ok(entries)
+}
+
+/// A CSV, but not a sweep's summary.csv, which sits beside every sweep's
+/// runs: passed over without a note.
+fn csv_not_summary(p: &Path) -> bool {
+    p.extension().is_some_and(|x| x == "csv") && p.file_name().is_some_and(|n| n != SUMMARY)
+}
+
+/// The run CSVs directly in a folder (not its summary.csv), sorted.
+pub fn csvs_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = entries(dir)?;
+    files.retain(|p| csv_not_summary(p));
     Ok(files)
 }
 
