@@ -22,8 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "binclass")
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one run of `cmd`."""
+def measure(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system) of one run of `cmd`."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -32,7 +32,7 @@ def measure(cmd: list[str]) -> tuple[float, float]:
     proc.stderr.close()
     if status != 0:
         sys.exit(f"bench: {' '.join(cmd)} failed:\n{err}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def keras_available() -> bool:
@@ -49,8 +49,12 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3, help="runs per job (median taken)")
     p.add_argument("--seeds", type=int, default=100, help="seeds in the sweep")
     p.add_argument("--jax", metavar="PYTHON", help="the python of the JAX environment (scripts/setup.sh --bench)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="only binclass train and sweep, each with and without --tensorboard: what writing events costs")
     a = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="binclass-bench-")
+    if a.tensorboard:
+        return tensorboard_cost(a, tmp)
     jobs = [
         ("binclass train", 1, [BIN, "train", "--verbose", "0", "--overwrite", "--out", f"{tmp}/t.csv"]),
         (
@@ -98,6 +102,29 @@ def main() -> None:
     for name, seeds, wall, rss, _ in rows:
         vs_jax = f"{wall / jax_wall[seeds]:.2f}×" if seeds in jax_wall else "–"
         print(f"| {name} | {wall:.2f} | {seeds * 60 / wall:.1f} | {rss:.0f} | {wall / base:.2f}× | {vs_jax} |")
+
+
+def tensorboard_cost(a, tmp: str) -> None:
+    """Each binclass job with and without `--tensorboard`, the two runs
+    alternating so that drift in the machine's load hits both alike."""
+    jobs = [
+        ("binclass train", [BIN, "train", "--verbose", "0", "--overwrite", "--out", f"{tmp}/t.csv"]),
+        (f"binclass sweep ({a.seeds} seeds)",
+         [BIN, "sweep", "--seeds", f"0..{a.seeds}", "--verbose", "0", "--overwrite", "--out-dir", f"{tmp}/s"]),
+    ]
+    print(f"Baseline preset, 100 epochs, median of {a.runs} runs each, alternating; {os.cpu_count()} cores.\n")
+    print("| job | wall (s) | with --tensorboard (s) | wall cost | CPU (s) | with --tensorboard (s) | CPU cost |")
+    print("|---|---|---|---|---|---|---|")
+    for name, cmd in jobs:
+        off, on = [], []
+        for _ in range(a.runs):
+            off.append(measure(cmd))
+            on.append(measure(cmd + ["--tensorboard", f"{tmp}/tb"]))
+        print(f"bench: {name}: {[round(s[0], 2) for s in off]} s, with --tensorboard {[round(s[0], 2) for s in on]} s",
+              file=sys.stderr)
+        (w0, w1), (c0, c1) = [(statistics.median(s[i] for s in off), statistics.median(s[i] for s in on)) for i in (0, 2)]
+        print(f"| {name} | {w0:.2f} | {w1:.2f} | {100 * (w1 / w0 - 1):+.1f} % "
+              f"| {c0:.2f} | {c1:.2f} | {100 * (c1 / c0 - 1):+.1f} % |")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,14 @@
 # environment: `scripts/setup.sh --bench`), build, then time the baseline job as
 # binclass train, binclass sweep, JAX (one seed, and the sweep's seeds under
 # vmap), eager PyTorch and Keras (when `scripts/setup.sh --keras` installed it).
-# Options go to scripts/bench.py (--runs N, --seeds N).
+# Options go to scripts/bench.py (--runs N, --seeds N; --tensorboard times only
+# binclass, with and without writing TensorBoard events, and needs no JAX).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-scripts/setup.sh --bench
+case " $* " in
+*" --tensorboard "*) scripts/setup.sh ;;
+*) scripts/setup.sh --bench ;;
+esac
 cargo build --release --quiet
 venv=$(readlink -f .libtorch) # <venv>/lib/pythonX.Y/site-packages/torch
 venv=${venv%/lib/python*}

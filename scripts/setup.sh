@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what binclass builds against, once: libtorch from PyPI's torch wheel
-# (plus matplotlib for the figures, safetensors for scripts/predict_torch.py) in a Python environment the project owns,
+# (plus matplotlib for the figures, safetensors for scripts/predict_torch.py,
+# tensorboard to view `--tensorboard` runs and for the tests that read them)
+# in a Python environment the project owns,
 # kept outside the checkout and keyed by the torch version so that fresh clones
 # and CI runs reuse it. Then links it as `.libtorch`, which .cargo/config.toml
 # hands to torch-sys, so plain `cargo build|test|run` work afterwards.
@@ -66,6 +68,7 @@ import sys, importlib.metadata as m
 assert m.version("torch").split("+")[0] == sys.argv[1]
 m.version("matplotlib")
 m.version("safetensors")
+m.version("tensorboard")
 PY
 }
 
@@ -78,8 +81,8 @@ if ! ready; then
         die "$python is $("$python" -V 2>&1); torch $TORCH_VERSION needs Python 3.10+ (set BINCLASS_PYTHON)"
     "$python" -c 'import venv, ensurepip' 2>/dev/null ||
         die "$python lacks venv/ensurepip (Debian/Ubuntu: apt-get install python3-venv)"
-    install "$venv" ready "torch $TORCH_VERSION, matplotlib and safetensors (about 4 GB, once)" \
-        "torch==$TORCH_VERSION" matplotlib safetensors
+    install "$venv" ready "torch $TORCH_VERSION, matplotlib, safetensors and tensorboard (about 4 GB, once)" \
+        "torch==$TORCH_VERSION" matplotlib safetensors tensorboard
 fi
 
 if [ $keras = 1 ] && ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("tf-keras"); m.version("tensorflow-cpu")' 2>/dev/null; then

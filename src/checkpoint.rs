@@ -395,7 +395,7 @@ impl Keeper {
 
     /// Removes the checkpoint: once every model of the batch is saved.
     pub fn remove(&self) -> Result<()> {
-        remove_file(&self.path)
+        crate::outputs::remove_file(&self.path)
     }
 }
 
@@ -475,16 +475,6 @@ pub fn differing_setting(a: &Experiment, b: &Experiment) -> Result<Option<String
         .chain(b.keys())
         .find(|k| a.get(*k) != b.get(*k))
         .cloned())
-}
-
-/// Removes `path`, which may already be gone.
-pub fn remove_file(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("cannot remove {}", path.display()))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// A float32 tensor's values, little-endian.

@@ -180,6 +180,14 @@ impl Grid {
     }
 }
 
+/// Knobs as the HParams plugin's hyperparameters: names and values.
+pub fn hparams(knobs: &[Knob]) -> Vec<(String, Vec<String>)> {
+    knobs
+        .iter()
+        .map(|k| (k.flag.to_string(), k.values.clone()))
+        .collect()
+}
+
 /// A setting's folder name: `noise-rate=0.2`, `noise-rate=0.2,scale=10`.
 pub fn folder(knobs: &[Knob], values: &[String]) -> String {
     let flags: Vec<&str> = knobs.iter().map(|k| k.flag).collect();
@@ -285,6 +293,12 @@ impl GridSweep {
     /// The replicas `slice` of the grid's (setting, seed) replicas, in
     /// order (a reproduction's shard): no manifest of its own.
     pub fn in_slice(base: &Job, grid: Grid, slice: Range<u64>) -> Self {
+        let mut base = base.clone();
+        // The knobs are a varied sweep's hyperparameters, unless the
+        // command set its own (a reproduction's, over all its curves).
+        if base.extras.tensorboard.hparams.is_empty() {
+            base.extras.tensorboard.hparams = hparams(&grid.knobs);
+        }
         let mut jobs = vec![];
         for (i, setting) in grid.settings.iter().enumerate() {
             if let Some(seeds) = Shard::seeds_in(i as u64, &base.seeds, &slice) {
@@ -387,6 +401,10 @@ impl GridSweep {
     /// Claims a new folder, the first free `dir`, `dir-1`, … (see
     /// [`Job::claim_new_dir`]).
     pub fn claim_new_dir(&mut self) -> Result<()> {
+        // With the command's own flags: the trial below replaces files.
+        for (_, job) in &self.jobs {
+            job.check_extras()?;
+        }
         let mut trial = self.clone();
         for (_, job) in &mut trial.jobs {
             job.overwrite = true;
@@ -412,7 +430,10 @@ impl GridSweep {
         for (_, job) in &self.jobs {
             job.prepare()?;
         }
-        Ok(())
+        match &self.jobs[..] {
+            [(_, job), ..] if self.claim.is_some() => job.extras.tensorboard.write_experiment(),
+            _ => Ok(()),
+        }
     }
 
     pub fn seed_epochs(&self) -> u64 {

@@ -34,4 +34,5 @@ pub mod rng;
 pub mod shard;
 pub mod stats;
 pub mod sweep;
+pub mod tfevents;
 pub mod training;

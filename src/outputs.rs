@@ -108,6 +108,14 @@ fn check_parent(path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses, before anything exists, a folder that is a file or lies under one.
+pub fn check_dir(dir: &Path, what: &str) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("{what} {} is a file; give a folder", dir.display());
+    }
+    check_parent(dir, what)
+}
+
 /// Fails, touching nothing, if any of the runs whose CSVs are `csvs`
 /// cannot be written, or one of its files (CSV, record, model, checkpoint)
 /// exists and may not be replaced; `what` names the flag they come from.
@@ -451,9 +459,31 @@ pub fn hold(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Appends `bytes` in one write, opening the file for it (so a sweep of
+/// thousands of runs holds no descriptors); a write that fails part-way (a
+/// full disk) is cut back, so the file still ends with a whole `unit`.
+pub fn append(path: &Path, bytes: &[u8], unit: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let complete = f.metadata().map(|m| m.len());
+    if let Err(e) = f.write_all(bytes) {
+        let kept = complete.and_then(|len| f.set_len(len));
+        return Err(e).with_context(|| match kept {
+            Ok(()) => format!(
+                "cannot write {} (it keeps every complete {unit})",
+                path.display()
+            ),
+            Err(_) => format!("cannot write {}", path.display()),
+        });
+    }
+    Ok(())
+}
+
 /// Creates `path` holding `bytes` in one step; `false` when it exists and
 /// may not be replaced.
-fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
+pub fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
     if overwrite {
         write_atomic(path, bytes)?;
         return Ok(true);
@@ -462,6 +492,16 @@ fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+    }
+}
+
+/// Removes `path`, which may already be gone.
+pub fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
     }
 }
 

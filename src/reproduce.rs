@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::callbacks::VERSIONS;
+use crate::callbacks::{Extras, VERSIONS};
 use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
 use crate::grid::{self, Grid, GridSweep};
@@ -100,6 +100,25 @@ pub const CURVES: &[CurveSpec] = &[
     },
 ];
 
+/// Every curve's knobs with all their values: one HParams experiment for
+/// them all, since TensorBoard shows one.
+fn curves_knobs(base: &Experiment) -> Result<Vec<(String, Vec<String>)>> {
+    let mut knobs: Vec<grid::Knob> = vec![];
+    for spec in CURVES.iter().flat_map(|c| c.vary) {
+        let k = grid::parse_knob(base, spec)?;
+        match knobs.iter_mut().find(|o| o.flag == k.flag) {
+            Some(o) => o.values.extend(
+                k.values
+                    .into_iter()
+                    .filter(|v| !o.values.contains(v))
+                    .collect::<Vec<_>>(),
+            ),
+            None => knobs.push(k),
+        }
+    }
+    Ok(grid::hparams(&knobs))
+}
+
 /// The experiments `reproduce` runs: the article's six, then the two
 /// broken ones normalised.
 fn variants() -> impl Iterator<Item = (String, &'static str, Normalize)> {
@@ -131,6 +150,7 @@ pub struct Reproduction {
     /// Train only this slice of the (experiment or curve setting, seed)
     /// replicas; `merge` joins the shards and makes the report.
     pub shard: Option<Shard>,
+    pub extras: Extras,
 }
 
 /// What a reproduction trains and compares, checked and ready.
@@ -210,6 +230,15 @@ impl Reproduction {
         }
         let keras = self.keras_runs()?;
         let (mut jobs, mut curves) = self.share()?;
+        let names: Vec<String> = (jobs.iter().map(|(_, j)| j))
+            .chain(
+                curves
+                    .iter()
+                    .flat_map(|(_, c, _)| c.jobs.iter().map(|(_, j)| j)),
+            )
+            .flat_map(|j| j.seeds.clone().map(|s| j.run_name(s)))
+            .collect();
+        self.extras.check(&names, claim == Claim::New)?;
         for (_, job) in &mut jobs {
             job.resume = self.resume && job.dir.read_dir().is_ok_and(|mut d| d.next().is_some());
             job.overwrite = !job.resume;
@@ -235,6 +264,9 @@ impl Reproduction {
         for (_, curve, _) in curves.iter().filter(|(_, _, done)| !done) {
             curve.prepare()?;
         }
+        if let Some((_, curve, _)) = curves.first() {
+            curve.jobs[0].1.extras.tensorboard.write_experiment()?;
+        }
         Ok(Plan {
             jobs,
             curves,
@@ -255,7 +287,8 @@ impl Reproduction {
         let grids: Vec<(&'static CurveSpec, Job, Grid)> = CURVES
             .iter()
             .map(|c| {
-                let base = self.job(CURVE_PRESET, Normalize::None, c.label)?;
+                let mut base = self.job(CURVE_PRESET, Normalize::None, c.label)?;
+                base.extras.tensorboard.hparams = curves_knobs(&base.exp)?;
                 let vary: Vec<String> = c.vary.iter().map(|v| v.to_string()).collect();
                 let grid = Grid::parse(&base.exp, &vary, &[])?;
                 Ok((c, base, grid))
@@ -333,8 +366,9 @@ impl Reproduction {
             resume: false,
             chunk: None,
             threads: self.threads,
-            setting: String::new(),
-            extras: Default::default(),
+            // Its runs' names: `scaled-standard/seed0`, not `scaled/…`.
+            setting: label.to_string(),
+            extras: self.extras.clone(),
         })
     }
 
@@ -472,6 +506,7 @@ impl Reproduction {
             overwrite: false,
             resume: true,
             shard: None,
+            extras: Extras::default(),
         };
         let p = r.prepare()?;
         let mut trained = r.train(&p, &indicatif::ProgressBar::hidden())?;

@@ -16,8 +16,9 @@ use tch::{Device, Tensor};
 use crate::batched::{BatchedNetwork, LANES};
 use crate::callbacks::{
     Callback, Extras, RecordWriter, RunInfo, RunObservers, RunRecord, SeedSummary, Summary, Tick,
+    run_name,
 };
-use crate::checkpoint::{Checkpoint, Start, differing_setting, remove_file};
+use crate::checkpoint::{Checkpoint, Start, differing_setting};
 use crate::config::Experiment;
 use crate::data::{Dataset, Normalization, Split};
 use crate::fit::{EpochLogs, Outcome};
@@ -108,6 +109,7 @@ impl Job {
         if self.dir.is_file() {
             bail!("{} is a file, not a folder", self.dir.display());
         }
+        self.check_extras()?;
         if self.resume {
             return self.resume_plan().map(|_| ());
         }
@@ -152,6 +154,7 @@ impl Job {
     /// … once its names are checked: two sweeps started together never
     /// share one.
     pub fn claim_new_dir(&mut self) -> Result<()> {
+        self.check_extras()?;
         Job {
             overwrite: true,
             ..self.clone()
@@ -172,7 +175,7 @@ impl Job {
         if self.overwrite {
             // The replaced sweep's checkpoints go with it (see `check`).
             for c in layout::batch_checkpoints(&self.dir)? {
-                remove_file(&c)?;
+                outputs::remove_file(&c)?;
             }
         }
         Ok(())
@@ -203,11 +206,18 @@ impl Job {
 
     /// A seed's run as observers name it: `<preset>/seed<N>`, or in a grid
     /// `<knob>=<v>/…/seed<N>`, which sort and group by setting.
-    fn run_name(&self, seed: u64) -> String {
+    pub(crate) fn run_name(&self, seed: u64) -> String {
         match self.setting.as_str() {
-            "" => format!("{}/seed{seed}", self.exp.name),
-            s => format!("{}/seed{seed}", s.replace(',', "/")),
+            "" => run_name(&self.exp.name, seed),
+            s => run_name(&s.replace(',', "/"), seed),
         }
+    }
+
+    /// The optional observers' flags, for its runs: refused as `check`
+    /// refuses them, unless replaced or resumed.
+    pub(crate) fn check_extras(&self) -> Result<()> {
+        let names: Vec<String> = self.seeds.clone().map(|s| self.run_name(s)).collect();
+        self.extras.check(&names, !(self.overwrite || self.resume))
     }
 
     /// Trains every seed (on `--resume`, those not yet done), writes their

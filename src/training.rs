@@ -10,9 +10,9 @@ use anyhow::{Context, Result, bail};
 use tch::{Device, nn};
 
 use crate::callbacks::{
-    CallbackList, Extras, KerasProgress, RecordWriter, RunInfo, RunObservers, RunRecord,
+    CallbackList, Extras, KerasProgress, RecordWriter, RunInfo, RunObservers, RunRecord, run_name,
 };
-use crate::checkpoint::{Checkpoint, Start, remove_file};
+use crate::checkpoint::{Checkpoint, Start};
 use crate::config::Experiment;
 use crate::data::{Dataset, Normalization, Split};
 use crate::fit::{self, Model, Outcome, Plan};
@@ -98,7 +98,8 @@ impl TrainJob {
             self.device,
             "--samples or --batch-size",
         )?;
-        self.extras.check()
+        let name = run_name(&self.exp.name, self.seed);
+        self.extras.check(&[name], !self.overwrite)
     }
 
     /// Trains the run into its files; an error for a run that did not finish.
@@ -117,7 +118,7 @@ impl TrainJob {
         // The claimed CSV is this run's: a checkpoint beside it is a killed
         // earlier run's (replaced with --overwrite), which must not be
         // resumed against this run's CSV.
-        remove_file(&layout::checkpoint(&files.csv))?;
+        outputs::remove_file(&layout::checkpoint(&files.csv))?;
         let record = RecordWriter::new(
             RunRecord::start(
                 self.exp.clone(),
@@ -180,7 +181,7 @@ fn train_one(
     };
     let progress = Box::new(KerasProgress::new(verbose));
     let run = RunInfo {
-        name: format!("{}/seed{seed}", exp.name),
+        name: run_name(&exp.name, seed),
         csv: &files.csv,
         experiment: &exp,
         seed,
@@ -235,7 +236,6 @@ fn check_outcome(outcome: Outcome, files: &RunFiles) -> Result<()> {
 /// whose CSV is `csv` from its checkpoint, with its own settings, every
 /// file checked against the others before any is changed.
 pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
-    extras.check()?;
     if csv.is_dir() {
         bail!(
             "{} is a folder; give a run's CSV (to continue a sweep: binclass sweep … --out-dir {} --resume)",
@@ -254,7 +254,26 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     outputs::hold(csv)?;
     let files = RunFiles::of(csv);
     let record = RunRecord::read(&files.json)?;
-    let ckpt = layout::checkpoint(csv);
+    extras.check(&[run_name(&record.experiment.name, record.seed)], false)?;
+    let c = resumable_checkpoint(&files, &record)?;
+    let device = device::resolve(&record.device)
+        .with_context(|| format!("the run trained on {}", record.device))?;
+    // The run's thread count: CPU reductions may split work by thread.
+    let threads = config::threads(Some(record.threads.into()))
+        .with_context(|| format!("{}: the run's thread count", files.json.display()))?;
+    tch::set_num_threads(threads);
+    let (data, normalization) = split(&record.experiment, record.seed, device)?;
+    interrupt::install();
+    let record = RecordWriter::resuming(record, files.json.clone(), &c.epoch_seconds, None);
+    let view = Observe { verbose, extras };
+    train_one(&data, &normalization, record, Some(c), &files, view)?;
+    Ok(files)
+}
+
+/// The checkpoint `resume` continues `files`' run from, checked against its
+/// record and CSV: an error for a run that cannot be resumed.
+fn resumable_checkpoint(files: &RunFiles, record: &RunRecord) -> Result<Checkpoint> {
+    let ckpt = layout::checkpoint(&files.csv);
     // The record says finished before the model is saved, and the
     // checkpoint goes only after it: a run killed (or out of disk) between
     // the two is resumed from its last epoch's checkpoint to save the model.
@@ -262,7 +281,7 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     if record.finished && !unsaved {
         bail!(
             "{}: the run finished ({} epochs); there is nothing to resume",
-            csv.display(),
+            files.csv.display(),
             record.epochs_completed
         );
     }
@@ -272,13 +291,13 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     if let Some(why) = record.stopped.as_deref().filter(|w| !resumable(w)) {
         bail!(
             "{}: the run ended on its own ({why}); resuming cannot change that",
-            csv.display()
+            files.csv.display()
         );
     }
     if !ckpt.exists() {
         bail!(
             "{}: no checkpoint {}: it is written after the run's first epoch (a run stopped before then has nothing to resume; train it again)",
-            csv.display(),
+            files.csv.display(),
             ckpt.display()
         );
     }
@@ -304,16 +323,5 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
         );
     }
     c.check_csvs(&ckpt, std::slice::from_ref(&files.csv))?;
-    let device = device::resolve(&record.device)
-        .with_context(|| format!("the run trained on {}", record.device))?;
-    // The run's thread count: CPU reductions may split work by thread.
-    let threads = config::threads(Some(record.threads.into()))
-        .with_context(|| format!("{}: the run's thread count", files.json.display()))?;
-    tch::set_num_threads(threads);
-    let (data, normalization) = split(&record.experiment, record.seed, device)?;
-    interrupt::install();
-    let record = RecordWriter::resuming(record, files.json.clone(), &c.epoch_seconds, None);
-    let view = Observe { verbose, extras };
-    train_one(&data, &normalization, record, Some(c), &files, view)?;
-    Ok(files)
+    Ok(c)
 }

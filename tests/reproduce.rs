@@ -38,6 +38,8 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
         "ref",
         "--verbose",
         "0",
+        "--tensorboard",
+        "tb",
     ];
     let o = Command::new(BIN)
         .args(args)
@@ -108,6 +110,23 @@ fn reproduce_writes_every_run_figure_and_a_report_naming_every_preset() {
         !out.join("figures/scaled-standard-finals.png").exists(),
         "no Keras runs to set beside"
     );
+    // TensorBoard runs named by experiment (not preset: `scaled-standard`
+    // is not `scaled`) and by curve setting; the curves' HParams
+    // experiment in the folder itself.
+    let tb = dir.path().join("tb");
+    for run in [
+        "scaled/seed0",
+        "scaled-standard/seed1",
+        "noise-rate=0.5/seed0",
+        "scale=10000/normalize=standard/seed1",
+    ] {
+        for sub in ["train", "validation"] {
+            let files = common::files_in(&tb.join(run).join(sub));
+            assert_eq!(files.len(), 1, "{run}/{sub}: {files:?}");
+        }
+    }
+    let root = std::fs::read_dir(&tb).unwrap().map(|e| e.unwrap().path());
+    assert_eq!(root.filter(|p| p.is_file()).count(), 1, "one experiment");
     assert!(report.contains("Right: what seed 0's model learned"));
     assert!(
         report.contains("[0, 1000]² in raw feature units"),

@@ -6,15 +6,13 @@
 //! opened for each row, so a sweep of thousands of seeds holds no
 //! descriptors open.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{Callback, Control};
 use crate::fit::EpochLogs;
-use crate::keras_csv;
+use crate::{keras_csv, outputs};
 
 pub struct CsvLogger {
     path: PathBuf,
@@ -27,32 +25,11 @@ impl CsvLogger {
     pub fn new(path: PathBuf) -> Self {
         CsvLogger { path }
     }
-
-    /// Appends one whole row. A write that fails part-way (a full disk) is
-    /// cut back to the last complete row, so the file never ends mid-row.
-    fn write_row(&mut self, row: &[u8]) -> Result<()> {
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .with_context(|| format!("cannot write {}", self.path.display()))?;
-        let complete = f.metadata().map(|m| m.len());
-        if let Err(e) = f.write_all(row) {
-            let kept = complete.and_then(|len| f.set_len(len));
-            return Err(e).with_context(|| match kept {
-                Ok(()) => format!(
-                    "cannot write {} (it keeps every complete row)",
-                    self.path.display()
-                ),
-                Err(_) => format!("cannot write {}", self.path.display()),
-            });
-        }
-        Ok(())
-    }
 }
 
 impl Callback for CsvLogger {
     fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
-        self.write_row(&keras_csv::row(
+        let row = keras_csv::row(
             logs.epoch,
             [
                 logs.binary_accuracy,
@@ -60,7 +37,8 @@ impl Callback for CsvLogger {
                 logs.val_binary_accuracy,
                 logs.val_loss,
             ],
-        )?)?;
+        )?;
+        outputs::append(&self.path, &row, "row")?;
         Ok(Control::Continue)
     }
 }

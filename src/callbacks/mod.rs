@@ -7,6 +7,7 @@
 mod csv_logger;
 mod progress;
 mod record;
+mod tensorboard;
 
 use std::path::Path;
 
@@ -30,10 +31,18 @@ pub struct RunInfo<'a> {
     pub seed: u64,
 }
 
+/// A run's name: `<prefix>/seed<N>`, the prefix its preset or setting.
+pub fn run_name(prefix: &str, seed: u64) -> String {
+    format!("{prefix}/seed{seed}")
+}
+
 /// An optional observer's flags: checked before anything is written, and
 /// asked for each run's observer.
 pub trait Optional {
-    fn check(&self) -> Result<()>;
+    /// `runs`: the names of the runs the command trains; `fresh`: whether
+    /// they start anew (neither replacing earlier ones nor resuming), so
+    /// that what earlier runs of those names left is refused.
+    fn check(&self, runs: &[String], fresh: bool) -> Result<()>;
     fn observer(&self, run: &RunInfo) -> Result<Option<Box<dyn Callback>>>;
 }
 
@@ -49,8 +58,8 @@ macro_rules! optional_observers {
         }
 
         impl Extras {
-            pub fn check(&self) -> Result<()> {
-                $(Optional::check(&self.$name)?;)*
+            pub fn check(&self, _runs: &[String], _fresh: bool) -> Result<()> {
+                $(Optional::check(&self.$name, _runs, _fresh)?;)*
                 Ok(())
             }
 
@@ -63,7 +72,9 @@ macro_rules! optional_observers {
     };
 }
 
-optional_observers! {}
+optional_observers! {
+    tensorboard: tensorboard::TensorBoard,
+}
 
 /// One run's observers, the same for `train`, `resume`, `sweep` and
 /// `sweep --resume`.

@@ -50,6 +50,8 @@ pub struct ReproduceArgs {
     pub shard: Option<Shard>,
     #[command(flatten)]
     pub verbosity: Verbosity,
+    #[command(flatten)]
+    pub extras: crate::callbacks::Extras,
 }
 
 pub fn run(args: &ReproduceArgs) -> Result<()> {
@@ -70,6 +72,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         overwrite: args.replace.overwrite,
         resume: args.resume,
         shard: args.shard,
+        extras: args.extras.clone(),
     };
     let plan = r.prepare()?;
     interrupt::install();
