@@ -20,13 +20,15 @@ fn assert_close(a: &[Vec<f64>], b: &[Vec<f64>], tol: f64, what: &str) {
 
 const FEW: &[&str] = &["--epochs", "3", "--samples", "3000", "--verbose", "0"];
 
-/// The training is chaotic: rounding-level differences (a sum taken in
-/// another order) grow by ~3-10× an epoch. Two epochs of the baseline keep
-/// them within the 1e-5 the sweep promises (measured at most 7.9e-6).
-const PARITY: &[&str] = &["--epochs", "2", "--verbose", "0"];
+/// The training amplifies rounding-level differences (a sum taken in
+/// another order) epoch by epoch. Two epochs of the baseline at 3000 samples
+/// stay within 1e-5 for seeds in general (seeds 0–99: at most 9.9e-6, median
+/// 8e-8; seeds 0–4: 5.7e-7); at the default 10,000 samples 2 of 100 seeds
+/// pass 1e-5 by epoch 1, so that is not tested digit for digit.
+const PARITY: &[&str] = &["--epochs", "2", "--samples", "3000", "--verbose", "0"];
 
 #[test]
-fn every_seed_of_a_sweep_matches_train_within_1e_5() {
+fn every_seed_of_a_well_conditioned_sweep_matches_train_within_1e_5() {
     let dir = tempfile::tempdir().unwrap();
     run(
         dir.path(),
@@ -61,6 +63,98 @@ fn every_seed_of_a_sweep_matches_train_within_1e_5() {
     }
 }
 
+/// Where rounding is amplified within an epoch, a sweep and `train` agree in
+/// distribution, not digit for digit. With features shifted by +10 (lr
+/// 0.03) tanh saturates and the order of a sum's terms, the sweep's
+/// replica-last products against `train`'s GEMM, already moves seeds'
+/// validation loss by up to 0.26 in epoch 0 (measured, docs/sweep.md); the
+/// final accuracies spread from chance to 0.99 (sd ≈ 0.2). Here the same 20
+/// seeds trained alone and in one sweep are two samples that must not
+/// differ: the permutation test of the mean difference that `compare` uses
+/// (`stats::permutation_p`) may not reject at 1 %, nor may the mean
+/// difference exceed four Welch standard errors, and the share of failed
+/// runs (final accuracy below 0.55) must be the same within 2 seeds in 20.
+/// A seed's bytes still do not depend on its batch.
+#[test]
+fn a_sweep_agrees_with_train_in_distribution_where_shift_makes_runs_chaotic() {
+    const SEEDS: u64 = 20;
+    let chaotic = [
+        "--shift",
+        "10",
+        "--lr",
+        "0.03",
+        "--epochs",
+        "3",
+        "--verbose",
+        "0",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let range = format!("0..{SEEDS}");
+    run(
+        dir.path(),
+        with(&["sweep", "--seeds", &range, "--out-dir", "s"], &chaotic),
+    );
+    let final_accuracy = |csv: &Path| {
+        let rows = rows(csv);
+        rows.last().expect("a row an epoch")[3] // val_binary_accuracy
+    };
+    let (mut swept, mut alone, mut apart) = (vec![], vec![], 0);
+    for seed in 0..SEEDS {
+        let out = format!("t{seed}.csv");
+        run(
+            dir.path(),
+            with(
+                &["train", "--seed", &seed.to_string(), "--out", &out],
+                &chaotic,
+            ),
+        );
+        let ours = dir.path().join(format!("s/baseline-seed{seed}.csv"));
+        let theirs = dir.path().join(&out);
+        swept.push(final_accuracy(&ours));
+        alone.push(final_accuracy(&theirs));
+        if common::max_difference(&ours, &theirs) > 1e-3 {
+            apart += 1;
+        }
+    }
+    let (mean_s, sd_s) = binclass::stats::mean_sd(&swept);
+    let (mean_t, sd_t) = binclass::stats::mean_sd(&alone);
+    let n = SEEDS as f64;
+    let se = (sd_s * sd_s / n + sd_t * sd_t / n).sqrt();
+    let p = binclass::stats::permutation_p(&swept, &alone);
+    let failed = |v: &[f64]| v.iter().filter(|&&a| a < 0.55).count() as i64;
+    eprintln!(
+        "final val_binary_accuracy: sweep {mean_s:.4} ± {sd_s:.4}, train {mean_t:.4} ± {sd_t:.4} \
+         (sd), difference {:+.4} (se {se:.4}), permutation p {p:.3}, failed {}/{}; \
+         {apart} of {SEEDS} seeds apart by more than 1e-3",
+        mean_s - mean_t,
+        failed(&swept),
+        failed(&alone),
+    );
+    // The premise: here single runs do not agree digit for digit.
+    assert!(
+        apart >= SEEDS as usize / 4,
+        "only {apart} of {SEEDS} seeds differ from train by more than 1e-3: \
+         this setting no longer shows chaos, so it no longer tests agreement in distribution"
+    );
+    assert!(p > 0.01, "permutation p {p}");
+    assert!(
+        (mean_s - mean_t).abs() <= 4.0 * se,
+        "mean difference {} over 4 se {se}",
+        mean_s - mean_t
+    );
+    assert!((failed(&swept) - failed(&alone)).abs() <= 2);
+    // What differs is the sweep's arithmetic against train's, not the
+    // batch: a seed swept alone is the same bytes as in the batch of 20.
+    run(
+        dir.path(),
+        with(&["sweep", "--seeds", "7", "--out-dir", "alone"], &chaotic),
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("alone/baseline-seed7.csv")).unwrap(),
+        std::fs::read(dir.path().join("s/baseline-seed7.csv")).unwrap()
+    );
+}
+
 #[test]
 fn replicas_stay_independent_of_their_neighbours() {
     // Seeds 1 and 2 train beside seed 0 in one sweep and beside seed 3 in the other.
@@ -86,14 +180,12 @@ fn replicas_stay_independent_of_their_neighbours() {
     );
     for seed in [1, 2] {
         let f = format!("baseline-seed{seed}.csv");
-        // Equal up to float rounding, which a replica's position (its SIMD
-        // lanes) changes and training amplifies; src/batched.rs checks
-        // bit-identity where positions stay the same.
-        assert_close(
-            &rows(&dir.path().join("a").join(&f)),
-            &rows(&dir.path().join("b").join(&f)),
-            1e-4,
-            &f,
+        // The same bytes: batches are padded to whole blocks of lanes, so a
+        // replica's position in its batch does not change its rounding.
+        assert_eq!(
+            std::fs::read(dir.path().join("a").join(&f)).unwrap(),
+            std::fs::read(dir.path().join("b").join(&f)).unwrap(),
+            "{f}"
         );
     }
     let a0 = rows(&dir.path().join("a/baseline-seed0.csv"));
@@ -120,12 +212,12 @@ fn chunking_gives_the_same_results_as_one_batch() {
     run(dir.path(), with(&two, PARITY));
     for seed in 0..5 {
         let f = format!("baseline-seed{seed}.csv");
-        // Equal up to the rounding a replica's position in its batch changes.
-        let (one, two) = (
-            rows(&dir.path().join("one").join(&f)),
-            rows(&dir.path().join("two").join(&f)),
+        // The same bytes, however the seeds are chunked.
+        assert_eq!(
+            std::fs::read(dir.path().join("one").join(&f)).unwrap(),
+            std::fs::read(dir.path().join("two").join(&f)).unwrap(),
+            "{f}"
         );
-        assert_close(&one, &two, 1e-5, &f);
     }
     for d in ["one", "two"] {
         let summary = std::fs::read_to_string(dir.path().join(d).join("summary.csv")).unwrap();

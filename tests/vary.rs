@@ -7,8 +7,12 @@ use std::path::Path;
 mod common;
 use common::{assert_same_outputs, binclass, max_difference, run, spawn, strs, with};
 
-/// Few rows and two epochs: rounding-level differences grow ~3-10× an
-/// epoch, and two epochs keep them within the 1e-5 a sweep promises.
+/// Few rows and two epochs of well-conditioned settings: a replica's sums
+/// run in another order than `train`'s, and training amplifies the rounding
+/// epoch by epoch, so digit-level agreement is tested only where it holds
+/// for seeds in general, not for a lucky one (docs/sweep.md: over seeds
+/// 0–99 of the baseline at 3000 samples, at most 9.9e-6 in the first three
+/// epochs).
 const TWO: &[&str] = &["--epochs", "2", "--samples", "3000", "--verbose", "0"];
 
 /// Knobs and their values, as `--vary` takes them.
@@ -103,11 +107,15 @@ fn every_knob_and_keras_adams_learning_rate_match_train_within_1e_5() {
             &[("features", &["2", "4"]), ("lr", &["0.03", "0.002"])],
             3,
         ),
+        // Scale 2, not 10: raw features ×10 at batch size 30 amplify
+        // rounding too fast for digits (over seeds 0–19, 1.8e-5 in epoch 0
+        // and up to 0.1 in epoch 1, 8 seeds past 1e-5; seed 0 held by luck);
+        // ×2 stays within 1.8e-6 on all 20.
         (
             TWO,
             &[
                 ("batch-size", &["30", "64"]),
-                ("scale", &["1", "10"]),
+                ("scale", &["1", "2"]),
                 ("normalize", &["none", "standard"]),
             ],
             0,
@@ -117,9 +125,14 @@ fn every_knob_and_keras_adams_learning_rate_match_train_within_1e_5() {
             &[("shift", &["0", "1"]), ("hidden-layers", &["1", "2"])],
             2,
         ),
+        // Units 3 and 4, not 2: two relu units leave some seeds' networks
+        // undecided (p ≈ 0.5 at every point), where a rounding flips
+        // predictions and a training accuracy by 1/n (seeds 0–39: 2 past
+        // 1e-5, by up to 1.7e-3); with 3 or 4 units all of seeds 0–19 stay
+        // within 3e-7, relu and sigmoid.
         (
             TWO,
-            &[("units", &["2", "4"]), ("activation", &["relu", "sigmoid"])],
+            &[("units", &["3", "4"]), ("activation", &["relu", "sigmoid"])],
             1,
         ),
         (
