@@ -209,10 +209,10 @@ def reference_files(folder: str, runs: list[str]) -> list[str]:
              f"(give one preset's folder, e.g. {os.path.join(folder, 'baseline')})")
 
 
-def save(fig, ax, ylabel: str, title, out: str) -> None:
-    """Labels (epochs on x), legend, and the PNG at `out`, its folder made;
+def save(fig, ax, ylabel: str, title, out: str, xlabel: str = "Epochs") -> None:
+    """Labels (epochs on x unless told), legend, and the PNG at `out`, its folder made;
     written under a temporary name, then renamed, so a failure leaves no torn file."""
-    ax.set_xlabel("Epochs")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)

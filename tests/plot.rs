@@ -174,6 +174,26 @@ fn plot_parity_draws_the_per_epoch_differences_of_parity_csvs() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bytes = std::fs::read(&out).unwrap();
     assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 5_000);
+    // --steps N: each of the first N steps of a run that parts within its epoch.
+    let scaled = dir.path().join("scaled.csv");
+    Command::new(env!("CARGO_BIN_EXE_binclass"))
+        .arg("parity")
+        .arg(root.join("tests/fixtures/parity-scaled-seed0-f64"))
+        .arg("--out")
+        .arg(&scaled)
+        .output()
+        .unwrap();
+    let steps = dir.path().join("steps.png");
+    let o = Command::new(&py)
+        .arg(&script)
+        .args(["--steps", "100"])
+        .arg(format!("scaled={}", scaled.display()))
+        .arg("--out")
+        .arg(&steps)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(&steps).unwrap().starts_with(b"\x89PNG"));
     // A CSVLogger file is not a parity file; a path without a label is refused.
     let logger = dir.path().join("logger.csv");
     std::fs::write(&logger, "epoch,binary_accuracy,loss\n0,0.9,0.1\n").unwrap();
