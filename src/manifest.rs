@@ -186,7 +186,9 @@ impl Manifest {
     /// Every file (and folder, after its contents) the plan's command may
     /// write in `dir`, whether or not it exists.
     pub fn written(&self, dir: &Path) -> Vec<PathBuf> {
-        let seeds = match &self.plan["seeds"] {
+        // `[a, b]` (a sweep's), or a count from 0 (a reproduction's, whose
+        // settings may each carry their own).
+        let seeds = |v: &serde_json::Value| match v {
             serde_json::Value::Array(ab) => {
                 ab[0].as_u64().unwrap_or(0)..=ab[1].as_u64().unwrap_or(0)
             }
@@ -201,7 +203,8 @@ impl Manifest {
                 continue;
             };
             let at = dir.join(folder);
-            files.extend(layout::sweep_files(&at, name, seeds.clone()));
+            let seeds = seeds(s.get("seeds").unwrap_or(&self.plan["seeds"]));
+            files.extend(layout::sweep_files(&at, name, seeds));
             files.extend(layout::batch_checkpoints(&at).unwrap_or_default());
             // A reproduction's figures are named for the label under runs/.
             if let Some(label) = Path::new(folder)

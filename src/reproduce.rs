@@ -132,11 +132,22 @@ fn variants() -> impl Iterator<Item = (String, &'static str, Normalize)> {
 /// The curves a reproduction trains, and whether each is already finished.
 pub type Curves = Vec<(&'static CurveSpec, GridSweep, bool)>;
 
-/// One reproduction of the article: every experiment over seeds `0..seeds`.
+/// Seeds a side where outcomes are skewed and bimodal (the ×1000 presets:
+/// about one run in ten ends near chance), so that the cheap side is the
+/// large one and the verdict's power rests on Keras's count alone.
+pub const CHAOTIC_SEEDS: u64 = 1000;
+/// Seeds of every other experiment and curve point, when not told.
+pub const SEEDS: u64 = 100;
+/// The experiments that get [`CHAOTIC_SEEDS`].
+const CHAOTIC: [&str; 2] = ["scaled", "scaled-long"];
+
+/// One reproduction of the article: every experiment over seeds `0..n`.
 #[derive(Clone)]
 pub struct Reproduction {
     pub dir: PathBuf,
-    pub seeds: u64,
+    /// `--seeds`, for every experiment; `None`: [`CHAOTIC_SEEDS`] for the
+    /// chaotic presets, [`SEEDS`] for the rest.
+    pub seeds: Option<u64>,
     pub device: tch::Device,
     pub threads: i32,
     pub epochs: Option<i64>,
@@ -335,13 +346,17 @@ impl Reproduction {
         let (jobs, curves) = whole.share()?;
         let mut settings: Vec<serde_json::Value> = jobs
             .iter()
-            .map(|(l, j)| serde_json::json!({"folder": format!("runs/{l}"), "experiment": j.exp}))
+            .map(|(l, j)| serde_json::json!({"folder": format!("runs/{l}"), "experiment": j.exp, "seeds": j.count()}))
             .collect();
         for (c, g, _) in &curves {
-            settings.extend(g.planned_settings(&format!("runs/{}", c.label)));
+            for mut setting in g.planned_settings(&format!("runs/{}", c.label)) {
+                setting["seeds"] = self.seeds_of(c.label).into();
+                settings.push(setting);
+            }
         }
         Ok(serde_json::json!({
-            "seeds": self.seeds,
+            // Read by people too, in a refused --resume's message.
+            "seeds": self.seeds.map_or("default".into(), serde_json::Value::from),
             "epochs": self.epochs,
             "margin": self.margin,
             "reference": self.reference,
@@ -359,7 +374,7 @@ impl Reproduction {
         };
         Ok(Job {
             exp: Experiment::resolve(preset, &overrides)?,
-            seeds: 0..=self.seeds - 1,
+            seeds: 0..=self.seeds_of(label) - 1,
             dir: layout::reproduction_runs(&self.dir, label),
             device: self.device,
             overwrite: false,
@@ -370,6 +385,23 @@ impl Reproduction {
             setting: label.to_string(),
             extras: self.extras.clone(),
         })
+    }
+
+    /// The seeds experiment (or curve) `label` trains.
+    fn seeds_of(&self, label: &str) -> u64 {
+        match self.seeds {
+            Some(n) => n,
+            None if CHAOTIC.contains(&label) => CHAOTIC_SEEDS,
+            None => SEEDS,
+        }
+    }
+
+    /// `--seeds N` as given, or the defaults in words.
+    fn seeds_flag(&self) -> String {
+        match self.seeds {
+            Some(n) => format!(" --seeds {n}"),
+            None => String::new(),
+        }
     }
 
     /// Trains every experiment in turn.
@@ -440,11 +472,12 @@ impl Reproduction {
             let title = match job.exp.normalize {
                 Normalize::Standard => format!(
                     "{} with --normalize standard ({} seeds)",
-                    job.exp.name, self.seeds
+                    job.exp.name,
+                    job.count()
                 ),
                 Normalize::None => format!(
                     "{label} ({} seeds; Keras: {})",
-                    self.seeds,
+                    job.count(),
                     plan.keras.get(label.as_str()).map_or(0, Vec::len)
                 ),
             };
@@ -466,7 +499,8 @@ impl Reproduction {
             let out = layout::figure(&self.dir, spec.label);
             let title = format!(
                 "{}: final validation accuracy ({} seeds a point)",
-                curve.grid.knobs[0].flag, self.seeds
+                curve.grid.knobs[0].flag,
+                self.seeds_of(spec.label)
             );
             let args = [layout::summary(&curve.dir), "--out".into(), out.clone()];
             let mut args: Vec<OsString> = args.into_iter().map(|a| a.into()).collect();
@@ -497,7 +531,10 @@ impl Reproduction {
         let bad = || anyhow::anyhow!("the shards' plan is not a reproduction's");
         let r = Reproduction {
             dir: dir.to_path_buf(),
-            seeds: plan["seeds"].as_u64().ok_or_else(bad)?,
+            seeds: match &plan["seeds"] {
+                serde_json::Value::String(d) if d == "default" => None,
+                n => Some(n.as_u64().ok_or_else(bad)?),
+            },
             device: tch::Device::Cpu,
             threads: 1,
             epochs: plan["epochs"].as_i64(),
@@ -523,15 +560,22 @@ impl Reproduction {
         shortened: &[String],
     ) -> Result<String> {
         let mut md = format!(
-            "# binclass: the article reproduced\n\n`binclass reproduce --seeds {}{}` on {} (binclass {}, tch {}, libtorch {}), against the Keras runs in `{}`.\n\n## Comparison with Keras\n\n",
-            self.seeds,
+            "# binclass: the article reproduced\n\n`binclass reproduce{}{}` on {} (binclass {}, tch {}, libtorch {}), against the Keras runs in `{}`.{}\n\n## Comparison with Keras\n\n",
+            self.seeds_flag(),
             self.epochs
                 .map_or(String::new(), |e| format!(" --epochs {e}")),
             device::name(self.device),
             VERSIONS.binclass,
             VERSIONS.tch,
             VERSIONS.libtorch,
-            self.reference.display()
+            self.reference.display(),
+            match self.seeds {
+                Some(_) => String::new(),
+                None => format!(
+                    " Seeds: {CHAOTIC_SEEDS} for {}, whose outcomes are skewed and bimodal; {SEEDS} for every other experiment and curve point.",
+                    CHAOTIC.join(" and ")
+                ),
+            }
         );
         if !shortened.is_empty() {
             let _ = writeln!(
@@ -570,7 +614,7 @@ impl Reproduction {
         let mut md =
             "## Timings\n\n| experiment | seeds | training time (s) |\n|---|---|---|\n".to_string();
         for (label, secs) in &trained.timings {
-            let _ = writeln!(md, "| {label} | {} | {secs:.1} |", self.seeds);
+            let _ = writeln!(md, "| {label} | {} | {secs:.1} |", self.seeds_of(label));
         }
         let _ = writeln!(md, "| all | | {:.1} |", trained.total());
         md
@@ -657,4 +701,53 @@ fn figures_md(label: &str, job: &Job) -> String {
         a.min(b),
         a.max(b)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reproduction(seeds: Option<u64>) -> Reproduction {
+        Reproduction {
+            dir: "r".into(),
+            seeds,
+            device: tch::Device::Cpu,
+            threads: 1,
+            epochs: None,
+            reference: "reference/keras".into(),
+            margin: compare::DEFAULT_MARGIN,
+            overwrite: false,
+            resume: false,
+            shard: None,
+            extras: Extras::default(),
+        }
+    }
+
+    #[test]
+    fn by_default_the_chaotic_presets_get_a_thousand_seeds_and_the_rest_a_hundred() {
+        let (jobs, curves) = reproduction(None).share().unwrap();
+        for (label, job) in &jobs {
+            let want = if label == "scaled" || label == "scaled-long" {
+                1000
+            } else {
+                100
+            };
+            assert_eq!(job.count(), want, "{label}");
+        }
+        assert!(!curves.is_empty());
+        // What --overwrite removes and merge copies follows each setting's seeds.
+        let plan = reproduction(None).shard_plan().unwrap();
+        let written = Manifest::new("", None, plan).written(Path::new("r"));
+        let has = |p: &str| written.contains(&PathBuf::from(p));
+        assert!(has("r/runs/scaled/scaled-seed999.csv"));
+        assert!(has("r/runs/baseline/baseline-seed99.csv"));
+        assert!(!has("r/runs/baseline/baseline-seed100.csv"));
+        assert!(has("r/runs/noise-curve/noise-rate=0.5/baseline-seed99.csv"));
+        assert!(!has(
+            "r/runs/noise-curve/noise-rate=0.5/baseline-seed100.csv"
+        ));
+        // --seeds N is every experiment's.
+        let (jobs, _) = reproduction(Some(7)).share().unwrap();
+        assert!(jobs.iter().all(|(_, j)| j.count() == 7));
+    }
 }

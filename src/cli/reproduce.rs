@@ -20,9 +20,10 @@ pub struct ReproduceArgs {
     /// reproduction's with --overwrite or --resume.
     #[arg(long, value_name = "DIR")]
     pub out_dir: PathBuf,
-    /// Seeds per experiment (0..N).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100_000), allow_hyphen_values = true)]
-    pub seeds: u64,
+    /// Seeds per experiment (0..N) [default: 1000 for scaled and
+    /// scaled-long, whose outcomes are skewed and bimodal; 100 for the rest].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=100_000), allow_hyphen_values = true, value_name = "N")]
+    pub seeds: Option<u64>,
     #[command(flatten)]
     pub run_on: RunOn,
     /// Keras reference runs, one folder per preset [default: reference/keras
