@@ -20,8 +20,9 @@ pub struct Manifest {
     pub command: String,
     /// The slice this folder trains, if the command was sharded.
     pub shard: Option<Shard>,
-    /// The whole command's plan: `seeds` and, per setting, its `folder`
-    /// and `experiment`. Equal across a command's shards.
+    /// The whole command's plan: `seeds` and, per setting, its `folder`,
+    /// `experiment` and (a reproduction's) `seeds`. Equal across a
+    /// command's shards.
     pub plan: serde_json::Value,
     pub finished: bool,
     /// Seconds each part took to train (a reproduction's experiments and
@@ -143,11 +144,11 @@ impl Manifest {
                     layout::MANIFEST
                 )
             }
-            (Claim::Resume, Some(m)) if m.plan != self.plan => bail!(
+            (Claim::Resume, Some(m)) if with_seeds(&m.plan) != with_seeds(&self.plan) => bail!(
                 "{} holds a {} of other settings: its {} ({}); resume it with the command line that started it",
                 dir.display(),
                 m.command,
-                differing_key(&m.plan, &self.plan),
+                differing_key(&with_seeds(&m.plan), &with_seeds(&self.plan)),
                 layout::MANIFEST
             ),
             (Claim::New, Some(m)) => bail!(
@@ -246,6 +247,21 @@ fn remove(path: &Path) -> Result<()> {
         Ok(_) => std::fs::remove_file(path),
     };
     done.with_context(|| format!("cannot remove {}", path.display()))
+}
+
+/// `plan` with each setting's seeds spelled out: a reproduction's settings
+/// carry their own count since its defaults differ by experiment, and a plan
+/// written before then (one `seeds` for all) is the same plan.
+fn with_seeds(plan: &serde_json::Value) -> serde_json::Value {
+    let mut plan = plan.clone();
+    if let Some(n) = plan["seeds"].as_u64()
+        && let Some(settings) = plan["settings"].as_array_mut()
+    {
+        for s in settings.iter_mut().filter(|s| s.get("seeds").is_none()) {
+            s["seeds"] = n.into();
+        }
+    }
+    plan
 }
 
 /// Where two plans first differ (`settings[0].experiment.lr`), with both values.

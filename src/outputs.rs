@@ -7,8 +7,9 @@
 //! file. Whole-file writes (records, summaries, reports) go to a temporary
 //! file that is then renamed over the old one: a crash leaves the old file
 //! or the new one, never a torn one. Temporaries have no name until they
-//! are whole (Linux's `O_TMPFILE`), so a killed process leaves none; where
-//! a file system cannot do that they are `tempfile`'s, removed when dropped,
+//! are whole (Linux's `O_TMPFILE`), so a killed process leaves none unless
+//! killed between the link and the rename that put one in place; where a
+//! file system cannot do that they are `tempfile`'s, removed when dropped,
 //! and one left by a killed process is never touched again, since a
 //! program may delete only what it can prove it created.
 
@@ -258,6 +259,7 @@ fn temporary(path: &Path) -> Result<Temporary> {
     prefix.push(path.file_name().unwrap_or_default());
     prefix.push(".");
     let anonymous = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .mode(0o666)
         .custom_flags(libc::O_TMPFILE)
@@ -265,14 +267,9 @@ fn temporary(path: &Path) -> Result<Temporary> {
     let (file, named) = match anonymous {
         Ok(file) if Path::new("/proc/self/fd").is_dir() => (file, None),
         _ => {
-            let (file, named) = tempfile::Builder::new()
-                .prefix(&prefix)
-                .suffix(".tmp")
-                .permissions(std::fs::Permissions::from_mode(0o666))
-                .tempfile_in(dir)
+            let (file, named) = Temporary::named(dir, &prefix)
                 .map_err(plain)
-                .with_context(|| format!("cannot write {}", path.display()))?
-                .into_parts();
+                .with_context(|| format!("cannot write {}", path.display()))?;
             (file, Some(named))
         }
     };
@@ -285,9 +282,23 @@ fn temporary(path: &Path) -> Result<Temporary> {
 }
 
 impl Temporary {
+    /// tempfile's hidden named file beside `path`.
+    fn named(
+        dir: &Path,
+        prefix: &std::ffi::OsStr,
+    ) -> std::io::Result<(std::fs::File, tempfile::TempPath)> {
+        Ok(tempfile::Builder::new()
+            .prefix(prefix)
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)?
+            .into_parts())
+    }
+
     /// Gives the whole file its name: with `overwrite` replacing `path` in
     /// one rename, otherwise failing with `AlreadyExists` if it exists.
-    fn persist(self, path: &Path, overwrite: bool) -> std::io::Result<()> {
+    fn persist(mut self, path: &Path, overwrite: bool) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
         use std::os::fd::AsRawFd;
         if let Some(named) = self.named {
             let done = if overwrite {
@@ -297,8 +308,9 @@ impl Temporary {
             };
             return done.map_err(|e| e.error);
         }
-        // The kernel names an O_TMPFILE file only through linkat of its
-        // /proc link, which std's hard_link does not follow.
+        // An O_TMPFILE file is named through linkat of its /proc link
+        // (std's hard_link does not follow it; AT_EMPTY_PATH needs a
+        // capability before Linux 6.10).
         let me = format!("/proc/self/fd/{}", self.file.as_raw_fd());
         let link = |to: &Path| {
             rustix::fs::linkat(
@@ -310,18 +322,30 @@ impl Temporary {
             )
             .map_err(std::io::Error::from)
         };
-        if !overwrite {
-            return link(path);
+        let linked = if overwrite {
+            // No call links over an existing name: the file is named for
+            // the two system calls between link and rename.
+            tempfile::Builder::new()
+                .prefix(&self.prefix)
+                .suffix(".tmp")
+                .make_in(&self.dir, |p| link(p))
+                .and_then(|t| t.persist(path).map(drop).map_err(|e| e.error))
+        } else {
+            link(path)
+        };
+        match linked {
+            // A file system or security module that refuses the link: the
+            // bytes go to a named temporary instead, never lost.
+            Err(e) if e.kind() != ErrorKind::AlreadyExists => {
+                let (mut file, named) = Self::named(&self.dir, &self.prefix)?;
+                self.file.seek(SeekFrom::Start(0))?;
+                std::io::copy(&mut self.file, &mut file)?;
+                file.sync_all()?;
+                self.named = Some(named);
+                self.persist(path, overwrite)
+            }
+            r => r,
         }
-        // No call links over an existing name: the file is named for the
-        // two system calls between link and rename.
-        tempfile::Builder::new()
-            .prefix(&self.prefix)
-            .suffix(".tmp")
-            .make_in(&self.dir, |p| link(p))?
-            .persist(path)
-            .map(drop)
-            .map_err(|e| e.error)
     }
 }
 
@@ -363,7 +387,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// A file written as a stream that appears under its name only when
-/// complete ([`Pending::commit`]): until then it is a hidden temporary,
+/// complete ([`Pending::commit`]): until then it is a temporary (unnamed, or hidden),
 /// removed if the writer fails or is dropped, so a failed command leaves
 /// no output behind.
 pub struct Pending {
@@ -549,7 +573,16 @@ mod tests {
 
     #[test]
     fn a_file_being_written_has_no_name_until_it_is_whole() {
+        use std::os::unix::fs::OpenOptionsExt;
         let dir = tempfile::tempdir().unwrap();
+        let unnamed = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir.path());
+        if unnamed.is_err() {
+            eprintln!("skipped: this file system has no O_TMPFILE");
+            return;
+        }
         let p = dir.path().join("p.csv");
         let mut pending = Pending::create(&p).unwrap();
         pending.write_all(b"half").unwrap();
