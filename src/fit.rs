@@ -317,14 +317,14 @@ impl Accumulator {
 /// Keras's `binary_accuracy` on a sigmoid output: `sigmoid(logit) > 0.5`,
 /// in the logits' kind (float32, as Keras's floatx, unless replaying float64).
 pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    hits(logits, labels).mean(logits.kind())
+}
+
+/// 1 where [`accuracy`] counts a logit right, else 0, in the logits' kind.
+pub fn hits(logits: &Tensor, labels: &Tensor) -> Tensor {
     let kind = logits.kind();
-    logits
-        .sigmoid()
-        .gt(0.5)
-        .to_kind(kind)
-        .eq_tensor(labels)
-        .to_kind(kind)
-        .mean(kind)
+    let predicted = logits.sigmoid().gt(0.5).to_kind(kind);
+    predicted.eq_tensor(labels).to_kind(kind)
 }
 
 /// Keras's `binary_crossentropy` on a sigmoid output, computed from the logit.
