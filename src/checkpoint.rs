@@ -480,10 +480,8 @@ fn read_tensor(st: &SafeTensors, name: &str) -> Result<Tensor> {
     if view.dtype() != Dtype::F32 || view.shape().len() != 1 {
         bail!("tensor `{name}` is not a flat F32 tensor");
     }
-    let values: Vec<f32> = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok(Tensor::from_slice(&values))
+    // safetensors stores little-endian floats, as the machines libtorch
+    // runs binclass on (x86-64, aarch64) hold them.
+    let n = view.shape()[0] as i64;
+    Ok(Tensor::f_from_data_size(view.data(), &[n], Kind::Float)?)
 }
