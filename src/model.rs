@@ -209,14 +209,8 @@ impl crate::fit::Model for Network {
     }
 
     fn metrics(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
-        Tensor::stack(
-            &[
-                crate::fit::loss(logits, labels),
-                crate::fit::accuracy(logits, labels),
-            ],
-            0,
-        )
-        .view([1, 2])
+        use crate::fit::{accuracy, loss};
+        Tensor::stack(&[loss(logits, labels), accuracy(logits, labels)], 0).view([1, 2])
     }
 }
 

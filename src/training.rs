@@ -123,11 +123,8 @@ impl TrainJob {
 /// The run's data set, split, and its feature scaling.
 fn split(exp: &Experiment, seed: u64, device: Device) -> Result<(Split, Normalization)> {
     let dataset = Dataset::generate(exp, seed)?;
-    let normalization = dataset.normalization.clone();
-    Ok((
-        dataset.split(exp.train_len() as usize, device)?,
-        normalization,
-    ))
+    let split = dataset.split(exp.train_len() as usize, device)?;
+    Ok((split, dataset.normalization))
 }
 
 /// One run trained with `train`'s observers (`--verbose`, the optional
