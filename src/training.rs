@@ -44,7 +44,10 @@ pub fn fit_checkpointed<M: Model>(
     };
     let mut lists: Vec<CallbackList> = runs.iter_mut().map(RunObservers::list).collect();
     let outcomes = fit::fit_runs_from(net, opt, data, plan, order, &mut lists, ended, &mut |end| {
-        checkpointed.then(|| keeper.write(end)).unwrap_or(Ok(()))
+        if checkpointed {
+            keeper.write(end)?;
+        }
+        Ok(())
     });
     drop(lists);
     // Said in each record, if it can still be written (a full disk may
