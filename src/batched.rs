@@ -296,13 +296,7 @@ impl crate::fit::Model for BatchedNetwork {
         let loss = logits
             .binary_cross_entropy_with_logits::<Tensor>(labels, None, None, tch::Reduction::None)
             .mean_dim([0i64, 1].as_slice(), false, kind);
-        let acc = logits
-            .sigmoid()
-            .gt(0.5)
-            .to_kind(kind)
-            .eq_tensor(labels)
-            .to_kind(kind)
-            .mean_dim([0i64, 1].as_slice(), false, kind);
+        let acc = crate::fit::hits(logits, labels).mean_dim([0i64, 1].as_slice(), false, kind);
         Tensor::stack(&[loss, acc], 1)
     }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::callbacks::{Summary, VERSIONS, Versions};
-use crate::config::{Experiment, Optimizer};
+use crate::config::Experiment;
 use crate::fit::{EpochEnd, Order, Outcome};
-use crate::optim::{Resumable, State};
+use crate::optim::{Resumable, State, state_names};
 
 pub const FORMAT: &str = "binclass-checkpoint";
 pub const FORMAT_VERSION: &str = "2";
@@ -58,14 +58,6 @@ pub struct Checkpoint {
     /// The flat parameter variable of every lane, float32.
     pub params: Tensor,
     pub optimizer: State,
-}
-
-/// The optimiser state's tensors an experiment's optimiser keeps.
-fn state_names(o: Optimizer) -> &'static [&'static str] {
-    match o {
-        Optimizer::Adam => &["exp_avg", "exp_avg_sq"],
-        Optimizer::KerasAdam => &["m", "v"],
-    }
 }
 
 /// A CRC-32 of every metadata entry but the digest and of every tensor,
@@ -264,7 +256,6 @@ impl Checkpoint {
             .map(|r| r.word_pos.parse::<u128>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| anyhow!("{}: a shuffle position is not a number", keep.display()))?;
-        let seeds = self.seeds();
         let keeper = Keeper {
             path: keep,
             experiment: self.experiment,
@@ -273,16 +264,7 @@ impl Checkpoint {
             runs: csvs.iter().cloned().zip(self.runs).collect(),
             epoch_seconds: self.epoch_seconds,
         };
-        Ok(Start {
-            initial_epoch: self.epoch + 1,
-            order: Order::shuffled_at(&seeds, keeper.lanes, &positions),
-            ended: keeper
-                .runs
-                .iter()
-                .map(|(_, r)| r.diverged.map(|epoch| Outcome::Diverged { epoch }))
-                .collect(),
-            keeper,
-        })
+        Ok(keeper.start(self.epoch + 1, &positions))
     }
 }
 
@@ -314,30 +296,24 @@ impl Start {
         csvs: &[PathBuf],
         lanes: usize,
     ) -> Self {
-        let runs = seeds
-            .iter()
-            .zip(csvs)
-            .map(|(&seed, csv)| {
-                let run = RunState {
+        let run = |(&seed, csv): (&u64, &PathBuf)| {
+            (
+                csv.clone(),
+                RunState {
                     seed,
-                    ..Default::default()
-                };
-                (csv.clone(), run)
-            })
-            .collect();
-        Start {
-            initial_epoch: 0,
-            order: Order::shuffled(seeds, lanes),
-            ended: vec![None; seeds.len()],
-            keeper: Keeper {
-                path,
-                experiment: exp.clone(),
-                device: device.to_string(),
-                lanes,
-                runs,
-                epoch_seconds: vec![],
-            },
-        }
+                    ..<_>::default()
+                },
+            )
+        };
+        let keeper = Keeper {
+            path,
+            experiment: exp.clone(),
+            device: device.to_string(),
+            lanes,
+            runs: seeds.iter().zip(csvs).map(run).collect(),
+            epoch_seconds: vec![],
+        };
+        keeper.start(0, &[])
     }
 }
 
@@ -354,6 +330,22 @@ pub struct Keeper {
 }
 
 impl Keeper {
+    /// The batch as this keeper has it, from `initial_epoch` with the
+    /// shuffle streams at `positions` (none: from their start).
+    fn start(self, initial_epoch: i64, positions: &[u128]) -> Start {
+        let seeds: Vec<u64> = self.runs.iter().map(|(_, r)| r.seed).collect();
+        Start {
+            initial_epoch,
+            order: Order::shuffled(&seeds, self.lanes, positions),
+            ended: self
+                .runs
+                .iter()
+                .map(|(_, r)| r.diverged.map(|epoch| Outcome::Diverged { epoch }))
+                .collect(),
+            keeper: self,
+        }
+    }
+
     /// Each run's summary as the checkpoint has it.
     pub fn summaries(&self) -> impl Iterator<Item = Summary> + '_ {
         self.runs.iter().map(|(_, r)| summary_of(r))
@@ -433,20 +425,12 @@ fn check_prefix(csv: &Path, run: &RunState, last_row: i64, ckpt: &Path) -> Resul
             ckpt.display()
         );
     }
-    let mut head = BufReader::new(file).take(run.csv_len);
-    let (mut lines, mut last, mut h) = (0, None, crc32fast::Hasher::new());
-    loop {
-        let buf = head
-            .fill_buf()
-            .with_context(|| format!("cannot read {}", csv.display()))?;
-        let Some(&end) = buf.last() else { break };
-        lines += buf.iter().filter(|b| **b == b'\n').count() as i64;
-        last = Some(end);
-        h.update(buf);
-        let n = buf.len();
-        head.consume(n);
-    }
-    if last != Some(b'\n') || lines != last_row + 2 {
+    let mut head = vec![];
+    file.take(run.csv_len)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", csv.display()))?;
+    let lines = head.iter().filter(|b| **b == b'\n').count() as i64;
+    if head.last() != Some(&b'\n') || lines != last_row + 2 {
         bail!(
             "{}: its first {} bytes, where {} says epoch {last_row}'s row ends, are not the header and {} whole rows: a corrupt checkpoint",
             csv.display(),
@@ -455,7 +439,7 @@ fn check_prefix(csv: &Path, run: &RunState, last_row: i64, ckpt: &Path) -> Resul
             last_row + 1
         );
     }
-    if h.finalize() != run.csv_crc32 {
+    if crc32fast::hash(&head) != run.csv_crc32 {
         bail!(
             "{}: its rows up to epoch {last_row} are not those {} recorded: an earlier row was changed; resuming would mix two runs",
             csv.display(),
@@ -496,10 +480,8 @@ fn read_tensor(st: &SafeTensors, name: &str) -> Result<Tensor> {
     if view.dtype() != Dtype::F32 || view.shape().len() != 1 {
         bail!("tensor `{name}` is not a flat F32 tensor");
     }
-    let values: Vec<f32> = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok(Tensor::from_slice(&values))
+    // safetensors stores little-endian floats, as the machines libtorch
+    // runs binclass on (x86-64, aarch64) hold them.
+    let n = view.shape()[0] as i64;
+    Ok(Tensor::f_from_data_size(view.data(), &[n], Kind::Float)?)
 }

@@ -97,18 +97,15 @@ impl Dataset {
     /// centred, as scikit-learn's StandardScaler does.
     pub fn standardize(&mut self, train_len: usize) {
         let f = self.width;
-        let (mut means, mut sds) = (vec![], vec![]);
-        for j in 0..f {
-            let col = || self.features[..train_len * f].iter().skip(j).step_by(f);
-            let mean = col().sum::<f64>() / train_len as f64;
-            let var = col().map(|x| (x - mean).powi(2)).sum::<f64>() / train_len as f64;
-            means.push(mean);
-            sds.push(if var > 0.0 { var.sqrt() } else { 1.0 });
-        }
-        let scaling = Normalization::Standard {
-            mean: means,
-            sd: sds,
-        };
+        let (mean, sd) = (0..f)
+            .map(|j| {
+                let col = || self.features[..train_len * f].iter().skip(j).step_by(f);
+                let mean = col().sum::<f64>() / train_len as f64;
+                let var = col().map(|x| (x - mean).powi(2)).sum::<f64>() / train_len as f64;
+                (mean, if var > 0.0 { var.sqrt() } else { 1.0 })
+            })
+            .unzip();
+        let scaling = Normalization::Standard { mean, sd };
         for point in self.features.chunks_mut(f) {
             scaling.apply(point);
         }

@@ -65,10 +65,7 @@ pub fn resolve(spec: &str) -> Result<Device> {
     };
     match spec.as_str() {
         "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(match load_cuda() {
-            Ok(()) => Device::cuda_if_available(),
-            Err(_) => Device::Cpu,
-        }),
+        "auto" => Ok(load_cuda().map_or(Device::Cpu, |()| Device::cuda_if_available())),
         "cuda" => cuda(0),
         s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(i)) => cuda(i),

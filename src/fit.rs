@@ -212,27 +212,17 @@ pub enum Order {
 }
 
 impl Order {
-    /// Each seed's shuffle stream from its start.
-    pub fn shuffled(seeds: &[u64], lanes: usize) -> Self {
-        Order::Shuffled {
-            streams: seeds
-                .iter()
-                .map(|&s| rng::stream(s, rng::Stream::Shuffle))
-                .collect(),
-            lanes,
+    /// Each seed's shuffle stream, at a saved position (a checkpoint's)
+    /// where `word_pos` has one, else from its start.
+    pub fn shuffled(seeds: &[u64], lanes: usize, word_pos: &[u128]) -> Self {
+        let mut streams: Vec<_> = seeds
+            .iter()
+            .map(|&s| rng::stream(s, rng::Stream::Shuffle))
+            .collect();
+        for (s, &pos) in streams.iter_mut().zip(word_pos) {
+            s.set_word_pos(pos);
         }
-    }
-
-    /// [`Order::shuffled`] with each stream at a saved position (a
-    /// checkpoint's).
-    pub fn shuffled_at(seeds: &[u64], lanes: usize, word_pos: &[u128]) -> Self {
-        let mut order = Order::shuffled(seeds, lanes);
-        if let Order::Shuffled { streams, .. } = &mut order {
-            for (s, &pos) in streams.iter_mut().zip(word_pos) {
-                s.set_word_pos(pos);
-            }
-        }
-        order
+        Order::Shuffled { streams, lanes }
     }
 
     /// Each stream's position, which a checkpoint keeps.
@@ -327,14 +317,14 @@ impl Accumulator {
 /// Keras's `binary_accuracy` on a sigmoid output: `sigmoid(logit) > 0.5`,
 /// in the logits' kind (float32, as Keras's floatx, unless replaying float64).
 pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    hits(logits, labels).mean(logits.kind())
+}
+
+/// 1 where [`accuracy`] counts a logit right, else 0, in the logits' kind.
+pub fn hits(logits: &Tensor, labels: &Tensor) -> Tensor {
     let kind = logits.kind();
-    logits
-        .sigmoid()
-        .gt(0.5)
-        .to_kind(kind)
-        .eq_tensor(labels)
-        .to_kind(kind)
-        .mean(kind)
+    let predicted = logits.sigmoid().gt(0.5).to_kind(kind);
+    predicted.eq_tensor(labels).to_kind(kind)
 }
 
 /// Keras's `binary_crossentropy` on a sigmoid output, computed from the logit.
@@ -351,7 +341,14 @@ pub fn fit<M: Model>(
     seed: u64,
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<Outcome> {
-    fit_in_order(net, opt, data, plan, Order::shuffled(&[seed], 1), callbacks)
+    fit_in_order(
+        net,
+        opt,
+        data,
+        plan,
+        Order::shuffled(&[seed], 1, &[]),
+        callbacks,
+    )
 }
 
 /// [`fit`] of one run with the epochs' row orders from `order`.
@@ -364,23 +361,11 @@ pub fn fit_in_order<M: Model>(
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<Outcome> {
     let mut runs = [CallbackList::new(callbacks.iter_mut().map(|c| &mut **c))];
-    let mut outcomes = fit_runs(net, opt, data, plan, order, &mut runs)?;
+    let ended = vec![None];
+    let mut outcomes = fit_runs_from(net, opt, data, plan, order, &mut runs, ended, &mut |_| {
+        Ok(())
+    })?;
     Ok(outcomes.remove(0))
-}
-
-/// Trains every run of `net` (one per callback list: the first
-/// `runs.len()` replicas; any further ones are padding, never reported)
-/// until each has finished or been stopped. Returns each run's outcome.
-pub fn fit_runs<M: Model>(
-    net: &mut M,
-    opt: &mut dyn Step,
-    data: &Split,
-    plan: Plan,
-    order: Order,
-    runs: &mut [CallbackList],
-) -> Result<Vec<Outcome>> {
-    let ended = vec![None; runs.len()];
-    fit_runs_from(net, opt, data, plan, order, runs, ended, &mut |_| Ok(()))
 }
 
 /// What a checkpoint reads once every run has seen the epoch: `fit`
@@ -396,9 +381,12 @@ pub struct EpochEnd<'a> {
     pub optimizer: &'a dyn Step,
 }
 
-/// [`fit_runs`] continuing a batch: runs already `ended` (before a
-/// checkpoint) are neither trained for nor told anything, and `after_epoch`
-/// sees each epoch's end (a sweep's checkpoint, which covers all its runs).
+/// Trains every run of `net` (one per callback list: the first
+/// `runs.len()` replicas; any further ones are padding, never reported)
+/// until each has finished or been stopped. Returns each run's outcome.
+/// Runs already `ended` (before a checkpoint) are neither trained for nor
+/// told anything, and `after_epoch` sees each epoch's end (a sweep's
+/// checkpoint, which covers all its runs).
 #[allow(clippy::too_many_arguments)]
 pub fn fit_runs_from<M: Model>(
     net: &mut M,

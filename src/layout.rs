@@ -86,23 +86,17 @@ pub fn is_batch_checkpoint(name: &str) -> bool {
 
 /// The batch checkpoints in `dir`, by name.
 pub fn batch_checkpoints(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let mut found = vec![];
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(is_batch_checkpoint)
-        {
-            found.push(path);
-        }
-    }
+    let mut found = paths_in(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    found.retain(|p| is_batch_checkpoint(&p.file_name().unwrap_or_default().to_string_lossy()));
     found.sort();
     Ok(found)
+}
+
+/// Every entry of `dir`, unsorted.
+pub fn paths_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect()
 }
 
 /// A `--vary` setting's folder: `noise-rate=0.1,lr=0.03`.

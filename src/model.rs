@@ -209,14 +209,8 @@ impl crate::fit::Model for Network {
     }
 
     fn metrics(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
-        Tensor::stack(
-            &[
-                crate::fit::loss(logits, labels),
-                crate::fit::accuracy(logits, labels),
-            ],
-            0,
-        )
-        .view([1, 2])
+        use crate::fit::{accuracy, loss};
+        Tensor::stack(&[loss(logits, labels), accuracy(logits, labels)], 0).view([1, 2])
     }
 }
 
@@ -247,14 +241,11 @@ pub(crate) fn slices(flat: &Tensor) -> impl FnMut(&[i64]) -> (Tensor, Tensor) + 
 
 /// `(name, fan_in, fan_out)` of each Dense layer, the output layer last.
 pub fn layer_shapes(e: &Experiment) -> Vec<(String, i64, i64)> {
-    let mut shapes = vec![];
-    let mut fan_in = e.features;
-    for i in 0..e.hidden_layers {
-        shapes.push((i.to_string(), fan_in, e.units));
-        fan_in = e.units;
-    }
-    shapes.push(("out".to_string(), fan_in, 1));
-    shapes
+    let fan_in = |i| if i == 0 { e.features } else { e.units };
+    (0..e.hidden_layers)
+        .map(|i| (i.to_string(), fan_in(i), e.units))
+        .chain([("out".to_string(), fan_in(e.hidden_layers), 1)])
+        .collect()
 }
 
 /// Each layer's starting weight ([out, in], row-major) and bias for `seed`.
@@ -281,13 +272,10 @@ pub(crate) fn for_rows<S>(
     rows_of: impl Fn(&S) -> i64,
     make: impl FnOnce() -> S,
 ) -> &mut S {
-    let i = match cache.iter().position(|s| rows_of(s) == rows) {
-        Some(i) => i,
-        None => {
-            cache.push(make());
-            cache.len() - 1
-        }
-    };
+    let i = (cache.iter().position(|s| rows_of(s) == rows)).unwrap_or_else(|| {
+        cache.push(make());
+        cache.len() - 1
+    });
     &mut cache[i]
 }
 

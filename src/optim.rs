@@ -59,6 +59,14 @@ pub fn flat_param(vs: &nn::VarStore, what: &str) -> Result<Tensor> {
     Ok(param.shallow_clone())
 }
 
+/// The names of an optimiser's two moment tensors in a checkpoint.
+pub fn state_names(o: Optimizer) -> [&'static str; 2] {
+    match o {
+        Optimizer::Adam => ["exp_avg", "exp_avg_sq"],
+        Optimizer::KerasAdam => ["m", "v"],
+    }
+}
+
 /// An optimiser's state: its step count and its per-element tensors, named.
 pub struct State {
     pub step: i64,
@@ -115,6 +123,8 @@ struct Moments {
     m: Tensor,
     v: Tensor,
     names: [&'static str; 2],
+    /// Keras's update, not libtorch's.
+    keras: bool,
     step: i64,
     lr: f64,
     scalars: Scalars,
@@ -158,14 +168,9 @@ impl Scalars {
 }
 
 impl Moments {
-    fn new(
-        vs: &nn::VarStore,
-        lr: f64,
-        eps: f64,
-        what: &str,
-        names: [&'static str; 2],
-    ) -> Result<Self> {
-        let param = flat_param(vs, what)?;
+    fn new(vs: &nn::VarStore, lr: f64, eps: f64, kind: Optimizer) -> Result<Self> {
+        let keras = kind == Optimizer::KerasAdam;
+        let param = flat_param(vs, if keras { "keras-adam" } else { "adam" })?;
         Ok(Moments {
             m: param.zeros_like(),
             v: param.zeros_like(),
@@ -173,7 +178,8 @@ impl Moments {
             denom: param.zeros_like(),
             scalars: Scalars::new(&param, eps),
             param,
-            names,
+            names: state_names(kind),
+            keras,
             step: 0,
             lr,
             lanes: None,
@@ -195,6 +201,14 @@ impl Moments {
         self.v = state.take(self.names[1], &self.param)?;
         self.step = state.step;
         Ok(())
+    }
+
+    fn step(&mut self) {
+        if self.keras {
+            self.keras_step()
+        } else {
+            self.torch_step()
+        }
     }
 
     /// [`TorchAdam`]'s update.
@@ -268,7 +282,7 @@ impl Moments {
 
 impl TorchAdam {
     pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
-        Moments::new(vs, lr, eps, "adam", ["exp_avg", "exp_avg_sq"]).map(TorchAdam)
+        Moments::new(vs, lr, eps, Optimizer::Adam).map(TorchAdam)
     }
 }
 
@@ -284,7 +298,7 @@ pub struct KerasAdam(Moments);
 
 impl KerasAdam {
     pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
-        Moments::new(vs, lr, eps, "keras-adam", ["m", "v"]).map(KerasAdam)
+        Moments::new(vs, lr, eps, Optimizer::KerasAdam).map(KerasAdam)
     }
 }
 
@@ -344,21 +358,11 @@ impl LaneLr {
 
 /// An optimiser whose state can be saved and restored: what `train` uses,
 /// so that its run can be resumed.
-pub struct Resumable {
-    adam: Moments,
-    keras: bool,
-}
+pub struct Resumable(Moments);
 
 impl Resumable {
     pub fn new(kind: Optimizer, vs: &nn::VarStore, lr: f64) -> Result<Self> {
-        let adam = match kind {
-            Optimizer::Adam => TorchAdam::new(vs, lr, ADAM.eps)?.0,
-            Optimizer::KerasAdam => KerasAdam::new(vs, lr, ADAM.eps)?.0,
-        };
-        Ok(Resumable {
-            adam,
-            keras: kind == Optimizer::KerasAdam,
-        })
+        Moments::new(vs, lr, ADAM.eps, kind).map(Resumable)
     }
 
     /// [`Resumable::new`] for a batched model with one learning rate per
@@ -366,18 +370,18 @@ impl Resumable {
     pub fn per_lane(kind: Optimizer, vs: &nn::VarStore, lrs: Vec<f64>) -> Result<Self> {
         let mut opt = Self::new(kind, vs, lrs[0])?;
         if lrs.iter().any(|&lr| lr != lrs[0]) {
-            opt.adam.lanes = Some(LaneLr(lrs));
+            opt.0.lanes = Some(LaneLr(lrs));
         }
         Ok(opt)
     }
 
     pub fn state(&self) -> State {
-        self.adam.state()
+        self.0.state()
     }
 
     /// The flat parameter variable it updates (shared storage).
     pub fn params(&self) -> &Tensor {
-        &self.adam.param
+        &self.0.param
     }
 
     /// Puts back saved parameters and optimiser state.
@@ -391,9 +395,9 @@ impl Resumable {
             );
         }
         tch::no_grad(|| target.f_copy_(&params.to_device(target.device())))?;
-        self.adam.restore(state)?;
+        self.0.restore(state)?;
         // Keras counts its steps in an int32.
-        if self.keras {
+        if self.0.keras {
             i32::try_from(state.step)?;
         }
         Ok(())
@@ -402,11 +406,7 @@ impl Resumable {
 
 impl Step for Resumable {
     fn step(&mut self) {
-        if self.keras {
-            self.adam.keras_step()
-        } else {
-            self.adam.torch_step()
-        }
+        self.0.step()
     }
 
     fn resumable(&self) -> Option<&Resumable> {

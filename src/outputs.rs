@@ -209,13 +209,11 @@ pub fn claim(
 /// Two commands started together never get the same one.
 pub fn claim_new_dir(base: &Path) -> Result<PathBuf> {
     for k in 0.. {
-        let dir = if k == 0 {
-            base.to_path_buf()
-        } else {
-            let mut s = base.as_os_str().to_owned();
-            s.push(format!("-{k}"));
-            PathBuf::from(s)
-        };
+        let mut dir = base.as_os_str().to_owned();
+        if k > 0 {
+            dir.push(format!("-{k}"));
+        }
+        let dir = PathBuf::from(dir);
         make_parent(&dir)?;
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
@@ -251,10 +249,9 @@ struct Temporary {
 /// (tempfile's own are owner-only).
 fn temporary(path: &Path) -> Result<Temporary> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = (path.parent())
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut prefix = std::ffi::OsString::from(".");
     prefix.push(path.file_name().unwrap_or_default());
     prefix.push(".");
@@ -415,15 +412,13 @@ impl Pending {
             .map_err(|e| plain(e.into_error()))
             .and_then(|f| f.file.sync_all().map(|()| f))
             .with_context(|| format!("cannot write {}", path.display()))?;
-        match tmp.persist(&path, overwrite).map_err(plain) {
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => bail!(
+        if !persisted(tmp, &path, overwrite)? {
+            bail!(
                 "{} already exists; pass --overwrite to replace it",
                 path.display()
-            ),
-            r => r
-                .map(drop)
-                .with_context(|| format!("cannot write {}", path.display())),
+            );
         }
+        Ok(())
     }
 }
 
@@ -512,8 +507,14 @@ pub fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
         write_atomic(path, bytes)?;
         return Ok(true);
     }
-    match write_temporary(path, bytes)?.persist(path, false) {
-        Ok(_) => Ok(true),
+    persisted(write_temporary(path, bytes)?, path, false)
+}
+
+/// Names the whole `tmp` `path` (see [`Temporary::persist`]); `false` when
+/// `path` exists and may not be replaced.
+fn persisted(tmp: Temporary, path: &Path, overwrite: bool) -> Result<bool> {
+    match tmp.persist(path, overwrite).map_err(plain) {
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
     }
@@ -531,19 +532,16 @@ pub fn remove_file(path: &Path) -> Result<()> {
 
 /// Writes `text` to stdout (a failure as [`stdout_failed`] has it).
 pub fn stdout(text: &str) -> Result<()> {
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) => stdout_failed(&e),
-        Ok(()) => Ok(()),
-    }
+    (std::io::stdout().lock().write_all(text.as_bytes())).or_else(|e| stdout_failed(&e))
 }
 
 /// What a failed write to stdout means: a reader that closed the pipe early
 /// (`| head`) is not an error; anything else is, named as stdout's.
 pub fn stdout_failed(e: &std::io::Error) -> Result<()> {
-    match e.kind() {
-        ErrorKind::BrokenPipe => Ok(()),
-        _ => bail!("cannot write to stdout: {e}"),
+    if e.kind() != ErrorKind::BrokenPipe {
+        bail!("cannot write to stdout: {e}");
     }
+    Ok(())
 }
 
 /// Progress and messages on stderr. A closed or full stderr must not stop a

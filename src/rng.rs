@@ -48,9 +48,7 @@ pub fn permutation(rng: &mut impl Rng, n: usize) -> Vec<i64> {
 pub fn permutations(shuffles: &mut [ChaCha8Rng], t: i64, lanes: usize) -> Vec<i32> {
     let mut all = vec![0i32; lanes * t as usize];
     for pad in all[shuffles.len() * t as usize..].chunks_mut(t as usize) {
-        for (j, o) in pad.iter_mut().enumerate() {
-            *o = j as i32;
-        }
+        pad.iter_mut().zip(0..).for_each(|(o, j)| *o = j);
     }
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

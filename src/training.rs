@@ -34,39 +34,26 @@ pub fn fit_checkpointed<M: Model>(
     runs: &mut [RunObservers],
     checkpointed: bool,
 ) -> Result<(Vec<Outcome>, crate::checkpoint::Keeper)> {
-    let Start {
-        initial_epoch,
-        order,
-        ended,
-        mut keeper,
-    } = start;
+    let (order, ended, mut keeper) = (start.order, start.ended, start.keeper);
     for (run, s) in runs.iter_mut().zip(keeper.summaries()) {
         run.summary = s;
     }
     let plan = Plan {
-        initial_epoch,
+        initial_epoch: start.initial_epoch,
         ..Plan::new(exp.epochs, exp.batch_size, exp.train_len())
     };
     let mut lists: Vec<CallbackList> = runs.iter_mut().map(RunObservers::list).collect();
     let outcomes = fit::fit_runs_from(net, opt, data, plan, order, &mut lists, ended, &mut |end| {
         if checkpointed {
-            keeper.write(end)
-        } else {
-            Ok(())
+            keeper.write(end)?;
         }
+        Ok(())
     });
     drop(lists);
-    match outcomes {
-        Ok(outcomes) => Ok((outcomes, keeper)),
-        Err(e) => {
-            // Said in each record, if it can still be written (a full disk
-            // may refuse it too): a record that says nothing looks alive.
-            for run in runs.iter_mut() {
-                run.record.failed(&e);
-            }
-            Err(e)
-        }
-    }
+    // Said in each record, if it can still be written (a full disk may
+    // refuse it too): a record that says nothing looks alive.
+    let outcomes = outcomes.inspect_err(|e| runs.iter_mut().for_each(|r| r.record.failed(e)))?;
+    Ok((outcomes, keeper))
 }
 
 /// What `binclass train` runs.
@@ -130,11 +117,8 @@ impl TrainJob {
             files.json.clone(),
             None,
         );
-        let view = Observe {
-            verbose: self.verbose,
-            extras: &self.extras,
-        };
-        train_one(&data, &normalization, record, None, &files, view)?;
+        let (verbose, extras) = (self.verbose, &self.extras);
+        train_one(&data, &normalization, record, None, &files, verbose, extras)?;
         Ok(files)
     }
 }
@@ -142,30 +126,22 @@ impl TrainJob {
 /// The run's data set, split, and its feature scaling.
 fn split(exp: &Experiment, seed: u64, device: Device) -> Result<(Split, Normalization)> {
     let dataset = Dataset::generate(exp, seed)?;
-    let normalization = dataset.normalization.clone();
-    Ok((
-        dataset.split(exp.train_len() as usize, device)?,
-        normalization,
-    ))
+    let split = dataset.split(exp.train_len() as usize, device)?;
+    Ok((split, dataset.normalization))
 }
 
-/// How a run is watched: `--verbose` and the optional observers.
-struct Observe<'a> {
-    verbose: u8,
-    extras: &'a Extras,
-}
-
-/// One run trained with `train`'s observers, from its first epoch or from
-/// `checkpoint`; the model saved, then the checkpoint removed.
+/// One run trained with `train`'s observers (`--verbose`, the optional
+/// ones), from its first epoch or from `checkpoint`; the model saved, then
+/// the checkpoint removed.
 fn train_one(
     data: &Split,
     normalization: &Normalization,
     record: RecordWriter,
     checkpoint: Option<Checkpoint>,
     files: &RunFiles,
-    view: Observe,
+    verbose: u8,
+    extras: &Extras,
 ) -> Result<()> {
-    let verbose = view.verbose;
     let exp = record.record.experiment.clone();
     let seed = record.record.seed;
     tch::manual_seed(seed as i64);
@@ -186,7 +162,7 @@ fn train_one(
         experiment: &exp,
         seed,
     };
-    let mut runs = [RunObservers::new(progress, &run, record, view.extras)?];
+    let mut runs = [RunObservers::new(progress, &run, record, extras)?];
     let (outcomes, keeper) =
         fit_checkpointed(&mut net, &mut opt, data, &exp, start, &mut runs, true)?;
     let [RunObservers { record, .. }] = runs;
@@ -265,8 +241,15 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     let (data, normalization) = split(&record.experiment, record.seed, device)?;
     interrupt::install();
     let record = RecordWriter::resuming(record, files.json.clone(), &c.epoch_seconds, None);
-    let view = Observe { verbose, extras };
-    train_one(&data, &normalization, record, Some(c), &files, view)?;
+    train_one(
+        &data,
+        &normalization,
+        record,
+        Some(c),
+        &files,
+        verbose,
+        extras,
+    )?;
     Ok(files)
 }
 

@@ -15,6 +15,7 @@ use crate::outputs::note;
 /// Reading running metrics waits for the device, so the bar asks this often.
 const REFRESH: Duration = Duration::from_millis(200);
 
+#[derive(Default)]
 pub struct KerasProgress {
     verbose: u8,
     epochs: i64,
@@ -31,16 +32,10 @@ impl KerasProgress {
     pub fn new(verbose: u8) -> Self {
         KerasProgress {
             verbose,
-            epochs: 0,
-            steps: 0,
-            bar: None,
-            last_read: None,
-            message: String::new(),
+            ..Default::default()
         }
     }
-}
 
-impl KerasProgress {
     /// Moves the bar to `step`; `read` gives the running figures, called
     /// only about every REFRESH because it waits for the device.
     fn show_step(&mut self, step: i64, read: impl FnOnce() -> (f64, f64)) {
@@ -152,12 +147,10 @@ pub fn metrics_line(l: &EpochLogs) -> String {
 
 /// Keras's per-step time: `2ms`, `850us`, `1s`.
 fn duration(seconds: f64) -> String {
-    if seconds >= 1.0 {
-        format!("{seconds:.0}s")
-    } else if seconds >= 1e-3 {
-        format!("{:.0}ms", seconds * 1e3)
-    } else {
-        format!("{:.0}us", seconds * 1e6)
+    match seconds {
+        1.0.. => format!("{seconds:.0}s"),
+        1e-3.. => format!("{:.0}ms", seconds * 1e3),
+        _ => format!("{:.0}us", seconds * 1e6),
     }
 }
 

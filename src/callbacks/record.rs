@@ -28,7 +28,7 @@ pub const VERSIONS: Versions = Versions {
 
 /// What an older record lacks reads as its default; the experiment and
 /// the seed are what make a file a run record.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunRecord {
     pub experiment: Experiment,
     pub seed: u64,
@@ -75,13 +75,7 @@ impl RunRecord {
             threads,
             versions: VERSIONS,
             csv,
-            finished: false,
-            stopped: None,
-            epochs_completed: 0,
-            epoch_seconds: vec![],
-            total_seconds: 0.0,
-            final_metrics: None,
-            resumed: vec![],
+            ..Default::default()
         }
     }
 
@@ -148,9 +142,7 @@ impl RecordWriter {
         self.last_save = Instant::now();
         Ok(())
     }
-}
 
-impl RecordWriter {
     /// Notes the error that ended the run, if the record can be written.
     pub fn failed(&mut self, e: &anyhow::Error) {
         self.record.stopped = Some(format!(
@@ -179,18 +171,17 @@ impl Callback for RecordWriter {
     }
 
     fn on_train_end(&mut self, outcome: &Outcome) -> Result<()> {
-        match outcome {
-            Outcome::Finished => self.record.finished = true,
+        let why = match outcome {
+            Outcome::Finished => None,
             Outcome::Diverged { epoch } => {
-                self.record.stopped = Some(format!("loss became NaN or infinite in epoch {epoch}"))
+                Some(format!("loss became NaN or infinite in epoch {epoch}"))
             }
-            Outcome::Interrupted { epoch } => {
-                self.record.stopped = Some(format!("interrupted during epoch {epoch}"))
-            }
-            Outcome::Stopped { epoch, why } => {
-                self.record.stopped = Some(format!("stopped after epoch {epoch}: {why}"))
-            }
-        }
+            Outcome::Interrupted { epoch } => Some(format!("interrupted during epoch {epoch}")),
+            Outcome::Stopped { epoch, why } => Some(format!("stopped after epoch {epoch}: {why}")),
+        };
+        // A finished run keeps what `stopped` said, as it always did.
+        self.record.finished |= why.is_none();
+        self.record.stopped = why.or(self.record.stopped.take());
         self.save()
     }
 }

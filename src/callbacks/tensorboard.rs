@@ -166,20 +166,14 @@ fn now() -> f64 {
 /// The event files in `dir` whose names end with `suffix`, sorted as
 /// TensorBoard reads them; none if `dir` does not exist.
 fn event_files(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
+    let mut files = match crate::layout::paths_in(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         r => r.with_context(|| format!("cannot read {}", dir.display()))?,
     };
-    let mut files = vec![];
-    for e in entries {
-        let path = e
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .path();
+    files.retain(|path| {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if name.contains("tfevents") && name.ends_with(suffix) && path.is_file() {
-            files.push(path);
-        }
-    }
+        name.contains("tfevents") && name.ends_with(suffix) && path.is_file()
+    });
     files.sort();
     Ok(files)
 }
