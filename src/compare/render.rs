@@ -58,7 +58,7 @@ fn cells(r: &Row) -> Vec<String> {
         } else {
             "-".to_string()
         },
-        r.verdict.as_str().to_string(),
+        format!("{:?}", r.verdict).to_lowercase(),
     ]
 }
 
