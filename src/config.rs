@@ -444,10 +444,9 @@ pub fn threads(flag: Option<i64>) -> Result<i32> {
             (n, "BINCLASS_THREADS")
         }
     };
-    ensure!(
-        (1..=1024).contains(&n),
-        "{from} must be a whole number in 1..=1024, got {n}"
-    );
+    if !(1..=1024).contains(&n) {
+        bail!("{from} must be a whole number in 1..=1024, got {n}");
+    }
     Ok(n as i32)
 }
 
