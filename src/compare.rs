@@ -150,23 +150,14 @@ pub struct Need {
 /// [`seeds_needed`] for the side with fewer seeds, the other's fixed, from
 /// the sd of the side with more, where it is estimated most precisely.
 pub fn need(ours: &[f64], keras: &[f64], margin: f64) -> Need {
-    let (no, nk) = (ours.len(), keras.len());
-    let (sd, sd_from, fixed, side) = match no.cmp(&nk) {
-        Ordering::Equal => (pooled_sd(ours, keras), "pooled".into(), None, "a side"),
-        Ordering::Greater => (
-            mean_sd(ours).1,
-            format!("from our {no} seeds"),
-            Some(no),
-            "Keras",
-        ),
-        Ordering::Less => (
-            mean_sd(keras).1,
-            format!("from Keras's {nk} seeds"),
-            Some(nk),
-            "ours",
-        ),
+    let (no, nk) = (ours.len() as u64, keras.len() as u64);
+    let spread = |v: &[f64], whose| (mean_sd(v).1, format!("from {whose} {} seeds", v.len()));
+    let ((sd, sd_from), fixed, side) = match no.cmp(&nk) {
+        Ordering::Equal => ((pooled_sd(ours, keras), "pooled".into()), None, "a side"),
+        Ordering::Greater => (spread(ours, "our"), Some(no), "Keras"),
+        Ordering::Less => (spread(keras, "Keras's"), Some(nk), "ours"),
     };
-    let (seeds, side) = match seeds_needed(sd, margin, fixed.map(|n| n as u64)) {
+    let (seeds, side) = match seeds_needed(sd, margin, fixed) {
         Some(n) => (n, side),
         None => (seeds_needed(sd, margin, None).unwrap_or(2), "a side"),
     };

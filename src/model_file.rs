@@ -14,7 +14,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use tch::{Device, Kind, Tensor, nn};
+use tch::{Device, Kind, Tensor};
 
 use crate::callbacks::{VERSIONS, Versions};
 use crate::config::{Experiment, MAX_PARAMETERS, Normalize, value_name};
@@ -71,11 +71,6 @@ impl SavedModel {
         p.chunks(2)
             .map(|wb| Ok((values(&wb[0].1)?, values(&wb[1].1)?)))
             .collect()
-    }
-
-    /// The network, rebuilt in `vs`.
-    pub fn network(&self, vs: &nn::Path) -> Network {
-        Network::with_values(vs, &self.experiment, self.layers.clone())
     }
 
     fn metadata(&self) -> Result<HashMap<String, String>> {

@@ -98,11 +98,9 @@ pub fn load(dir: &Path) -> Result<Dump> {
     };
     let exp = Experiment::resolve("baseline", &overrides)?;
     let t = exp.train_len();
-    if order.size() != [epochs, t] || epochs < 1 {
-        bail!(
-            "order.npy has shape {:?}, expected [epochs, {t}]",
-            order.size()
-        );
+    let shape = order.size();
+    if shape != [epochs, t] || epochs < 1 {
+        bail!("order.npy has shape {shape:?}, expected [epochs, {t}]");
     }
     let order = checked_order(order, t)?;
     let steps = read_steps(dir, epochs as usize, exp.steps_per_epoch() as usize)?;
@@ -125,11 +123,9 @@ pub fn load(dir: &Path) -> Result<Dump> {
 /// order.npy's rows, each a permutation of the training rows `0..t`, as
 /// int64 (Keras's shuffled indices); anything else would index past the data.
 fn checked_order(order: Tensor, t: i64) -> Result<Tensor> {
-    if !matches!(order.kind(), Kind::Int64 | Kind::Int) {
-        bail!(
-            "order.npy holds {:?}, expected whole numbers (int64)",
-            order.kind()
-        );
+    let kind = order.kind();
+    if !matches!(kind, Kind::Int64 | Kind::Int) {
+        bail!("order.npy holds {kind:?}, expected whole numbers (int64)");
     }
     let order = order.to_kind(Kind::Int64);
     let rows = Tensor::arange(t, (Kind::Int64, Device::Cpu)).expand_as(&order);
@@ -399,15 +395,8 @@ pub fn steps_csv(rows: &[StepRow]) -> Result<Vec<u8>> {
         "epoch,step,keras_loss,ours_loss,abs_diff,keras_binary_accuracy,ours_binary_accuracy";
     w.write_record(head.split(','))?;
     for (e, s, kl, l, ka, a) in rows {
-        w.write_record([
-            e.to_string(),
-            s.to_string(),
-            python_float(*kl),
-            python_float(*l),
-            python_float((l - kl).abs()),
-            python_float(*ka),
-            python_float(*a),
-        ])?;
+        let floats = [*kl, *l, (l - kl).abs(), *ka, *a].map(python_float);
+        w.write_record([e.to_string(), s.to_string()].iter().chain(&floats))?;
     }
     Ok(w.into_inner().map_err(|e| e.into_error())?)
 }

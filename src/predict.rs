@@ -32,7 +32,7 @@ impl Loaded {
     pub fn read(path: &Path) -> Result<Self> {
         let model = SavedModel::read(path)?;
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = model.network(&vs.root());
+        let net = Network::with_values(&vs.root(), &model.experiment, model.layers.clone());
         Ok(Loaded {
             model,
             net,
