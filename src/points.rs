@@ -184,13 +184,11 @@ impl Points {
             chunk.records.push(r);
         }
         self.rows += chunk.records.len() as u64;
-        if chunk.records.is_empty() {
-            if self.rows == 0 {
-                bail!("{}: empty input, no points after the header", self.source);
-            }
-            return Ok(None);
+        // Rows read so far are none only if this chunk is empty too.
+        if self.rows == 0 {
+            bail!("{}: empty input, no points after the header", self.source);
         }
-        Ok(Some(chunk))
+        Ok((!chunk.records.is_empty()).then_some(chunk))
     }
 
     /// A field as a finite number.
