@@ -7,7 +7,7 @@ mod render;
 mod runs;
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, bail};
 use clap::ValueEnum;
@@ -87,16 +87,6 @@ pub enum Verdict {
     Inconclusive,
 }
 
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Consistent => "consistent",
-            Verdict::Differs => "differs",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-}
-
 /// What decides the verdict, from final accuracies alone.
 #[derive(Clone, Copy, Debug)]
 pub struct Judged {
@@ -160,23 +150,14 @@ pub struct Need {
 /// [`seeds_needed`] for the side with fewer seeds, the other's fixed, from
 /// the sd of the side with more, where it is estimated most precisely.
 pub fn need(ours: &[f64], keras: &[f64], margin: f64) -> Need {
-    let (no, nk) = (ours.len(), keras.len());
-    let (sd, sd_from, fixed, side) = match no.cmp(&nk) {
-        Ordering::Equal => (pooled_sd(ours, keras), "pooled".into(), None, "a side"),
-        Ordering::Greater => (
-            mean_sd(ours).1,
-            format!("from our {no} seeds"),
-            Some(no),
-            "Keras",
-        ),
-        Ordering::Less => (
-            mean_sd(keras).1,
-            format!("from Keras's {nk} seeds"),
-            Some(nk),
-            "ours",
-        ),
+    let (no, nk) = (ours.len() as u64, keras.len() as u64);
+    let spread = |v: &[f64], whose| (mean_sd(v).1, format!("from {whose} {} seeds", v.len()));
+    let ((sd, sd_from), fixed, side) = match no.cmp(&nk) {
+        Ordering::Equal => ((pooled_sd(ours, keras), "pooled".into()), None, "a side"),
+        Ordering::Greater => (spread(ours, "our"), Some(no), "Keras"),
+        Ordering::Less => (spread(keras, "Keras's"), Some(nk), "ours"),
     };
-    let (seeds, side) = match seeds_needed(sd, margin, fixed.map(|n| n as u64)) {
+    let (seeds, side) = match seeds_needed(sd, margin, fixed) {
         Some(n) => (n, side),
         None => (seeds_needed(sd, margin, None).unwrap_or(2), "a side"),
     };
@@ -225,11 +206,7 @@ pub fn check_comparable(preset: &str, ours: &[&Curve], keras: &[&Curve]) -> Resu
             keras.len()
         );
     }
-    let lens = |c: &[&Curve]| {
-        c.iter()
-            .map(|c| c.len())
-            .collect::<std::collections::BTreeSet<_>>()
-    };
+    let lens = |c: &[&Curve]| c.iter().map(|c| c.len()).collect::<BTreeSet<_>>();
     let (lo, lk) = (lens(ours), lens(keras));
     if lo.len() > 1 || lk.len() > 1 || lo != lk {
         bail!(
@@ -248,6 +225,11 @@ fn best(c: &Curve) -> f64 {
     c.iter()
         .map(|r| r[VAL_ACC])
         .fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// `f` of each curve.
+fn each(curves: &[&Curve], f: impl Fn(&Curve) -> f64) -> Vec<f64> {
+    curves.iter().map(|c| f(c)).collect()
 }
 
 /// The curve gap (mean over epochs of |our mean − Keras's mean|) and the
@@ -279,10 +261,7 @@ pub fn compare_preset(
         keras.iter().filter(|c| !diverged(c)).collect(),
     );
     check_comparable(preset, &ok_o, &ok_k)?;
-    let fo: Vec<f64> = ok_o.iter().map(|c| last(c)).collect();
-    let fk: Vec<f64> = ok_k.iter().map(|c| last(c)).collect();
-    let bo: Vec<f64> = ok_o.iter().map(|c| best(c)).collect();
-    let bk: Vec<f64> = ok_k.iter().map(|c| best(c)).collect();
+    let (fo, fk) = (each(&ok_o, last), each(&ok_k, last));
     let (gap, in_sd) = curve_agreement(&ok_o, &ok_k);
     let diverged = (ours.len() - ok_o.len(), keras.len() - ok_k.len());
     let judged = judge(&fo, &fk, diverged, margin);
@@ -295,8 +274,8 @@ pub fn compare_preset(
         diverged_keras: diverged.1,
         final_ours: mean_sd(&fo),
         final_keras: mean_sd(&fk),
-        best_ours: mean_sd(&bo),
-        best_keras: mean_sd(&bk),
+        best_ours: mean_sd(&each(&ok_o, best)),
+        best_keras: mean_sd(&each(&ok_k, best)),
         margin,
         judged,
         gap,
@@ -307,26 +286,22 @@ pub fn compare_preset(
     })
 }
 
-/// Mean over seeds of (best - final) validation accuracy: how far a run ends
-/// below the best it reached, the article's "worse near the final epochs".
-fn drop_from_best(curves: &[&Curve]) -> f64 {
-    let drops: Vec<f64> = curves.iter().map(|c| best(c) - last(c)).collect();
-    mean_sd(&drops).0
-}
-
 /// The article's statement about a preset, checked on Keras's runs and on
 /// ours: whether it holds on each, with the measured figure.
 pub fn article_claim(preset: &str, keras: &[&Curve], ours: &[&Curve]) -> Option<Claim> {
     use crate::config::Check;
     let p = crate::config::PRESETS.iter().find(|p| p.name == preset)?;
     let holds = |curves: &[&Curve]| {
-        let fin = mean_sd(&curves.iter().map(|c| last(c)).collect::<Vec<_>>()).0;
+        let fin = mean_sd(&each(curves, last)).0;
         let acc = format!("final val acc {fin:.4}");
         match p.holds_when {
             Check::FinalAtLeast(min) => (fin >= min, acc),
             Check::FinalWithin(lo, hi) => ((lo..=hi).contains(&fin), acc),
             Check::DropFromBest(by) => {
-                let d = drop_from_best(curves);
+                // Mean over seeds of (best - final) validation accuracy: how far
+                // a run ends below its best, the article's "worse near the final
+                // epochs".
+                let d = mean_sd(&each(curves, |c| best(c) - last(c))).0;
                 (d > by, format!("best - final {d:.4}"))
             }
         }
@@ -347,21 +322,18 @@ pub type Groups<'a> = BTreeMap<(usize, String, String), Vec<&'a Run>>;
 
 /// Our comparable runs grouped by preset and optimizer, and the rest.
 pub fn group(ours: &Ours) -> (Groups<'_>, Groups<'_>) {
-    let (mut with_ref, mut without): (Groups, Groups) = Default::default();
+    let mut groups: [Groups; 2] = Default::default();
     for r in &ours.runs {
         let key = (
             article_order(&r.id.preset),
             r.id.label(),
             r.id.optimizer.clone(),
         );
-        let into = if r.id.has_reference() {
-            &mut with_ref
-        } else {
-            &mut without
-        };
+        // With a reference first, then without.
+        let into = &mut groups[usize::from(!r.id.has_reference())];
         into.entry(key).or_default().push(r);
     }
-    (with_ref, without)
+    groups.into()
 }
 
 /// Compares every group that has a Keras counterpart.
@@ -371,19 +343,20 @@ pub fn compare_groups(
     reference: &std::path::Path,
     margin: f64,
 ) -> Result<Vec<Row>> {
-    let mut rows = vec![];
-    for ((_, preset, optimizer), runs) in groups {
-        let Some(theirs) = keras.get(preset) else {
-            bail!(
-                "preset '{preset}' has no Keras runs in {} (it has: {})",
-                reference.display(),
-                keras.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
-        };
-        let curves: Vec<Curve> = runs.iter().map(|r| r.curve.clone()).collect();
-        rows.push(compare_preset(preset, optimizer, &curves, theirs, margin)?);
-    }
-    Ok(rows)
+    groups
+        .iter()
+        .map(|((_, preset, optimizer), runs)| {
+            let Some(theirs) = keras.get(preset) else {
+                bail!(
+                    "preset '{preset}' has no Keras runs in {} (it has: {})",
+                    reference.display(),
+                    keras.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            };
+            let curves: Vec<Curve> = runs.iter().map(|r| r.curve.clone()).collect();
+            compare_preset(preset, optimizer, &curves, theirs, margin)
+        })
+        .collect()
 }
 
 /// How a row is named in messages: its preset, with the optimizer when

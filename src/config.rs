@@ -1,7 +1,7 @@
 //! Experiment settings: the article's presets, command-line overrides, and
 //! the checks that turn a bad value into a one-line error before anything runs.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail, ensure};
 use clap::{Args, ValueEnum, value_parser};
 use serde::{Deserialize, Serialize};
 
@@ -190,9 +190,7 @@ impl Bounds {
             Bounds::Between(lo, hi) => (x > lo && x < hi, format!("({lo}, {hi}) exclusive")),
             Bounds::Positive(hi) => (x > 0.0 && x <= hi, format!("(0, {hi:e}]")),
         };
-        if !ok {
-            bail!("--{flag} must be in {allowed}, got {}", shown(x));
-        }
+        ensure!(ok, "--{flag} must be in {allowed}, got {}", shown(x));
         Ok(())
     }
 }
@@ -207,33 +205,22 @@ pub trait Setting: Sized {
     }
 }
 
-impl Setting for i64 {
-    fn from_flag(s: &str) -> Result<Self, String> {
-        whole(s)
-    }
+macro_rules! setting_by_number {
+    ($($t:ty: $parse:ident),*) => {$(impl Setting for $t {
+        fn from_flag(s: &str) -> Result<Self, String> {
+            $parse(s)
+        }
 
-    fn shown(&self) -> String {
-        self.to_string()
-    }
+        fn shown(&self) -> String {
+            self.to_string()
+        }
 
-    fn number(&self) -> Option<f64> {
-        Some(*self as f64)
-    }
+        fn number(&self) -> Option<f64> {
+            Some(*self as f64)
+        }
+    })*};
 }
-
-impl Setting for f64 {
-    fn from_flag(s: &str) -> Result<Self, String> {
-        number(s)
-    }
-
-    fn shown(&self) -> String {
-        self.to_string()
-    }
-
-    fn number(&self) -> Option<f64> {
-        Some(*self)
-    }
-}
+setting_by_number!(i64: whole, f64: number);
 
 macro_rules! setting_by_name {
     ($($t:ty),*) => {$(impl Setting for $t {
@@ -334,12 +321,12 @@ pub fn preset_names() -> Vec<&'static str> {
 
 impl Experiment {
     pub fn preset(name: &str) -> Result<Self> {
-        let Some(p) = PRESETS.iter().find(|p| p.name == name) else {
-            bail!(
+        let p = PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
+            anyhow!(
                 "unknown experiment '{name}': choose one of {}",
                 preset_names().join(", ")
             )
-        };
+        })?;
         let mut e = Experiment {
             name: name.to_string(),
             ..Default::default()
@@ -383,24 +370,20 @@ impl Experiment {
     pub fn validate(&self) -> Result<()> {
         // Unless --units is given, the width follows --features: one out of
         // bounds is then the features' doing, and named as the flag given.
-        let width_from_features = self.units == default_units(self.features);
+        let (samples, f, units) = (self.samples, self.features, self.units);
+        let width_from_features = units == default_units(f);
         if let Err(err) = self.check_bounds() {
-            if width_from_features && self.units > MAX_UNITS {
+            if width_from_features && units > MAX_UNITS {
                 bail!(
-                    "--features {f} makes the default width int({f} × 1.2 + 1) = {} units, more than {MAX_UNITS}: lower --features or give --units",
-                    self.units,
-                    f = self.features
+                    "--features {f} makes the default width int({f} × 1.2 + 1) = {units} units, more than {MAX_UNITS}: lower --features or give --units"
                 );
             }
             return Err(err);
         }
-        if self.samples * self.features > 1_000_000_000 {
-            bail!(
-                "--samples {} x --features {} is more than 1e9 values; lower one of them",
-                self.samples,
-                self.features
-            );
-        }
+        ensure!(
+            samples * f <= 1_000_000_000,
+            "--samples {samples} x --features {f} is more than 1e9 values; lower one of them"
+        );
         let params = self.parameters();
         if params > MAX_PARAMETERS {
             let lower = if width_from_features {
@@ -411,15 +394,12 @@ impl Experiment {
             bail!("the network would have {params} parameters (at most 1e8): lower {lower}");
         }
         let train = self.train_len();
-        if train < 1 || train >= self.samples {
-            bail!(
-                "--split {} of {} samples leaves {} training and {} validation rows; both must be >= 1",
-                shown(self.split),
-                self.samples,
-                train,
-                self.samples - train
-            );
-        }
+        ensure!(
+            train >= 1 && train < samples,
+            "--split {} of {samples} samples leaves {train} training and {} validation rows; both must be >= 1",
+            shown(self.split),
+            samples - train
+        );
         Ok(())
     }
 }

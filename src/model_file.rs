@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use tch::{Device, Kind, Tensor, nn};
+use tch::{Device, Kind, Tensor};
 
 use crate::callbacks::{VERSIONS, Versions};
 use crate::config::{Experiment, MAX_PARAMETERS, Normalize, value_name};
@@ -73,11 +73,6 @@ impl SavedModel {
             .collect()
     }
 
-    /// The network, rebuilt in `vs`.
-    pub fn network(&self, vs: &nn::Path) -> Network {
-        Network::with_values(vs, &self.experiment, self.layers.clone())
-    }
-
     fn metadata(&self) -> Result<HashMap<String, String>> {
         let e = &self.experiment;
         let mut m: HashMap<String, String> = [
@@ -110,13 +105,11 @@ impl SavedModel {
             .flat_map(|(w, b)| [w, b])
             .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
             .collect();
-        if bytes.len() != names.len() {
-            bail!(
-                "the network has {} tensors, expected {}",
-                bytes.len(),
-                names.len()
-            );
-        }
+        let (have, want) = (bytes.len(), names.len());
+        ensure!(
+            have == want,
+            "the network has {have} tensors, expected {want}"
+        );
         let views = names
             .iter()
             .zip(&bytes)
@@ -143,13 +136,12 @@ impl SavedModel {
         std::fs::File::open(path)
             .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
             .with_context(cannot)?;
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            bail!(
-                "model {}: larger than any binclass model ({} MB at most); not a model file",
-                path.display(),
-                MAX_FILE_BYTES / 1_000_000
-            );
-        }
+        ensure!(
+            bytes.len() as u64 <= MAX_FILE_BYTES,
+            "model {}: larger than any binclass model ({} MB at most); not a model file",
+            path.display(),
+            MAX_FILE_BYTES / 1_000_000
+        );
         Self::from_bytes(&bytes).with_context(|| format!("model {}", path.display()))
     }
 
@@ -171,12 +163,11 @@ impl SavedModel {
         if get("format")? != FORMAT {
             bail!("metadata format is `{}`, not {FORMAT}", get("format")?);
         }
-        if get("format_version")? != FORMAT_VERSION {
-            bail!(
-                "format version {} (this binclass reads version {FORMAT_VERSION})",
-                get("format_version")?
-            );
-        }
+        let version = get("format_version")?;
+        ensure!(
+            version == FORMAT_VERSION,
+            "format version {version} (this binclass reads version {FORMAT_VERSION})"
+        );
         let experiment = read_experiment(&meta)?;
         let normalization = read_normalization(&meta, experiment.features as usize)?;
         let layers = read_layers(&st, &experiment)?;
@@ -222,12 +213,11 @@ fn read_experiment(meta: &Meta) -> Result<Experiment> {
     // The network is built from the experiment; a key saying otherwise
     // would describe another model than the one the file yields.
     for (key, value) in declared(&e) {
-        if meta.get(key)? != value {
-            bail!(
-                "metadata `{key}` is {} but the experiment says {value}",
-                meta.get(key)?
-            );
-        }
+        let have = meta.get(key)?;
+        ensure!(
+            have == value,
+            "metadata `{key}` is {have} but the experiment says {value}"
+        );
     }
     Ok(e)
 }
@@ -272,19 +262,10 @@ fn read_normalization(meta: &Meta, features: usize) -> Result<Normalization> {
 /// The tensors, exactly those of the declared architecture, float32.
 fn read_layers(st: &SafeTensors, e: &Experiment) -> Result<Layers> {
     let expected = tensor_names(e);
-    let found: Vec<String> = st.names().into_iter().map(String::from).collect();
-    if let Some(foreign) = found
-        .iter()
-        .find(|n| !expected.iter().any(|(e, _)| e == *n))
-    {
-        bail!(
-            "tensor `{foreign}` is not part of this network (expected {})",
-            expected
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+    let names: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    if let Some(foreign) = st.names().into_iter().find(|n| !names.contains(n)) {
+        let names = names.join(", ");
+        bail!("tensor `{foreign}` is not part of this network (expected {names})");
     }
     let tensor = |(name, shape): &(String, Vec<usize>)| -> Result<Vec<f32>> {
         let view = st

@@ -59,8 +59,10 @@ fn get<'a>(m: &'a HashMap<String, Tensor>, file: &str, name: &str) -> Result<&'a
 /// What a dump holds.
 pub struct Dump {
     pub exp: Experiment,
-    /// The data as generated (float64).
-    pub split: Split,
+    /// The features `[samples, features]` and labels `[samples, 1]` as
+    /// generated (float64).
+    pub x: Tensor,
+    pub y: Tensor,
     /// The starting parameters, flat in [`Network::from_flat`]'s layout.
     pub init: Tensor,
     /// The arithmetic Keras ran in (the weights' dtype).
@@ -96,11 +98,9 @@ pub fn load(dir: &Path) -> Result<Dump> {
     };
     let exp = Experiment::resolve("baseline", &overrides)?;
     let t = exp.train_len();
-    if order.size() != [epochs, t] || epochs < 1 {
-        bail!(
-            "order.npy has shape {:?}, expected [epochs, {t}]",
-            order.size()
-        );
+    let shape = order.size();
+    if shape != [epochs, t] || epochs < 1 {
+        bail!("order.npy has shape {shape:?}, expected [epochs, {t}]");
     }
     let order = checked_order(order, t)?;
     let steps = read_steps(dir, epochs as usize, exp.steps_per_epoch() as usize)?;
@@ -108,17 +108,10 @@ pub fn load(dir: &Path) -> Result<Dump> {
     if curve.len() != epochs as usize {
         bail!("epochs.csv has {} epochs, order.npy {epochs}", curve.len());
     }
-    let x = x.to_kind(Kind::Double);
-    let y = y.to_kind(Kind::Double).view([n, 1]);
-    let split = Split {
-        train_x: x.narrow(0, 0, t),
-        train_y: y.narrow(0, 0, t),
-        val_x: x.narrow(0, t, n - t),
-        val_y: y.narrow(0, t, n - t),
-    };
     Ok(Dump {
         exp,
-        split,
+        x: x.to_kind(Kind::Double),
+        y: y.to_kind(Kind::Double).view([n, 1]),
         init: Tensor::cat(&init, 0),
         dtype,
         order,
@@ -130,11 +123,9 @@ pub fn load(dir: &Path) -> Result<Dump> {
 /// order.npy's rows, each a permutation of the training rows `0..t`, as
 /// int64 (Keras's shuffled indices); anything else would index past the data.
 fn checked_order(order: Tensor, t: i64) -> Result<Tensor> {
-    if !matches!(order.kind(), Kind::Int64 | Kind::Int) {
-        bail!(
-            "order.npy holds {:?}, expected whole numbers (int64)",
-            order.kind()
-        );
+    let kind = order.kind();
+    if !matches!(kind, Kind::Int64 | Kind::Int) {
+        bail!("order.npy holds {kind:?}, expected whole numbers (int64)");
     }
     let order = order.to_kind(Kind::Int64);
     let rows = Tensor::arange(t, (Kind::Int64, Device::Cpu)).expand_as(&order);
@@ -169,10 +160,9 @@ fn read_weights(dir: &Path, f: i64) -> Result<(Vec<Tensor>, Dtype, (i64, i64))> 
     if layers == 0 {
         bail!("weights.npz has no kernel_0");
     }
-    let dtype = match get(&weights, "weights.npz", "kernel_0")?.kind() {
-        Kind::Float => Dtype::F32,
-        Kind::Double => Dtype::F64,
-        k => bail!("weights.npz: kernel_0 is {k:?}, expected float32 or float64"),
+    let k = get(&weights, "weights.npz", "kernel_0")?.kind();
+    let Some(dtype) = [Dtype::F32, Dtype::F64].into_iter().find(|d| d.kind() == k) else {
+        bail!("weights.npz: kernel_0 is {k:?}, expected float32 or float64")
     };
     let (mut init, mut fan_in, mut units) = (vec![], f, 1);
     for i in 0..layers {
@@ -248,11 +238,13 @@ pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64, dtype: Dtype) -> Result<
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = Network::from_flat(&vs.root(), &d.exp, d.init.to_kind(kind));
     let mut opt = optim::build(optimizer, &vs, d.exp.lr, eps)?;
+    let (x, y, t) = (d.x.to_kind(kind), d.y.to_kind(kind), d.exp.train_len());
+    let n = x.size()[0];
     let split = Split {
-        train_x: d.split.train_x.to_kind(kind),
-        train_y: d.split.train_y.to_kind(kind),
-        val_x: d.split.val_x.to_kind(kind),
-        val_y: d.split.val_y.to_kind(kind),
+        train_x: x.narrow(0, 0, t),
+        train_y: y.narrow(0, 0, t),
+        val_x: x.narrow(0, t, n - t),
+        val_y: y.narrow(0, t, n - t),
     };
     let plan = Plan::new(d.epochs.len() as i64, d.exp.batch_size, d.exp.train_len());
     let (mut steps, mut history) = (Steps::default(), History::default());
@@ -337,16 +329,16 @@ impl Report {
     }
 
     fn summary(&self, rows: &[StepRow], ours: &[[f64; 4]], keras: &[[f64; 4]]) -> String {
-        let tol = self.tolerance;
+        let (tol, n, epochs) = (self.tolerance, rows.len(), ours.len());
         let mut text = match self.first_apart {
-            Some(i) => format!(
-                "step loss: first beyond {tol:.0e} at epoch {} step {} (step {} of {})\n",
-                rows[i].0,
-                rows[i].1,
-                i + 1,
-                rows.len()
-            ),
-            None => format!("step loss: within {tol:.0e} at all {} steps\n", rows.len()),
+            Some(i) => {
+                let (e, s, ..) = rows[i];
+                format!(
+                    "step loss: first beyond {tol:.0e} at epoch {e} step {s} (step {} of {n})\n",
+                    i + 1
+                )
+            }
+            None => format!("step loss: within {tol:.0e} at all {n} steps\n"),
         };
         // 2,000 validation rows in the baseline: 1e-3 is two rows classified differently.
         let close: Vec<bool> = ours
@@ -365,10 +357,7 @@ impl Report {
         );
         text + &match self.epoch_apart {
             Some(e) => format!("epoch loss, val_loss: first beyond {tol:.0e} at epoch {e}\n"),
-            None => format!(
-                "epoch loss, val_loss: within {tol:.0e} at all {} epochs\n",
-                ours.len()
-            ),
+            None => format!("epoch loss, val_loss: within {tol:.0e} at all {epochs} epochs\n"),
         }
     }
 
@@ -381,24 +370,17 @@ impl Report {
                 keras.len()
             );
         }
+        let tol = self.tolerance;
         if let Some(i) = self.first_apart {
-            let worst = largest(rows.iter().map(|r| (r.3 - r.2).abs()));
+            let (worst, (e, s, ..)) = (largest(rows.iter().map(|r| (r.3 - r.2).abs())), rows[i]);
             bail!(
-                "per-step loss differs from Keras's by up to {worst:.3e} (tolerance {:.0e}), first beyond it at epoch {} step {}",
-                self.tolerance,
-                rows[i].0,
-                rows[i].1
+                "per-step loss differs from Keras's by up to {worst:.3e} (tolerance {tol:.0e}), first beyond it at epoch {e} step {s}"
             );
         }
         if let Some(e) = self.epoch_apart {
-            let (o, k) = (ours[e], keras[e]);
+            let ([_, ol, _, ov], [_, kl, _, kv]) = (ours[e], keras[e]);
             bail!(
-                "epoch {e}'s figures differ from Keras's beyond {:.0e}: loss {} vs {}, val_loss {} vs {}",
-                self.tolerance,
-                o[1],
-                k[1],
-                o[3],
-                k[3]
+                "epoch {e}'s figures differ from Keras's beyond {tol:.0e}: loss {ol} vs {kl}, val_loss {ov} vs {kv}"
             );
         }
         Ok(())
@@ -408,25 +390,13 @@ impl Report {
 /// The per-step differences as a CSV (`parity --out`).
 pub fn steps_csv(rows: &[StepRow]) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(vec![]);
-    w.write_record([
-        "epoch",
-        "step",
-        "keras_loss",
-        "ours_loss",
-        "abs_diff",
-        "keras_binary_accuracy",
-        "ours_binary_accuracy",
-    ])?;
+    // The header as the file's first line reads.
+    let head =
+        "epoch,step,keras_loss,ours_loss,abs_diff,keras_binary_accuracy,ours_binary_accuracy";
+    w.write_record(head.split(','))?;
     for (e, s, kl, l, ka, a) in rows {
-        w.write_record([
-            e.to_string(),
-            s.to_string(),
-            python_float(*kl),
-            python_float(*l),
-            python_float((l - kl).abs()),
-            python_float(*ka),
-            python_float(*a),
-        ])?;
+        let floats = [*kl, *l, (l - kl).abs(), *ka, *a].map(python_float);
+        w.write_record([e.to_string(), s.to_string()].iter().chain(&floats))?;
     }
     Ok(w.into_inner().map_err(|e| e.into_error())?)
 }

@@ -90,21 +90,15 @@ impl Points {
             if let Some(name) = label {
                 let at = first.iter().position(|h| h.trim() == name);
                 self.label = Some(at.ok_or_else(|| {
-                    anyhow!(
-                        "{}: line {}: no column `{name}` in the header",
-                        self.source,
-                        line(&first)
-                    )
+                    anyhow!("{}: no column `{name}` in the header", self.at(&first))
                 })?);
             }
             self.check_width(&first)?;
             self.header = Some(first);
         } else if let Some(c) = numbers.iter().position(|n| !n) {
             bail!(
-                "{}: line {}, column {}: '{}' is not a number, and the row is not a header: its other fields are numbers",
-                self.source,
-                line(&first),
-                c + 1,
+                "{}: '{}' is not a number, and the row is not a header: its other fields are numbers",
+                self.at_column(&first, c),
                 &first[c]
             );
         } else {
@@ -153,9 +147,8 @@ impl Points {
         if r.len() != self.columns() {
             let label = self.label.map_or("", |_| " and the label");
             bail!(
-                "{}: line {}: {} columns, expected {} (the model's {} features{label})",
-                self.source,
-                line(r),
+                "{}: {} columns, expected {} (the model's {} features{label})",
+                self.at(r),
                 r.len(),
                 self.columns(),
                 self.features
@@ -179,12 +172,7 @@ impl Points {
                 let v = self.number(&r, c, field)?;
                 if Some(c) == self.label {
                     if v != 0.0 && v != 1.0 {
-                        bail!(
-                            "{}: line {}, column {}: label '{field}' is not 0 or 1",
-                            self.source,
-                            line(&r),
-                            c + 1
-                        );
+                        bail!("{}: label '{field}' is not 0 or 1", self.at_column(&r, c));
                     }
                     chunk.labels.push(v);
                 } else {
@@ -196,18 +184,16 @@ impl Points {
             chunk.records.push(r);
         }
         self.rows += chunk.records.len() as u64;
-        if chunk.records.is_empty() {
-            if self.rows == 0 {
-                bail!("{}: empty input, no points after the header", self.source);
-            }
-            return Ok(None);
+        // Rows read so far are none only if this chunk is empty too.
+        if self.rows == 0 {
+            bail!("{}: empty input, no points after the header", self.source);
         }
-        Ok(Some(chunk))
+        Ok((!chunk.records.is_empty()).then_some(chunk))
     }
 
     /// A field as a finite number.
     fn number(&self, r: &StringRecord, c: usize, field: &str) -> Result<f64> {
-        let at = || format!("{}: line {}, column {}", self.source, line(r), c + 1);
+        let at = || self.at_column(r, c);
         let v = parse(field).ok_or_else(|| anyhow!("{}: '{field}' is not a number", at()))?;
         if !v.is_finite() {
             bail!(
@@ -242,13 +228,20 @@ impl Points {
             ),
         };
         bail!(
-            "{}: line {}, column {}: '{}'{scaled} is beyond float32's range (±{:e}), in which the network computes",
-            self.source,
-            line(r),
-            c + 1,
+            "{}: '{}'{scaled} is beyond float32's range (±{:e}), in which the network computes",
+            self.at_column(r, c),
             &r[c],
             f32::MAX
         )
+    }
+
+    /// Where a record starts, as errors name it: `source: line N`.
+    pub fn at(&self, r: &StringRecord) -> String {
+        format!("{}: line {}", self.source, line(r))
+    }
+
+    fn at_column(&self, r: &StringRecord, c: usize) -> String {
+        format!("{}, column {}", self.at(r), c + 1)
     }
 }
 

@@ -32,7 +32,7 @@ impl Loaded {
     pub fn read(path: &Path) -> Result<Self> {
         let model = SavedModel::read(path)?;
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = model.network(&vs.root());
+        let net = Network::with_values(&vs.root(), &model.experiment, model.layers.clone());
         Ok(Loaded {
             model,
             net,
@@ -58,9 +58,8 @@ impl Loaded {
         if bool::try_from(nan.any())? {
             let i = i64::try_from(nan.nonzero().get(0))? as usize;
             bail!(
-                "{}: line {}: the model's output for this point is NaN (its values overflow float32 inside the network)",
-                points.source,
-                crate::points::line(&chunk.records[i])
+                "{}: the model's output for this point is NaN (its values overflow float32 inside the network)",
+                points.at(&chunk.records[i])
             );
         }
         Ok(logits)

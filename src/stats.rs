@@ -205,11 +205,7 @@ pub fn seeds_needed(sd: f64, margin: f64, fixed: Option<u64>) -> Option<u64> {
         .ceil()
         .clamp(2.0, 1e15);
     for _ in 0..10_000 {
-        let df = if fixed.is_some() {
-            n - 1.0
-        } else {
-            2.0 * n - 2.0
-        };
+        let df = fixed.map_or(2.0 * n - 2.0, |_| n - 1.0);
         if !short(n, t_quantile(0.95, df) + t_quantile(0.90, df)) {
             break;
         }

@@ -197,6 +197,15 @@ fn masked_crc(bytes: &[u8]) -> u32 {
         .wrapping_add(0xa282_ead8)
 }
 
+fn event(wall_time: f64, step: i64, what: What) -> Event {
+    Event {
+        wall_time,
+        step,
+        what: Some(what),
+        source_metadata: None,
+    }
+}
+
 /// The records every file starts with: its version (`brain.Event:2`, in
 /// which only a `SessionLog.START` makes TensorBoard's Python loader drop
 /// data), and with `start` a START at step 0: the file holds a whole run,
@@ -204,63 +213,51 @@ fn masked_crc(bytes: &[u8]) -> u32 {
 /// does at a second START, the Rust one when steps go back).
 pub fn header(wall_time: f64, start: bool) -> Vec<u8> {
     let mut out = vec![];
-    record(
-        &mut out,
-        &Event {
-            wall_time,
-            what: Some(What::FileVersion("brain.Event:2".into())),
-            source_metadata: Some(SourceMetadata {
-                writer: "binclass".into(),
-            }),
-            ..Default::default()
-        },
-    );
+    let mut version = event(wall_time, 0, What::FileVersion("brain.Event:2".into()));
+    version.source_metadata = Some(SourceMetadata {
+        writer: "binclass".into(),
+    });
+    record(&mut out, &version);
     if start {
-        let what = Some(What::SessionLog(SessionLog { status: 1 }));
-        record(
-            &mut out,
-            &Event {
-                wall_time,
-                what,
-                ..Default::default()
-            },
-        );
+        let start = What::SessionLog(SessionLog { status: 1 });
+        record(&mut out, &event(wall_time, 0, start));
     }
     out
 }
 
-fn summary(wall_time: f64, step: i64, value: SummaryValue) -> Event {
-    Event {
-        wall_time,
-        step,
-        what: Some(What::Summary(Summary { value: vec![value] })),
-        source_metadata: None,
-    }
-}
-
-fn plugin(name: &str, content: Vec<u8>) -> Option<SummaryMetadata> {
-    Some(SummaryMetadata {
-        plugin_data: Some(PluginData {
-            plugin_name: name.into(),
-            content,
+/// One record of a summary for the plugin `plugin_name`, with its `content`:
+/// a float32 (`dtype` 1) tensor of shape `dim` holding `data` under `tag`.
+fn summary(
+    out: &mut Vec<u8>,
+    at: (f64, i64),
+    tag: &str,
+    tensor: (Vec<Dim>, Vec<u8>),
+    plugin: (&str, Vec<u8>),
+) {
+    let ((dim, tensor_content), (plugin_name, content)) = (tensor, plugin);
+    let value = SummaryValue {
+        tag: tag.into(),
+        tensor: Some(TensorProto {
+            dtype: 1,
+            tensor_shape: Some(TensorShape { dim }),
+            tensor_content,
         }),
-    })
+        metadata: Some(SummaryMetadata {
+            plugin_data: Some(PluginData {
+                plugin_name: plugin_name.into(),
+                content,
+            }),
+        }),
+    };
+    let summary = What::Summary(Summary { value: vec![value] });
+    record(out, &event(at.0, at.1, summary));
 }
 
 /// A scalar as Keras's TensorBoard callback writes it (`tf.summary.scalar`):
 /// a float32 tensor of shape `[]` for the scalars plugin.
 pub fn scalar(out: &mut Vec<u8>, wall_time: f64, tag: &str, step: i64, value: f32) {
-    let tensor = TensorProto {
-        dtype: 1,
-        tensor_shape: Some(TensorShape::default()),
-        tensor_content: value.to_le_bytes().to_vec(),
-    };
-    let value = SummaryValue {
-        tag: tag.into(),
-        tensor: Some(tensor),
-        metadata: plugin("scalars", vec![]),
-    };
-    record(out, &summary(wall_time, step, value));
+    let tensor = (vec![], value.to_le_bytes().to_vec());
+    summary(out, (wall_time, step), tag, tensor, ("scalars", vec![]));
 }
 
 /// An HParams plugin summary, as `tensorboard.plugins.hparams.summary`
@@ -276,19 +273,8 @@ pub fn hparams(out: &mut Vec<u8>, wall_time: f64, data: HParams) {
         data: Some(data),
     }
     .encode_to_vec();
-    let tensor = TensorProto {
-        dtype: 1,
-        tensor_shape: Some(TensorShape {
-            dim: vec![Dim { size: 0 }],
-        }),
-        tensor_content: vec![],
-    };
-    let value = SummaryValue {
-        tag: tag.into(),
-        tensor: Some(tensor),
-        metadata: plugin("hparams", content),
-    };
-    record(out, &summary(wall_time, 0, value));
+    let tensor = (vec![Dim { size: 0 }], vec![]);
+    summary(out, (wall_time, 0), tag, tensor, ("hparams", content));
 }
 
 #[cfg(test)]

@@ -16,22 +16,11 @@ fn seeds(n: usize, diverged: usize) -> String {
     }
 }
 
-const HEAD: [&str; 14] = [
-    "preset",
-    "seeds ours/keras",
-    "ours trained with",
-    "final ours",
-    "final keras",
-    "best ours",
-    "best keras",
-    "final diff [90% CI]",
-    "perm. p (Holm)",
-    "failed ours/keras (Holm p)",
-    "curve gap",
-    "epochs in Keras ±sd",
-    "seeds needed for ±δ",
-    "verdict",
-];
+/// The table's columns, as `--format csv`'s header reads.
+const HEAD: &str = "preset,seeds ours/keras,ours trained with,final ours,final keras,best ours,best keras,final diff [90% CI],perm. p (Holm),failed ours/keras (Holm p),curve gap,epochs in Keras ±sd,seeds needed for ±δ,verdict";
+
+/// The article's statements' columns.
+const CLAIM_HEAD: &str = "preset,ours trained with,the article says,keras,ours";
 
 fn cells(r: &Row) -> Vec<String> {
     let j = &r.judged;
@@ -58,7 +47,7 @@ fn cells(r: &Row) -> Vec<String> {
         } else {
             "-".to_string()
         },
-        r.verdict.as_str().to_string(),
+        format!("{:?}", r.verdict).to_lowercase(),
     ]
 }
 
@@ -74,34 +63,29 @@ fn claim_cells(r: &Row) -> Option<Vec<String>> {
     ])
 }
 
-fn markdown(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
-    let _ = writeln!(out, "| {} |", head.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
+fn markdown(out: &mut String, head: &str, rows: &[Vec<String>]) {
+    let _ = writeln!(out, "| {} |", head.replace(',', " | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(head.split(',').count()));
     for r in rows {
         let _ = writeln!(out, "| {} |", r.join(" | "));
     }
     out.push('\n');
 }
 
-fn text(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = head.iter().map(|s| s.chars().count()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
+fn text(out: &mut String, head: &str, rows: &[Vec<String>]) {
+    let head: Vec<String> = head.split(',').map(String::from).collect();
+    let all: Vec<&Vec<String>> = std::iter::once(&head).chain(rows).collect();
+    let mut widths = vec![0; head.len()];
+    for (c, cell) in all.iter().flat_map(|r| r.iter().enumerate()) {
+        widths[c] = widths[c].max(cell.chars().count());
     }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
+    for r in all {
+        let padded: Vec<String> = r
             .iter()
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        padded.join("  ").trim_end().to_string()
-    };
-    let head: Vec<String> = head.iter().map(|s| s.to_string()).collect();
-    let _ = writeln!(out, "{}", line(&head));
-    for r in rows {
-        let _ = writeln!(out, "{}", line(r));
+        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
     }
     out.push('\n');
 }
@@ -112,16 +96,9 @@ pub fn render(rows: &[Row], format: Format) -> anyhow::Result<String> {
         return Ok(String::new());
     }
     let table_rows: Vec<Vec<String>> = rows.iter().map(cells).collect();
-    let claim_head = [
-        "preset",
-        "ours trained with",
-        "the article says",
-        "keras",
-        "ours",
-    ];
     if format == Format::Csv {
         let mut w = csv::Writer::from_writer(vec![]);
-        w.write_record(HEAD)?;
+        w.write_record(HEAD.split(','))?;
         for r in &table_rows {
             w.write_record(r)?;
         }
@@ -130,15 +107,12 @@ pub fn render(rows: &[Row], format: Format) -> anyhow::Result<String> {
         )?);
     }
     let claims: Vec<Vec<String>> = rows.iter().filter_map(claim_cells).collect();
-    let table = if format == Format::Markdown {
-        markdown
-    } else {
-        text
-    };
+    let markdown_wanted = format == Format::Markdown;
+    let table = if markdown_wanted { markdown } else { text };
     let mut out = String::new();
-    table(&mut out, &HEAD, &table_rows);
+    table(&mut out, HEAD, &table_rows);
     if !claims.is_empty() {
-        table(&mut out, &claim_head, &claims);
+        table(&mut out, CLAIM_HEAD, &claims);
     }
     Ok(out)
 }

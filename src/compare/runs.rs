@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::callbacks::RunRecord;
 use crate::config::{Experiment, value_name};
@@ -101,13 +101,9 @@ pub fn identify(csv: &Path) -> Result<Identity> {
 /// CSVLogger's validation column (sweep's summary.csv and parity's step files
 /// have neither).
 fn looks_like_a_run(csv: &Path) -> bool {
-    if record_path(csv).exists() {
-        return true;
-    }
-    let first = std::fs::read_to_string(csv)
-        .ok()
-        .and_then(|t| t.lines().next().map(str::to_string));
-    first.is_some_and(|l| l.split(',').any(|c| c.trim() == "val_binary_accuracy"))
+    let has_val = |l: &str| l.split(',').any(|c| c.trim() == "val_binary_accuracy");
+    record_path(csv).exists()
+        || std::fs::read_to_string(csv).is_ok_and(|t| t.lines().next().is_some_and(has_val))
 }
 
 /// Every run CSV below `dir`, at any depth, sorted; CSVs that are not runs go
@@ -116,10 +112,7 @@ fn looks_like_a_run(csv: &Path) -> bool {
 pub fn csvs_below(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     let mut found = vec![];
     for p in entries(dir)? {
-        let is_link = p
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink());
-        if p.is_dir() && !is_link {
+        if p.is_dir() && !p.is_symlink() {
             found.extend(csvs_below(&p, skipped)?);
         } else if csv_not_summary(&p) && p.is_file() {
             if looks_like_a_run(&p) {
@@ -188,16 +181,15 @@ fn files_of(paths: &[PathBuf], notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
         }
         for f in found {
             let canon = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
-            match seen.get(&canon) {
-                Some(first) => notes.push(format!(
+            if let Some(first) = seen.get(&canon) {
+                notes.push(format!(
                     "{} is {} again: counted once",
                     f.display(),
                     first.display()
-                )),
-                None => {
-                    seen.insert(canon, f.clone());
-                    files.push(f);
-                }
+                ));
+            } else {
+                seen.insert(canon, f.clone());
+                files.push(f);
             }
         }
     }
@@ -229,19 +221,14 @@ pub fn load_ours(paths: &[PathBuf]) -> Result<Ours> {
         let curve = read_curve(&path)?;
         let id = identify(&path)?;
         if let Some(&i) = by_id.get(&id) {
-            let first = &runs[i].path;
+            let (a, b) = (runs[i].path.display(), path.display());
             let what = format!("{} seed {} ({})", id.label(), id.seed, id.optimizer);
-            if !same_curve(&runs[i].curve, &curve) {
-                bail!(
-                    "{} and {} are both {what} but their metrics differ; keep one of them",
-                    first.display(),
-                    path.display()
-                );
-            }
+            ensure!(
+                same_curve(&runs[i].curve, &curve),
+                "{a} and {b} are both {what} but their metrics differ; keep one of them"
+            );
             notes.push(format!(
-                "{} and {} are the same run ({what}): counted once",
-                first.display(),
-                path.display()
+                "{a} and {b} are the same run ({what}): counted once"
             ));
             continue;
         }
@@ -259,17 +246,13 @@ pub fn load_reference(dir: &Path) -> Result<BTreeMap<String, Vec<Curve>>> {
     {
         let p = e?.path();
         if p.is_dir() {
-            let name = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let curves = csvs_in(&p)?
                 .iter()
                 .map(|f| read_curve(f))
                 .collect::<Result<Vec<_>>>()?;
             if !curves.is_empty() {
-                by.insert(name, curves);
+                by.insert(name.to_string(), curves);
             }
         }
     }
