@@ -44,6 +44,17 @@ pub enum Claim {
     Resume,
 }
 
+impl Claim {
+    /// How a command given `--resume` and `--overwrite` takes its folder.
+    pub fn of(resume: bool, overwrite: bool) -> Claim {
+        match (resume, overwrite) {
+            (true, _) => Claim::Resume,
+            (_, true) => Claim::Overwrite,
+            _ => Claim::New,
+        }
+    }
+}
+
 impl Manifest {
     pub fn new(command: &str, shard: Option<Shard>, plan: serde_json::Value) -> Self {
         Manifest {

@@ -138,18 +138,6 @@ impl Job {
         }
     }
 
-    /// Claims a folder that did not exist, the first free `dir`, `dir-1`,
-    /// … once its names are checked: two sweeps started together never
-    /// share one.
-    pub fn claim_new_dir(&mut self) -> Result<()> {
-        self.check_extras()?;
-        let mut trial = self.clone();
-        trial.overwrite = true;
-        trial.check()?;
-        self.dir = outputs::claim_new_dir(&self.dir)?;
-        Ok(())
-    }
-
     /// Refuses, touching nothing, files it may not replace; then makes the folder.
     pub fn prepare(&self) -> Result<()> {
         self.check()?;
