@@ -412,12 +412,6 @@ impl GridSweep {
         self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
     }
 
-    /// On `--resume`, whether nothing is left to write: the manifest says
-    /// the sweep finished (it is marked so last).
-    pub fn finished(&self) -> Result<bool> {
-        Ok(Manifest::find(&self.dir)?.is_some_and(|m| m.finished))
-    }
-
     /// Trains every setting (a plain sweep as `sweep` does, with
     /// `--resume`), writes the grid's `summary.csv` and marks the manifest
     /// finished; each setting's values and seeds' summaries.
