@@ -176,8 +176,7 @@ pub fn hparams(knobs: &[Knob]) -> Vec<(String, Vec<String>)> {
 
 /// A setting's folder name: `noise-rate=0.2`, `noise-rate=0.2,scale=10`.
 pub fn folder(knobs: &[Knob], values: &[String]) -> String {
-    let flags: Vec<&str> = knobs.iter().map(|k| k.flag).collect();
-    layout::setting(&flags, values)
+    layout::setting(&knobs.iter().map(|k| k.flag).collect::<Vec<_>>(), values)
 }
 
 /// The printed table (and REPORT.md's, as Markdown): per setting, its
