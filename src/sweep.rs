@@ -362,7 +362,8 @@ pub fn final_and_best(finals: &Finals) -> (Vec<f64>, Vec<f64>) {
 pub fn check_diverged(finals: &Finals) -> Result<()> {
     let diverged: Vec<String> = finals
         .iter()
-        .filter_map(|(seed, s)| s.is_none().then(|| seed.to_string()))
+        .filter(|(_, s)| s.is_none())
+        .map(|(seed, _)| seed.to_string())
         .collect();
     ensure!(
         diverged.is_empty(),
