@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use indicatif::ProgressBar;
 
 use crate::callbacks::SeedSummary;
@@ -66,25 +66,16 @@ pub struct Grid {
     pub settings: Vec<Setting>,
 }
 
-/// A knob's name as the settings table spells it, if it may be varied.
-fn knob_flag(name: &str) -> Option<&'static str> {
-    DATA_KNOBS
-        .iter()
-        .chain(SHAPE_KNOBS)
-        .find(|k| **k == name)
-        .copied()
-}
-
 /// `KNOB=V1,V2,…`, each value parsed and checked as its flag would be.
 pub fn parse_knob(base: &Experiment, spec: &str) -> Result<Knob> {
     let Some((name, list)) = spec.split_once('=') else {
         bail!("--vary {spec}: expected KNOB=V1,V2,… (e.g. noise-rate=0,0.1,0.2)");
     };
-    let name = name.trim();
-    let Some(flag) = knob_flag(name) else {
+    let (name, knobs) = (name.trim(), [DATA_KNOBS, SHAPE_KNOBS].concat());
+    let Some(&flag) = knobs.iter().find(|k| **k == name) else {
         bail!(
             "--vary {spec}: '{name}' cannot be varied; choose one of {}",
-            [DATA_KNOBS, SHAPE_KNOBS].concat().join(", ")
+            knobs.join(", ")
         );
     };
     let mut values: Vec<String> = vec![];
@@ -101,12 +92,9 @@ pub fn parse_knob(base: &Experiment, spec: &str) -> Result<Knob> {
         // Compared as settings, not as text: -0 and 0 are shown apart but
         // train alike, and would make two folders of one setting.
         if let Some(at) = settings.iter().position(|s| *s == e) {
-            match &values[at] {
-                same if *same == shown => bail!("--vary {spec}: {shown} is listed twice"),
-                other => {
-                    bail!("--vary {spec}: {other} and {shown} are the same value; list it once")
-                }
-            }
+            let other = &values[at];
+            ensure!(*other != shown, "--vary {spec}: {shown} is listed twice");
+            bail!("--vary {spec}: {other} and {shown} are the same value; list it once");
         }
         values.push(shown);
         settings.push(e);
@@ -132,18 +120,16 @@ impl Grid {
         let mut knobs: Vec<Knob> = vec![];
         for spec in specs {
             let knob = parse_knob(base, spec)?;
-            if given.contains(&knob.flag) {
-                bail!(
-                    "--vary {0} and --{0} are both given; give its values in --vary only",
-                    knob.flag
-                );
-            }
-            if knobs.iter().any(|k| k.flag == knob.flag) {
-                bail!(
-                    "--vary {} is given twice; give each knob once, with all its values",
-                    knob.flag
-                );
-            }
+            ensure!(
+                !given.contains(&knob.flag),
+                "--vary {0} and --{0} are both given; give its values in --vary only",
+                knob.flag
+            );
+            ensure!(
+                knobs.iter().all(|k| k.flag != knob.flag),
+                "--vary {} is given twice; give each knob once, with all its values",
+                knob.flag
+            );
             knobs.push(knob);
         }
         let mut settings = vec![Setting {
@@ -190,8 +176,7 @@ pub fn hparams(knobs: &[Knob]) -> Vec<(String, Vec<String>)> {
 
 /// A setting's folder name: `noise-rate=0.2`, `noise-rate=0.2,scale=10`.
 pub fn folder(knobs: &[Knob], values: &[String]) -> String {
-    let flags: Vec<&str> = knobs.iter().map(|k| k.flag).collect();
-    layout::setting(&flags, values)
+    layout::setting(&knobs.iter().map(|k| k.flag).collect::<Vec<_>>(), values)
 }
 
 /// The printed table (and REPORT.md's, as Markdown): per setting, its
@@ -225,12 +210,7 @@ pub fn table(flags: &[&str], rows: &[(Vec<String>, Finals)]) -> String {
 pub fn read_summary(path: &Path) -> Result<(Vec<String>, Settings)> {
     let bad = || format!("{} is not a sweep's summary.csv", path.display());
     let mut r = csv::Reader::from_path(path).with_context(bad)?;
-    let header: Vec<String> = r
-        .headers()
-        .with_context(bad)?
-        .iter()
-        .map(String::from)
-        .collect();
+    let header = r.headers().with_context(bad)?.clone();
     let k = header.iter().position(|h| h == "seed").with_context(bad)?;
     let mut rows: Settings = vec![];
     for rec in r.records() {
@@ -253,7 +233,7 @@ pub fn read_summary(path: &Path) -> Result<(Vec<String>, Settings)> {
             _ => rows.push((values, vec![(seed, summary)])),
         }
     }
-    Ok((header[..k].to_vec(), rows))
+    Ok((header.iter().take(k).map(String::from).collect(), rows))
 }
 
 /// A sweep over a grid (or one shard of a sweep): a job per setting, each
@@ -275,18 +255,14 @@ impl GridSweep {
     /// `base`'s seeds over every setting of `grid` (none: `base` alone),
     /// restricted to `shard`'s slice; each job's folder is its setting's.
     pub fn new(base: &Job, grid: Grid, shard: Option<Shard>) -> Result<Self> {
-        let total = (base.seeds.end() - base.seeds.start() + 1) * grid.settings.len() as u64;
+        let total = base.count() * grid.settings.len() as u64;
         let slice = match shard {
             Some(s) => s.slice(total)?,
             None => 0..total,
         };
         let mut sweep = Self::in_slice(base, grid, slice);
         sweep.shard = shard;
-        sweep.claim = Some(match (base.resume, base.overwrite) {
-            (true, _) => Claim::Resume,
-            (_, true) => Claim::Overwrite,
-            _ => Claim::New,
-        });
+        sweep.claim = Some(Claim::of(base.resume, base.overwrite));
         Ok(sweep)
     }
 
@@ -324,10 +300,7 @@ impl GridSweep {
 
     /// The replicas it trains: settings × seeds (in this shard).
     pub fn replicas(&self) -> u64 {
-        self.jobs
-            .iter()
-            .map(|(_, j)| j.seeds.end() - j.seeds.start() + 1)
-            .sum()
+        self.jobs.iter().map(|(_, j)| j.count()).sum()
     }
 
     fn varied(&self) -> bool {
@@ -367,10 +340,7 @@ impl GridSweep {
                     ("", n) | (n, "") => n.to_string(),
                     (u, n) => format!("{u}/{n}"),
                 };
-                serde_json::json!({
-                    "folder": path,
-                    "experiment": s.exp,
-                })
+                serde_json::json!({"folder": path, "experiment": s.exp})
             })
             .collect()
     }
@@ -398,8 +368,9 @@ impl GridSweep {
         Ok(())
     }
 
-    /// Claims a new folder, the first free `dir`, `dir-1`, … (see
-    /// [`Job::claim_new_dir`]).
+    /// Claims a folder that did not exist, the first free `dir`, `dir-1`,
+    /// … once its names are checked: two sweeps started together never
+    /// share one.
     pub fn claim_new_dir(&mut self) -> Result<()> {
         // With the command's own flags: the trial below replaces files.
         for (_, job) in &self.jobs {
@@ -438,12 +409,6 @@ impl GridSweep {
 
     pub fn seed_epochs(&self) -> u64 {
         self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
-    }
-
-    /// On `--resume`, whether nothing is left to write: the manifest says
-    /// the sweep finished (it is marked so last).
-    pub fn finished(&self) -> Result<bool> {
-        Ok(Manifest::find(&self.dir)?.is_some_and(|m| m.finished))
     }
 
     /// Trains every setting (a plain sweep as `sweep` does, with

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::layout;
@@ -44,6 +44,17 @@ pub enum Claim {
     Resume,
 }
 
+impl Claim {
+    /// How a command given `--resume` and `--overwrite` takes its folder.
+    pub fn of(resume: bool, overwrite: bool) -> Claim {
+        match (resume, overwrite) {
+            (true, _) => Claim::Resume,
+            (_, true) => Claim::Overwrite,
+            _ => Claim::New,
+        }
+    }
+}
+
 impl Manifest {
     pub fn new(command: &str, shard: Option<Shard>, plan: serde_json::Value) -> Self {
         Manifest {
@@ -72,13 +83,9 @@ impl Manifest {
             .ok()
             .filter(|m: &Manifest| m.format == FORMAT)
             .with_context(|| format!("{} is not a binclass manifest", path.display()))?;
-        if let Some(s) = m.shard.filter(|s| s.index >= s.count) {
-            bail!(
-                "{} is not a binclass manifest: shard {}/{} (K/N needs K < N)",
-                path.display(),
-                s.index,
-                s.count
-            );
+        if let Some(Shard { index, count }) = m.shard.filter(|s| s.index >= s.count) {
+            let path = path.display();
+            bail!("{path} is not a binclass manifest: shard {index}/{count} (K/N needs K < N)");
         }
         Ok(Some(m))
     }
@@ -99,14 +106,13 @@ impl Manifest {
                 m.command
             );
         };
-        if !m.finished {
-            bail!(
-                "{} holds shard {}/{} unfinished; finish it with its command and --resume",
-                dir.display(),
-                shard.index,
-                shard.count
-            );
-        }
+        ensure!(
+            m.finished,
+            "{} holds shard {}/{} unfinished; finish it with its command and --resume",
+            dir.display(),
+            shard.index,
+            shard.count
+        );
         Ok((m, shard))
     }
 
@@ -121,13 +127,12 @@ impl Manifest {
     /// Checks, writing nothing, that this command may take `dir` as `claim`
     /// says: an error names the command line the folder holds.
     pub fn check(&self, dir: &Path, claim: Claim) -> Result<()> {
-        if claim == Claim::Resume && !dir.exists() {
-            bail!(
-                "{}: no such folder, so no {} to resume",
-                dir.display(),
-                self.command
-            );
-        }
+        ensure!(
+            claim != Claim::Resume || dir.exists(),
+            "{}: no such folder, so no {} to resume",
+            dir.display(),
+            self.command
+        );
         let found = Self::find(dir)?;
         match (claim, found) {
             (Claim::Resume, None) => bail!(

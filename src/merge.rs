@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use crate::callbacks::RunRecord;
 use crate::manifest::Manifest;
@@ -43,25 +43,20 @@ fn manifests(dirs: &[PathBuf]) -> Result<Vec<(Manifest, PathBuf)>> {
         bail!("give the shards' folders to merge");
     };
     let n = n.count;
-    for (m, s, dir) in &found {
-        if m.command != first.command || m.plan != first.plan || s.count != n {
-            bail!(
-                "{} and {} are shards of different commands or settings; merge the shards of one command",
-                first_dir.display(),
-                dir.display()
-            );
-        }
+    let other = |(m, s, _): &&(Manifest, Shard, PathBuf)| {
+        m.command != first.command || m.plan != first.plan || s.count != n
+    };
+    if let Some((_, _, dir)) = found.iter().find(other) {
+        bail!(
+            "{} and {} are shards of different commands or settings; merge the shards of one command",
+            first_dir.display(),
+            dir.display()
+        );
     }
     found.sort_by_key(|(_, s, _)| s.index);
-    for pair in found.windows(2) {
-        if pair[0].1.index == pair[1].1.index {
-            bail!(
-                "{} and {} are both shard {}/{n}: give each shard once",
-                pair[0].2.display(),
-                pair[1].2.display(),
-                pair[0].1.index,
-            );
-        }
+    if let Some([(_, a, x), (_, _, y)]) = found.windows(2).find(|p| p[0].1.index == p[1].1.index) {
+        let (x, y, k) = (x.display(), y.display(), a.index);
+        bail!("{x} and {y} are both shard {k}/{n}: give each shard once");
     }
     // Each index found is distinct and below the count; at most 10 missing
     // are named, so a huge count costs no more than the shards given.
@@ -93,12 +88,11 @@ fn planned_experiment(plan: &serde_json::Value, folder: &str) -> Option<serde_js
 impl Merge {
     /// Checks every shard and every output path; writes nothing.
     pub fn plan(dirs: &[PathBuf], out: &Path, overwrite: bool) -> Result<Merge> {
-        if out.exists() && !out.is_dir() {
-            bail!(
-                "--out {} is a file; give the folder to merge into",
-                out.display()
-            );
-        }
+        ensure!(
+            !out.exists() || out.is_dir(),
+            "--out {} is a file; give the folder to merge into",
+            out.display()
+        );
         let shards = manifests(dirs)?;
         let (first, _) = &shards[0];
         let mut m = Merge {
@@ -113,12 +107,11 @@ impl Merge {
         };
         let mut owner: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
         for (manifest, dir) in &shards {
-            if out.canonicalize().ok() == dir.canonicalize().ok() {
-                bail!(
-                    "--out {} is one of the shards; merge into another folder",
-                    out.display()
-                );
-            }
+            ensure!(
+                out.canonicalize().ok() != dir.canonicalize().ok(),
+                "--out {} is one of the shards; merge into another folder",
+                out.display()
+            );
             m.add_shard(dir, &manifest.plan, &mut owner)?;
         }
         m.check_outputs()?;
@@ -207,7 +200,7 @@ impl Merge {
             let bytes =
                 std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
             let bytes = match rel.to_str().is_some_and(|r| r.ends_with(".csv.json")) {
-                true => record_in(&bytes, &self.out.join(rel), from)?,
+                true => record_in(&bytes, &to, from)?,
                 false => bytes,
             };
             outputs::write_atomic(&to, &bytes)?;
@@ -294,17 +287,15 @@ fn check_complete(
         if !ends_a_row(&csv)? {
             bail!("{} ends in a cut row", csv.display());
         }
-        if curve.len() != record.epochs_completed {
-            bail!(
-                "{} has {} epochs' rows, but its record counts {}",
-                csv.display(),
-                curve.len(),
-                record.epochs_completed
-            );
-        }
-        let model = crate::layout::model(&csv);
+        ensure!(
+            curve.len() == record.epochs_completed,
+            "{} has {} epochs' rows, but its record counts {}",
+            csv.display(),
+            curve.len(),
+            record.epochs_completed
+        );
         if record.finished {
-            check_model(&model, record)?;
+            check_model(&layout::model(&csv), record)?;
         }
     }
     let have: HashSet<&Path> = records.iter().map(|(rel, _)| rel.as_path()).collect();
@@ -334,12 +325,11 @@ fn check_complete(
 /// A finished run's model is there, reads as a model, and is the run's own:
 /// its settings, seed and epochs those of the record beside it.
 fn check_model(model: &Path, record: &RunRecord) -> Result<()> {
-    if !model.is_file() {
-        bail!(
-            "{} is missing, though its run's record says it finished",
-            model.display()
-        );
-    }
+    ensure!(
+        model.is_file(),
+        "{} is missing, though its run's record says it finished",
+        model.display()
+    );
     let saved = SavedModel::read(model)?;
     if saved.experiment != record.experiment
         || saved.seed != record.seed
@@ -391,25 +381,20 @@ fn record_in(bytes: &[u8], json: &Path, from: &Path) -> Result<Vec<u8>> {
 
 /// The CSVs' rows under their one header, in the order given.
 fn joined_csv(parts: &[PathBuf]) -> Result<Vec<u8>> {
-    let mut header: Option<String> = None;
-    let mut out = String::new();
+    let (mut header, mut out) = (None, String::new());
     for part in parts {
         let text = std::fs::read_to_string(part)
             .with_context(|| format!("cannot read {}", part.display()))?;
         let (head, rows) = text.split_once('\n').unwrap_or((&text, ""));
-        match &header {
-            None => {
-                out += head;
-                out.push('\n');
-                header = Some(head.to_string());
-            }
-            Some(h) if h != head => bail!(
-                "{} has another header than {}'s other shards",
-                part.display(),
-                part.file_name().unwrap_or_default().to_string_lossy()
-            ),
-            Some(_) => {}
+        if header.is_none() {
+            out = format!("{head}\n");
         }
+        ensure!(
+            *header.get_or_insert_with(|| head.to_string()) == head,
+            "{} has another header than {}'s other shards",
+            part.display(),
+            part.file_name().unwrap_or_default().to_string_lossy()
+        );
         out += rows;
     }
     Ok(out.into_bytes())

@@ -202,15 +202,6 @@ impl Reproduction {
         Ok(keras)
     }
 
-    /// How the command takes its folder.
-    fn claim(&self) -> Claim {
-        match (self.resume, self.overwrite) {
-            (true, _) => Claim::Resume,
-            (_, true) => Claim::Overwrite,
-            _ => Claim::New,
-        }
-    }
-
     /// The manifest written first in the folder.
     pub fn manifest(&self) -> Result<Manifest> {
         Ok(Manifest::new("reproduce", self.shard, self.shard_plan()?))
@@ -229,7 +220,7 @@ impl Reproduction {
         if self.dir.is_dir() {
             crate::outputs::hold(&self.dir)?;
         }
-        let (manifest, claim) = (self.manifest()?, self.claim());
+        let (manifest, claim) = (self.manifest()?, Claim::of(self.resume, self.overwrite));
         manifest.check(&self.dir, claim)?;
         let others = std::fs::read_dir(&self.dir).is_ok_and(|mut d| d.next().is_some());
         if others && Manifest::find(&self.dir)?.is_none() {
@@ -306,15 +297,12 @@ impl Reproduction {
                 Ok((c, base, grid))
             })
             .collect::<Result<_>>()?;
-        let sizes: Vec<u64> = jobs
-            .iter()
-            .map(|(_, j)| j.count())
-            .chain(
-                grids
-                    .iter()
-                    .map(|(_, b, g)| b.count() * g.settings.len() as u64),
-            )
-            .collect();
+        let mut sizes: Vec<u64> = jobs.iter().map(|(_, j)| j.count()).collect();
+        sizes.extend(
+            grids
+                .iter()
+                .map(|(_, b, g)| b.count() * g.settings.len() as u64),
+        );
         let ranges = match self.shard {
             Some(s) => s.split(&sizes)?,
             None => sizes.iter().map(|&n| 0..n).collect(),
@@ -397,32 +385,22 @@ impl Reproduction {
         }
     }
 
-    /// `--seeds N` as given, or the defaults in words.
-    fn seeds_flag(&self) -> String {
-        match self.seeds {
-            Some(n) => format!(" --seeds {n}"),
-            None => String::new(),
-        }
-    }
-
     /// Trains every experiment in turn.
     pub fn train(&self, plan: &Plan, bar: &indicatif::ProgressBar) -> Result<Trained> {
-        let mut trained = Trained::default();
+        let (mut timings, mut finals) = (vec![], vec![]);
         for (label, job) in &plan.jobs {
             let start = Instant::now();
-            trained.finals.push(job.run(bar)?);
-            let secs = start.elapsed().as_secs_f64();
-            trained.timings.push((label.clone(), secs));
+            finals.push(job.run(bar)?);
+            timings.push((label.clone(), start.elapsed().as_secs_f64()));
         }
         for (spec, curve, done) in &plan.curves {
             let start = Instant::now();
             if !done {
                 curve.run(bar)?;
             }
-            let secs = start.elapsed().as_secs_f64();
-            trained.timings.push((spec.label.to_string(), secs));
+            timings.push((spec.label.to_string(), start.elapsed().as_secs_f64()));
         }
-        Ok(trained)
+        Ok(Trained { timings, finals })
     }
 
     /// The article's six against Keras's runs, over the epochs both sides
@@ -470,17 +448,11 @@ impl Reproduction {
                 .keras
                 .contains_key(label.as_str())
                 .then(|| self.reference.join(label));
+            let (name, n) = (&job.exp.name, job.count());
+            let keras_runs = plan.keras.get(label.as_str()).map_or(0, Vec::len);
             let title = match job.exp.normalize {
-                Normalize::Standard => format!(
-                    "{} with --normalize standard ({} seeds)",
-                    job.exp.name,
-                    job.count()
-                ),
-                Normalize::None => format!(
-                    "{label} ({} seeds; Keras: {})",
-                    job.count(),
-                    plan.keras.get(label.as_str()).map_or(0, Vec::len)
-                ),
+                Normalize::Standard => format!("{name} with --normalize standard ({n} seeds)"),
+                Normalize::None => format!("{label} ({n} seeds; Keras: {keras_runs})"),
             };
             let csvs = compare::csvs_in(&job.dir)?;
             let figure = layout::figure(&self.dir, label);
@@ -498,11 +470,8 @@ impl Reproduction {
         }
         for (spec, curve, _) in &plan.curves {
             let out = layout::figure(&self.dir, spec.label);
-            let title = format!(
-                "{}: final validation accuracy ({} seeds a point)",
-                curve.grid.knobs[0].flag,
-                self.seeds_of(spec.label)
-            );
+            let (knob, n) = (curve.grid.knobs[0].flag, self.seeds_of(spec.label));
+            let title = format!("{knob}: final validation accuracy ({n} seeds a point)");
             let args = [layout::summary(&curve.dir), "--out".into(), out.clone()];
             let mut args: Vec<OsString> = args.into_iter().map(|a| a.into()).collect();
             args.extend(["--title".into(), title.into()]);
@@ -562,7 +531,8 @@ impl Reproduction {
     ) -> Result<String> {
         let mut md = format!(
             "# binclass: the article reproduced\n\n`binclass reproduce{}{}` on {} (binclass {}, tch {}, libtorch {}), against the Keras runs in `{}`.{}\n\n## Comparison with Keras\n\n",
-            self.seeds_flag(),
+            self.seeds
+                .map_or(String::new(), |n| format!(" --seeds {n}")),
             self.epochs
                 .map_or(String::new(), |e| format!(" --epochs {e}")),
             device::name(self.device),

@@ -16,16 +16,13 @@ pub struct Shard {
 
 /// `K/N` with 0 <= K < N.
 pub fn parse(s: &str) -> Result<Shard, String> {
-    let bad = || format!("'{s}': expected K/N with 0 <= K < N (e.g. 0/4, the first of four)");
-    let (k, n) = s.split_once('/').ok_or_else(bad)?;
-    let (index, count): (u64, u64) = (
-        k.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if index >= count {
-        return Err(bad());
+    let number = |t: &str| t.trim().parse::<u64>().ok();
+    match s.split_once('/').map(|(k, n)| (number(k), number(n))) {
+        Some((Some(index), Some(count))) if index < count => Ok(Shard { index, count }),
+        _ => Err(format!(
+            "'{s}': expected K/N with 0 <= K < N (e.g. 0/4, the first of four)"
+        )),
     }
-    Ok(Shard { index, count })
 }
 
 impl Shard {
@@ -49,17 +46,13 @@ impl Shard {
     pub fn split(&self, sizes: &[u64]) -> Result<Vec<std::ops::Range<u64>>> {
         let slice = self.slice(sizes.iter().sum())?;
         let mut start = 0;
-        Ok(sizes
-            .iter()
-            .map(|&n| {
-                let (a, b) = (
-                    slice.start.clamp(start, start + n),
-                    slice.end.clamp(start, start + n),
-                );
-                start += n;
-                a - (start - n)..b - (start - n)
-            })
-            .collect())
+        let part = |n: u64| {
+            let within = |x: u64| x.clamp(start, start + n) - start;
+            let r = within(slice.start)..within(slice.end);
+            start += n;
+            r
+        };
+        Ok(sizes.iter().copied().map(part).collect())
     }
 
     /// The seeds of `seeds` (the `setting`-th setting's) that fall in

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use indicatif::ProgressBar;
 use tch::nn;
 use tch::{Device, Tensor};
@@ -47,10 +47,6 @@ pub struct Job {
 pub type Finals = Vec<(u64, Option<SeedSummary>)>;
 
 impl Job {
-    fn csvs(&self) -> Vec<PathBuf> {
-        self.seeds.clone().map(|s| self.csv(s)).collect()
-    }
-
     /// Its seeds.
     pub fn count(&self) -> u64 {
         self.seeds.end() - self.seeds.start() + 1
@@ -67,38 +63,30 @@ impl Job {
         }
     }
 
-    /// Seeds per batch. Results do not depend on it (see [`batched::LANES`]),
-    /// so it may follow the cores and the memory available.
-    fn chunk(&self) -> u64 {
-        self.chunk_of(self.count())
-    }
-
-    /// Replicas per batch when `total` of this job's shape train.
+    /// Replicas per batch when `total` of this job's shape train. Results
+    /// do not depend on it (see [`batched::LANES`]), so it may follow the
+    /// cores and the memory available.
     fn chunk_of(&self, total: u64) -> u64 {
-        self.chunk
-            .unwrap_or_else(|| {
-                let even = total
-                    .div_ceil(self.workers())
-                    .next_multiple_of(LANES as u64);
-                let per = memory::replica_bytes(&self.exp).max(1);
-                let fits = memory::available(self.device)
-                    .map_or(even, |free| free / 2 / self.workers() / per);
-                even.min((fits / LANES as u64 * LANES as u64).max(LANES as u64))
-            })
-            .min(total)
+        let (lanes, workers) = (LANES as u64, self.workers());
+        let sized = || {
+            let even = total.div_ceil(workers).next_multiple_of(lanes);
+            let per = memory::replica_bytes(&self.exp).max(1);
+            let fits = memory::available(self.device).map_or(even, |free| free / 2 / workers / per);
+            even.min((fits / lanes * lanes).max(lanes))
+        };
+        self.chunk.unwrap_or_else(sized).min(total)
     }
 
     /// Checks everything but the folder itself: settings, memory, and every
     /// file the sweep will write. Creates nothing.
     pub fn check(&self) -> Result<()> {
-        if self.exp.train_len() > i32::MAX as i64 {
-            bail!(
-                "--samples {} is too large for a sweep (at most {} training rows)",
-                self.exp.samples,
-                i32::MAX
-            );
-        }
-        let chunk = self.chunk();
+        ensure!(
+            self.exp.train_len() <= i32::MAX as i64,
+            "--samples {} is too large for a sweep (at most {} training rows)",
+            self.exp.samples,
+            i32::MAX
+        );
+        let chunk = self.chunk_of(self.count());
         let batches = self.count().div_ceil(chunk).min(self.workers());
         let padded = chunk.next_multiple_of(LANES as u64);
         memory::check(
@@ -113,7 +101,8 @@ impl Job {
         if self.resume {
             return self.resume_plan().map(|_| ());
         }
-        outputs::check_free(&self.csvs(), "--out-dir", self.overwrite)?;
+        let csvs: Vec<PathBuf> = self.seeds.clone().map(|s| self.csv(s)).collect();
+        outputs::check_free(&csvs, "--out-dir", self.overwrite)?;
         // An unfinished sweep's checkpoint would be continued by a later
         // --resume over this sweep's finished seeds: it must not survive.
         if !self.overwrite
@@ -127,12 +116,11 @@ impl Job {
         }
         let summary = layout::summary(&self.dir);
         outputs::check_path(&summary, "summary")?;
-        if !self.overwrite && summary.exists() {
-            bail!(
-                "{} already exists; pass --overwrite to replace it, or choose another folder",
-                summary.display()
-            );
-        }
+        ensure!(
+            self.overwrite || !summary.exists(),
+            "{} already exists; pass --overwrite to replace it, or choose another folder",
+            summary.display()
+        );
         Ok(())
     }
 
@@ -148,20 +136,6 @@ impl Job {
                 "--samples (a batch trains at least {LANES} replicas), or train one seed with `binclass train`"
             ),
         }
-    }
-
-    /// Claims a folder that did not exist, the first free `dir`, `dir-1`,
-    /// … once its names are checked: two sweeps started together never
-    /// share one.
-    pub fn claim_new_dir(&mut self) -> Result<()> {
-        self.check_extras()?;
-        Job {
-            overwrite: true,
-            ..self.clone()
-        }
-        .check()?;
-        self.dir = outputs::claim_new_dir(&self.dir)?;
-        Ok(())
     }
 
     /// Refuses, touching nothing, files it may not replace; then makes the folder.
@@ -185,19 +159,11 @@ impl Job {
         self.count() * self.exp.epochs as u64
     }
 
-    /// `seeds` in batches of [`Job::chunk`], trained from their first epoch.
-    pub(crate) fn fresh_batches(&self, seeds: &[u64]) -> Vec<Batch> {
-        seeds
-            .chunks(self.chunk() as usize)
-            .map(|s| Batch {
-                csvs: s.iter().map(|&seed| self.csv(seed)).collect(),
-                names: s.iter().map(|&seed| self.run_name(seed)).collect(),
-                exps: vec![self.exp.clone(); s.len()],
-                seeds: s.to_vec(),
-                from_checkpoint: false,
-                checkpointed: true,
-            })
-            .collect()
+    /// `seeds` in batches of [`Job::chunk_of`], trained from their first epoch.
+    fn fresh_batches(&self, seeds: &[u64]) -> Vec<Batch> {
+        let chunk = self.chunk_of(self.count()) as usize;
+        let of = |s: &[u64]| Batch::of(s.iter().map(|&seed| (self, seed)), false, true);
+        seeds.chunks(chunk).map(of).collect()
     }
 
     pub(crate) fn csv(&self, seed: u64) -> PathBuf {
@@ -223,11 +189,10 @@ impl Job {
     /// Trains every seed (on `--resume`, those not yet done), writes their
     /// files and `summary.csv`.
     pub fn run(&self, bar: &ProgressBar) -> Result<Finals> {
-        let seeds: Vec<u64> = self.seeds.clone().collect();
-        let (mut finals, work) = if self.resume {
-            self.resume_plan()?
-        } else {
-            (vec![], self.fresh_batches(&seeds))
+        let all: Vec<u64> = self.seeds.clone().collect();
+        let (mut finals, work) = match self.resume {
+            true => self.resume_plan()?,
+            false => (vec![], self.fresh_batches(&all)),
         };
         let summary = layout::summary(&self.dir);
         if work.is_empty() && summary.exists() {
@@ -243,7 +208,7 @@ impl Job {
     /// Sorts a finished job's seeds and writes its `summary.csv`.
     fn finish(&self, mut finals: Finals) -> Result<Finals> {
         finals.sort_by_key(|(seed, _)| *seed);
-        write_summary(&layout::summary(&self.dir), &finals)?;
+        write_summary_of(&layout::summary(&self.dir), &[], &[(vec![], &finals)])?;
         Ok(finals)
     }
 
@@ -255,37 +220,33 @@ impl Job {
         bar: &ProgressBar,
     ) -> Result<Vec<Vec<Option<SeedSummary>>>> {
         let next = AtomicUsize::new(0);
-        let mut done: Vec<(usize, Result<Vec<Option<SeedSummary>>>)> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..self.workers().min(work.len() as u64))
-                    .map(|_| {
-                        scope.spawn(|| {
-                            // libtorch's thread count is per calling thread.
-                            tch::set_num_threads(self.threads);
-                            let mut mine = vec![];
-                            loop {
-                                let i = next.fetch_add(1, Ordering::Relaxed);
-                                let Some(batch) = work.get(i) else { break };
-                                let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                    train_chunk(self, batch, bar)
-                                }))
-                                .unwrap_or_else(|p| Err(crate::failure::to_error(p.as_ref())));
-                                let failed = r.is_err();
-                                mine.push((i, r));
-                                if failed {
-                                    // Stop the other workers too.
-                                    next.store(work.len(), Ordering::Relaxed);
-                                }
-                            }
-                            mine
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            });
+        let worker = || {
+            // libtorch's thread count is per calling thread.
+            tch::set_num_threads(self.threads);
+            let mut mine = vec![];
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(batch) = work.get(i) else {
+                    return mine;
+                };
+                let r =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| train_chunk(self, batch, bar)))
+                        .unwrap_or_else(|p| Err(crate::failure::to_error(p.as_ref())));
+                if r.is_err() {
+                    // Stop the other workers too.
+                    next.store(work.len(), Ordering::Relaxed);
+                }
+                mine.push((i, r));
+            }
+        };
+        let mut done: Vec<(usize, Result<_>)> = std::thread::scope(|scope| {
+            let workers = (0..self.workers().min(work.len() as u64)).map(|_| scope.spawn(worker));
+            let workers: Vec<_> = workers.collect();
+            workers
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
         done.sort_by_key(|(i, _)| *i);
         // An interruption first: it is why the other batches stopped.
         if let Some(pos) = done
@@ -309,39 +270,29 @@ pub fn train_together(jobs: &[Job], bar: &ProgressBar) -> Result<Vec<Finals>> {
     let Some(lead) = jobs.first() else {
         return Ok(vec![]);
     };
-    // Replicas grouped by the shape their settings train: (job, seed).
-    let mut groups: Vec<(Experiment, Vec<(usize, u64)>)> = vec![];
+    // Replicas grouped by the shape their settings train, under the first
+    // job of that shape: (job, seed).
+    let mut groups: Vec<Vec<(usize, u64)>> = vec![vec![]; jobs.len()];
     for (j, job) in jobs.iter().enumerate() {
         let shape = batch_shape(&job.exp);
-        let replicas = job.seeds.clone().map(|s| (j, s));
-        match groups.iter_mut().find(|(e, _)| *e == shape) {
-            Some((_, g)) => g.extend(replicas),
-            None => groups.push((shape, replicas.collect())),
+        let first = jobs.iter().position(|o| batch_shape(&o.exp) == shape);
+        groups[first.unwrap_or(j)].extend(job.seeds.clone().map(|s| (j, s)));
+    }
+    let (mut batches, mut owners) = (vec![], vec![]);
+    for group in groups.iter().filter(|g| !g.is_empty()) {
+        let chunk = jobs[group[0].0].chunk_of(group.len() as u64) as usize;
+        for rs in group.chunks(chunk) {
+            batches.push(Batch::of(
+                rs.iter().map(|&(j, s)| (&jobs[j], s)),
+                false,
+                false,
+            ));
+            owners.push(rs);
         }
     }
-    let mut work: Vec<(Batch, Vec<usize>)> = vec![];
-    for (_, group) in &groups {
-        let chunk = jobs[group[0].0].chunk_of(group.len() as u64) as usize;
-        work.extend(group.chunks(chunk).map(|rs| {
-            let batch = Batch {
-                seeds: rs.iter().map(|&(_, s)| s).collect(),
-                csvs: rs.iter().map(|&(j, s)| jobs[j].csv(s)).collect(),
-                names: rs.iter().map(|&(j, s)| jobs[j].run_name(s)).collect(),
-                exps: rs.iter().map(|&(j, _)| jobs[j].exp.clone()).collect(),
-                from_checkpoint: false,
-                checkpointed: false,
-            };
-            (batch, rs.iter().map(|&(j, _)| j).collect())
-        }));
-    }
-    let (batches, owners): (Vec<Batch>, Vec<Vec<usize>>) = work.into_iter().unzip();
     let mut finals: Vec<Finals> = vec![vec![]; jobs.len()];
-    for ((batch, owner), summaries) in batches
-        .iter()
-        .zip(&owners)
-        .zip(lead.train_batches(&batches, bar)?)
-    {
-        for ((&j, &seed), s) in owner.iter().zip(&batch.seeds).zip(summaries) {
+    for (rs, summaries) in owners.iter().zip(lead.train_batches(&batches, bar)?) {
+        for (&(j, seed), s) in rs.iter().zip(summaries) {
             finals[j].push((seed, s));
         }
     }
@@ -381,6 +332,24 @@ pub struct Batch {
     pub checkpointed: bool,
 }
 
+impl Batch {
+    /// The batch of `replicas`, each a job's seed.
+    fn of<'a>(
+        replicas: impl Iterator<Item = (&'a Job, u64)> + Clone,
+        from_checkpoint: bool,
+        checkpointed: bool,
+    ) -> Batch {
+        Batch {
+            seeds: replicas.clone().map(|(_, s)| s).collect(),
+            csvs: replicas.clone().map(|(j, s)| j.csv(s)).collect(),
+            names: replicas.clone().map(|(j, s)| j.run_name(s)).collect(),
+            exps: replicas.map(|(j, _)| j.exp.clone()).collect(),
+            from_checkpoint,
+            checkpointed,
+        }
+    }
+}
+
 /// Final and best validation accuracy over the seeds that finished.
 pub fn final_and_best(finals: &Finals) -> (Vec<f64>, Vec<f64>) {
     finals
@@ -394,14 +363,13 @@ pub fn check_diverged(finals: &Finals) -> Result<()> {
     let diverged: Vec<String> = finals
         .iter()
         .filter(|(_, s)| s.is_none())
-        .map(|(s, _)| s.to_string())
+        .map(|(seed, _)| seed.to_string())
         .collect();
-    if !diverged.is_empty() {
-        bail!(
-            "the loss became NaN or infinite for seed(s) {}; their CSVs stop at that epoch",
-            diverged.join(", ")
-        );
-    }
+    ensure!(
+        diverged.is_empty(),
+        "the loss became NaN or infinite for seed(s) {}; their CSVs stop at that epoch",
+        diverged.join(", ")
+    );
     Ok(())
 }
 
@@ -429,23 +397,16 @@ fn batch_data(
             ys[i * lanes + r] = d.labels[i] as f32;
         }
     }
+    let k = seeds.len();
+    let moved = || format!("cannot move {k} seeds' data to {device:?}; try a smaller --chunk");
     let to = |v: &[f32], shape: [i64; 3]| -> Result<Tensor> {
         Tensor::f_from_slice(v)?
             .f_view(shape)?
             .f_to_device(device)
-            .with_context(|| {
-                format!(
-                    "cannot move {} seeds' data to {device:?}; try a smaller --chunk",
-                    seeds.len()
-                )
-            })
+            .with_context(moved)
     };
-    let (n, f, r) = (n as i64, f as i64, lanes as i64);
-    let (x, y, t) = (
-        to(&xs, [n, f, r])?,
-        to(&ys, [n, 1, r])?,
-        exps[0].train_len(),
-    );
+    let (n, f, r, t) = (n as i64, f as i64, lanes as i64, exps[0].train_len());
+    let (x, y) = (to(&xs, [n, f, r])?, to(&ys, [n, 1, r])?);
     let data = Split {
         train_x: x.narrow(0, 0, t),
         train_y: y.narrow(0, 0, t),
@@ -461,84 +422,56 @@ pub(crate) fn record_interval(seeds: usize) -> Duration {
     Duration::from_millis(1000 + 2 * seeds as u64)
 }
 
-/// Each seed's observers, its CSV claimed (holding its header).
-fn seed_runs(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<RunObservers>> {
-    let interval = record_interval(batch.seeds.len());
-    let header = keras_csv::header();
+/// Each seed's observers: its CSV claimed (holding its header), or in a
+/// batch continued from its checkpoint `c`, its record read back. A seed
+/// that had diverged is never called again; its record stays as it is.
+fn seed_runs(
+    job: &Job,
+    batch: &Batch,
+    c: Option<&Checkpoint>,
+    bar: &ProgressBar,
+) -> Result<Vec<RunObservers>> {
+    let interval = Some(record_interval(batch.seeds.len()));
     // On --resume, a batch that never reached its first checkpoint starts
     // over: its files are this sweep's (checked), so they are replaced.
     let overwrite = job.overwrite || job.resume;
-    batch
-        .seeds
-        .iter()
-        .zip(&batch.csvs)
-        .zip(&batch.exps)
-        .zip(batch.names.clone())
-        .map(|(((&seed, csv), exp), name)| {
-            let files = outputs::claim_path(csv, &header, overwrite)?;
-            let record = RunRecord::start(
-                exp.clone(),
-                seed,
-                job.device,
-                job.threads,
-                files.csv.clone(),
-            );
-            let record = RecordWriter::new(record, files.json, Some(interval));
-            let run = RunInfo {
-                name,
-                csv,
-                experiment: exp,
-                seed,
-            };
-            RunObservers::new(Box::new(Tick(bar.clone())), &run, record, &job.extras)
-        })
-        .collect()
-}
-
-/// Each seed's observers continued from the batch's checkpoint. A seed
-/// that had diverged is never called again; its record stays as it is.
-fn resumed_runs(
-    job: &Job,
-    batch: &Batch,
-    c: &Checkpoint,
-    bar: &ProgressBar,
-) -> Result<Vec<RunObservers>> {
-    let interval = record_interval(batch.seeds.len());
-    batch
-        .csvs
-        .iter()
-        .zip(&c.runs)
-        .zip(batch.names.clone())
-        .map(|((csv, st), name)| {
-            let json = layout::record(csv);
-            let record = RunRecord::read(&json)?;
-            let record = match st.diverged {
-                Some(_) => RecordWriter::new(record, json, None),
-                None => RecordWriter::resuming(record, json, &c.epoch_seconds, Some(interval)),
-            };
-            let run = RunInfo {
-                name,
-                csv,
-                experiment: &job.exp,
-                seed: st.seed,
-            };
-            RunObservers::new(Box::new(Tick(bar.clone())), &run, record, &job.extras)
-        })
-        .collect()
+    let observers = |r: usize| {
+        let (seed, csv, experiment) = (batch.seeds[r], &batch.csvs[r], &batch.exps[r]);
+        let record = match c {
+            Some(c) => {
+                let json = layout::record(csv);
+                let record = RunRecord::read(&json)?;
+                match c.runs[r].diverged {
+                    Some(_) => RecordWriter::new(record, json, None),
+                    None => RecordWriter::resuming(record, json, &c.epoch_seconds, interval),
+                }
+            }
+            None => {
+                let files = outputs::claim_path(csv, &keras_csv::header(), overwrite)?;
+                let (device, threads) = (job.device, job.threads);
+                let start = RunRecord::start(experiment.clone(), seed, device, threads, files.csv);
+                RecordWriter::new(start, files.json, interval)
+            }
+        };
+        let run = RunInfo {
+            name: batch.names[r].clone(),
+            csv,
+            experiment,
+            seed,
+        };
+        RunObservers::new(Box::new(Tick(bar.clone())), &run, record, &job.extras)
+    };
+    (0..batch.seeds.len()).map(observers).collect()
 }
 
 /// What the bar says a batch is: `baseline, normalised: seeds 0..=63`.
 fn batch_label(e: &Experiment, seeds: &[u64]) -> String {
-    let norm = if e.normalize == crate::config::Normalize::Standard {
-        ", normalised"
-    } else {
-        ""
-    };
+    let norm = (e.normalize == crate::config::Normalize::Standard).then_some(", normalised");
+    let (first, last) = (seeds[0], seeds[seeds.len() - 1]);
     format!(
-        "{}{norm}: seeds {}..={}",
+        "{}{}: seeds {first}..={last}",
         e.name,
-        seeds[0],
-        seeds[seeds.len() - 1]
+        norm.unwrap_or_default()
     )
 }
 
@@ -561,17 +494,16 @@ fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option
     let (start, mut runs) = if batch.from_checkpoint {
         let c = Checkpoint::read(&path)?;
         c.check(&path, e, &device::name(device), "this command")?;
-        if c.seeds() != seeds || c.lanes != lanes {
-            bail!(
-                "{} does not hold this batch's seeds and lanes",
-                path.display()
-            );
-        }
-        let runs = resumed_runs(job, batch, &c, bar)?;
+        ensure!(
+            c.seeds() == seeds && c.lanes == lanes,
+            "{} does not hold this batch's seeds and lanes",
+            path.display()
+        );
+        let runs = seed_runs(job, batch, Some(&c), bar)?;
         (c.restore(&mut opt, &batch.csvs, path)?, runs)
     } else {
         let start = Start::fresh(path, e, &device::name(device), seeds, &batch.csvs, lanes);
-        (start, seed_runs(job, batch, bar)?)
+        (start, seed_runs(job, batch, None, bar)?)
     };
     bar.set_message(batch_label(e, seeds));
     let (outcomes, keeper) = training::fit_checkpointed(
@@ -583,23 +515,15 @@ fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option
         &mut runs,
         batch.checkpointed,
     )?;
-    if outcomes
-        .iter()
-        .any(|o| matches!(o, Outcome::Interrupted { .. }))
-    {
+    let interrupted = |o: &Outcome| matches!(o, Outcome::Interrupted { .. });
+    if outcomes.iter().any(interrupted) {
         return Err(Interrupted.into());
     }
-    for (r, ((&seed, csv), outcome)) in seeds.iter().zip(&batch.csvs).zip(&outcomes).enumerate() {
+    for (r, outcome) in outcomes.iter().enumerate() {
         if *outcome == Outcome::Finished {
-            let e = &batch.exps[r];
-            let model = model_file::trained(
-                e,
-                seed,
-                e.epochs as usize,
-                &scalings[r],
-                net.replica_layers(r)?,
-            );
-            model.save(&layout::model(csv))?;
+            let (e, layers) = (&batch.exps[r], net.replica_layers(r)?);
+            let model = model_file::trained(e, seeds[r], e.epochs as usize, &scalings[r], layers);
+            model.save(&layout::model(&batch.csvs[r]))?;
         }
     }
     // Only once every model is saved: until then a kill resumes the batch.
@@ -624,12 +548,11 @@ impl Job {
     /// seeds kept (with their summaries) and batches to train, those with
     /// a checkpoint continuing from it.
     pub(crate) fn resume_plan(&self) -> Result<(Finals, Vec<Batch>)> {
-        if !self.dir.is_dir() {
-            bail!(
-                "{}: no such folder, so no sweep to resume",
-                self.dir.display()
-            );
-        }
+        ensure!(
+            self.dir.is_dir(),
+            "{}: no such folder, so no sweep to resume",
+            self.dir.display()
+        );
         let mut batches = vec![];
         let mut covered = BTreeSet::new();
         for path in layout::batch_checkpoints(&self.dir)? {
@@ -639,25 +562,21 @@ impl Job {
         }
         let (mut kept, mut fresh, mut found) = (vec![], vec![], !batches.is_empty());
         for seed in self.seeds.clone().filter(|s| !covered.contains(s)) {
-            match self.found(seed)? {
+            let f = self.found(seed)?;
+            found |= !matches!(f, Found::Absent);
+            match f {
                 Found::Kept(s) => kept.push((seed, s)),
-                Found::Started => fresh.push(seed),
-                Found::Absent => {
-                    fresh.push(seed);
-                    continue;
-                }
+                Found::Started | Found::Absent => fresh.push(seed),
             }
-            found = true;
         }
-        if !found {
-            bail!(
-                "{} holds no run of this sweep (no {}-seed<N>.csv.json for seeds {}..={}); run it without --resume",
-                self.dir.display(),
-                self.exp.name,
-                self.seeds.start(),
-                self.seeds.end()
-            );
-        }
+        ensure!(
+            found,
+            "{} holds no run of this sweep (no {}-seed<N>.csv.json for seeds {}..={}); run it without --resume",
+            self.dir.display(),
+            self.exp.name,
+            self.seeds.start(),
+            self.seeds.end()
+        );
         batches.extend(self.fresh_batches(&fresh));
         Ok((kept, batches))
     }
@@ -682,20 +601,13 @@ impl Job {
         if layout::batch_checkpoint(&self.dir, &seeds) != path {
             bail!("{} holds other seeds than its name says", path.display());
         }
-        let csvs: Vec<PathBuf> = seeds.iter().map(|&s| self.csv(s)).collect();
-        for (csv, &seed) in csvs.iter().zip(&seeds) {
+        let batch = Batch::of(seeds.iter().map(|&s| (self, s)), true, true);
+        for (csv, &seed) in batch.csvs.iter().zip(&seeds) {
             let json = layout::record(csv);
             self.check_record(&RunRecord::read(&json)?, &json, seed)?;
         }
-        c.check_csvs(path, &csvs)?;
-        Ok(Batch {
-            exps: vec![self.exp.clone(); seeds.len()],
-            names: seeds.iter().map(|&s| self.run_name(s)).collect(),
-            seeds,
-            csvs,
-            from_checkpoint: true,
-            checkpointed: true,
-        })
+        c.check_csvs(path, &batch.csvs)?;
+        Ok(batch)
     }
 
     fn found(&self, seed: u64) -> Result<Found> {
@@ -709,11 +621,8 @@ impl Job {
         if record.finished && layout::model(&csv).exists() {
             return Ok(Found::Kept(summary_of(&csv)?));
         }
-        if record
-            .stopped
-            .as_deref()
-            .is_some_and(|w| w.starts_with("loss became"))
-        {
+        let diverged = |why: &str| why.starts_with("loss became");
+        if record.stopped.as_deref().is_some_and(diverged) {
             return Ok(Found::Kept(None));
         }
         Ok(Found::Started)
@@ -722,9 +631,8 @@ impl Job {
     /// The record is of this sweep's experiment and seed, or an error names
     /// the setting that differs, with both values.
     fn check_record(&self, record: &RunRecord, json: &Path, seed: u64) -> Result<()> {
-        if record.seed != seed {
-            bail!("{} is of seed {}, not {seed}", json.display(), record.seed);
-        }
+        let s = record.seed;
+        ensure!(s == seed, "{} is of seed {s}, not {seed}", json.display());
         if let Some(key) = differing_setting(&record.experiment, &self.exp)? {
             let value = |e: &Experiment| {
                 serde_json::to_value(e)
@@ -769,10 +677,6 @@ pub const SUMMARY_COLUMNS: [&str; 5] = [
     "finished",
 ];
 
-fn write_summary(path: &Path, finals: &Finals) -> Result<()> {
-    write_summary_of(path, &[], &[(vec![], finals)])
-}
-
 /// `summary.csv` of one sweep, or of a varied sweep's settings: a column
 /// per knob (`flags`, each row's `values`), then [`SUMMARY_COLUMNS`], a
 /// row per seed; a seed that did not finish has no accuracy (`nan`) and no
@@ -788,21 +692,15 @@ pub fn write_summary_of(
         for (seed, s) in finals.iter() {
             let row = match s {
                 Some(s) => [
-                    seed.to_string(),
                     python_float(s.final_acc),
                     python_float(s.best_acc),
                     s.best_epoch.to_string(),
                     "true".into(),
                 ],
-                None => [
-                    seed.to_string(),
-                    "nan".into(),
-                    "nan".into(),
-                    String::new(),
-                    "false".into(),
-                ],
+                None => ["nan".into(), "nan".into(), String::new(), "false".into()],
             };
-            w.write_record(values.iter().cloned().chain(row))?;
+            let seed = std::iter::once(seed.to_string());
+            w.write_record(values.iter().cloned().chain(seed).chain(row))?;
         }
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;

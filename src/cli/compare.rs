@@ -52,30 +52,25 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     }
     notes.extend(ours.notes.iter().cloned());
     let tables = render(&rows, args.format)?;
-    match args.format {
-        Format::Csv => {
-            outputs::stdout(&tables)?;
-            for line in found.iter().chain(&notes) {
-                outputs::note(line);
-            }
+    if args.format == Format::Csv {
+        outputs::stdout(&tables)?;
+        found.iter().chain(&notes).for_each(|l| outputs::note(l));
+    } else {
+        let bullet = if args.format == Format::Markdown {
+            "- "
+        } else {
+            "  "
+        };
+        let list = |head: &str, lines: &[String]| {
+            let items: String = lines.iter().map(|l| format!("{bullet}{l}\n")).collect();
+            format!("{head}\n{items}\n")
+        };
+        let mut out = list("runs found (preset, optimizer: seeds):", &found);
+        out += &tables;
+        if !notes.is_empty() {
+            out += &list("notes:", &notes);
         }
-        Format::Text | Format::Markdown => {
-            let bullet = if args.format == Format::Markdown {
-                "- "
-            } else {
-                "  "
-            };
-            let list = |head: &str, lines: &[String]| {
-                let items: String = lines.iter().map(|l| format!("{bullet}{l}\n")).collect();
-                format!("{head}\n{items}\n")
-            };
-            let mut out = list("runs found (preset, optimizer: seeds):", &found);
-            out += &tables;
-            if !notes.is_empty() {
-                out += &list("notes:", &notes);
-            }
-            outputs::stdout(&out)?;
-        }
+        outputs::stdout(&out)?;
     }
     check_strict(args, &rows)
 }

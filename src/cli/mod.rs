@@ -184,14 +184,13 @@ fn one_line(msg: &str) -> String {
 fn experiments() -> Result<()> {
     let mut text = String::new();
     for p in PRESETS {
-        let (name, what) = (p.name, p.what);
-        let e = Experiment::preset(name).expect("every listed preset exists");
+        let e = Experiment::preset(p.name).expect("every listed preset exists");
         let settings: Vec<String> = e
             .settings()
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        text += &format!("{name}: {what}\n    {}\n", settings.join(" "));
+        text += &format!("{}: {}\n    {}\n", p.name, p.what, settings.join(" "));
     }
     crate::outputs::stdout(&text)
 }

@@ -5,13 +5,14 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, bail, ensure};
 use clap::Args;
 
 use super::{Replace, RunOn, Verbosity};
 use crate::callbacks::sweep_bar;
 use crate::config::{Experiment, Overrides, whole};
 use crate::grid::{Grid, GridSweep, table};
+use crate::manifest::Manifest;
 use crate::shard::{self, Shard};
 use crate::stats::mean_sd_text;
 use crate::sweep::{Job, check_diverged, final_and_best};
@@ -116,7 +117,9 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         sweep.claim_new_dir()?;
     }
     sweep.prepare()?;
-    if base.resume && sweep.finished()? {
+    // On --resume, nothing is left to write once the manifest says the
+    // sweep finished (it is marked so last).
+    if base.resume && Manifest::find(&sweep.dir)?.is_some_and(|m| m.finished) {
         // Nothing is rewritten: the sweep's files stay as they are.
         outputs::note(&format!(
             "{}: every seed of this sweep has finished; nothing to resume",
@@ -161,11 +164,11 @@ pub fn run(args: &SweepArgs) -> Result<()> {
 
 /// --chunk, and --resume with what it needs and excludes.
 fn check_flags(args: &SweepArgs) -> Result<()> {
-    if let Some(c) = args.chunk
-        && c < 1
-    {
-        bail!("--chunk must be a whole number >= 1, got {c}");
-    }
+    let chunk = args.chunk.unwrap_or(1);
+    ensure!(
+        chunk >= 1,
+        "--chunk must be a whole number >= 1, got {chunk}"
+    );
     if args.resume && args.replace.overwrite {
         bail!("--resume continues the sweep in --out-dir and --overwrite replaces it: give one");
     }
