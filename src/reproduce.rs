@@ -385,21 +385,39 @@ impl Reproduction {
         }
     }
 
-    /// Trains every experiment in turn.
+    /// Trains every experiment in turn. Each part's seconds are added to
+    /// those earlier sessions of a resumed reproduction spent on it, and
+    /// kept in the manifest as each part ends: the report times the whole
+    /// training, not only the session that finished it.
     pub fn train(&self, plan: &Plan, bar: &indicatif::ProgressBar) -> Result<Trained> {
-        let (mut timings, mut finals) = (vec![], vec![]);
+        let mut manifest = self.manifest()?;
+        let earlier = match self.resume {
+            true => Manifest::find(&self.dir)?.map_or(vec![], |m| m.timings),
+            false => vec![],
+        };
+        let mut finals = vec![];
+        let mut timed = |label: &str, start: Instant| {
+            let before = earlier
+                .iter()
+                .find(|(l, _)| l == label)
+                .map_or(0.0, |t| t.1);
+            let secs = before + start.elapsed().as_secs_f64();
+            manifest.timings.push((label.to_string(), secs));
+            manifest.write(&self.dir)
+        };
         for (label, job) in &plan.jobs {
             let start = Instant::now();
             finals.push(job.run(bar)?);
-            timings.push((label.clone(), start.elapsed().as_secs_f64()));
+            timed(label, start)?;
         }
         for (spec, curve, done) in &plan.curves {
             let start = Instant::now();
             if !done {
                 curve.run(bar)?;
             }
-            timings.push((spec.label.to_string(), start.elapsed().as_secs_f64()));
+            timed(spec.label, start)?;
         }
+        let timings = manifest.timings;
         Ok(Trained { timings, finals })
     }
 

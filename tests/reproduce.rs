@@ -371,6 +371,21 @@ fn reproduce_args(out: &str, more: &[&str]) -> Vec<String> {
     common::with(&base, more)
 }
 
+/// Each part's seconds of training, as the manifest keeps them.
+fn timings(out: &Path) -> Vec<(String, f64)> {
+    let text = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    serde_json::from_value(m["timings"].clone()).unwrap()
+}
+
+/// Every part timed before is timed at least as long after.
+fn assert_kept(before: &[(String, f64)], after: &[(String, f64)]) {
+    for (label, secs) in before {
+        let now = after.iter().find(|(l, _)| l == label).map(|t| t.1);
+        assert!(now >= Some(*secs), "{label}: {secs}s before, {now:?} after");
+    }
+}
+
 /// REPORT.md without its timings, which differ between any two runs.
 fn report_without_timings(out: &Path) -> String {
     let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
@@ -412,6 +427,9 @@ fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report(
     child.wait().unwrap();
     let out = dir.path().join("out");
     assert!(!out.join("REPORT.md").exists(), "killed before the end");
+    // The parts finished before the kill keep their time for the report.
+    let killed = timings(&out);
+    assert!(killed.len() >= 2, "{killed:?}");
     let o = reproduce(
         dir.path(),
         &[&settings[..], &["--resume", "--overwrite"]].concat(),
@@ -426,11 +444,14 @@ fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report(
         "the same runs, and no checkpoint left"
     );
     assert_eq!(report_without_timings(&out), report_without_timings(&whole));
-    // Resumed again, a finished reproduction keeps its runs.
-    let before = runs_of(&out);
+    assert_kept(&killed, &timings(&out));
+    // Resumed again, a finished reproduction keeps its runs and their times.
+    let (before, timed) = (runs_of(&out), timings(&out));
     let o = reproduce(dir.path(), &[&settings[..], &["--resume"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(runs_of(&out), before);
+    assert_eq!(timings(&out).len(), timed.len());
+    assert_kept(&timed, &timings(&out));
     let o = reproduce(dir.path(), &["--seeds", "2", "--epochs", "4", "--resume"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("its `epochs` is 3, this command's 4"));
