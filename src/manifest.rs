@@ -149,13 +149,14 @@ impl Manifest {
                     layout::MANIFEST
                 )
             }
-            (Claim::Resume, Some(m)) if with_seeds(&m.plan) != with_seeds(&self.plan) => bail!(
-                "{} holds a {} of other settings: its {} ({}); resume it with the command line that started it",
-                dir.display(),
-                m.command,
-                differing_key(&with_seeds(&m.plan), &with_seeds(&self.plan)),
-                layout::MANIFEST
-            ),
+            (Claim::Resume, Some(m)) if let Some(key) = plan_difference(&m.plan, &self.plan) => {
+                bail!(
+                    "{} holds a {} of other settings: its {key} ({}); resume it with the command line that started it",
+                    dir.display(),
+                    m.command,
+                    layout::MANIFEST
+                )
+            }
             (Claim::New, Some(m)) => bail!(
                 "{} already holds a {}; pass --resume to continue it, or --overwrite to replace it",
                 dir.display(),
@@ -267,6 +268,12 @@ fn with_seeds(plan: &serde_json::Value) -> serde_json::Value {
         }
     }
     plan
+}
+
+/// Where plan `a` first differs from `b`, with both values, if it does.
+pub fn plan_difference(a: &serde_json::Value, b: &serde_json::Value) -> Option<String> {
+    let (a, b) = (with_seeds(a), with_seeds(b));
+    (a != b).then(|| differing_key(&a, &b))
 }
 
 /// Where two plans first differ (`settings[0].experiment.lr`), with both values.

@@ -95,6 +95,9 @@ impl Merge {
         );
         let shards = manifests(dirs)?;
         let (first, _) = &shards[0];
+        if first.command == "reproduce" {
+            crate::reproduce::Reproduction::check_merged(&first.plan)?;
+        }
         let mut m = Merge {
             out: out.to_path_buf(),
             copies: vec![],

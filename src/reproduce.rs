@@ -14,7 +14,7 @@ use crate::callbacks::{Extras, VERSIONS};
 use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
 use crate::grid::{self, Grid, GridSweep};
-use crate::manifest::{Claim, Manifest};
+use crate::manifest::{self, Claim, Manifest};
 use crate::shard::Shard;
 use crate::stats::mean_sd_text;
 use crate::sweep::{self, Finals, Job};
@@ -516,8 +516,31 @@ impl Reproduction {
         plan: &serde_json::Value,
         timings: Vec<(String, f64)>,
     ) -> Result<()> {
+        let r = Self::merged(dir, plan)?;
+        let p = r.prepare()?;
+        let mut trained = r.train(&p, &indicatif::ProgressBar::hidden())?;
+        trained.timings = timings;
+        r.finish(&p, &trained).map(|_| ())
+    }
+
+    /// Refuses, before `merge` writes anything, shards that this binclass
+    /// would not finish: planned by another version (other default seeds),
+    /// or compared with a reference that is gone.
+    pub fn check_merged(plan: &serde_json::Value) -> Result<()> {
+        let r = Self::merged(Path::new("."), plan)?;
+        if let Some(key) = manifest::plan_difference(plan, &r.shard_plan()?) {
+            bail!(
+                "the shards' plan is not one this binclass makes: its {key}; merge them with the binclass that trained them"
+            );
+        }
+        r.keras_runs().map(|_| ())
+    }
+
+    /// The reproduction a merged folder's plan describes, continued as
+    /// `--resume` does.
+    fn merged(dir: &Path, plan: &serde_json::Value) -> Result<Reproduction> {
         let bad = || anyhow::anyhow!("the shards' plan is not a reproduction's");
-        let r = Reproduction {
+        Ok(Reproduction {
             dir: dir.to_path_buf(),
             seeds: match &plan["seeds"] {
                 serde_json::Value::String(d) if d == "default" => None,
@@ -532,11 +555,7 @@ impl Reproduction {
             resume: true,
             shard: None,
             extras: Extras::default(),
-        };
-        let p = r.prepare()?;
-        let mut trained = r.train(&p, &indicatif::ProgressBar::hidden())?;
-        trained.timings = timings;
-        r.finish(&p, &trained).map(|_| ())
+        })
     }
 
     /// REPORT.md: the comparison, the rule, a figure per experiment, timings.

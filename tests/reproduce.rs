@@ -630,3 +630,39 @@ fn overwrite_of_a_reproduction_still_running_is_refused_and_removes_nothing() {
     assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGKILL) }, 0);
     first.wait().unwrap();
 }
+
+#[test]
+fn a_merge_of_shards_this_binclass_would_not_finish_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    for k in 0..2 {
+        let out = format!("part{k}");
+        let shard = format!("{k}/2");
+        let args = reproduce_args(&out, &["--seeds", "2", "--epochs", "1", "--shard", &shard]);
+        common::ok(
+            dir.path(),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        // As another version with other default seeds would have planned it.
+        let path = dir.path().join(&out).join("manifest.json");
+        let mut m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        m["plan"]["settings"][0]["seeds"] = 5.into();
+        std::fs::write(&path, m.to_string()).unwrap();
+    }
+    let merge = ["merge", "part0", "part1", "--out", "merged"];
+    let o = Command::new(BIN)
+        .args(merge)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains(
+            "the shards' plan is not one this binclass makes: its `settings[0].seeds` is 5"
+        ),
+        "{err}"
+    );
+    assert!(!dir.path().join("merged").exists(), "nothing written");
+}
