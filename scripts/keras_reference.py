@@ -52,7 +52,10 @@ libraries refuse it or where the reference runs need a knob:
     partial name and renamed when its run ends: a job cut short goes on
     where it stopped when started again. `--shard K/N` (K from 0) runs the
     K-th of N contiguous slices of the range, as binclass's `--shard`
-    slices seeds (a Slurm array's task K: docs/cluster/keras.slurm).
+    slices seeds (a Slurm array's task K: docs/cluster/keras.slurm);
+    with `--shard-unfinished`, of the seeds of the range not yet finished
+    (for workers started together on a range partly done, which contiguous
+    slices of the whole range would leave to one of them).
     Each finished run appends `preset,seed,epochs,fit_seconds,threads` to
     DIR/fit-seconds.log.
   * `--threads N` sets TensorFlow's intra- and inter-op thread pools to N
@@ -109,6 +112,8 @@ parser.add_argument("--dtype", choices=("f32", "f64"), default="f32", help="Kera
 parser.add_argument("--seeds", default=None, metavar="A..B",
                     help="run every seed of A..B (A..=B includes B) into --out-dir, skipping finished ones")
 parser.add_argument("--shard", default=None, metavar="K/N", help="with --seeds: only the K-th of N slices (K from 0)")
+parser.add_argument("--shard-unfinished", action="store_true",
+                    help="with --shard: slice only the seeds not yet finished, so that workers started together share what is left evenly")
 parser.add_argument("--out-dir", default=None, help="with --seeds: DIR/<preset>/seed-<n>.csv (default reference/keras)")
 parser.add_argument("--threads", type=int, default=None, help="TensorFlow's intra- and inter-op threads")
 parser.add_argument("--tensorboard", default=None, metavar="DIR",
@@ -407,9 +412,14 @@ def fit_seeds(seeds, out_dir):
 
 if args.seeds is not None:
     seeds = parse_seeds(args.seeds)
+    out_dir = args.out_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference", "keras")
+    if args.shard_unfinished:
+        if args.shard is None:
+            fail("--shard-unfinished goes with --shard")
+        seeds = [s for s in seeds if not finished(os.path.join(out_dir, args.preset, f"seed-{s}.csv"))]
     if args.shard is not None:
         seeds = shard_of(seeds, args.shard)
-    fit_seeds(seeds, args.out_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference", "keras"))
+    fit_seeds(seeds, out_dir)
     sys.exit(0)
 
 if args.dump is not None:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Extends reference/keras/ to the seed counts the verdicts need, as a
 # resumable background job: two workers (one per core, one TensorFlow thread
-# each, niced), each taking its half of every stage; a seed already finished
-# is skipped, so a job cut short goes on where it stopped when started again.
+# each, niced), each taking half of what is left of every stage; a seed
+# already finished is skipped, so a job cut short goes on where it stopped
+# when started again.
 #
 #   nohup scripts/keras_references.sh > keras-references.log 2>&1 &
 #
@@ -22,14 +23,17 @@ shifted 0..20
 scaled-long 0..30
 scaled 0..300"}
 export TF_CPP_MIN_LOG_LEVEL=2
-worker() {
-    local k=$1
-    while read -r preset seeds; do
-        [ -n "$preset" ] || continue
+# Both workers take each stage together, each half of what is left of it
+# (--shard-unfinished), and the next stage starts when both are done: on a
+# stage partly done before, contiguous halves of the whole range would leave
+# the rest to one worker while the other idles.
+while read -r preset seeds; do
+    [ -n "$preset" ] || continue
+    pids=()
+    for k in 0 1; do
         nice -n 19 "$python" scripts/keras_reference.py --preset "$preset" --seeds "$seeds" \
-            --shard "$k/2" --threads 1 --verbose 0
-    done <<<"$stages"
-}
-worker 0 & a=$!
-worker 1 & b=$!
-wait $a && wait $b
+            --shard "$k/2" --shard-unfinished --threads 1 --verbose 0 &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+done <<<"$stages"
