@@ -395,7 +395,7 @@ fn predict_torch_refuses_the_points_binclass_refuses_in_the_same_words() {
 /// seed run in the job is byte-identical to it run alone, and a task run
 /// again skips what is finished.
 #[test]
-fn keras_reference_shards_skip_finished_seeds_and_match_single_runs() {
+fn keras_reference_shards_skip_finished_seeds_share_what_is_left_and_match_single_runs() {
     let Some(python) = project_python_with("tf_keras", "--keras") else {
         return;
     };
@@ -452,4 +452,26 @@ fn keras_reference_shards_skip_finished_seeds_and_match_single_runs() {
         .unwrap();
     assert!(status.success());
     assert_eq!(std::fs::read(&alone).unwrap(), seed2);
+    // Workers started together on a range partly done share what is left:
+    // of 0..5 with 0..=2 finished, shard 0/2 takes seed 3 and 1/2 seed 4.
+    for (k, seed) in [("0/2", "3"), ("1/2", "4")] {
+        let status = std::process::Command::new(&python)
+            .arg(root.join("scripts/keras_reference.py"))
+            .args(["--preset", "baseline", "--seeds", "0..5", "--shard", k])
+            .args(["--shard-unfinished", "--epochs", "2", "--verbose", "0"])
+            .arg("--out-dir")
+            .arg(&out)
+            .env("TF_CPP_MIN_LOG_LEVEL", "2")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let log = std::fs::read_to_string(out.join("fit-seconds.log")).unwrap();
+        let last = log.lines().last().unwrap();
+        assert!(
+            last.starts_with(&format!("baseline,{seed},2,")),
+            "{k}: {log}"
+        );
+    }
+    let log = std::fs::read_to_string(out.join("fit-seconds.log")).unwrap();
+    assert_eq!(log.lines().count(), 5, "each seed once: {log}");
 }
