@@ -650,12 +650,7 @@ fn a_merge_of_shards_this_binclass_would_not_finish_writes_nothing() {
         m["plan"]["settings"][0]["seeds"] = 5.into();
         std::fs::write(&path, m.to_string()).unwrap();
     }
-    let merge = ["merge", "part0", "part1", "--out", "merged"];
-    let o = Command::new(BIN)
-        .args(merge)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let o = common::binclass(dir.path(), &["merge", "part0", "part1", "--out", "merged"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
