@@ -32,6 +32,53 @@ fn main() {
     let venv = lib_str.split("/lib/python").next().unwrap_or_default();
     println!("cargo:rustc-env=BINCLASS_VENV_PYTHON={venv}/bin/python");
     shim(&lib);
+    embed();
+}
+
+/// What `reproduce` and `compare` read beyond their own folders, built into
+/// the binary (src/embedded.rs) so that it runs with its source tree gone:
+/// the figure scripts and the Keras reference, whose source of truth stays
+/// in the repository.
+const EMBEDDED: [&str; 5] = [
+    "reference/keras",
+    "scripts/plot.py",
+    "scripts/plot_boundary.py",
+    "scripts/plot_grid.py",
+    "scripts/binclass_files.py",
+];
+
+fn embed() {
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let mut files = vec![];
+    for entry in EMBEDDED {
+        // A folder: cargo reruns this when any file under it changes.
+        println!("cargo:rerun-if-changed={entry}");
+        collect(&root, Path::new(entry), &mut files);
+    }
+    files.sort();
+    let mut rs = String::from("pub static FILES: &[(&str, &[u8])] = &[\n");
+    for rel in &files {
+        let abs = root.join(rel);
+        rs += &format!("    ({:?}, include_bytes!({:?})),\n", rel, abs);
+    }
+    rs += "];\n";
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
+    std::fs::write(out.join("embedded.rs"), rs).expect("OUT_DIR is writable");
+}
+
+/// The files at `rel` (a file, or every file under a folder), relative to `root`.
+fn collect(root: &Path, rel: &Path, files: &mut Vec<String>) {
+    let abs = root.join(rel);
+    if abs.is_dir() {
+        let entries = std::fs::read_dir(&abs).unwrap_or_else(|e| panic!("{}: {e}", abs.display()));
+        for e in entries {
+            let name = e.expect("a readable folder").file_name();
+            collect(root, &rel.join(name), files);
+        }
+    } else {
+        let rel = rel.to_str().expect("embedded paths are UTF-8");
+        files.push(rel.to_string());
+    }
 }
 
 /// The C++ shim for what tch does not expose (src/shim/), compiled against

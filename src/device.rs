@@ -45,10 +45,22 @@ pub fn libtorch_dir() -> PathBuf {
         )
 }
 
+/// How a CPU-only (light) install gets CUDA: scripts/setup.sh leaves CUDA's
+/// libraries out where nvidia-smi finds no GPU, so libtorch_cuda.so is there
+/// but does not load.
+const GET_CUDA: &str = "`scripts/setup.sh --cuda` installs CUDA's libraries";
+
 pub fn resolve(spec: &str) -> Result<Device> {
+    resolve_why(spec).map(|(device, _)| device)
+}
+
+/// The device, and for `auto` on the CPU, why no CUDA device was taken.
+pub fn resolve_why(spec: &str) -> Result<(Device, Option<String>)> {
     let spec = spec.trim().to_ascii_lowercase();
     let cuda = |index: usize| -> Result<Device> {
-        load_cuda().map_err(|e| anyhow::anyhow!("--device {spec}: {e}; use --device cpu"))?;
+        load_cuda().map_err(|e| {
+            anyhow::anyhow!("--device {spec}: {e} ({GET_CUDA}); or use --device cpu")
+        })?;
         let count = Cuda::device_count().max(0) as usize;
         if !Cuda::is_available() || count == 0 {
             bail!(
@@ -63,15 +75,22 @@ pub fn resolve(spec: &str) -> Result<Device> {
         }
         Ok(Device::Cuda(index))
     };
-    match spec.as_str() {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(load_cuda().map_or(Device::Cpu, |()| Device::cuda_if_available())),
-        "cuda" => cuda(0),
+    let device = match spec.as_str() {
+        "cpu" => Device::Cpu,
+        "auto" => {
+            return Ok(match load_cuda() {
+                Err(e) => (Device::Cpu, Some(format!("{e} ({GET_CUDA})"))),
+                Ok(()) if Cuda::is_available() => (Device::Cuda(0), None),
+                Ok(()) => (Device::Cpu, Some("libtorch finds no CUDA device".into())),
+            });
+        }
+        "cuda" => cuda(0)?,
         s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(i)) => cuda(i),
+            Some(Ok(i)) => cuda(i)?,
             _ => bail!("unknown device '{spec}': use cpu, cuda, cuda:N or auto"),
         },
-    }
+    };
+    Ok((device, None))
 }
 
 /// `cpu`, `cuda:0`: how the run record and the user name it.

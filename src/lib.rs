@@ -12,6 +12,7 @@ pub mod compare;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod embedded;
 pub mod failure;
 pub mod fit;
 pub mod grid;

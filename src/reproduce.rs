@@ -20,19 +20,33 @@ use crate::stats::mean_sd_text;
 use crate::sweep::{self, Finals, Job};
 use crate::{device, layout};
 
-/// The interpreter that draws figures: the project environment's.
+/// The interpreter that draws figures: `BINCLASS_PLOT_PYTHON`, else the
+/// python of the environment binclass was built against (scripts/setup.sh's,
+/// recorded by build.rs).
 fn python() -> PathBuf {
     std::env::var_os("BINCLASS_PLOT_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("BINCLASS_VENV_PYTHON")))
 }
 
-/// Runs `scripts/<name>` with the project's python; a failure is one line,
-/// the script's own (they print one line, never a traceback).
+/// Refuses, before anything is trained, a python that cannot draw.
+pub fn check_python() -> Result<()> {
+    let py = python();
+    let lacks = match Command::new(&py).args(["-c", "import matplotlib"]).output() {
+        Err(_) => "is missing",
+        Ok(o) if !o.status.success() => "lacks matplotlib",
+        Ok(_) => return Ok(()),
+    };
+    bail!(
+        "the figures need a python with matplotlib, and {} {lacks} (the set-up's, recorded when binclass was built): run scripts/setup.sh, or set BINCLASS_PLOT_PYTHON to another",
+        py.display()
+    )
+}
+
+/// Runs `scripts/<name>`, as built into binclass, with [`python`]; a failure
+/// is one line, the script's own (they print one line, never a traceback).
 fn script(name: &str, args: Vec<OsString>, out: &Path) -> Result<()> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts")
-        .join(name);
+    let script = crate::embedded::root()?.join("scripts").join(name);
     let o = Command::new(python())
         .arg(&script)
         .args(args)
@@ -151,8 +165,9 @@ pub struct Reproduction {
     pub device: tch::Device,
     pub threads: i32,
     pub epochs: Option<i64>,
-    /// The Keras runs, one folder per preset.
-    pub reference: PathBuf,
+    /// The Keras runs, one folder per preset (`--reference`); `None`: the
+    /// copy built into binclass.
+    pub reference: Option<PathBuf>,
     pub margin: f64,
     pub overwrite: bool,
     /// Continue the reproduction in `dir` (`--resume`): experiments
@@ -191,15 +206,28 @@ pub struct Trained {
 impl Reproduction {
     /// Keras's runs of every preset, from the reference folder.
     fn keras_runs(&self) -> Result<BTreeMap<String, Vec<compare::Curve>>> {
-        let keras = compare::load_reference(&self.reference)?;
+        let dir = self.reference_dir()?;
+        let keras = compare::load_reference(&dir)?;
         if let Some(missing) = PRESETS.iter().find(|p| !keras.contains_key(p.name)) {
             bail!(
                 "{} has no Keras runs for '{}' (see reference/keras/README.md)",
-                self.reference.display(),
+                dir.display(),
                 missing.name
             );
         }
         Ok(keras)
+    }
+
+    fn reference_dir(&self) -> Result<PathBuf> {
+        compare::reference_dir(self.reference.as_deref())
+    }
+
+    /// Where the report says the Keras runs come from.
+    fn reference_name(&self) -> String {
+        self.reference.as_ref().map_or_else(
+            || "the copy of reference/keras built into binclass".into(),
+            |r| format!("`{}`", r.display()),
+        )
     }
 
     /// The manifest written first in the folder.
@@ -214,6 +242,10 @@ impl Reproduction {
     pub fn prepare(&self) -> Result<Plan> {
         if self.dir.exists() && !self.dir.is_dir() {
             bail!("--out-dir {} is a file", self.dir.display());
+        }
+        // A shard draws nothing: its merge does.
+        if self.shard.is_none() {
+            check_python()?;
         }
         // Before an earlier reproduction is removed or resumed: one still
         // running there would lose its files under it.
@@ -461,11 +493,12 @@ impl Reproduction {
         let figures = layout::figures(&self.dir);
         std::fs::create_dir_all(&figures)
             .with_context(|| format!("cannot create {}", figures.display()))?;
+        let reference = self.reference_dir()?;
         for (label, job) in &plan.jobs {
             let keras_dir = plan
                 .keras
                 .contains_key(label.as_str())
-                .then(|| self.reference.join(label));
+                .then(|| reference.join(label));
             let (name, n) = (&job.exp.name, job.count());
             let keras_runs = plan.keras.get(label.as_str()).map_or(0, Vec::len);
             let title = match job.exp.normalize {
@@ -533,6 +566,7 @@ impl Reproduction {
                 "the shards' plan is not one this binclass makes: its {key}; merge them with the binclass that trained them"
             );
         }
+        check_python()?;
         r.keras_runs().map(|_| ())
     }
 
@@ -567,7 +601,7 @@ impl Reproduction {
         shortened: &[String],
     ) -> Result<String> {
         let mut md = format!(
-            "# binclass: the article reproduced\n\n`binclass reproduce{}{}` on {} (binclass {}, tch {}, libtorch {}), against the Keras runs in `{}`.{}\n\n## Comparison with Keras\n\n",
+            "# binclass: the article reproduced\n\n`binclass reproduce{}{}` on {} (binclass {}, tch {}, libtorch {}), against the Keras runs in {}.{}\n\n## Comparison with Keras\n\n",
             self.seeds
                 .map_or(String::new(), |n| format!(" --seeds {n}")),
             self.epochs
@@ -576,7 +610,7 @@ impl Reproduction {
             VERSIONS.binclass,
             VERSIONS.tch,
             VERSIONS.libtorch,
-            self.reference.display(),
+            self.reference_name(),
             match self.seeds {
                 Some(_) => String::new(),
                 None => format!(
@@ -722,7 +756,7 @@ mod tests {
             device: tch::Device::Cpu,
             threads: 1,
             epochs: None,
-            reference: "reference/keras".into(),
+            reference: None,
             margin: compare::DEFAULT_MARGIN,
             overwrite: false,
             resume: false,

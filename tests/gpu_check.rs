@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn gpu_check(device: &str, out: &Path) -> Option<Output> {
-    let py = common::project_python("torch")?;
+    let py = common::project_python_with("torch", "--cuda")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     Some(
         Command::new("bash")

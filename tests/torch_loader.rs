@@ -114,7 +114,7 @@ const CASES: [(&str, &str); 2] = [
 
 #[test]
 fn pytorch_predicts_binclass_probabilities_within_1e_6() {
-    let Some(python) = project_python("safetensors.torch") else {
+    let Some(python) = project_python_with("safetensors.torch", "--cuda") else {
         return;
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/predict_torch.py");
@@ -297,7 +297,7 @@ fn predict_torch_and_plot_boundary_refuse_every_model_binclass_refuses() {
 
 #[test]
 fn predict_torch_refuses_the_points_binclass_refuses_in_the_same_words() {
-    let Some(python) = project_python("safetensors.torch") else {
+    let Some(python) = project_python_with("safetensors.torch", "--cuda") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -18,8 +18,8 @@ pub struct CompareArgs {
     /// identified by its .json record, else by a `<preset>-seed<N>` name).
     #[arg(required = true, value_name = "OURS")]
     pub ours: Vec<PathBuf>,
-    /// Keras reference: one folder per preset holding its CSVs [default:
-    /// reference/keras here, else the project's beside the binary].
+    /// Keras reference: one folder per preset holding its CSVs [default: the
+    /// copy of the source tree's reference/keras built into binclass].
     #[arg(long, value_name = "DIR")]
     pub reference: Option<PathBuf>,
     /// Equivalence margin δ on final validation accuracy (0 < δ < 1).

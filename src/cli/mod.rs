@@ -42,9 +42,13 @@ pub struct RunOn {
 
 impl RunOn {
     /// The device and thread count, checked; libtorch set to the threads.
-    pub fn resolve(&self) -> Result<(tch::Device, i32)> {
+    /// At `-v 2`, `auto` says why it picked the CPU.
+    pub fn resolve(&self, verbose: u8) -> Result<(tch::Device, i32)> {
         let threads = config::threads(self.threads)?;
-        let device = crate::device::resolve(&self.device)?;
+        let (device, why_cpu) = crate::device::resolve_why(&self.device)?;
+        if let Some(why) = why_cpu.filter(|_| verbose >= 2) {
+            note(&format!("--device auto: training on the cpu: {why}"));
+        }
         tch::set_num_threads(threads);
         Ok((device, threads))
     }

@@ -26,8 +26,8 @@ pub struct ReproduceArgs {
     pub seeds: Option<u64>,
     #[command(flatten)]
     pub run_on: RunOn,
-    /// Keras reference runs, one folder per preset [default: reference/keras
-    /// here, else the project's beside the binary].
+    /// Keras reference runs, one folder per preset [default: the copy of
+    /// the source tree's reference/keras built into binclass].
     #[arg(long, value_name = "DIR")]
     pub reference: Option<PathBuf>,
     /// Equivalence margin δ of the verdicts (see `binclass compare --help`).
@@ -61,14 +61,14 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             "--resume continues the reproduction in --out-dir and --overwrite replaces it: give one"
         );
     }
-    let (device, threads) = args.run_on.resolve()?;
+    let (device, threads) = args.run_on.resolve(args.verbosity.verbose)?;
     let r = Reproduction {
         dir: args.out_dir.clone(),
         seeds: args.seeds,
         device,
         threads,
         epochs: args.epochs,
-        reference: compare::reference_dir(args.reference.as_deref())?,
+        reference: args.reference.clone(),
         margin: args.margin,
         overwrite: args.replace.overwrite,
         resume: args.resume,

@@ -95,7 +95,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
     let seeds = parse_seeds(&args.seeds)?;
     check_flags(args)?;
-    let (device, threads) = args.run_on.resolve()?;
+    let (device, threads) = args.run_on.resolve(args.verbosity.verbose)?;
     let base = Job {
         dir: args
             .out_dir

@@ -41,7 +41,7 @@ fn seed(s: &str) -> Result<u64, String> {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let exp = Experiment::resolve(&args.experiment, &args.overrides)?;
-    let (device, threads) = args.run_on.resolve()?;
+    let (device, threads) = args.run_on.resolve(args.verbosity.verbose)?;
     TrainJob {
         exp,
         seed: args.seed,

@@ -262,30 +262,13 @@ pub fn load_reference(dir: &Path) -> Result<BTreeMap<String, Vec<Curve>>> {
     Ok(by)
 }
 
-/// The Keras reference: `given`, else `reference/keras` here, beside the
-/// binary's project (`<root>/target/release/binclass`), or in the source
-/// tree it was built from.
+/// The Keras reference: `given`, else the copy built into binclass (of the
+/// source tree's `reference/keras`, written out under the user's cache).
 pub fn reference_dir(given: Option<&Path>) -> Result<PathBuf> {
-    if let Some(p) = given {
-        return Ok(p.to_path_buf());
+    match given {
+        Some(p) => Ok(p.to_path_buf()),
+        None => Ok(crate::embedded::root()?.join(crate::embedded::REFERENCE)),
     }
-    let rel = Path::new("reference/keras");
-    let beside_binary = std::env::current_exe()
-        .and_then(std::fs::canonicalize)
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(|root| root.join(rel)));
-    let candidates = [
-        Some(rel.to_path_buf()),
-        beside_binary,
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_dir())
-        .context(
-            "no reference/keras here, beside the binary or in its source tree; pass --reference DIR",
-        )
 }
 
 #[cfg(test)]

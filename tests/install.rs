@@ -1,0 +1,234 @@
+//! binclass beyond its checkout: the light CPU install `scripts/setup.sh`
+//! makes where there is no GPU, and an installed binary that runs with its
+//! source tree gone.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Bytes under `dir`, as `du` counts what a user's disk holds.
+fn disk_bytes(dir: &Path) -> u64 {
+    let out = Command::new("du")
+        .args(["-s", "-B1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// A machine with no NVIDIA GPU gets torch without CUDA's wheels, within
+/// 1.5 GB; the binary runs on it (its libtorch loaded through
+/// LD_LIBRARY_PATH), `--device auto` says it took the CPU, and `--device
+/// cuda` says in one line how to get CUDA.
+#[test]
+fn a_light_install_leaves_cuda_out_fits_in_1_5_gb_and_trains_on_the_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    // setup.sh links `.libtorch` in the checkout it sits in: a copy of it,
+    // so this checkout's link stays as it is.
+    let checkout = tmp.path().join("checkout");
+    std::fs::create_dir_all(checkout.join("scripts")).unwrap();
+    let setup = checkout.join("scripts/setup.sh");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup.sh"),
+        &setup,
+    )
+    .unwrap();
+    let home = tmp.path().join("home");
+    // No nvidia-smi on PATH, as on a machine without a GPU.
+    let path = std::env::var("PATH").unwrap_or_default();
+    let path: Vec<&str> = path
+        .split(':')
+        .filter(|d| !Path::new(d).join("nvidia-smi").exists())
+        .collect();
+    let status = Command::new("bash")
+        .arg(&setup)
+        .env("BINCLASS_HOME", &home)
+        .env("PATH", path.join(":"))
+        .env_remove("BINCLASS_VENV")
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/setup.sh failed");
+    let site = std::fs::read_dir(home.join("torch-2.11.0/lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages");
+    // libtorch_cpu.so itself needs CUDA's runtime and CUPTI (`readelf -d`
+    // lists libcudart.so.13 and libcupti.so.13): those two wheels (about
+    // 60 MB, under nvidia/cu13) and the cuda-toolkit stub that pins them
+    // are all of CUDA a light install may hold.
+    let needed = ["nvidia", "nvidia_cuda_runtime", "nvidia_cuda_cupti", "cuda_toolkit"];
+    let cuda: Vec<String> = std::fs::read_dir(&site)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_lowercase())
+        .filter(|n| {
+            ["nvidia", "cuda", "triton"]
+                .iter()
+                .any(|c| n.starts_with(c))
+        })
+        .filter(|n| {
+            let dist = n.split('-').next().unwrap();
+            !needed.contains(&dist)
+        })
+        .collect();
+    assert!(cuda.is_empty(), "CUDA's wheels installed: {cuda:?}");
+    let nvidia = disk_bytes(&site.join("nvidia"));
+    assert!(nvidia <= 100_000_000, "{nvidia} bytes of CUDA under nvidia/");
+    let bytes = disk_bytes(&home);
+    assert!(bytes <= 1_500_000_000, "{bytes} bytes on disk");
+    eprintln!("light install: {bytes} bytes on disk");
+
+    let lib = site.join("torch/lib");
+    let run = |device: &str| {
+        Command::new(common::BIN)
+            .args(["train", "--epochs", "1", "--samples", "300", "-v", "2"])
+            .args(["--device", device, "--out", &format!("{device}.csv")])
+            .current_dir(tmp.path())
+            .env("LD_LIBRARY_PATH", &lib)
+            .output()
+            .unwrap()
+    };
+    let cuda = run("cuda");
+    assert_eq!(cuda.status.code(), Some(1), "{}", stderr(&cuda));
+    let err = stderr(&cuda);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("`scripts/setup.sh --cuda` installs CUDA's libraries"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("cuda.csv").exists());
+
+    let auto = run("auto");
+    assert!(auto.status.success(), "{}", stderr(&auto));
+    let err = stderr(&auto);
+    assert!(
+        err.starts_with(
+            "--device auto: training on the cpu: cannot load libtorch's CUDA backend: "
+        ),
+        "{err}"
+    );
+    assert_eq!(common::rows(&tmp.path().join("auto.csv")).len(), 1);
+}
+
+/// What `cargo install --path .` installs (this build's binary), run from
+/// an empty folder with the checkout hidden as if deleted: `train`, and
+/// `reproduce` with its figures, REPORT.md and verdicts, and `compare`,
+/// against the Keras reference built into it.
+#[test]
+fn an_installed_binary_reproduces_and_compares_with_its_source_tree_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("root/bin/binclass");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(common::BIN, &bin).unwrap();
+    let (empty, work, cache) = (
+        tmp.path().join("empty"),
+        tmp.path().join("work"),
+        tmp.path().join("cache"),
+    );
+    for d in [&empty, &work] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // A mount namespace of its own, the checkout covered by an empty folder:
+    // what the binary would see had the clone been removed.
+    let script = format!(
+        "mount --bind {empty:?} {checkout:?} && test ! -e {manifest:?} && cd {work:?} && \
+         {bin:?} train --epochs 1 --samples 300 -v 0 --out t.csv && \
+         {bin:?} reproduce --out-dir rep --seeds 2 --epochs 1 -v 0 && \
+         {bin:?} sweep --seeds 0..2 --out-dir sw -v 0 && {bin:?} compare sw",
+        manifest = checkout.join("Cargo.toml"),
+    );
+    let probe = Command::new("unshare").args(["--mount", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "skipped: `unshare --mount` is not allowed here (it needs root), so the checkout cannot be hidden"
+        );
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["--mount", "bash", "-c", &script])
+        .env("XDG_CACHE_HOME", &cache)
+        .env_remove("BINCLASS_PLOT_PYTHON")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(common::rows(&work.join("t.csv")).len(), 1);
+    let report = std::fs::read_to_string(work.join("rep/REPORT.md")).unwrap();
+    assert!(
+        report
+            .contains("against the Keras runs in the copy of reference/keras built into binclass"),
+        "{report}"
+    );
+    for preset in [
+        "baseline",
+        "noise",
+        "dummy-features",
+        "scaled",
+        "scaled-long",
+        "shifted",
+    ] {
+        assert!(
+            report.contains(&format!("| {preset} | 2/")),
+            "{preset}: {report}"
+        );
+        assert!(
+            work.join(format!("rep/figures/{preset}.png")).is_file(),
+            "{preset}"
+        );
+        assert!(
+            work.join(format!("rep/figures/{preset}-boundary.png"))
+                .is_file(),
+            "{preset}"
+        );
+    }
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with("baseline  2/20 ")),
+        "{table}"
+    );
+    // The reference and scripts were written out under the user's cache.
+    let written: Vec<_> = std::fs::read_dir(cache.join("binclass")).unwrap().collect();
+    assert_eq!(written.len(), 1);
+}
+
+/// The figures' python is checked before anything is trained, in one line
+/// that names it.
+#[test]
+fn reproduce_without_a_python_that_draws_names_it_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (python, why) in [
+        ("/nonexistent/python", "is missing"),
+        ("false", "lacks matplotlib"),
+    ] {
+        let out = Command::new(common::BIN)
+            .args([
+                "reproduce",
+                "--out-dir",
+                "rep",
+                "--seeds",
+                "2",
+                "--epochs",
+                "1",
+                "-v",
+                "0",
+            ])
+            .current_dir(tmp.path())
+            .env("BINCLASS_PLOT_PYTHON", python)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("{python} {why}")), "{err}");
+        assert!(err.contains("BINCLASS_PLOT_PYTHON"), "{err}");
+        assert!(!tmp.path().join("rep").exists());
+    }
+}
