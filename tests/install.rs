@@ -65,7 +65,12 @@ fn a_light_install_leaves_cuda_out_fits_in_1_5_gb_and_trains_on_the_cpu() {
     // lists libcudart.so.13 and libcupti.so.13): those two wheels (about
     // 60 MB, under nvidia/cu13) and the cuda-toolkit stub that pins them
     // are all of CUDA a light install may hold.
-    let needed = ["nvidia", "nvidia_cuda_runtime", "nvidia_cuda_cupti", "cuda_toolkit"];
+    let needed = [
+        "nvidia",
+        "nvidia_cuda_runtime",
+        "nvidia_cuda_cupti",
+        "cuda_toolkit",
+    ];
     let cuda: Vec<String> = std::fs::read_dir(&site)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_lowercase())
@@ -81,7 +86,10 @@ fn a_light_install_leaves_cuda_out_fits_in_1_5_gb_and_trains_on_the_cpu() {
         .collect();
     assert!(cuda.is_empty(), "CUDA's wheels installed: {cuda:?}");
     let nvidia = disk_bytes(&site.join("nvidia"));
-    assert!(nvidia <= 100_000_000, "{nvidia} bytes of CUDA under nvidia/");
+    assert!(
+        nvidia <= 100_000_000,
+        "{nvidia} bytes of CUDA under nvidia/"
+    );
     let bytes = disk_bytes(&home);
     assert!(bytes <= 1_500_000_000, "{bytes} bytes on disk");
     eprintln!("light install: {bytes} bytes on disk");
@@ -118,48 +126,106 @@ fn a_light_install_leaves_cuda_out_fits_in_1_5_gb_and_trains_on_the_cpu() {
     assert_eq!(common::rows(&tmp.path().join("auto.csv")).len(), 1);
 }
 
-/// What `cargo install --path .` installs (this build's binary), run from
-/// an empty folder with the checkout hidden as if deleted: `train`, and
-/// `reproduce` with its figures, REPORT.md and verdicts, and `compare`,
-/// against the Keras reference built into it.
+/// Runs `cmd` and fails the test with its stderr when it fails.
+fn succeeds(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+    out
+}
+
+/// A clone (this checkout's files, committed or not), built and installed by
+/// `cargo install` into a temporary root, the clone then deleted: `train`,
+/// `reproduce` with its figures, REPORT.md and verdicts, and `compare`
+/// against the Keras reference built into it, run from an empty folder.
 #[test]
 fn an_installed_binary_reproduces_and_compares_with_its_source_tree_gone() {
     let tmp = tempfile::tempdir().unwrap();
-    let bin = tmp.path().join("root/bin/binclass");
-    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
-    std::fs::copy(common::BIN, &bin).unwrap();
-    let (empty, work, cache) = (
-        tmp.path().join("empty"),
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (clone, target, root) = (
+        tmp.path().join("clone"),
+        tmp.path().join("target"),
+        tmp.path().join("root"),
+    );
+    let files = succeeds(
+        Command::new("git")
+            .args([
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ])
+            .current_dir(checkout),
+    );
+    for rel in files.stdout.split(|&b| b == 0).filter(|r| !r.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(rel).unwrap());
+        if checkout.join(rel).is_file() {
+            std::fs::create_dir_all(clone.join(rel).parent().unwrap()).unwrap();
+            std::fs::copy(checkout.join(rel), clone.join(rel)).unwrap();
+        }
+    }
+    // This build's compiled dependencies, so that only binclass compiles:
+    // with the same LIBTORCH (config.toml's, resolved from this checkout)
+    // torch-sys and tch are not built again.
+    succeeds(
+        Command::new("cp")
+            .arg("-a")
+            .arg(checkout.join("target"))
+            .arg(&target),
+    );
+    succeeds(Command::new(clone.join("scripts/setup.sh")).current_dir(&clone));
+    succeeds(
+        Command::new(env!("CARGO"))
+            .args(["install", "--locked", "--offline", "--quiet", "--path", "."])
+            .arg("--root")
+            .arg(&root)
+            .arg("--target-dir")
+            .arg(&target)
+            .env("LIBTORCH", checkout.join(".libtorch"))
+            .current_dir(&clone),
+    );
+    std::fs::remove_dir_all(&clone).unwrap();
+    std::fs::remove_dir_all(&target).unwrap();
+
+    let (bin, work, cache) = (
+        root.join("bin/binclass"),
         tmp.path().join("work"),
         tmp.path().join("cache"),
     );
-    for d in [&empty, &work] {
-        std::fs::create_dir(d).unwrap();
-    }
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // A mount namespace of its own, the checkout covered by an empty folder:
-    // what the binary would see had the clone been removed.
-    let script = format!(
-        "mount --bind {empty:?} {checkout:?} && test ! -e {manifest:?} && cd {work:?} && \
-         {bin:?} train --epochs 1 --samples 300 -v 0 --out t.csv && \
-         {bin:?} reproduce --out-dir rep --seeds 2 --epochs 1 -v 0 && \
-         {bin:?} sweep --seeds 0..2 --out-dir sw -v 0 && {bin:?} compare sw",
-        manifest = checkout.join("Cargo.toml"),
-    );
-    let probe = Command::new("unshare").args(["--mount", "true"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "skipped: `unshare --mount` is not allowed here (it needs root), so the checkout cannot be hidden"
-        );
-        return;
-    }
-    let out = Command::new("unshare")
-        .args(["--mount", "bash", "-c", &script])
-        .env("XDG_CACHE_HOME", &cache)
-        .env_remove("BINCLASS_PLOT_PYTHON")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::create_dir(&work).unwrap();
+    let run = |args: &[&str]| {
+        succeeds(
+            Command::new(&bin)
+                .args(args)
+                .current_dir(&work)
+                .env("XDG_CACHE_HOME", &cache)
+                .env_remove("BINCLASS_PLOT_PYTHON"),
+        )
+    };
+    run(&[
+        "train",
+        "--epochs",
+        "1",
+        "--samples",
+        "300",
+        "-v",
+        "0",
+        "--out",
+        "t.csv",
+    ]);
+    run(&[
+        "reproduce",
+        "--out-dir",
+        "rep",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "-v",
+        "0",
+    ]);
+    run(&["sweep", "--seeds", "0..2", "--out-dir", "sw", "-v", "0"]);
+    let out = run(&["compare", "sw"]);
     assert_eq!(common::rows(&work.join("t.csv")).len(), 1);
     let report = std::fs::read_to_string(work.join("rep/REPORT.md")).unwrap();
     assert!(

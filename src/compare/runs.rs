@@ -209,7 +209,7 @@ fn same_curve(a: &Curve, b: &Curve) -> bool {
             .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
 }
 
-/// Reads every run below `paths`. A run present twice (the same file given
+/// Reads every run below `paths`, in the order of their identities. A run present twice (the same file given
 /// twice, or a copy under another name such as `train`'s `-1` suffix) is
 /// counted once; two different runs claiming the same seed are an error.
 pub fn load_ours(paths: &[PathBuf]) -> Result<Ours> {
@@ -235,6 +235,10 @@ pub fn load_ours(paths: &[PathBuf]) -> Result<Ours> {
         by_id.insert(id.clone(), runs.len());
         runs.push(Run { path, id, curve });
     }
+    // The bootstrap resamples runs by position: in the order of their
+    // identity (preset, settings, optimizer, seed), the same runs get the
+    // same numbers whatever order their files were given or found in.
+    runs.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Ours { runs, notes })
 }
 
