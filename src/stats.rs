@@ -127,7 +127,8 @@ pub fn permutation_p(a: &[f64], b: &[f64]) -> f64 {
 /// side resampled on its own, each resample's difference studentized by its
 /// own standard error. It takes its shape from the samples (skew, a lump
 /// of failed runs) where a t interval assumes symmetry, and, unlike a
-/// percentile interval, it does not narrow at few seeds.
+/// percentile interval, it does not narrow at few seeds (which it falls
+/// back to only where studentizing is undefined).
 pub fn bootstrap_interval(a: &[f64], b: &[f64], level: f64) -> (f64, f64) {
     let (d, se) = diff_se(Sums::of(a.iter().copied()), Sums::of(b.iter().copied()));
     if se == 0.0 {
@@ -136,16 +137,25 @@ pub fn bootstrap_interval(a: &[f64], b: &[f64], level: f64) -> (f64, f64) {
     let mut rng = resampling();
     let mut draw =
         |v: &[f64]| Sums::of((0..v.len()).map(|_| v[below(&mut rng, v.len() as u64) as usize]));
-    let mut t: Vec<f64> = (0..RESAMPLES)
-        .map(|_| {
-            let (ds, ses) = diff_se(draw(a), draw(b));
-            ratio(ds - d, ses)
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    let rank = |p: f64| t[((RESAMPLES + 1) as f64 * p).round() as usize - 1];
+    let resamples: Vec<(f64, f64)> = (0..RESAMPLES).map(|_| diff_se(draw(a), draw(b))).collect();
     let tail = (1.0 - level) / 2.0;
-    (d - rank(1.0 - tail) * se, d - rank(tail) * se)
+    let rank = |mut v: Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((RESAMPLES + 1) as f64 * p).round() as usize - 1]
+    };
+    // A side with few distinct values (runs that all end alike) gives
+    // resamples of one value, whose t is infinite: the interval would be
+    // unbounded by an artefact. There the percentile interval of the
+    // resampled differences, defined for any sample, stands in.
+    if resamples.iter().any(|&(ds, ses)| ses == 0.0 && ds != d) {
+        let diffs: Vec<f64> = resamples.iter().map(|&(ds, _)| ds).collect();
+        return (rank(diffs.clone(), tail), rank(diffs, 1.0 - tail));
+    }
+    let t: Vec<f64> = resamples
+        .iter()
+        .map(|&(ds, ses)| ratio(ds - d, ses))
+        .collect();
+    (d - rank(t.clone(), 1.0 - tail) * se, d - rank(t, tail) * se)
 }
 
 /// Two-sided p-value of Fisher's exact test that `fa` failures in `na` runs
@@ -283,6 +293,22 @@ mod tests {
             bootstrap_interval(&[0.5, 0.5], &[0.5, 0.5], 0.9),
             (0.0, 0.0)
         );
+    }
+
+    #[test]
+    fn runs_that_all_end_alike_get_a_bounded_interval_around_their_difference() {
+        // Ours all alike, Keras's one apart: many resamples of Keras's are
+        // constant too, where t is infinite; the interval stays finite.
+        let ours = [0.9902; 5];
+        let keras = [0.991, 0.99, 0.99, 0.99, 0.99];
+        let (lo, hi) = bootstrap_interval(&ours, &keras, 0.90);
+        assert!(lo.is_finite() && hi.is_finite(), "{lo} {hi}");
+        assert!(
+            lo <= 0.0 && hi >= 0.0002 - 1e-12 && hi - lo < 0.002,
+            "{lo} {hi}"
+        );
+        let (lo, hi) = bootstrap_interval(&[0.5; 5], &keras, 0.90);
+        assert!(lo > -0.4911 && hi < -0.4899 && lo < hi, "{lo} {hi}");
     }
 
     #[test]

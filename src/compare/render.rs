@@ -142,13 +142,15 @@ pub fn explain(rows: &[Row]) -> Vec<String> {
                 "ours" => (format!("{} of our seeds beside Keras's {}", n.seeds, r.n_keras), r.n_ours),
                 _ => (format!("{} seeds a side", n.seeds), r.n_ours.min(r.n_keras)),
             };
-            let hint = if n.seeds <= have as u64 {
+            let hint = if n.seeds > have as u64 {
+                String::new()
+            } else if r.judged.diff.abs() >= r.margin / 2.0 {
                 format!(
                     "; there are already that many, so the observed difference ({:+.4}) itself is too near ±{}",
                     r.judged.diff, r.margin
                 )
             } else {
-                String::new()
+                "; there are already that many: the runs' outcomes are skewed or lumped, which widens the bootstrap interval beyond what their sd predicts".into()
             };
             format!(
                 "{} ({}): inconclusive at {}/{} seeds; about {seeds} would show equivalence within \
