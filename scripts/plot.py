@@ -131,6 +131,12 @@ def band(curves: list[list[float]]):
 
 def draw(ax, curves, label, color, fill=True):
     x, mean, lo, hi = band(curves)
+    if len(x) == 1:
+        # One epoch (`reproduce --epochs 1`): a line of one point is
+        # invisible, and so is a band of no width; a dot and its ± sd bar.
+        bar = [[mean[0] - lo[0]], [hi[0] - mean[0]]] if fill and len(curves) > 1 else None
+        ax.errorbar(x, mean, yerr=bar, fmt="o", color=color, label=label, capsize=4)
+        return
     ax.plot(x, mean, label=label, color=color, linewidth=1.2)
     if fill and len(curves) > 1:
         ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)

@@ -526,3 +526,28 @@ fn plot_grid_draws_a_varied_sweeps_summary_and_refuses_others_in_one_line() {
     }
     assert!(!dir.path().join("x.png").exists());
 }
+
+/// A run of one epoch (`reproduce --epochs 1`) is drawn as a dot with its
+/// ± sd bar, not as a line of one point, which shows nothing.
+#[test]
+fn plot_draws_a_single_epoch_as_a_visible_point() {
+    let Some(py) = common::project_python("matplotlib") else {
+        return;
+    };
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let check = "import sys; sys.path.insert(0, sys.argv[1]); sys.argv[1:] = []\n\
+        import matplotlib; matplotlib.use('Agg')\n\
+        import matplotlib.pyplot as plt, plot\n\
+        for curves in ([[0.9]], [[0.9], [0.95]]):\n\
+        \x20   ax = plt.figure().gca(); plot.draw(ax, curves, 'v', 'tab:blue')\n\
+        \x20   dots = [l for l in ax.lines if l.get_marker() == 'o']\n\
+        \x20   assert len(dots) == 1 and list(dots[0].get_xdata()) == [1], ax.lines\n\
+        \x20   assert (len(ax.collections) == 1) == (len(curves) > 1), ax.collections\n";
+    let o = Command::new(&py)
+        .arg("-c")
+        .arg(check)
+        .arg(&scripts)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
