@@ -254,11 +254,11 @@ fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<Run
     let record = RunRecord::read(file)?;
     let folder = folder_of(rel);
     // A reproduction's runs sit in runs/<label>; a sweep's in its setting's folder.
+    let at = match folder.as_str() {
+        "" => "the shard's top folder".to_string(),
+        f => f.to_string(),
+    };
     let Some(expected) = planned_experiment(plan, &folder) else {
-        let at = match folder.as_str() {
-            "" => "the shard's top folder".to_string(),
-            f => f.to_string(),
-        };
         bail!(
             "{} is in {at}, which is no setting of this shard's command",
             file.display()
@@ -266,7 +266,7 @@ fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<Run
     };
     if serde_json::to_value(&record.experiment)? != expected {
         bail!(
-            "{} was written with other settings than its shard's command gives {folder}",
+            "{} was written with other settings than its shard's command gives {at}",
             file.display()
         );
     }

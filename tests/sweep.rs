@@ -491,3 +491,43 @@ fn a_sharded_seeds_sweeps_table_has_the_cells_its_header_names() {
         assert!(row.starts_with("| 1 | "), "{row}");
     }
 }
+
+/// A shard run whose record names other settings than its plan is refused
+/// by `merge` in a line that says where the run sits, for a plain sweep's
+/// top folder as for a grid's setting folders.
+#[test]
+fn merge_names_the_folder_of_a_run_written_with_other_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for k in ["0", "1"] {
+        let (shard, out) = (format!("{k}/2"), format!("s{k}"));
+        let args = [
+            "sweep",
+            "--seeds",
+            "0..4",
+            "--shard",
+            &shard,
+            "--out-dir",
+            &out,
+        ];
+        run(
+            d,
+            with(&args, &["--epochs", "2", "--samples", "300", "-v", "0"]),
+        );
+    }
+    let record = d.join("s1/baseline-seed3.csv.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    json["experiment"]["lr"] = serde_json::json!(0.3);
+    std::fs::write(&record, json.to_string()).unwrap();
+    let out = binclass(d, &["merge", "--out", "m", "s0", "s1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.trim().ends_with(
+            "s1/baseline-seed3.csv.json was written with other settings than its shard's command gives the shard's top folder"
+        ),
+        "{err}"
+    );
+    assert!(!d.join("m").exists());
+}
