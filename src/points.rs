@@ -28,6 +28,9 @@ pub struct Points {
     pub header: Option<StringRecord>,
     /// A data row read while looking for the header.
     pending: Option<StringRecord>,
+    /// A bad row met after good ones of the same chunk: the chunk is
+    /// returned, and this next.
+    failed: Option<anyhow::Error>,
     rows: u64,
 }
 
@@ -66,6 +69,7 @@ impl Points {
             label: None,
             header: None,
             pending: None,
+            failed: None,
             rows: 0,
         };
         p.read_header(label)?;
@@ -158,30 +162,29 @@ impl Points {
     }
 
     /// The next rows, at most `max`; `None` when the input is done. An
-    /// input without a single point is an error.
+    /// input without a single point is an error. A bad row ends the chunk
+    /// before it, so that the points before it are predicted like any
+    /// other (a stream holds every point up to the bad row), and is the
+    /// error of the next call ([`Points::failed`] tells it is coming).
     pub fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let mut chunk = Chunk {
             records: Vec::with_capacity(max),
             features: Vec::with_capacity(max * self.features),
             labels: vec![],
         };
         while chunk.records.len() < max {
-            let Some(r) = self.next_record()? else { break };
-            self.check_width(&r)?;
-            for (c, field) in r.iter().enumerate() {
-                let v = self.number(&r, c, field)?;
-                if Some(c) == self.label {
-                    if v != 0.0 && v != 1.0 {
-                        bail!("{}: label '{field}' is not 0 or 1", self.at_column(&r, c));
-                    }
-                    chunk.labels.push(v);
-                } else {
-                    chunk.features.push(v);
+            match self.next_point(&mut chunk) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) if !chunk.records.is_empty() => {
+                    self.failed = Some(e);
+                    break;
                 }
+                Err(e) => return Err(e),
             }
-            let at = chunk.features.len() - self.features;
-            self.scale(&r, &mut chunk.features[at..])?;
-            chunk.records.push(r);
         }
         self.rows += chunk.records.len() as u64;
         // Rows read so far are none only if this chunk is empty too.
@@ -189,6 +192,37 @@ impl Points {
             bail!("{}: empty input, no points after the header", self.source);
         }
         Ok((!chunk.records.is_empty()).then_some(chunk))
+    }
+
+    /// Whether a bad row ended the last chunk: the next call fails.
+    pub fn failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// Reads one point into `chunk`, whole or not at all; false at the end.
+    fn next_point(&mut self, chunk: &mut Chunk) -> Result<bool> {
+        let Some(r) = self.next_record()? else {
+            return Ok(false);
+        };
+        self.check_width(&r)?;
+        let mut point = Vec::with_capacity(self.features);
+        let mut label = None;
+        for (c, field) in r.iter().enumerate() {
+            let v = self.number(&r, c, field)?;
+            if Some(c) == self.label {
+                if v != 0.0 && v != 1.0 {
+                    bail!("{}: label '{field}' is not 0 or 1", self.at_column(&r, c));
+                }
+                label = Some(v);
+            } else {
+                point.push(v);
+            }
+        }
+        self.scale(&r, &mut point)?;
+        chunk.features.extend(point);
+        chunk.labels.extend(label);
+        chunk.records.push(r);
+        Ok(true)
     }
 
     /// A field as a finite number.

@@ -73,6 +73,9 @@ impl Loaded {
 /// a stream.
 pub fn predict(m: &Loaded, points: &mut Points, out: &mut dyn Write) -> Result<u64> {
     let mut next = points.next_chunk(CHUNK)?;
+    if points.failed() {
+        points.next_chunk(CHUNK)?;
+    }
     let mut w = csv::Writer::from_writer(out);
     let mut header: Vec<String> = match &points.header {
         Some(h) => h.iter().map(String::from).collect(),

@@ -945,3 +945,43 @@ fn a_model_with_nan_or_infinite_weights_is_refused_in_one_line() {
         refused(d, &["evaluate", "--model", model], &[model, says], "o.csv");
     }
 }
+
+/// To stdout, a bad row after the first chunk stops the stream exactly
+/// there: every point before it is written, the chunk it falls in
+/// included, then the error naming its line.
+#[test]
+fn predict_to_stdout_writes_every_point_before_a_bad_row_further_on() {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        with(SMALL, &["--epochs", "1", "--out", "r.csv"]),
+    );
+    let good = 100_000;
+    let mut input = String::new();
+    for i in 0..good {
+        input += &format!("{},{}\n", (i % 100) as f64 / 100.0, (i % 37) as f64 / 37.0);
+    }
+    input += "0.5,oops\n0.1,0.2\n";
+    std::fs::write(dir.path().join("p.csv"), input).unwrap();
+    let out = binclass(
+        dir.path(),
+        &["predict", "--model", "r.safetensors", "--input", "p.csv"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "p.csv: line {}, column 2: 'oops' is not a number",
+            good + 1
+        )),
+        "{err}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        good + 1,
+        "the header and every good point"
+    );
+    assert!(text.ends_with('\n'));
+}
