@@ -164,12 +164,13 @@ pub fn check_output(path: &Path, what: &str, overwrite: bool) -> Result<()> {
     if !overwrite && path.exists() {
         bail!("{text} already exists; pass --overwrite to replace it, or choose another output");
     }
-    Ok(())
+    check_folder_free(path)
 }
 
 /// Creates `csv` holding `header` (with `overwrite`, replaces it).
 pub fn claim_path(csv: &Path, header: &[u8], overwrite: bool) -> Result<RunFiles> {
     check_free(&[csv.to_path_buf()], "output", overwrite)?;
+    check_folder_free(csv)?;
     make_parent(csv)?;
     if !create_with(csv, header, overwrite)? {
         bail!(
@@ -436,8 +437,13 @@ impl Write for Pending {
 /// ends.
 static HELD: std::sync::Mutex<Vec<((u64, u64), std::fs::File)>> = std::sync::Mutex::new(Vec::new());
 
-/// At most this many held at once (see [`hold`]).
-const MAX_HELD: usize = 64;
+/// At most this many held at once (see [`hold`]), and at most a quarter of
+/// the descriptors the process may open (`ulimit -n`), so that the files a
+/// run writes always find one.
+fn max_held() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    limit.map_or(64, |n| (n / 4).min(64) as usize)
+}
 
 /// Makes `path` (a run's CSV, or a sweep's folder) this process's to write
 /// until it ends: two processes appending to one CSV, or one cutting it back
@@ -447,11 +453,14 @@ const MAX_HELD: usize = 64;
 /// system has no such locks the run goes on unheld, as it did before.
 pub fn hold(path: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    // A grid of thousands of settings holds a folder each: past MAX_HELD
+    if !path.is_dir() {
+        check_folder_free(path)?;
+    }
+    // A grid of thousands of settings holds a folder each: past max_held()
     // the rest go unheld, leaving descriptors for the files the run writes.
     // Every process holds a grid's folders in the same order, so a second
     // one is still refused at the first.
-    if HELD.lock().map_or(0, |h| h.len()) >= MAX_HELD {
+    if HELD.lock().map_or(0, |h| h.len()) >= max_held() {
         return Ok(());
     }
     let file = match std::fs::File::open(path) {
@@ -475,6 +484,35 @@ pub fn hold(path: &Path) -> Result<()> {
         );
     }
     held.push((id, file));
+    Ok(())
+}
+
+/// Fails if the folder `path` goes into is held by another process (a
+/// live sweep's or reproduction's, see [`hold`]): a file there is one of
+/// its runs, or would be counted with them. A shared lock taken and
+/// dropped at once: it conflicts with a hold, never with another check.
+fn check_folder_free(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // A folder that cannot be opened (not made yet) is nobody's.
+    let Ok(folder) = std::fs::File::open(dir) else {
+        return Ok(());
+    };
+    let ours = folder.metadata().is_ok_and(|m| {
+        let id = (m.dev(), m.ino());
+        let held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        held.iter().any(|(h, _)| *h == id)
+    });
+    if !ours && let Err(std::fs::TryLockError::WouldBlock) = folder.try_lock_shared() {
+        bail!(
+            "{}: its folder {} is being written by another binclass process (a sweep or reproduction); wait for it to end, or choose another output",
+            path.display(),
+            dir.display()
+        );
+    }
     Ok(())
 }
 

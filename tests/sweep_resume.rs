@@ -290,6 +290,47 @@ fn a_sweep_still_being_written_is_neither_resumed_nor_replaced_under_it() {
     wait_for_rows(&mut first, &csv, 2);
     refused_while_written(dir, &strs(&long(&["--overwrite"])));
     refused_while_written(dir, &strs(&long(&["--resume"])));
+    // Nor is one of its seeds' files, by a command of another kind.
+    let seed0 = "s/baseline-seed0.csv";
+    let train = [
+        "train",
+        "--epochs",
+        "1",
+        "-v",
+        "0",
+        "--out",
+        seed0,
+        "--overwrite",
+    ];
+    refused_while_written(dir, &train);
+    refused_while_written(
+        dir,
+        &["train", "--epochs", "1", "-v", "0", "--out", "s/x.csv"],
+    );
+    refused_while_written(dir, &["resume", seed0, "-v", "0"]);
+    let predict = [
+        "predict",
+        "--model",
+        "m.safetensors",
+        "--out",
+        seed0,
+        "--overwrite",
+    ];
+    ok(
+        dir,
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "-v",
+            "0",
+            "--samples",
+            "300",
+            "--out",
+            "m.csv",
+        ],
+    );
+    refused_while_written(dir, &predict);
     assert!(
         first.try_wait().unwrap().is_none(),
         "the sweep ended too soon"

@@ -529,3 +529,25 @@ fn keras_references_tensorboard_runs_have_binclasss_layout_and_tags() {
     assert_run_is_its_csv(&keras, "baseline/seed0", &d.join("k.csv"), 267);
     assert_run_is_its_csv(&ours, "baseline/seed0", &d.join("b.csv"), 267);
 }
+
+/// A run folder held per seed takes a descriptor each: a sweep of more
+/// seeds than `ulimit -n` allows descriptors still runs, holding fewer.
+#[test]
+fn a_sweep_with_tensorboard_runs_under_a_low_descriptor_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec {} sweep --seeds 0..100 --epochs 1 --samples 300 -v 0 --out-dir s --tensorboard tb",
+            common::BIN
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rows(&dir.path().join("s/baseline-seed99.csv")).len(), 1);
+}
