@@ -520,8 +520,12 @@ fn check_folder_free(path: &Path) -> Result<()> {
 /// thousands of runs holds no descriptors); a write that fails part-way (a
 /// full disk) is cut back, so the file still ends with a whole `unit`.
 pub fn append(path: &Path, bytes: &[u8], unit: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Never through a link: a file of the run replaced by one mid-run
+    // would have the run's rows appended to whatever it points at.
     let mut f = std::fs::OpenOptions::new()
         .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     let complete = f.metadata().map(|m| m.len());

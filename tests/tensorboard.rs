@@ -551,3 +551,39 @@ fn a_sweep_with_tensorboard_runs_under_a_low_descriptor_limit() {
     );
     assert_eq!(rows(&dir.path().join("s/baseline-seed99.csv")).len(), 1);
 }
+
+/// A run's event file replaced by a symbolic link mid-run is not written
+/// through: the run stops with a one-line error, the link's target intact.
+#[test]
+fn an_event_file_replaced_by_a_link_mid_run_is_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "train",
+        "--out",
+        "k.csv",
+        "-v",
+        "0",
+        "--samples",
+        "600",
+        "--epochs",
+        "40",
+        "--batch-size",
+        "1",
+        "--tensorboard",
+        "tb",
+    ];
+    let mut child = spawn(d, &args);
+    common::wait_for_rows(&mut child, &d.join("k.csv"), 2);
+    let train = d.join("tb/baseline/seed0/train");
+    let event = train.join(&event_files(&train)[0]);
+    std::fs::write(d.join("target"), "a user's file").unwrap();
+    std::fs::remove_file(&event).unwrap();
+    std::os::unix::fs::symlink(d.join("target"), &event).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(d.join("target")).unwrap(),
+        "a user's file"
+    );
+}
