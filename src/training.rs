@@ -240,6 +240,11 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     tch::set_num_threads(threads);
     let (data, normalization) = split(&record.experiment, record.seed, device)?;
     interrupt::install();
+    // A copy of a run, resumed, is a run of its own: its record names it.
+    let record = RunRecord {
+        csv: csv.to_path_buf(),
+        ..record
+    };
     let record = RecordWriter::resuming(record, files.json.clone(), &c.epoch_seconds, None);
     train_one(
         &data,

@@ -422,3 +422,18 @@ fn a_run_whose_model_was_not_saved_resumes_to_save_it() {
         "the checkpoint goes once the model is saved"
     );
 }
+
+/// A killed run copied under another name and resumed there is a run of
+/// its own: its record names its own CSV, the original's untouched.
+#[test]
+fn a_copy_of_a_killed_run_resumed_names_its_own_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = killed_run(d);
+    for ext in ["csv", "csv.json", "ckpt"] {
+        std::fs::copy(csv.with_extension(ext), d.join(format!("copy.{ext}"))).unwrap();
+    }
+    ok(d, &["resume", "copy.csv", "-v", "0"]);
+    assert_eq!(record(&d.join("copy.csv"))["csv"], "copy.csv");
+    assert_eq!(record(&csv)["csv"], "k.csv");
+}
