@@ -124,6 +124,13 @@ impl Manifest {
         }
     }
 
+    /// Whether `--resume` continues what it holds: a `--vary` grid keeps no
+    /// checkpoints.
+    fn resumable(&self) -> bool {
+        let knobs = self.plan.get("knobs").and_then(|k| k.as_array());
+        self.command != "sweep" || knobs.is_none_or(|k| k.is_empty())
+    }
+
     /// Checks, writing nothing, that this command may take `dir` as `claim`
     /// says: an error names the command line the folder holds.
     pub fn check(&self, dir: &Path, claim: Claim) -> Result<()> {
@@ -157,8 +164,13 @@ impl Manifest {
                     layout::MANIFEST
                 )
             }
-            (Claim::New, Some(m)) => bail!(
+            (Claim::New, Some(m)) if m.resumable() => bail!(
                 "{} already holds a {}; pass --resume to continue it, or --overwrite to replace it",
+                dir.display(),
+                m.described()
+            ),
+            (Claim::New, Some(m)) => bail!(
+                "{} already holds a {} of a grid (--vary), which cannot be resumed; pass --overwrite to replace it",
                 dir.display(),
                 m.described()
             ),

@@ -350,3 +350,30 @@ fn a_sweep_still_being_written_is_neither_resumed_nor_replaced_under_it() {
         assert_eq!(epochs(&csv), want, "seed {seed}: each epoch once, in order");
     }
 }
+
+/// A grid's folder, which `--resume` cannot continue, is refused with the
+/// one way forward; a plain sweep's with both.
+#[test]
+fn a_folder_refused_without_overwrite_names_only_what_would_take_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = [
+        "--seeds",
+        "0..2",
+        "--epochs",
+        "1",
+        "--samples",
+        "300",
+        "-v",
+        "0",
+    ];
+    for (out, vary) in [("g", &["--vary", "lr=0.01,0.03"][..]), ("s", &[][..])] {
+        let args = [&["sweep", "--out-dir", out][..], &small, vary].concat();
+        ok(d, &args);
+        let again = binclass(d, &args);
+        let err = String::from_utf8_lossy(&again.stderr);
+        assert!(!again.status.success());
+        assert_eq!(err.contains("--resume"), vary.is_empty(), "{err}");
+        assert!(err.contains("--overwrite to replace it"), "{err}");
+    }
+}
