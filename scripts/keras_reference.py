@@ -41,16 +41,28 @@ libraries refuse it or where the reference runs need a knob:
     of POINTS.csv (the model's feature columns in raw units, a header row
     optional) after the stored normalisation. One probability per line,
     as Python's repr writes a float32, to stdout or --out, like
-    scripts/predict_torch.py. Needs tf-keras and safetensors.
+    scripts/predict_torch.py. The model and the points are read through
+    scripts/binclass_files.py, with binclass's checks (a NaN, infinite or
+    float32-overflowing value, a NaN weight, a format version other than
+    1, …): what `binclass predict` refuses is one line here too, in the
+    same words, before TensorFlow is loaded. Needs tf-keras and safetensors.
+  * Outputs (`--out`, the files `--dump` writes) are treated as binclass
+    treats its own: an existing one is replaced only with `--overwrite`,
+    an input (`--predict`'s model and points) never, and each is written
+    under a hidden temporary name beside it and renamed when complete, so
+    that a failure or a crash leaves the old file or the whole new one.
+    Everything is checked before TensorFlow is loaded; without tf-keras
+    every mode stops with one line naming `scripts/setup.sh --keras`.
 
-  * `--seeds A..B` (B excluded; `A..=B` includes it) runs every seed of
+  * `--seeds A..B` (B excluded; `A..=B` includes it; `N` is 0..N) runs every seed of
     the range in one process, each as `--seed` would (the session is
     cleared and reseeded, so a seed's CSV is byte-identical to its own
     process's), into `--out-dir DIR` (default reference/keras) as
     DIR/<preset>/seed-<n>.csv. A seed whose CSV is complete (a header and
     one row per epoch) is skipped, and each CSV is written under a hidden
     partial name and renamed when its run ends: a job cut short goes on
-    where it stopped when started again. `--shard K/N` (K from 0) runs the
+    where it stopped when started again. An empty range is refused, in
+    binclass's words. `--shard K/N` (K from 0) runs the
     K-th of N contiguous slices of the range, as binclass's `--shard`
     slices seeds (a Slurm array's task K: docs/cluster/keras.slurm);
     with `--shard-unfinished`, of the seeds of the range not yet finished
@@ -85,7 +97,9 @@ Examples:
 """
 
 import argparse
+import contextlib
 import os
+import re
 import sys
 import time
 
@@ -120,6 +134,8 @@ parser.add_argument("--tensorboard", default=None, metavar="DIR",
                     help="Keras's TensorBoard callback, log_dir DIR/<preset>/seed<n>")
 parser.add_argument("--predict", nargs=2, metavar=("MODEL", "POINTS"), default=None,
                     help="a binclass model's probabilities for a CSV's points, in Keras (see above)")
+parser.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out or --dump files (never --predict's inputs)")
 args = parser.parse_args()
 
 
@@ -128,112 +144,62 @@ def fail(message):
     sys.exit(f"keras_reference: {message}")
 
 
-def read_model(path):
-    """(metadata, tensors by name) of a binclass model file, checked."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.numpy import load_file
+try:
+    import binclass_files as files  # scripts/ beside this one: binclass's readers and output rules
+except ImportError as e:
+    fail(f"{e.name} is not installed: run scripts/setup.sh")
 
+
+def checked(f, *a):
+    """f(*a), a BadInput as one line."""
     try:
-        with safe_open(path, framework="np") as f:
-            meta = f.metadata()
-        tensors = load_file(path)
-    except (OSError, SafetensorError) as e:
-        fail(f"{path}: not a readable safetensors file ({e})")
-    if not meta or meta.get("format") != "binclass-model":
-        fail(f"{path}: not a binclass model (no binclass metadata)")
-    try:
-        features, hidden, units = (int(meta[k]) for k in ("features", "hidden_layers", "units"))
-        activation = meta["activation"]
-    except (KeyError, ValueError) as e:
-        fail(f"{path}: metadata lacks a valid {e}")
-    if activation not in ("tanh", "relu", "sigmoid"):
-        fail(f"{path}: metadata activation {activation!r} is not tanh, relu or sigmoid")
-    # PyTorch's nn.Sequential names: Linear l is module 2l (activations count).
-    widths = [features] + [units] * hidden + [1]
-    shapes = {}
-    for l in range(hidden + 1):
-        shapes[f"{2 * l}.weight"] = (widths[l + 1], widths[l])
-        shapes[f"{2 * l}.bias"] = (widths[l + 1],)
-    found = {k: tuple(v.shape) for k, v in tensors.items()}
-    if found != shapes:
-        fail(f"{path}: tensors {sorted(found.items())} are not this network's {sorted(shapes.items())}")
-    return meta, tensors, widths, activation
-
-
-def read_points(path, features):
-    """The points as float64 rows (binclass parses them so); a header is skipped."""
-    import csv
-    import numpy as np
-
-    from binclass_files import BadInput, is_header  # scripts/ beside this one: binclass's header rule
-
-    rows = []
-    try:
-        with open(path, newline="") as f:
-            for i, row in enumerate(csv.reader(f)):
-                if i == 0 and is_header(row, lambda c: f"{path}: line 1, column {c + 1}"):
-                    continue
-                try:
-                    values = [float(v) for v in row]
-                except ValueError:
-                    fail(f"{path}: line {i + 1}: not a number")
-                if len(values) != features:
-                    fail(f"{path}: line {i + 1}: {len(values)} columns, expected {features}")
-                rows.append(values)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        fail(f"{path}: {e}")
-    except BadInput as e:
+        return f(*a)
+    except files.BadInput as e:
         fail(str(e))
-    if not rows:
-        fail(f"{path}: no points")
-    return np.array(rows, dtype=np.float64).reshape(-1, features)
+
+
+def need_keras():
+    """TensorFlow with tf-keras as tf.keras, or one line saying how to install them."""
+    try:
+        import tensorflow as tf
+        import tf_keras  # noqa: F401  (what tf.keras is under TF_USE_LEGACY_KERAS)
+        if args.tensorboard is not None:
+            import tensorboard  # noqa: F401  (Keras's TensorBoard callback needs it)
+    except ImportError as e:
+        fail(f"{e.name or 'tensorflow'} is not installed: run scripts/setup.sh --keras")
+    return tf
 
 
 def predict(model_path, points_path, out):
     """The --predict mode: the file's network in Keras, its probabilities."""
-    import json
-    import numpy as np
-
-    meta, tensors, widths, activation = read_model(model_path)
-    x = read_points(points_path, widths[0])
-    if meta.get("normalize") == "standard":
-        # In float64, as binclass scales its rows, then float32 for the network.
-        mean = np.array(json.loads(meta["normalize_mean"]), dtype=np.float64)
-        std = np.array(json.loads(meta["normalize_std"]), dtype=np.float64)
-        x = (x - mean) / std
-    elif meta.get("normalize") != "none":
-        fail(f"{model_path}: metadata normalize {meta.get('normalize')!r} is not none or standard")
-    try:
-        import tensorflow as tf
-        import tf_keras  # noqa: F401  (what tf.keras is under TF_USE_LEGACY_KERAS)
-    except ImportError as e:
-        fail(f"{e.name} is not installed: run scripts/setup.sh --keras")
+    if out is not None:
+        checked(files.check_output, out, args.overwrite, [("the model", model_path), ("the points", points_path)])
+    model = checked(files.read_model, model_path)
+    _, lines, x = checked(files.read_model_points, model, points_path)
+    tf = need_keras()
 
     # The article's Sequential of Dense layers, sized by the file; with no
     # hidden layer the output Dense takes the input shape itself.
+    widths = [model.features] + [w.shape[0] for w, _ in model.layers]
     layers = [
-        tf.keras.layers.Dense(units=w, activation=activation if i < len(widths) - 2 else "sigmoid",
+        tf.keras.layers.Dense(units=w, activation=model.activation if i < len(widths) - 2 else "sigmoid",
                               **({"input_shape": (widths[0],)} if i == 0 else {}))
         for i, w in enumerate(widths[1:])
     ]
-    model = tf.keras.models.Sequential(layers)
-    weights = []
-    for l in range(len(widths) - 1):
-        weights += [tensors[f"{2 * l}.weight"].T, tensors[f"{2 * l}.bias"]]
-    model.set_weights(weights)
-    prob = model.predict(x.astype(np.float32), batch_size=65536, verbose=0).reshape(-1)
-    lines = ["probability\n"] + [f"{float(p)!r}\n" for p in prob]
+    net = tf.keras.models.Sequential(layers)
+    net.set_weights([t for w, b in model.layers for t in (w.T, b)])
+    prob = net.predict(x, batch_size=65536, verbose=0).reshape(-1)
+    checked(files.check_probabilities, points_path, lines, prob)
+    text = "".join(["probability\n"] + [f"{float(p)!r}\n" for p in prob])
     if out is None:
-        sys.stdout.writelines(lines)
-        return
-    try:
-        with open(out, "w", newline="") as f:
-            f.writelines(lines)
-    except OSError as e:
-        fail(f"cannot write {out}: {e.strerror or e}")
+        sys.stdout.write(text)
+    else:
+        checked(files.write_output, out, text, args.overwrite)
 
 
 if args.predict is not None:
+    if args.seeds is not None or args.dump is not None:
+        fail("--predict does not go with --seeds or --dump")
     predict(args.predict[0], args.predict[1], args.out)
     sys.exit(0)
 
@@ -243,37 +209,73 @@ if args.epochs is not None:
 
 
 def parse_seeds(text):
-    """`A..B` (B excluded), `A..=B` (B included) or `N` (seeds 0..N), as binclass reads --seeds."""
-    try:
-        if "..=" in text:
-            a, b = text.split("..=")
-            return range(int(a), int(b) + 1)
-        if ".." in text:
-            a, b = text.split("..")
-            return range(int(a), int(b))
-        return range(int(text))
-    except ValueError:
-        fail(f"--seeds {text}: expected A..B, A..=B or N")
+    """`A..B` (B excluded) or `A..=B` (B included), checked and worded as
+    binclass's sweep reads --seeds, or `N` (seeds 0..N, as `binclass
+    reproduce --seeds N` counts them); an empty range is refused."""
+    def num(t):
+        digits = t.strip(files.RUST_WHITESPACE)
+        if not re.fullmatch(r"\+?[0-9]+", digits, re.ASCII) or int(digits) >= 2**64:
+            fail(f"--seeds {text}: '{t}' is not a whole number >= 0; use A..B, A..=B or N")
+        return int(digits)
+
+    if "..=" in text:
+        a, b = text.split("..=", 1)
+        seeds = range(num(a), num(b) + 1)
+    elif ".." in text:
+        a, b = text.split("..", 1)
+        seeds = range(num(a), num(b))
+    else:
+        seeds = range(num(text))
+        if not seeds:
+            fail(f"--seeds {text} is empty: N runs seeds 0..N, and needs N >= 1")
+    if not seeds:
+        fail(f"--seeds {text} is empty: A..B needs A < B (B is excluded; A..=B includes it)")
+    if len(seeds) > 10_000_000:
+        fail(f"--seeds {text} is more than 10,000,000 seeds; split it into several sweeps")
+    return seeds
 
 
-def shard_of(seeds, text):
-    """The K-th of N contiguous slices of `seeds`, cut where binclass's shard::Shard::slice cuts."""
+def parse_shard(text, seeds):
+    """`K/N`, 0 <= K < N, as (K, N); without --shard-unfinished, N at most the seeds."""
     try:
         k, n = (int(v) for v in text.split("/"))
     except ValueError:
         fail(f"--shard {text}: expected K/N")
     if not (n > 0 and 0 <= k < n):
         fail(f"--shard {text}: K must be from 0 to N-1")
+    if n > len(seeds) and not args.shard_unfinished:
+        fail(f"--shard {text}: more shards than the {len(seeds)} seeds to run")
+    return k, n
+
+
+def shard_of(seeds, shard):
+    """The K-th of N contiguous slices of `seeds`, cut where binclass's shard::Shard::slice cuts."""
+    k, n = shard
     at = lambda i: len(seeds) * i // n
     return seeds[at(k):at(k + 1)]
 
 
 if args.seeds is None and (args.shard is not None or args.out_dir is not None):
     fail("--shard and --out-dir go with --seeds")
-if args.seeds is not None and (args.seed is not None or args.out is not None or args.dump is not None):
-    fail("--seeds runs many seeds into --out-dir; it does not go with --seed, --out or --dump")
+if args.seeds is not None and (args.seed is not None or args.out is not None or args.dump is not None or args.overwrite):
+    fail("--seeds runs many seeds into --out-dir; it does not go with --seed, --out, --dump or --overwrite")
+if args.shard_unfinished and args.shard is None:
+    fail("--shard-unfinished goes with --shard")
+if args.out is not None and args.dump is not None:
+    fail("--dump writes its own files into its folder; it does not go with --out")
 
-import tensorflow as tf
+# Every argument and output is checked before TensorFlow loads (seconds).
+DUMP_FILES = ("data.npz", "weights.npz", "order.npy", "steps.csv", "epochs.csv")
+if args.seeds is not None:
+    seeds = parse_seeds(args.seeds)
+    out_dir = args.out_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference", "keras")
+    shard = parse_shard(args.shard, seeds) if args.shard is not None else None
+if args.out is not None:
+    checked(files.check_output, args.out, args.overwrite)
+if args.dump is not None:
+    checked(files.check_output_folder, args.dump, DUMP_FILES, args.overwrite, "--dump")
+
+tf = need_keras()
 import numpy as np
 from tensorflow.keras.metrics import binary_accuracy
 
@@ -327,17 +329,16 @@ def article(seed):
 
 
 def dump(folder, model, ds_features, ds_labels, train, val):
-    """Replays fit step by step, recording what `binclass parity` needs."""
+    """Replays fit step by step, recording what `binclass parity` needs.
+    The files are written under temporary names and renamed together once
+    all of them are complete."""
     import csv
 
     training_features, training_labels = train
-    os.makedirs(folder, exist_ok=True)
-    np.savez(os.path.join(folder, "data.npz"), x=ds_features, y=ds_labels)
     weights = {}
     for i, layer in enumerate(model.layers):
         kernel, bias = layer.get_weights()
         weights[f"kernel_{i}"], weights[f"bias_{i}"] = kernel, bias
-    np.savez(os.path.join(folder, "weights.npz"), **weights)
     n = len(training_features)
     orders, steps, epochs = [], [], []
     for epoch in range(EPOCHS):
@@ -353,15 +354,32 @@ def dump(folder, model, ds_features, ds_labels, train, val):
             acc_sum += m["binary_accuracy"] * len(xb)
         v = model.evaluate(val[0], val[1], batch_size=30, verbose=0, return_dict=True)
         epochs.append((epoch, acc_sum / n, loss_sum / n, v["binary_accuracy"], v["loss"]))
-    np.save(os.path.join(folder, "order.npy"), np.array(orders, dtype=np.int64))
-    with open(os.path.join(folder, "steps.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["epoch", "step", "loss", "binary_accuracy"])
-        w.writerows(steps)
-    with open(os.path.join(folder, "epochs.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["epoch", "binary_accuracy", "loss", "val_binary_accuracy", "val_loss"])
-        w.writerows(epochs)
+
+    def table(header, rows):
+        def write(f):
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+        return write
+
+    writers = {
+        "data.npz": lambda f: np.savez(f, x=ds_features, y=ds_labels),
+        "weights.npz": lambda f: np.savez(f, **weights),
+        "order.npy": lambda f: np.save(f, np.array(orders, dtype=np.int64)),
+        "steps.csv": table(["epoch", "step", "loss", "binary_accuracy"], steps),
+        "epochs.csv": table(["epoch", "binary_accuracy", "loss", "val_binary_accuracy", "val_loss"], epochs),
+    }
+    try:
+        with contextlib.ExitStack() as stack:
+            for name in DUMP_FILES:
+                tmp = stack.enter_context(files.pending(os.path.join(folder, name), args.overwrite))
+                text = name.endswith(".csv")
+                with open(tmp, "w" if text else "wb", **({"newline": ""} if text else {})) as f:
+                    writers[name](f)
+    except OSError as e:
+        fail(f"--dump {folder}: cannot write: {e.strerror or e}")
+    except files.BadInput as e:
+        fail(str(e))
 
 
 def fit(seed, out):
@@ -370,7 +388,6 @@ def fit(seed, out):
     # 学習
     callbacks = []
     if out is not None:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         callbacks.append(tf.keras.callbacks.CSVLogger(out))
     if args.tensorboard is not None:
         run = f"{args.preset}/seed{seed}" if seed is not None else args.preset
@@ -411,14 +428,10 @@ def fit_seeds(seeds, out_dir):
 
 
 if args.seeds is not None:
-    seeds = parse_seeds(args.seeds)
-    out_dir = args.out_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference", "keras")
     if args.shard_unfinished:
-        if args.shard is None:
-            fail("--shard-unfinished goes with --shard")
         seeds = [s for s in seeds if not finished(os.path.join(out_dir, args.preset, f"seed-{s}.csv"))]
-    if args.shard is not None:
-        seeds = shard_of(seeds, args.shard)
+    if shard is not None:
+        seeds = shard_of(seeds, shard)
     fit_seeds(seeds, out_dir)
     sys.exit(0)
 
@@ -429,4 +442,15 @@ if args.dump is not None:
     print(f"fit_seconds={time.perf_counter() - start:.3f}", file=sys.stderr)
     sys.exit(0)
 
-print(f"fit_seconds={fit(args.seed, args.out):.3f}", file=sys.stderr)
+if args.out is None:
+    print(f"fit_seconds={fit(args.seed, None):.3f}", file=sys.stderr)
+    sys.exit(0)
+# Keras's CSVLogger writes a temporary beside --out, renamed when the fit is done.
+try:
+    with files.pending(args.out, args.overwrite) as partial:
+        seconds = fit(args.seed, partial)
+except OSError as e:
+    fail(f"cannot write {args.out}: {e.strerror or e}")
+except files.BadInput as e:
+    fail(str(e))
+print(f"fit_seconds={seconds:.3f}", file=sys.stderr)

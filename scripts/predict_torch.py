@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A binclass model in PyTorch: probabilities for the points of a CSV.
 
-    predict_torch.py M.safetensors POINTS.csv [--out CSV]
+    predict_torch.py M.safetensors POINTS.csv [--out CSV [--overwrite]]
 
 Builds the torch.nn.Sequential the file's metadata describes (Linear layers
 of `units` with the activation after each hidden one, then one output unit),
@@ -12,13 +12,20 @@ standard deviation, for --normalize standard), and prints (or writes to
 writes a float32. POINTS.csv holds the model's feature columns, a header
 row optional. The model and the points are read through binclass_files.py,
 with binclass's checks: what `binclass predict` refuses is one line here
-too. Needs torch, numpy and safetensors (scripts/setup.sh installs them).
+too, in the same words. --out is written as binclass writes its outputs:
+an existing file is replaced only with --overwrite, the model or the
+points never, and the file appears whole (written under a hidden name
+beside it, then renamed) or not at all. Needs torch, numpy and safetensors
+(scripts/setup.sh installs them).
 """
 
 import argparse
 import sys
 
-from binclass_files import BadInput, read_model, read_points  # scripts/ beside this one
+try:
+    from binclass_files import BadInput, check_output, check_probabilities, read_model, read_model_points, write_output  # scripts/ beside this one
+except ImportError as e:
+    sys.exit(f"predict_torch: {e.name} is not installed: run scripts/setup.sh")
 
 
 def network(model):
@@ -39,11 +46,7 @@ def predict(model_path, points_path):
     """Each point's probability (float32 as Python floats). Everything is
     read and checked before torch is imported: bad input is refused at once."""
     model = read_model(model_path)
-    header, rows = read_points(points_path)
-    for line, values in [header] * (header is not None) + rows:
-        if len(values) != model.features:
-            raise BadInput(f"{points_path}: line {line}: {len(values)} columns, expected {model.features} (the model's {model.features} features)")
-    x = model.network_input([v for _, v in rows], lambda i, j: f"{points_path}: line {rows[i][0]}, column {j + 1}")
+    _, lines, x = read_model_points(model, points_path)
     import torch
 
     net = network(model)
@@ -53,9 +56,7 @@ def predict(model_path, points_path):
     net.load_state_dict(state, strict=True)
     with torch.no_grad():
         prob = torch.sigmoid(net(torch.from_numpy(x))).reshape(-1)
-    if prob.isnan().any():
-        i = int(prob.isnan().nonzero()[0])
-        raise BadInput(f"{points_path}: line {rows[i][0]}: the model's output for this point is NaN (its values overflow float32 inside the network)")
+    check_probabilities(points_path, lines, prob.numpy())
     return prob.tolist()
 
 
@@ -64,19 +65,18 @@ def main():
     p.add_argument("model")
     p.add_argument("points")
     p.add_argument("--out", default=None, help="CSV of probabilities (default: stdout)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (never the model or the points)")
     a = p.parse_args()
     try:
-        lines = ["probability\n"] + [f"{p!r}\n" for p in predict(a.model, a.points)]
+        if a.out is not None:
+            check_output(a.out, a.overwrite, [("the model", a.model), ("the points", a.points)])
+        text = "".join(["probability\n"] + [f"{p!r}\n" for p in predict(a.model, a.points)])
+        if a.out is None:
+            sys.stdout.write(text)
+        else:
+            write_output(a.out, text, a.overwrite)
     except BadInput as e:
         sys.exit(f"predict_torch: {e}")
-    if a.out is None:
-        sys.stdout.writelines(lines)
-        return
-    try:
-        with open(a.out, "w", newline="") as f:
-            f.writelines(lines)
-    except OSError as e:
-        sys.exit(f"predict_torch: cannot write {a.out}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

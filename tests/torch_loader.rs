@@ -82,7 +82,7 @@ fn same_probabilities(d: &Path, python: &Path, script: &[&Path], model: &str, po
     );
     let theirs = Command::new(python)
         .args(script)
-        .args([model, points, "--out", "theirs.csv"])
+        .args([model, points, "--out", "theirs.csv", "--overwrite"])
         .current_dir(d)
         .env("TF_CPP_MIN_LOG_LEVEL", "2")
         .output()
