@@ -257,7 +257,8 @@ def parse_seeds(text):
 
 
 def shard_of(seeds, text):
-    """The K-th of N contiguous slices of `seeds`, cut where binclass's shard::Shard::slice cuts."""
+    """The K-th of N contiguous slices of `seeds`, cut where binclass's shard::Shard::slice cuts
+    replicas that cost alike (one preset's seeds): by count."""
     try:
         k, n = (int(v) for v in text.split("/"))
     except ValueError:

@@ -378,8 +378,9 @@ impl Experiment {
     /// products) and each validation row once; 100 a row for the shuffle's
     /// gather and the metrics. Fitted to the CPU time of 64-lane batches of
     /// ten shapes (batch size 1–120, 0–10 hidden layers, 3–12 units, 2–5
-    /// features, 2,000–10,000 samples), each predicted within 7 %; batches
-    /// of 1,000 rows cost 22 % more than this (they outgrow the caches).
+    /// features, 2,000–10,000 samples), each predicted within 7 % on a
+    /// quiet machine (within 28 % on a loaded one); batches of 1,000 rows
+    /// cost 25 % more than this (they outgrow the caches).
     /// Activations, data knobs and the learning rate are taken to cost
     /// alike; drawing the data, once a run, is left out.
     pub fn work(&self) -> u128 {
