@@ -531,11 +531,9 @@ fn merge_refuses_missing_overlapping_and_foreign_shards() {
     }
 }
 
-#[test]
-fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let small = ["--epochs", "2", "--samples", "300", "--verbose", "0"];
+/// `sweep --seeds 0..4 --shard k/2` of a few rows and `epochs` into `d/s<k>`.
+fn two_shards_of_four_seeds(d: &Path, epochs: &str) {
+    let small = ["--epochs", epochs, "--samples", "300", "--verbose", "0"];
     for k in ["0", "1"] {
         let (shard, out) = (format!("{k}/2"), format!("s{k}"));
         let args = [
@@ -549,6 +547,13 @@ fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
         ];
         run(d, with(&args, &small));
     }
+}
+
+#[test]
+fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shards_of_four_seeds(d, "2");
     let csv = d.join("s1/baseline-seed3.csv");
     let whole = std::fs::read_to_string(&csv).unwrap();
     let one_epoch: String = whole
@@ -634,20 +639,7 @@ fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
 fn merge_refuses_shards_that_leave_a_planned_run_out() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let small = ["--epochs", "1", "--samples", "300", "--verbose", "0"];
-    for k in ["0", "1"] {
-        let (shard, out) = (format!("{k}/2"), format!("s{k}"));
-        let args = [
-            "sweep",
-            "--seeds",
-            "0..4",
-            "--shard",
-            &shard,
-            "--out-dir",
-            &out,
-        ];
-        run(d, with(&args, &small));
-    }
+    two_shards_of_four_seeds(d, "1");
     // s1 without seed 3: its files gone, its summary's row too.
     for ext in ["csv", "csv.json", "safetensors"] {
         std::fs::remove_file(d.join(format!("s1/baseline-seed3.{ext}"))).unwrap();
