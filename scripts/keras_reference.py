@@ -249,7 +249,8 @@ def parse_shard(text, seeds):
 
 
 def shard_of(seeds, shard):
-    """The K-th of N contiguous slices of `seeds`, cut where binclass's shard::Shard::slice cuts."""
+    """The K-th of N contiguous slices of `seeds`, cut where binclass's shard::Shard::slice cuts
+    replicas that cost alike (one preset's seeds): by count."""
     k, n = shard
     at = lambda i: len(seeds) * i // n
     return seeds[at(k):at(k + 1)]

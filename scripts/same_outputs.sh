@@ -24,6 +24,13 @@ run_all() { # binary, folder
         "$b" sweep --seeds 0..3 --epochs 3 --verbose 0 --out-dir s/a; echo "exit $?"
         "$b" sweep -e scaled --seeds 5..7 --epochs 2 --chunk 1 --verbose 0 --out-dir s/b; echo "exit $?"
         "$b" sweep --seeds 0..2 --hidden-layers 0 --scale 3e38 --epochs 2 --samples 300 --verbose 0 --out-dir s/nan 2>/dev/null; echo "exit $?"
+        # Shards cut where their settings' costs differ, merged: only the
+        # merged folder is compared (builds may cut the shards elsewhere).
+        for k in 0 1; do
+            "$b" sweep --seeds 0..3 --vary epochs=1,3 --samples 300 --shard $k/2 --verbose 0 --out-dir m/part$k; echo "exit $?"
+        done
+        "$b" merge m/part0 m/part1 --out s/merged >/dev/null; echo "exit $?"
+        rm -rf m
         "$b" compare s/a t/base.csv --reference "$root/reference/keras" 2>&1; echo "exit $?"
         "$b" compare s/a --reference "$root/reference/keras" --format csv 2>/dev/null; echo "exit $?"
         "$b" parity "$root/tests/fixtures/parity-baseline-seed0" --optimizer keras-adam --tolerance 1 --out p/steps.csv; echo "exit $?"

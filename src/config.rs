@@ -367,6 +367,34 @@ impl Experiment {
         (self.train_len() + self.batch_size - 1) / self.batch_size
     }
 
+    /// What one replica of this setting costs to train in a sweep, in
+    /// units of about a row's pass through one parameter: the cost model
+    /// `--shard` cuts by (docs/sweep.md#what-a-replica-costs). It depends
+    /// on the settings only, never on the machine, so every shard of a
+    /// command, wherever it runs, cuts alike. Per epoch: each step's
+    /// libtorch calls, about 400 a layer whatever the rows (a step's time
+    /// at 64 lanes is mostly per-call overhead); each training row through
+    /// the parameters three times (forward, and the backward's two
+    /// products) and each validation row once; 100 a row for the shuffle's
+    /// gather and the metrics. Fitted to the CPU time of 64-lane batches of
+    /// ten shapes (batch size 1–120, 0–10 hidden layers, 3–12 units, 2–5
+    /// features, 2,000–10,000 samples), each predicted within 7 % on a
+    /// quiet machine (within 28 % on a loaded one); batches of 1,000 rows
+    /// cost 25 % more than this (they outgrow the caches).
+    /// Activations, data knobs and the learning rate are taken to cost
+    /// alike; drawing the data, once a run, is left out.
+    pub fn work(&self) -> u128 {
+        const STEP_PER_LAYER: u128 = 400;
+        const ROW: u128 = 100;
+        let layers = self.hidden_layers as u128 + 1;
+        let (rows, train) = (self.samples as u128, self.train_len() as u128);
+        let steps = self.steps_per_epoch() as u128;
+        let passes = 3 * train + (rows - train);
+        let epoch =
+            STEP_PER_LAYER * steps * layers + passes * self.parameters() as u128 + ROW * rows;
+        self.epochs as u128 * epoch
+    }
+
     pub fn validate(&self) -> Result<()> {
         // Unless --units is given, the width follows --features: one out of
         // bounds is then the features' doing, and named as the flag given.
@@ -528,6 +556,29 @@ mod tests {
             Experiment::preset("dummy-features").unwrap().parameters(),
             162
         );
+    }
+
+    #[test]
+    fn a_replicas_work_follows_its_epochs_and_shape_not_its_data() {
+        let work = |name: &str| Experiment::preset(name).unwrap().work();
+        let base = work("baseline");
+        assert_eq!(work("scaled-long"), 5 * work("scaled"));
+        for data_only in ["noise", "scaled", "shifted"] {
+            assert_eq!(work(data_only), base, "{data_only}");
+        }
+        // Wider layers (5 features, 7 units) and smaller batches cost more:
+        // measured 2.2x and 1.6x the baseline's CPU time, predicted 2.4x, 1.6x.
+        let wider = work("dummy-features") as f64 / base as f64;
+        assert!((2.2..2.5).contains(&wider), "{wider}");
+        let mut small = Experiment::preset("baseline").unwrap();
+        small.batch_size = 7;
+        let smaller = small.work() as f64 / base as f64;
+        assert!((1.5..1.7).contains(&smaller), "{smaller}");
+        // The largest settings the bounds allow cost a finite number.
+        let mut huge = Experiment::preset("baseline").unwrap();
+        (huge.epochs, huge.samples, huge.batch_size) = (100_000_000, 100_000_000, 1);
+        (huge.hidden_layers, huge.units) = (1_000, MAX_UNITS);
+        assert!(huge.work() > base);
     }
 
     #[test]

@@ -20,9 +20,9 @@ use indicatif::ProgressBar;
 use crate::callbacks::SeedSummary;
 use crate::config::{Experiment, default_units};
 use crate::manifest::{Claim, Manifest};
-use crate::shard::Shard;
+use crate::shard::{self, Shard, Unit};
 use crate::stats::mean_sd_text;
-use crate::sweep::{Finals, Job, final_and_best, write_summary_of};
+use crate::sweep::{Batch, Finals, Job, batches_together, final_and_best, write_summary_of};
 use crate::{layout, outputs};
 
 /// Knobs that change only a replica's data or its learning rate: its
@@ -164,6 +164,15 @@ impl Grid {
     pub fn flags(&self) -> Vec<&'static str> {
         self.knobs.iter().map(|k| k.flag).collect()
     }
+
+    /// What `--shard` cuts: each setting's `seeds` replicas, at its work.
+    pub fn units(&self, seeds: u64) -> Vec<Unit> {
+        let unit = |s: &Setting| Unit {
+            replicas: seeds,
+            work: s.exp.work(),
+        };
+        self.settings.iter().map(unit).collect()
+    }
 }
 
 /// Knobs as the HParams plugin's hyperparameters: names and values.
@@ -245,6 +254,8 @@ pub struct GridSweep {
     /// Each setting with seeds in this shard: its values and its job.
     pub jobs: Vec<(Vec<String>, Job)>,
     pub shard: Option<Shard>,
+    /// Its jobs' share of the whole grid's work (1 unsharded).
+    pub share: f64,
     seeds: RangeInclusive<u64>,
     /// How the `sweep` command takes the folder (its manifest); `None` for
     /// a reproduction's curve, whose folder is the reproduction's.
@@ -255,20 +266,17 @@ impl GridSweep {
     /// `base`'s seeds over every setting of `grid` (none: `base` alone),
     /// restricted to `shard`'s slice; each job's folder is its setting's.
     pub fn new(base: &Job, grid: Grid, shard: Option<Shard>) -> Result<Self> {
-        let total = base.count() * grid.settings.len() as u64;
-        let slice = match shard {
-            Some(s) => s.slice(total)?,
-            None => 0..total,
-        };
-        let mut sweep = Self::in_slice(base, grid, slice);
+        let parts = shard::ranges(shard, &grid.units(base.count()))?;
+        let mut sweep = Self::in_parts(base, grid, &parts);
         sweep.shard = shard;
         sweep.claim = Some(Claim::of(base.resume, base.overwrite));
         Ok(sweep)
     }
 
-    /// The replicas `slice` of the grid's (setting, seed) replicas, in
-    /// order (a reproduction's shard): no manifest of its own.
-    pub fn in_slice(base: &Job, grid: Grid, slice: Range<u64>) -> Self {
+    /// The replicas `parts[i]` of each setting i's seeds (numbered from 0,
+    /// as [`Shard::split`] gives them; a reproduction's shard): no manifest
+    /// of its own.
+    pub fn in_parts(base: &Job, grid: Grid, parts: &[Range<u64>]) -> Self {
         let mut base = base.clone();
         // The knobs are a varied sweep's hyperparameters, unless the
         // command set its own (a reproduction's, over all its curves).
@@ -276,8 +284,8 @@ impl GridSweep {
             base.extras.tensorboard.hparams = hparams(&grid.knobs);
         }
         let mut jobs = vec![];
-        for (i, setting) in grid.settings.iter().enumerate() {
-            if let Some(seeds) = Shard::seeds_in(i as u64, &base.seeds, &slice) {
+        for (setting, part) in grid.settings.iter().zip(parts) {
+            if let Some(seeds) = shard::seeds_in(&base.seeds, part) {
                 let job = Job {
                     exp: setting.exp.clone(),
                     seeds,
@@ -286,11 +294,13 @@ impl GridSweep {
                 jobs.push((setting.values.clone(), job));
             }
         }
+        let share = shard::share(&grid.units(base.count()), parts);
         let mut sweep = GridSweep {
             dir: base.dir.clone(),
             grid,
             jobs,
             shard: None,
+            share,
             seeds: base.seeds.clone(),
             claim: None,
         };
@@ -368,10 +378,9 @@ impl GridSweep {
         Ok(())
     }
 
-    /// Claims a folder that did not exist, the first free `dir`, `dir-1`,
-    /// … once its names are checked: two sweeps started together never
-    /// share one.
-    pub fn claim_new_dir(&mut self) -> Result<()> {
+    /// Checks, creating nothing, what [`GridSweep::claim_new_dir`] checks
+    /// before it claims a folder.
+    pub fn check_new_dir(&self) -> Result<()> {
         // With the command's own flags: the trial below replaces files.
         for (_, job) in &self.jobs {
             job.check_extras()?;
@@ -381,7 +390,14 @@ impl GridSweep {
             job.overwrite = true;
         }
         trial.claim = Some(Claim::Overwrite);
-        trial.check()?;
+        trial.check()
+    }
+
+    /// Claims a folder that did not exist, the first free `dir`, `dir-1`,
+    /// … once its names are checked: two sweeps started together never
+    /// share one.
+    pub fn claim_new_dir(&mut self) -> Result<()> {
+        self.check_new_dir()?;
         let dir = outputs::claim_new_dir(&self.dir)?;
         self.place(&dir);
         Ok(())
@@ -409,6 +425,29 @@ impl GridSweep {
 
     pub fn seed_epochs(&self) -> u64 {
         self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum()
+    }
+
+    /// The batches `run` trains, reading nothing but a `--resume`'s folder.
+    pub fn batches(&self) -> Result<Vec<Batch>> {
+        match self.jobs.as_slice() {
+            [(_, job)] if !self.varied() => Ok(job.plan()?.1),
+            jobs => {
+                let only: Vec<Job> = jobs.iter().map(|(_, j)| j.clone()).collect();
+                Ok(batches_together(&only)
+                    .into_iter()
+                    .map(|(b, _)| b)
+                    .collect())
+            }
+        }
+    }
+
+    /// What `--dry-run` prints of it: each setting's seeds and epochs, then
+    /// each batch of replicas trained together.
+    pub fn describe(&self) -> Result<Vec<String>> {
+        let mut lines: Vec<String> = self.jobs.iter().map(|(_, j)| j.describe()).collect();
+        let batches = self.batches()?;
+        lines.extend(batches.iter().map(|b| format!("batch: {}", b.describe())));
+        Ok(lines)
     }
 
     /// Trains every setting (a plain sweep as `sweep` does, with

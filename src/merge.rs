@@ -1,8 +1,8 @@
 //! `binclass merge`: the folders of a command's shards (`--shard K/N`)
 //! joined into the folder the unsharded command would have written: every
 //! run's files copied, each `summary.csv` the shards' rows in shard order
-//! (the order an unsharded run writes, since shards are contiguous slices),
-//! each record naming its CSV in the merged folder.
+//! (the order an unsharded run writes, since shards are contiguous slices:
+//! `shard::Shard::slice`), each record naming its CSV in the merged folder.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -117,8 +117,29 @@ impl Merge {
             );
             m.add_shard(dir, &manifest.plan, &mut owner)?;
         }
+        m.check_every_run_given()?;
         m.check_outputs()?;
         Ok(m)
+    }
+
+    /// Every run the plan names is in a shard. Shards are cut by their
+    /// settings' work, so shards of one command cut by binclass versions
+    /// whose cost models differ would otherwise leave seeds out unnoticed.
+    fn check_every_run_given(&self) -> Result<()> {
+        let given: HashSet<&Path> = self.copies.iter().map(|(rel, _)| rel.as_path()).collect();
+        let planned = Manifest::new("", None, self.plan.clone()).written(Path::new(""));
+        let record = |f: &&PathBuf| f.to_str().is_some_and(|n| n.ends_with(".csv.json"));
+        if let Some(missing) = planned
+            .iter()
+            .filter(record)
+            .find(|f| !given.contains(f.as_path()))
+        {
+            bail!(
+                "no shard holds {}: give every shard's folder, each trained by the same binclass",
+                missing.display()
+            );
+        }
+        Ok(())
     }
 
     /// No output file exists that may not be replaced.

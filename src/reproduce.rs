@@ -15,7 +15,7 @@ use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
 use crate::grid::{self, Grid, GridSweep};
 use crate::manifest::{self, Claim, Manifest};
-use crate::shard::Shard;
+use crate::shard::{self, Shard, Unit};
 use crate::stats::mean_sd_text;
 use crate::sweep::{self, Finals, Job};
 use crate::{device, layout};
@@ -146,6 +146,10 @@ fn variants() -> impl Iterator<Item = (String, &'static str, Normalize)> {
 /// The curves a reproduction trains, and whether each is already finished.
 pub type Curves = Vec<(&'static CurveSpec, GridSweep, bool)>;
 
+/// What a reproduction, or a shard of it, trains: its experiments, its
+/// curves, and its share of the whole reproduction's work.
+type Share = (Vec<(String, Job)>, Curves, f64);
+
 /// Seeds a side where outcomes are skewed and bimodal (the ×1000 presets:
 /// about one run in ten ends near chance), so that the cheap side is the
 /// large one and the verdict's power rests on Keras's count alone.
@@ -186,9 +190,33 @@ pub struct Plan {
     /// already finished (on `--resume`).
     pub curves: Curves,
     keras: BTreeMap<String, Vec<compare::Curve>>,
+    /// Its share of the whole reproduction's work (1 unsharded).
+    pub share: f64,
 }
 
 impl Plan {
+    /// The replicas it trains, finished ones (on `--resume`) included.
+    pub fn replicas(&self) -> u64 {
+        let curves = self.curves.iter().map(|(_, g, _)| g.replicas());
+        self.jobs.iter().map(|(_, j)| j.count()).sum::<u64>() + curves.sum::<u64>()
+    }
+
+    /// What `--dry-run` prints of it: each experiment's seeds and epochs
+    /// and its batches, then each curve's left to train.
+    pub fn describe(&self) -> Result<Vec<String>> {
+        let mut lines = vec![];
+        for (_, job) in &self.jobs {
+            lines.push(job.describe());
+            let (_, batches) = job.plan()?;
+            lines.extend(batches.iter().map(|b| format!("  batch: {}", b.describe())));
+        }
+        for (spec, curve, _) in self.curves.iter().filter(|(_, _, done)| !done) {
+            lines.push(format!("{}:", spec.label));
+            lines.extend(curve.describe()?.iter().map(|l| format!("  {l}")));
+        }
+        Ok(lines)
+    }
+
     pub fn seed_epochs(&self) -> u64 {
         let curves = self.curves.iter().filter(|(_, _, done)| !done);
         self.jobs.iter().map(|(_, j)| j.seed_epochs()).sum::<u64>()
@@ -240,6 +268,27 @@ impl Reproduction {
     /// there is removed (`--overwrite`) or continued (`--resume`: each
     /// experiment whose folder holds runs resumes them, the others start).
     pub fn prepare(&self) -> Result<Plan> {
+        let plan = self.plan()?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        crate::outputs::hold(&self.dir)?;
+        let claim = Claim::of(self.resume, self.overwrite);
+        self.manifest()?.claim(&self.dir, claim)?;
+        for (_, job) in &plan.jobs {
+            job.prepare()?;
+        }
+        for (_, curve, _) in plan.curves.iter().filter(|(_, _, done)| !done) {
+            curve.prepare()?;
+        }
+        if let Some((_, curve, _)) = plan.curves.first() {
+            curve.jobs[0].1.extras.tensorboard.write_experiment()?;
+        }
+        Ok(plan)
+    }
+
+    /// What [`Reproduction::prepare`] checks, writing nothing: the plan it
+    /// would train (`--dry-run` stops here).
+    pub fn plan(&self) -> Result<Plan> {
         if self.dir.exists() && !self.dir.is_dir() {
             bail!("--out-dir {} is a file", self.dir.display());
         }
@@ -263,7 +312,7 @@ impl Reproduction {
             );
         }
         let keras = self.keras_runs()?;
-        let (mut jobs, mut curves) = self.share()?;
+        let (mut jobs, mut curves, share) = self.share()?;
         let names: Vec<String> = (jobs.iter().map(|(_, j)| j))
             .chain(
                 curves
@@ -288,30 +337,19 @@ impl Reproduction {
                 curve.check()?;
             }
         }
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        crate::outputs::hold(&self.dir)?;
-        manifest.claim(&self.dir, claim)?;
-        for (_, job) in &jobs {
-            job.prepare()?;
-        }
-        for (_, curve, _) in curves.iter().filter(|(_, _, done)| !done) {
-            curve.prepare()?;
-        }
-        if let Some((_, curve, _)) = curves.first() {
-            curve.jobs[0].1.extras.tensorboard.write_experiment()?;
-        }
         Ok(Plan {
             jobs,
             curves,
             keras,
+            share,
         })
     }
 
     /// What this reproduction trains: every experiment and curve, or with
     /// `--shard` its slice of their replicas (experiments first, in order,
-    /// then the curves' settings), leaving out those with none in it.
-    fn share(&self) -> Result<(Vec<(String, Job)>, Curves)> {
+    /// then the curves' settings, each cut by its work), leaving out those
+    /// with none in it; and that slice's share of the whole's work.
+    fn share(&self) -> Result<Share> {
         let jobs: Vec<(String, Job)> = variants()
             .map(|(label, preset, normalize)| {
                 Ok((label.clone(), self.job(preset, normalize, &label)?))
@@ -329,32 +367,35 @@ impl Reproduction {
                 Ok((c, base, grid))
             })
             .collect::<Result<_>>()?;
-        let mut sizes: Vec<u64> = jobs.iter().map(|(_, j)| j.count()).collect();
-        sizes.extend(
-            grids
-                .iter()
-                .map(|(_, b, g)| b.count() * g.settings.len() as u64),
-        );
-        let ranges = match self.shard {
-            Some(s) => s.split(&sizes)?,
-            None => sizes.iter().map(|&n| 0..n).collect(),
-        };
-        let (job_ranges, curve_ranges) = ranges.split_at(jobs.len());
+        let mut units: Vec<Unit> = jobs
+            .iter()
+            .map(|(_, j)| Unit {
+                replicas: j.count(),
+                work: j.exp.work(),
+            })
+            .collect();
+        units.extend(grids.iter().flat_map(|(_, b, g)| g.units(b.count())));
+        let parts = shard::ranges(self.shard, &units)?;
+        let share = shard::share(&units, &parts);
+        let (job_parts, mut curve_parts) = parts.split_at(jobs.len());
         let jobs = jobs
             .into_iter()
-            .zip(job_ranges)
-            .filter_map(|((label, job), r)| {
-                let seeds = Shard::seeds_in(0, &job.seeds, r)?;
+            .zip(job_parts)
+            .filter_map(|((label, job), part)| {
+                let seeds = shard::seeds_in(&job.seeds, part)?;
                 Some((label, Job { seeds, ..job }))
             })
             .collect();
-        let curves = grids
-            .into_iter()
-            .zip(curve_ranges)
-            .map(|((c, base, grid), r)| (c, GridSweep::in_slice(&base, grid, r.clone()), false))
-            .filter(|(_, g, _)| g.replicas() > 0)
-            .collect();
-        Ok((jobs, curves))
+        let mut curves = vec![];
+        for (c, base, grid) in grids {
+            let (parts, rest) = curve_parts.split_at(grid.settings.len());
+            curve_parts = rest;
+            let curve = GridSweep::in_parts(&base, grid, parts);
+            if curve.replicas() > 0 {
+                curves.push((c, curve, false));
+            }
+        }
+        Ok((jobs, curves, share))
     }
 
     /// The whole reproduction's settings, which every shard's `manifest.json`
@@ -364,7 +405,7 @@ impl Reproduction {
             shard: None,
             ..self.clone()
         };
-        let (jobs, curves) = whole.share()?;
+        let (jobs, curves, _) = whole.share()?;
         let mut settings: Vec<serde_json::Value> = jobs
             .iter()
             .map(|(l, j)| serde_json::json!({"folder": format!("runs/{l}"), "experiment": j.exp, "seeds": j.count()}))
@@ -767,7 +808,8 @@ mod tests {
 
     #[test]
     fn by_default_the_chaotic_presets_get_a_thousand_seeds_and_the_rest_a_hundred() {
-        let (jobs, curves) = reproduction(None).share().unwrap();
+        let (jobs, curves, share) = reproduction(None).share().unwrap();
+        assert_eq!(share, 1.0);
         for (label, job) in &jobs {
             let want = if label == "scaled" || label == "scaled-long" {
                 1000
@@ -789,8 +831,26 @@ mod tests {
             "r/runs/noise-curve/noise-rate=0.5/baseline-seed100.csv"
         ));
         // --seeds N is every experiment's.
-        let (jobs, _) = reproduction(Some(7)).share().unwrap();
+        let (jobs, _, _) = reproduction(Some(7)).share().unwrap();
         assert!(jobs.iter().all(|(_, j)| j.count() == 7));
+    }
+
+    #[test]
+    fn the_default_reproductions_four_shards_each_hold_about_a_quarter_of_its_work() {
+        // Cut by count, the shard holding scaled-long's 1000 seeds × 500
+        // epochs held 0.57 of the work (docs/sweep.md).
+        let mut shares = vec![];
+        for index in 0..4 {
+            let mut r = reproduction(None);
+            r.shard = Some(Shard { index, count: 4 });
+            let (_, _, share) = r.share().unwrap();
+            assert!(share <= 0.30, "{index}/4: {share}");
+            shares.push(share);
+        }
+        assert!(
+            (shares.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+            "{shares:?}"
+        );
     }
 
     #[test]

@@ -173,9 +173,13 @@ impl Job {
     /// A seed's run as observers name it: `<preset>/seed<N>`, or in a grid
     /// `<knob>=<v>/…/seed<N>`, which sort and group by setting.
     pub(crate) fn run_name(&self, seed: u64) -> String {
+        run_name(&self.runs_prefix(), seed)
+    }
+
+    fn runs_prefix(&self) -> String {
         match self.setting.as_str() {
-            "" => run_name(&self.exp.name, seed),
-            s => run_name(&s.replace(',', "/"), seed),
+            "" => self.exp.name.clone(),
+            s => s.replace(',', "/"),
         }
     }
 
@@ -186,14 +190,36 @@ impl Job {
         self.extras.check(&names, !(self.overwrite || self.resume))
     }
 
+    /// What `run` trains, reading and writing nothing but on `--resume`
+    /// (reading the folder): the seeds kept, with their summaries, and the
+    /// batches to train.
+    pub fn plan(&self) -> Result<(Finals, Vec<Batch>)> {
+        match self.resume {
+            true => self.resume_plan(),
+            false => Ok((
+                vec![],
+                self.fresh_batches(&self.seeds.clone().collect::<Vec<_>>()),
+            )),
+        }
+    }
+
+    /// What `--dry-run` says the job trains, named as its runs are:
+    /// `noise-rate=0.1/lr=0.03: seeds 0..=99 (100), 100 epochs`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: seeds {}..={} ({}), {} epochs",
+            self.runs_prefix(),
+            self.seeds.start(),
+            self.seeds.end(),
+            self.count(),
+            self.exp.epochs
+        )
+    }
+
     /// Trains every seed (on `--resume`, those not yet done), writes their
     /// files and `summary.csv`.
     pub fn run(&self, bar: &ProgressBar) -> Result<Finals> {
-        let all: Vec<u64> = self.seeds.clone().collect();
-        let (mut finals, work) = match self.resume {
-            true => self.resume_plan()?,
-            false => (vec![], self.fresh_batches(&all)),
-        };
+        let (mut finals, work) = self.plan()?;
         let summary = layout::summary(&self.dir);
         if work.is_empty() && summary.exists() {
             // A finished sweep: nothing is rewritten.
@@ -270,26 +296,7 @@ pub fn train_together(jobs: &[Job], bar: &ProgressBar) -> Result<Vec<Finals>> {
     let Some(lead) = jobs.first() else {
         return Ok(vec![]);
     };
-    // Replicas grouped by the shape their settings train, under the first
-    // job of that shape: (job, seed).
-    let mut groups: Vec<Vec<(usize, u64)>> = vec![vec![]; jobs.len()];
-    for (j, job) in jobs.iter().enumerate() {
-        let shape = batch_shape(&job.exp);
-        let first = jobs.iter().position(|o| batch_shape(&o.exp) == shape);
-        groups[first.unwrap_or(j)].extend(job.seeds.clone().map(|s| (j, s)));
-    }
-    let (mut batches, mut owners) = (vec![], vec![]);
-    for group in groups.iter().filter(|g| !g.is_empty()) {
-        let chunk = jobs[group[0].0].chunk_of(group.len() as u64) as usize;
-        for rs in group.chunks(chunk) {
-            batches.push(Batch::of(
-                rs.iter().map(|&(j, s)| (&jobs[j], s)),
-                false,
-                false,
-            ));
-            owners.push(rs);
-        }
-    }
+    let (batches, owners): (Vec<Batch>, Vec<_>) = batches_together(jobs).into_iter().unzip();
     let mut finals: Vec<Finals> = vec![vec![]; jobs.len()];
     for (rs, summaries) in owners.iter().zip(lead.train_batches(&batches, bar)?) {
         for (&(j, seed), s) in rs.iter().zip(summaries) {
@@ -300,6 +307,27 @@ pub fn train_together(jobs: &[Job], bar: &ProgressBar) -> Result<Vec<Finals>> {
         .zip(finals)
         .map(|(job, f)| job.finish(f))
         .collect()
+}
+
+/// The batches [`train_together`] trains `jobs` in, each with its replicas
+/// as (job, seed): replicas grouped by the shape their settings train,
+/// under the first job of that shape, each group in chunks.
+pub fn batches_together(jobs: &[Job]) -> Vec<(Batch, Vec<(usize, u64)>)> {
+    let mut groups: Vec<Vec<(usize, u64)>> = vec![vec![]; jobs.len()];
+    for (j, job) in jobs.iter().enumerate() {
+        let shape = batch_shape(&job.exp);
+        let first = jobs.iter().position(|o| batch_shape(&o.exp) == shape);
+        groups[first.unwrap_or(j)].extend(job.seeds.clone().map(|s| (j, s)));
+    }
+    let mut batches = vec![];
+    for group in groups.iter().filter(|g| !g.is_empty()) {
+        let chunk = jobs[group[0].0].chunk_of(group.len() as u64) as usize;
+        for rs in group.chunks(chunk) {
+            let replicas = rs.iter().map(|&(j, s)| (&jobs[j], s));
+            batches.push((Batch::of(replicas, false, false), rs.to_vec()));
+        }
+    }
+    batches
 }
 
 /// What replicas sharing one batched model must have in common: every
@@ -347,6 +375,40 @@ impl Batch {
             from_checkpoint,
             checkpointed,
         }
+    }
+}
+
+impl Batch {
+    /// What `--dry-run` says the batch is: `128 lanes (100 replicas), 100
+    /// epochs: noise-rate=0.1 seeds 0..=49, noise-rate=0.2 seeds 0..=49`,
+    /// each run of consecutive seeds of a setting as a range.
+    pub fn describe(&self) -> String {
+        let mut runs: Vec<(&str, u64, u64)> = vec![];
+        for (name, &seed) in self.names.iter().zip(&self.seeds) {
+            // A run's name is `<setting>/seed<N>` (callbacks::run_name).
+            let setting = name.rsplit_once('/').map_or(name.as_str(), |(s, _)| s);
+            match runs.last_mut() {
+                Some((s, _, last)) if *s == setting && *last + 1 == seed => *last = seed,
+                _ => runs.push((setting, seed, seed)),
+            }
+        }
+        let runs: Vec<String> = runs
+            .iter()
+            .map(|(s, a, b)| format!("{s} seeds {a}..={b}"))
+            .collect();
+        let n = self.seeds.len();
+        format!(
+            "{} lanes ({n} replica{}), {} epochs{}: {}",
+            n.next_multiple_of(LANES),
+            if n == 1 { "" } else { "s" },
+            self.exps[0].epochs,
+            if self.from_checkpoint {
+                ", from its checkpoint"
+            } else {
+                ""
+            },
+            runs.join(", ")
+        )
     }
 }
 

@@ -480,6 +480,13 @@ fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report(
         !dir.path().join("part0/REPORT.md").exists(),
         "a shard reports nothing"
     );
+    // Cut by work: dummy-features' wider replicas weigh 2.4 baseline ones,
+    // so shard 0 ends two replicas before a third of the count (22).
+    let noise = |part: &str, rate: &str| {
+        let run = format!("{part}/runs/noise-curve/noise-rate={rate}/baseline-seed0.csv");
+        dir.path().join(run).is_file()
+    };
+    assert!(noise("part0", "0.1") && !noise("part0", "0.2") && noise("part1", "0.2"));
     common::ok(
         dir.path(),
         &["merge", "part2", "part0", "part1", "--out", "merged"],
@@ -495,6 +502,51 @@ fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report(
         report_without_timings(&whole)
     );
     assert!(merged.join("figures/noise-curve.png").is_file());
+}
+
+#[test]
+fn a_dry_run_writes_nothing_and_its_shards_shares_of_the_work_sum_to_1() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_reference(&dir.path().join("ref"));
+    let last_line = |more: &[&str]| {
+        let args = reproduce_args("out", &[&["--seeds", "3", "--dry-run"][..], more].concat());
+        let o = common::run(dir.path(), args);
+        let text = String::from_utf8(o.stdout).unwrap();
+        text.lines().last().unwrap_or_default().to_string()
+    };
+    assert_eq!(last_line(&[]), "share of the work: 1");
+    let mut sum = 0.0;
+    for k in 0..5 {
+        let line = last_line(&["--shard", &format!("{k}/5")]);
+        let x = line.strip_prefix("share of the work: 0.").expect(&line);
+        assert_eq!(x.len(), 4, "{line}");
+        sum += format!("0.{x}").parse::<f64>().unwrap();
+    }
+    assert!((sum - 1.0).abs() <= 5.0 * 0.00005, "{sum}");
+    let o = common::run(
+        dir.path(),
+        reproduce_args("out", &["--seeds", "3", "--dry-run", "--shard", "0/5"]),
+    );
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("  baseline: seeds 0..=2 (3), 100 epochs\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    batch: 64 lanes (3 replicas), 100 epochs: baseline seeds 0..=2\n"),
+        "{text}"
+    );
+    assert!(!dir.path().join("out").exists(), "a dry run wrote");
+    // Refused as the run would be: a folder holding other files.
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    std::fs::write(dir.path().join("out/notes.txt"), "mine").unwrap();
+    let o = common::binclass(
+        dir.path(),
+        &common::strs(&reproduce_args("out", &["--dry-run"])),
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("holds no reproduction"));
+    assert_eq!(common::files_in(&dir.path().join("out")).len(), 1);
 }
 
 #[test]

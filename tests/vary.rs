@@ -2,7 +2,7 @@
 //! that setting, the folders and summary it writes, its bad input; and
 //! `--shard K/N` with `binclass merge` against the unsharded sweep.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod common;
 use common::{assert_same_outputs, binclass, max_difference, run, spawn, strs, with};
@@ -269,6 +269,142 @@ fn shards_run_apart_and_merged_equal_the_unsharded_sweep() {
     assert_same_outputs(&dir.path().join("merged-whole"), &dir.path().join("merged"));
 }
 
+/// `--dry-run`'s last line, `share of the work: X`, as a number.
+fn dry_run_share(dir: &Path, args: &[String]) -> f64 {
+    let out = run(dir, with(&strs(args), &["--dry-run"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last = text.lines().last().unwrap_or_default();
+    let x = last.strip_prefix("share of the work: ").expect(last);
+    assert!(
+        x == "1" || (x.len() == 6 && x.starts_with("0.")),
+        "{last}: 1, or 4 decimals"
+    );
+    x.parse().unwrap()
+}
+
+#[test]
+fn shards_cut_by_work_merge_into_the_unsharded_sweep_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 replicas of 1 epoch, then 4 of 4 epochs: half the work is 2.5 of
+    // the costly ones' worth, so shard 0 takes one of them too (its cut is
+    // the last replica at or below half: 5 replicas, not the count's 4).
+    let args = with(
+        &["sweep", "--seeds", "0..4", "--vary", "epochs=1,4"],
+        &["--samples", "600", "--verbose", "0"],
+    );
+    run(
+        dir.path(),
+        with(&strs(&args), &["--out-dir", "merged-whole"]),
+    );
+    shard_and_merge(dir.path(), &strs(&args), 2);
+    let has = |p: &str| dir.path().join(p).is_file();
+    assert!(has("part0/epochs=4/baseline-seed0.csv"));
+    assert!(!has("part1/epochs=4/baseline-seed0.csv"));
+    assert!(has("part1/epochs=4/baseline-seed1.csv"));
+    assert!(!has("part1/epochs=1/baseline-seed3.csv"));
+    // Shard 0 holds 4 + 4 of the 20 epochs' work, shard 1 the other 12,
+    // as its dry run says before anything is trained.
+    let shares: Vec<f64> = (0..2)
+        .map(|k| {
+            let shard = format!("{k}/2");
+            dry_run_share(dir.path(), &with(&strs(&args), &["--shard", &shard]))
+        })
+        .collect();
+    assert!(
+        (shares[0] - 0.4).abs() < 0.02 && (shares[1] - 0.6).abs() < 0.02,
+        "{shares:?}"
+    );
+    // Bit for bit: a replica's numbers do not depend on the shard it is in.
+    assert_same_outputs(&dir.path().join("merged-whole"), &dir.path().join("merged"));
+}
+
+#[test]
+fn a_dry_run_writes_nothing_and_ends_with_its_share_of_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = with(
+        &["sweep", "--seeds", "0..5", "--vary", "batch-size=10,30,100"],
+        &["--vary", "hidden-layers=1,3", "--verbose", "2"],
+    );
+    let seeds = ["sweep", "--seeds", "0..50", "-e", "scaled-long"];
+    let tb = ["--tensorboard", "tb"];
+    for args in [
+        grid.clone(),
+        with(&strs(&grid), &["--out-dir", "out"]),
+        with(&seeds, &tb),
+        with(&seeds, &["--out-dir", "out", "--chunk", "7"]),
+    ] {
+        assert_eq!(dry_run_share(dir.path(), &args), 1.0, "{args:?}");
+        for n in [2, 3, 7] {
+            let shares = (0..n).map(|k| {
+                let shard = format!("{k}/{n}");
+                dry_run_share(dir.path(), &with(&strs(&args), &["--shard", &shard]))
+            });
+            let sum: f64 = shares.sum();
+            // Each share is rounded to 4 decimals.
+            assert!(
+                (sum - 1.0).abs() <= 0.00005 * n as f64,
+                "{args:?} /{n}: {sum}"
+            );
+        }
+    }
+    // What a batch trains, and which seeds: 7 seeds a batch here.
+    let out = run(
+        dir.path(),
+        with(&seeds, &["--chunk", "7", "--shard", "1/2", "--dry-run"]),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("would train 25 replicas into runs/scaled-long-seeds0-50"));
+    assert!(
+        text.contains("scaled-long: seeds 25..=49 (25), 500 epochs"),
+        "{text}"
+    );
+    assert!(
+        text.contains("batch: 64 lanes (7 replicas), 500 epochs: scaled-long seeds 25..=31"),
+        "{text}"
+    );
+    assert!(text.contains("(4 replicas), 500 epochs: scaled-long seeds 46..=49"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a dry run created files"
+    );
+    // Refused as the run would be, before anything: here, a sweep that
+    // exists, unless replaced or resumed.
+    run(
+        dir.path(),
+        with(
+            &seeds,
+            &["--epochs", "1", "--samples", "300", "--out-dir", "s"],
+        ),
+    );
+    let contents = || {
+        let files = common::files_in(&dir.path().join("s"));
+        let read = |f: PathBuf| (std::fs::read(&f).ok(), f);
+        files.into_iter().map(read).collect::<Vec<_>>()
+    };
+    let before = contents();
+    for (more, refused) in [
+        (&["--out-dir", "s"][..], true),
+        (&["--out-dir", "s", "--overwrite"], false),
+        (&["--out-dir", "s", "--resume"], false),
+        (&["--shard", "0/99"], true),
+    ] {
+        let args = [
+            &seeds[..],
+            &["--epochs", "1", "--samples", "300", "--dry-run"],
+            more,
+        ]
+        .concat();
+        let o = binclass(dir.path(), &args);
+        assert_eq!(!o.status.success(), refused, "{more:?}");
+        if refused {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+        }
+        assert!(contents() == before, "{more:?} changed the sweep");
+    }
+}
+
 /// JSON has no NaN, so a diverged seed's record holds `null` metrics: its
 /// shard still merges, into what the unsharded sweep writes.
 #[test]
@@ -395,11 +531,9 @@ fn merge_refuses_missing_overlapping_and_foreign_shards() {
     }
 }
 
-#[test]
-fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let small = ["--epochs", "2", "--samples", "300", "--verbose", "0"];
+/// `sweep --seeds 0..4 --shard k/2` of a few rows and `epochs` into `d/s<k>`.
+fn two_shards_of_four_seeds(d: &Path, epochs: &str) {
+    let small = ["--epochs", epochs, "--samples", "300", "--verbose", "0"];
     for k in ["0", "1"] {
         let (shard, out) = (format!("{k}/2"), format!("s{k}"));
         let args = [
@@ -413,6 +547,13 @@ fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
         ];
         run(d, with(&args, &small));
     }
+}
+
+#[test]
+fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shards_of_four_seeds(d, "2");
     let csv = d.join("s1/baseline-seed3.csv");
     let whole = std::fs::read_to_string(&csv).unwrap();
     let one_epoch: String = whole
@@ -489,6 +630,33 @@ fn merge_refuses_a_shard_whose_runs_files_are_missing_or_cut_before_writing() {
         std::fs::write(&model, &own_model).unwrap();
     }
     run(d, with(&["merge", "--out", "m", "s0", "s1"], &[]));
+}
+
+/// Shards whole in themselves, together short of a run their plan names
+/// (as shards cut by two binclass versions whose costs differ could be):
+/// refused, never a merged sweep silently missing a seed.
+#[test]
+fn merge_refuses_shards_that_leave_a_planned_run_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shards_of_four_seeds(d, "1");
+    // s1 without seed 3: its files gone, its summary's row too.
+    for ext in ["csv", "csv.json", "safetensors"] {
+        std::fs::remove_file(d.join(format!("s1/baseline-seed3.{ext}"))).unwrap();
+    }
+    let summary = d.join("s1/summary.csv");
+    let rows = std::fs::read_to_string(&summary).unwrap();
+    let kept: String = rows.lines().take(2).map(|l| l.to_string() + "\n").collect();
+    std::fs::write(&summary, kept).unwrap();
+    let out = binclass(d, &["merge", "--out", "m", "s0", "s1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no shard holds baseline-seed3.csv.json"),
+        "{err}"
+    );
+    assert!(!d.join("m").exists(), "merge wrote");
 }
 
 #[test]

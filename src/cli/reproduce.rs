@@ -49,6 +49,13 @@ pub struct ReproduceArgs {
     /// joins the shards' folders and writes the figures and REPORT.md.
     #[arg(long, value_parser = shard::parse, value_name = "K/N")]
     pub shard: Option<Shard>,
+    /// Train nothing and write nothing: check the command as a run would,
+    /// then print what it would train (experiments and curve settings,
+    /// seeds, epochs, the batches of replicas trained together) and, last,
+    /// `share of the work: X`, the fraction of the reproduction's work in
+    /// this shard (1 without --shard).
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub verbosity: Verbosity,
     #[command(flatten)]
@@ -75,6 +82,17 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         shard: args.shard,
         extras: args.extras.clone(),
     };
+    if args.dry_run {
+        let plan = r.plan()?;
+        let mut lines = vec![format!(
+            "would train {} replicas into {}",
+            plan.replicas(),
+            r.dir.display()
+        )];
+        lines.extend(plan.describe()?.iter().map(|l| format!("  {l}")));
+        lines.push(shard::share_line(plan.share));
+        return outputs::stdout(&(lines.join("\n") + "\n"));
+    }
     let plan = r.prepare()?;
     interrupt::install();
     // 2: the summary lines without the live bar, as for sweep.

@@ -55,6 +55,12 @@ pub struct SweepArgs {
     /// marked by DIR/manifest.json; `binclass merge` joins the shards' folders.
     #[arg(long, value_parser = shard::parse, value_name = "K/N")]
     pub shard: Option<Shard>,
+    /// Train nothing and write nothing: check the command as a run would,
+    /// then print what it would train (settings, seeds, epochs, the batches
+    /// of replicas trained together) and, last, `share of the work: X`, the
+    /// fraction of the command's work in this shard (1 without --shard).
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub verbosity: Verbosity,
     #[command(flatten)]
@@ -113,6 +119,9 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     };
     let grid = Grid::parse(&base.exp, &args.vary, &args.overrides.given())?;
     let mut sweep = GridSweep::new(&base, grid, args.shard)?;
+    if args.dry_run {
+        return dry_run(&sweep, args.out_dir.is_none());
+    }
     if args.out_dir.is_none() {
         sweep.claim_new_dir()?;
     }
@@ -160,6 +169,28 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         });
     }
     finals.iter().try_for_each(|(_, f)| check_diverged(f))
+}
+
+/// `--dry-run`: the checks a run makes before writing (of the default
+/// folder as if new, when none is given), then what it would train.
+fn dry_run(sweep: &GridSweep, default_dir: bool) -> Result<()> {
+    match default_dir {
+        true => sweep.check_new_dir()?,
+        false => sweep.check()?,
+    }
+    let mut lines = vec![format!(
+        "would train {} replicas into {}{}",
+        sweep.replicas(),
+        sweep.dir.display(),
+        if default_dir {
+            " (or its first free -k suffix)"
+        } else {
+            ""
+        }
+    )];
+    lines.extend(sweep.describe()?.iter().map(|l| format!("  {l}")));
+    lines.push(shard::share_line(sweep.share));
+    outputs::stdout(&(lines.join("\n") + "\n"))
 }
 
 /// --chunk, and --resume with what it needs and excludes.
