@@ -167,6 +167,25 @@ pub fn check_output(path: &Path, what: &str, overwrite: bool) -> Result<()> {
     check_folder_free(path)
 }
 
+/// Fails if `out` is one of `inputs` (each with what it is), under any
+/// name: `--overwrite` replaces earlier outputs, never what is read.
+pub fn check_not_an_input(out: &Path, what: &str, inputs: &[(&Path, &str)]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(o) = std::fs::metadata(out) else {
+        return Ok(());
+    };
+    for (input, kind) in inputs {
+        if std::fs::metadata(input).is_ok_and(|i| (i.dev(), i.ino()) == (o.dev(), o.ino())) {
+            bail!(
+                "{what} {} is the {kind} {}: an input is never overwritten; choose another output",
+                out.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Creates `csv` holding `header` (with `overwrite`, replaces it).
 pub fn claim_path(csv: &Path, header: &[u8], overwrite: bool) -> Result<RunFiles> {
     check_free(&[csv.to_path_buf()], "output", overwrite)?;

@@ -31,6 +31,8 @@ pub struct Points {
     /// A bad row met after good ones of the same chunk: the chunk is
     /// returned, and this next.
     failed: Option<anyhow::Error>,
+    /// The line the last record read started on.
+    last_line: u64,
     rows: u64,
 }
 
@@ -70,6 +72,7 @@ impl Points {
             header: None,
             pending: None,
             failed: None,
+            last_line: 0,
             rows: 0,
         };
         p.read_header(label)?;
@@ -126,8 +129,13 @@ impl Points {
         match self.reader.read_record(&mut r) {
             Ok(true) => {
                 let breaks = r.iter().map(|f| f.matches('\n').count()).sum::<usize>();
+                // A quote left open at the end of the input takes the last
+                // line's break into its field, a break no line followed: a
+                // record starts after the one before it, whatever it holds.
+                let line = (self.reader.get_ref().started - breaks as u64).max(self.last_line + 1);
+                self.last_line = line;
                 let mut at = csv::Position::new();
-                at.set_line(self.reader.get_ref().started - breaks as u64);
+                at.set_line(line);
                 r.set_position(Some(at));
                 Ok(Some(r))
             }

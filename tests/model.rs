@@ -985,3 +985,45 @@ fn predict_to_stdout_writes_every_point_before_a_bad_row_further_on() {
     );
     assert!(text.ends_with('\n'));
 }
+
+/// `--overwrite` replaces an earlier output, never an input: `--out` naming
+/// the points or the model, under any name, is refused and both are kept.
+#[test]
+fn predict_never_writes_over_its_own_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(d, with(SMALL, &["--epochs", "1", "--out", "r.csv"]));
+    std::fs::write(d.join("p.csv"), "0.1,0.2\n0.3,0.1\n").unwrap();
+    std::os::unix::fs::symlink("p.csv", d.join("link.csv")).unwrap();
+    let model = std::fs::read(d.join("r.safetensors")).unwrap();
+    for (out, says) in [
+        ("./p.csv", "--out ./p.csv is the points p.csv"),
+        ("link.csv", "--out link.csv is the points p.csv"),
+        (
+            "r.safetensors",
+            "--out r.safetensors is the model r.safetensors",
+        ),
+    ] {
+        let args = [
+            "predict",
+            "--model",
+            "r.safetensors",
+            "--input",
+            "p.csv",
+            "--out",
+            out,
+            "--overwrite",
+        ];
+        refused(
+            d,
+            &args,
+            &[says, "an input is never overwritten"],
+            "none.csv",
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.join("p.csv")).unwrap(),
+        "0.1,0.2\n0.3,0.1\n"
+    );
+    assert_eq!(std::fs::read(d.join("r.safetensors")).unwrap(), model);
+}

@@ -40,6 +40,7 @@ fn refusal(out: &Output, prefix: &str, what: &str) -> String {
     assert!(!out.status.success(), "{what}: succeeded\n{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{what}: {err}");
     assert!(!err.contains("Traceback"), "{what}: {err}");
+    assert!(!err.contains("internal error"), "{what}: {err}");
     err.trim_end()
         .strip_prefix(prefix)
         .unwrap_or_else(|| panic!("{what}: {err} does not start with {prefix}"))
@@ -83,7 +84,7 @@ fn write_model(
 
 /// Point files `binclass predict` refuses for the baseline's 2 features,
 /// each for one reason a reader may get wrong.
-const BAD_POINTS: [(&str, &[u8]); 22] = [
+const BAD_POINTS: [(&str, &[u8]); 24] = [
     // A UTF-8 byte-order mark is not part of the first field.
     ("bom.csv", b"\xef\xbb\xbf0.1,0.2\n0.3,abc\n"),
     // A line of spaces is a row of one field, not a blank line.
@@ -105,6 +106,9 @@ const BAD_POINTS: [(&str, &[u8]); 22] = [
     ("cr.csv", b"0.1,0.2\r0.3,x\n"),
     // A quoted line break: the record's first line.
     ("quoted.csv", b"0.1,0.2\n\"0.3\n\",abc\n"),
+    // A quote left open at the end: on the line it opens, never line 0.
+    ("open-quote.csv", b"\"\n"),
+    ("open-quote-later.csv", b"0.1,0.2\n0.3,\"\n"),
     // Numbers as Rust reads them: ASCII, no `_`, trimmed of Unicode's spaces only.
     ("underscore.csv", b"0.1,0.2\n0.3,1_0\n"),
     ("arabic.csv", "0.1,0.2\n0.3,\u{661}\n".as_bytes()),

@@ -675,13 +675,15 @@ fn the_cluster_scripts_shard_and_merge_to_the_unsharded_sweep() {
             .join("docs/cluster")
             .join(name)
     };
-    // The Slurm array's tasks, as separate processes (no sbatch here: no merge job).
+    // The Slurm array's tasks, as separate processes outside an array job: no merge job.
     let mut tasks: Vec<_> = (0..3)
         .map(|k| {
             std::process::Command::new("bash")
                 .arg(script("sweep.slurm"))
                 .current_dir(dir.path())
                 .env("SLURM_ARRAY_TASK_ID", k.to_string())
+                // As outside Slurm, even where the tests run in an array job.
+                .env_remove("SLURM_ARRAY_JOB_ID")
                 .env("SHARDS", "3")
                 .env("BINCLASS", common::BIN)
                 .env("OUT", "slurm-shards")

@@ -1,7 +1,7 @@
 //! `binclass predict`: a saved model's probability and class for each point
 //! of a CSV, streamed a chunk at a time.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
@@ -35,6 +35,11 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let out = (args.out != "-").then(|| PathBuf::from(&args.out));
     if let Some(out) = &out {
         outputs::check_output(out, "--out", args.replace.overwrite)?;
+        let inputs = [
+            (Path::new(&args.model), "model"),
+            (Path::new(&args.input), "points"),
+        ];
+        outputs::check_not_an_input(out, "--out", &inputs)?;
     }
     let model = Loaded::read(&args.model)?;
     let mut points = Points::open(&args.input, &model.model, args.label_column.as_deref())?;
