@@ -28,9 +28,19 @@ except ImportError as e:
     sys.exit(f"predict_torch: {e.name} is not installed: run scripts/setup.sh")
 
 
+def import_torch():
+    """Python's torch, or one line saying how to get it: on Linux its import
+    loads CUDA's libraries even on a CPU, which a light install leaves out."""
+    try:
+        import torch
+    except (ImportError, OSError) as e:
+        sys.exit(f"predict_torch: Python's torch cannot load ({str(e).splitlines()[0]}): run scripts/setup.sh --cuda, which installs the CUDA libraries its import needs")
+    return torch
+
+
 def network(model):
     """The nn.Sequential whose state_dict names are the file's tensor names."""
-    import torch
+    torch = import_torch()
 
     activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid}[model.activation]
     e = model.experiment
@@ -47,7 +57,7 @@ def predict(model_path, points_path):
     read and checked before torch is imported: bad input is refused at once."""
     model = read_model(model_path)
     _, lines, x = read_model_points(model, points_path)
-    import torch
+    torch = import_torch()
 
     net = network(model)
     state = {}

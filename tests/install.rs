@@ -124,6 +124,22 @@ fn a_light_install_leaves_cuda_out_fits_in_1_5_gb_and_trains_on_the_cpu() {
         "{err}"
     );
     assert_eq!(common::rows(&tmp.path().join("auto.csv")).len(), 1);
+
+    // Python's `import torch` needs all of CUDA on Linux: the script that
+    // opens models in PyTorch says in one line how to get it.
+    std::fs::write(tmp.path().join("p.csv"), "0.1,0.2\n").unwrap();
+    let python = home.join("torch-2.11.0/bin/python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/predict_torch.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["auto.safetensors", "p.csv"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("run scripts/setup.sh --cuda"), "{err}");
 }
 
 /// Runs `cmd` and fails the test with its stderr when it fails.
