@@ -164,6 +164,12 @@ impl Manifest {
                     layout::MANIFEST
                 )
             }
+            (Claim::Overwrite, Some(m)) if m.command != self.command => bail!(
+                "{} holds a {}, not a {}: --overwrite replaces only what this command wrote; choose another folder, or remove that one yourself",
+                dir.display(),
+                m.described(),
+                self.command
+            ),
             (Claim::New, Some(m)) if m.resumable() => bail!(
                 "{} already holds a {}; pass --resume to continue it, or --overwrite to replace it",
                 dir.display(),

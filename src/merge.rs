@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use crate::callbacks::RunRecord;
-use crate::manifest::Manifest;
+use crate::manifest::{Claim, Manifest};
 use crate::model_file::SavedModel;
 use crate::shard::Shard;
 use crate::{keras_csv, layout, outputs};
@@ -118,8 +118,16 @@ impl Merge {
             m.add_shard(dir, &manifest.plan, &mut owner)?;
         }
         m.check_every_run_given()?;
+        if overwrite {
+            m.merged().check(out, Claim::Overwrite)?;
+        }
         m.check_outputs()?;
         Ok(m)
+    }
+
+    /// The manifest of the folder it writes: the unsharded command's.
+    fn merged(&self) -> Manifest {
+        Manifest::new(&self.command, None, self.plan.clone())
     }
 
     /// Every run the plan names is in a shard. Shards are cut by their
@@ -217,7 +225,17 @@ impl Merge {
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create folder {}", self.out.display()))?;
         outputs::hold(&self.out)?;
+        // Checked again now that the folder is held; with --overwrite, what
+        // the folder's earlier command wrote goes first, so that none of
+        // its runs stays beside the merged ones.
+        let merged = self.merged();
+        if self.overwrite {
+            merged.check(&self.out, Claim::Overwrite)?;
+        }
         self.check_outputs()?;
+        if self.overwrite {
+            merged.claim(&self.out, Claim::Overwrite)?;
+        }
         for (rel, from) in &self.copies {
             let to = self.out.join(rel);
             outputs::make_parent(&to)?;
@@ -234,7 +252,6 @@ impl Merge {
             outputs::make_parent(&to)?;
             outputs::write_atomic(&to, &joined_csv(parts)?)?;
         }
-        let merged = Manifest::new(&self.command, None, self.plan.clone());
         merged.write(&self.out)?;
         if self.command == "reproduce" {
             crate::reproduce::Reproduction::finish_merged(

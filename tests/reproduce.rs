@@ -713,3 +713,51 @@ fn a_merge_of_shards_this_binclass_would_not_finish_writes_nothing() {
     );
     assert!(!dir.path().join("merged").exists(), "nothing written");
 }
+
+/// `--overwrite` replaces what the same command wrote, never another
+/// command's folder: a sweep's folder is refused, every file of it kept,
+/// and so is a reproduction's folder to a sweep.
+#[test]
+fn overwrite_refuses_a_folder_of_another_command_and_keeps_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fake_reference(&d.join("ref"));
+    let sweep = [
+        "sweep",
+        "--seeds",
+        "0..3",
+        "--epochs",
+        "1",
+        "--samples",
+        "300",
+        "-v",
+        "0",
+    ];
+    common::ok(d, &[&sweep[..], &["--out-dir", "out"]].concat());
+    std::fs::write(d.join("out/NOTES.txt"), "mine").unwrap();
+    let before = common::files_in(&d.join("out"));
+    let o = reproduce(d, &["--seeds", "2", "--epochs", "1", "--overwrite"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("out holds a sweep without --shard, not a reproduce: --overwrite replaces only what this command wrote"),
+        "{err}"
+    );
+    assert_eq!(common::files_in(&d.join("out")), before);
+
+    common::ok(
+        d,
+        &common::strs(&reproduce_args("rep", &["--seeds", "2", "--epochs", "1"])),
+    );
+    let out = common::binclass(
+        d,
+        &[&sweep[..], &["--out-dir", "rep", "--overwrite"]].concat(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("rep holds a reproduce without --shard, not a sweep"),
+        "{err}"
+    );
+    assert!(d.join("rep/REPORT.md").is_file());
+}

@@ -531,3 +531,39 @@ fn merge_names_the_folder_of_a_run_written_with_other_settings() {
     );
     assert!(!d.join("m").exists());
 }
+
+/// `merge --overwrite` into a sweep's folder first removes what that sweep
+/// wrote: none of its runs stays beside the merged ones.
+#[test]
+fn merge_overwrite_leaves_none_of_the_folders_earlier_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = ["--epochs", "1", "--samples", "300", "-v", "0"];
+    let earlier = ["sweep", "--seeds", "0..6", "--lr", "0.01", "--out-dir", "m"];
+    run(d, with(&earlier, &small));
+    for k in ["0", "1"] {
+        let (shard, out) = (format!("{k}/2"), format!("s{k}"));
+        let args = [
+            "sweep",
+            "--seeds",
+            "0..4",
+            "--shard",
+            &shard,
+            "--out-dir",
+            &out,
+        ];
+        run(d, with(&args, &small));
+    }
+    run(
+        d,
+        with(&["merge", "s0", "s1", "--out", "m", "--overwrite"], &[]),
+    );
+    for seed in [4, 5] {
+        assert!(
+            !d.join(format!("m/baseline-seed{seed}.csv")).exists(),
+            "seed {seed} stayed"
+        );
+    }
+    let table = String::from_utf8(common::ok(d, &["compare", "m"]).stdout).unwrap();
+    assert!(table.contains("adam: 4 seeds"), "{table}");
+}
