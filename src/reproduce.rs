@@ -512,7 +512,7 @@ impl Reproduction {
                 ));
             }
             // Read directly: these runs may carry a deliberate --epochs override.
-            let curves = compare::csvs_in(&job.dir)?
+            let curves = planned_csvs(job)
                 .iter()
                 .map(|f| compare::read_curve(f).map(|c| cut(&c)))
                 .collect::<Result<Vec<_>>>()?;
@@ -546,7 +546,7 @@ impl Reproduction {
                 Normalize::Standard => format!("{name} with --normalize standard ({n} seeds)"),
                 Normalize::None => format!("{label} ({n} seeds; Keras: {keras_runs})"),
             };
-            let csvs = compare::csvs_in(&job.dir)?;
+            let csvs = planned_csvs(job);
             let figure = layout::figure(&self.dir, label);
             plot(&csvs, keras_dir.as_deref(), &title, &figure, false)?;
             if keras_dir.is_some() {
@@ -660,6 +660,19 @@ impl Reproduction {
                 ),
             }
         );
+        let strays: Vec<String> = plan
+            .jobs
+            .iter()
+            .map(|(_, job)| strays(job))
+            .collect::<Result<Vec<_>>>()?
+            .concat();
+        if !strays.is_empty() {
+            let _ = writeln!(
+                md,
+                "Not runs of this reproduction, so neither counted nor drawn: {}.\n",
+                strays.join(", ")
+            );
+        }
         if !shortened.is_empty() {
             let _ = writeln!(
                 md,
@@ -784,6 +797,23 @@ fn figures_md(label: &str, job: &Job) -> String {
         a.min(b),
         a.max(b)
     )
+}
+
+/// The CSVs of a part's planned seeds, in seed order: what the report
+/// counts and draws, whatever else its folder holds.
+fn planned_csvs(job: &Job) -> Vec<PathBuf> {
+    job.seeds.clone().map(|seed| job.csv(seed)).collect()
+}
+
+/// Run CSVs in a part's folder that are not of its planned seeds (a run
+/// trained into it by hand, a copied file), as the report names them.
+fn strays(job: &Job) -> Result<Vec<String>> {
+    let planned = planned_csvs(job);
+    Ok(compare::csvs_in(&job.dir)?
+        .into_iter()
+        .filter(|f| !planned.contains(f))
+        .map(|f| format!("`{}`", f.display()))
+        .collect())
 }
 
 #[cfg(test)]

@@ -761,3 +761,36 @@ fn overwrite_refuses_a_folder_of_another_command_and_keeps_it_whole() {
     );
     assert!(d.join("rep/REPORT.md").is_file());
 }
+
+/// The report counts and draws the runs of its plan only: a run trained
+/// into its folder by hand, or a Keras CSV copied there, is named as not
+/// part of it, never counted.
+#[test]
+fn the_report_counts_only_its_own_runs_and_names_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fake_reference(&d.join("ref"));
+    let o = reproduce(d, &["--seeds", "2", "--epochs", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let hand = "out/runs/baseline/baseline-seed7.csv";
+    let train = [
+        "train", "--seed", "7", "--lr", "0.3", "--epochs", "1", "-v", "0", "--out", hand,
+    ];
+    common::ok(d, &train);
+    std::fs::copy(
+        d.join("ref/noise/seed-0.csv"),
+        d.join("out/runs/noise/noise-seed9.csv"),
+    )
+    .unwrap();
+    // The case; `--resume` of a finished reproduction reports
+    // through the same path.
+    let o = reproduce(d, &["--seeds", "2", "--epochs", "1", "--overwrite"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = std::fs::read_to_string(d.join("out/REPORT.md")).unwrap();
+    assert!(report.contains("| baseline | 2/3 |"), "{report}");
+    assert!(report.contains("| noise | 2/3 |"), "{report}");
+    assert!(
+        report.contains("Not runs of this reproduction, so neither counted nor drawn: `out/runs/baseline/baseline-seed7.csv`, `out/runs/noise/noise-seed9.csv`."),
+        "{report}"
+    );
+}
