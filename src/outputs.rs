@@ -94,7 +94,7 @@ fn check_parent(path: &Path, what: &str) -> Result<()> {
             return Ok(());
         }
         match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(m) if m.is_dir() => return writable(dir, what),
             Ok(_) => bail!(
                 "{what} {}: cannot create folder {}: it is a file",
                 path.display(),
@@ -109,12 +109,31 @@ fn check_parent(path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuses, before anything exists, a folder that is a file or lies under one.
+/// Fails unless this process may create files in the folder `dir`.
+fn writable(dir: &Path, what: &str) -> Result<()> {
+    use rustix::fs::Access;
+    rustix::fs::access(dir, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| {
+        anyhow::anyhow!(
+            "{what}: cannot write in {} ({})",
+            dir.display(),
+            std::io::Error::from(e)
+        )
+    })
+}
+
+/// Refuses, before anything exists, a folder that cannot be written: a
+/// file, one under a file, a link that leads nowhere (or in a loop), or a
+/// folder this process may not write in.
 pub fn check_dir(dir: &Path, what: &str) -> Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        bail!("{what} {} is a file; give a folder", dir.display());
+    match (std::fs::symlink_metadata(dir), std::fs::metadata(dir)) {
+        (Ok(_), Err(e)) => bail!(
+            "{what} {} is a link that leads to no folder ({e})",
+            dir.display()
+        ),
+        (_, Ok(m)) if !m.is_dir() => bail!("{what} {} is a file; give a folder", dir.display()),
+        (_, Ok(_)) => writable(dir, what),
+        _ => check_parent(dir, what),
     }
-    check_parent(dir, what)
 }
 
 /// Fails, touching nothing, if any of the runs whose CSVs are `csvs`
@@ -511,11 +530,17 @@ pub fn hold(path: &Path) -> Result<()> {
 /// its runs, or would be counted with them. A shared lock taken and
 /// dropped at once: it conflicts with a hold, never with another check.
 fn check_folder_free(path: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    check_not_held(dir, path)
+}
+
+/// Fails if the folder `dir`, where `path` goes, is held by another
+/// process (see [`check_folder_free`]).
+pub fn check_not_held(dir: &Path, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
     // A folder that cannot be opened (not made yet) is nobody's.
     let Ok(folder) = std::fs::File::open(dir) else {
         return Ok(());

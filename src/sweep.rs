@@ -622,23 +622,15 @@ impl Job {
             covered.extend(batch.seeds.iter().copied());
             batches.push(batch);
         }
-        let (mut kept, mut fresh, mut found) = (vec![], vec![], !batches.is_empty());
+        // The folder's manifest, checked before this, says it is this
+        // sweep's: one stopped before its first record resumes from nothing.
+        let (mut kept, mut fresh) = (vec![], vec![]);
         for seed in self.seeds.clone().filter(|s| !covered.contains(s)) {
-            let f = self.found(seed)?;
-            found |= !matches!(f, Found::Absent);
-            match f {
+            match self.found(seed)? {
                 Found::Kept(s) => kept.push((seed, s)),
                 Found::Started | Found::Absent => fresh.push(seed),
             }
         }
-        ensure!(
-            found,
-            "{} holds no run of this sweep (no {}-seed<N>.csv.json for seeds {}..={}); run it without --resume",
-            self.dir.display(),
-            self.exp.name,
-            self.seeds.start(),
-            self.seeds.end()
-        );
         batches.extend(self.fresh_batches(&fresh));
         Ok((kept, batches))
     }

@@ -377,3 +377,43 @@ fn a_folder_refused_without_overwrite_names_only_what_would_take_it() {
         assert!(err.contains("--overwrite to replace it"), "{err}");
     }
 }
+
+/// A sweep stopped before its first record (its folder holds only its
+/// manifest) is resumed from nothing, as the refusal of a plain rerun
+/// says, and ends as an uninterrupted sweep does.
+#[test]
+fn a_sweep_stopped_before_its_first_record_resumes_from_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "sweep",
+        "--seeds",
+        "0..3",
+        "--epochs",
+        "2",
+        "--samples",
+        "300",
+        "-v",
+        "0",
+    ];
+    ok(d, &[&args[..], &["--out-dir", "whole"]].concat());
+    ok(d, &[&args[..], &["--out-dir", "s"]].concat());
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("s/manifest.json")).unwrap()).unwrap();
+    manifest["finished"] = false.into();
+    std::fs::remove_dir_all(d.join("s")).unwrap();
+    std::fs::create_dir(d.join("s")).unwrap();
+    std::fs::write(d.join("s/manifest.json"), manifest.to_string()).unwrap();
+    let again = binclass(d, &[&args[..], &["--out-dir", "s"]].concat());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("pass --resume to continue it"), "{err}");
+    ok(d, &[&args[..], &["--out-dir", "s", "--resume"]].concat());
+    for seed in 0..3 {
+        let name = format!("baseline-seed{seed}.csv");
+        assert_eq!(
+            std::fs::read(d.join("s").join(&name)).unwrap(),
+            std::fs::read(d.join("whole").join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+}

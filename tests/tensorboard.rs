@@ -587,3 +587,62 @@ fn an_event_file_replaced_by_a_link_mid_run_is_not_written_through() {
         "a user's file"
     );
 }
+
+/// A `--tensorboard` folder that cannot be written (a link to nowhere, a
+/// link loop, a run's folder that is a dangling link) is refused before
+/// any output exists: no CSV, no sweep folder.
+#[test]
+fn an_unusable_tensorboard_folder_is_refused_before_any_output_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
+    std::os::unix::fs::symlink("loop", d.join("loop")).unwrap();
+    std::fs::create_dir_all(d.join("runs-tb/baseline")).unwrap();
+    std::os::unix::fs::symlink("nowhere", d.join("runs-tb/baseline/seed0")).unwrap();
+    for (tb, says) in [
+        (
+            "dangling",
+            "--tensorboard dangling is a link that leads to no folder",
+        ),
+        (
+            "loop",
+            "--tensorboard loop is a link that leads to no folder",
+        ),
+        (
+            "runs-tb",
+            "--tensorboard runs-tb/baseline/seed0 is a link that leads to no folder",
+        ),
+    ] {
+        let train = [
+            "train",
+            "--epochs",
+            "1",
+            "--samples",
+            "300",
+            "-v",
+            "0",
+            "--out",
+            "t.csv",
+        ];
+        let sweep = [
+            "sweep",
+            "--seeds",
+            "0..2",
+            "--epochs",
+            "1",
+            "--samples",
+            "300",
+            "-v",
+            "0",
+            "--out-dir",
+            "s",
+        ];
+        for args in [&train[..], &sweep[..]] {
+            refused(d, &[args, &["--tensorboard", tb]].concat(), says);
+            assert!(
+                !d.join("t.csv").exists() && !d.join("s").exists(),
+                "{tb}: {args:?}"
+            );
+        }
+    }
+}

@@ -51,6 +51,11 @@ impl Optional for TensorBoard {
         };
         outputs::check_dir(dir, "--tensorboard")?;
         for run in runs {
+            let folder = dir.join(run);
+            outputs::check_dir(&folder, "--tensorboard")?;
+            if folder.is_dir() {
+                outputs::check_not_held(&folder, &folder)?;
+            }
             for sub in ["", TRAIN, VALIDATION] {
                 for f in event_files(&dir.join(run).join(sub), "")? {
                     if !f.to_string_lossy().ends_with(OURS) {
