@@ -434,7 +434,10 @@ fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report(
         dir.path(),
         &[&settings[..], &["--resume", "--overwrite"]].concat(),
     );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("give one"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("the argument '--resume' cannot be used with '--overwrite'")
+    );
     let o = reproduce(dir.path(), &[&settings[..], &["--resume"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let whole = dir.path().join("whole");

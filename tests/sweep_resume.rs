@@ -157,7 +157,10 @@ fn resuming_a_finished_sweep_changes_nothing_and_bad_resumes_are_errors() {
             short("done", &["--resume", "--lr", "0.5"]),
             "done holds a sweep of other settings: its `settings[0].experiment.lr` is 0.03, this command's 0.5",
         ),
-        (short("done", &["--resume", "--overwrite"]), "give one"),
+        (
+            short("done", &["--resume", "--overwrite"]),
+            "the argument '--resume' cannot be used with '--overwrite'",
+        ),
         (
             short("empty", &["--resume"]),
             "empty holds no sweep to resume (no manifest.json); run it without --resume",

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 
 use super::{Replace, RunOn, Verbosity};
@@ -38,7 +38,7 @@ pub struct ReproduceArgs {
     /// Continue the killed or interrupted reproduction in --out-dir (the
     /// same command line): finished experiments are kept, the others
     /// resume from their checkpoints; then the comparison and the report.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
     /// Override every experiment's epochs; each is then compared with Keras
     /// over the epochs both sides have (REPORT.md says which).
@@ -63,11 +63,6 @@ pub struct ReproduceArgs {
 }
 
 pub fn run(args: &ReproduceArgs) -> Result<()> {
-    if args.resume && args.replace.overwrite {
-        bail!(
-            "--resume continues the reproduction in --out-dir and --overwrite replaces it: give one"
-        );
-    }
     let (device, threads) = args.run_on.resolve(args.verbosity.verbose)?;
     let r = Reproduction {
         dir: args.out_dir.clone(),

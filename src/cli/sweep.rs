@@ -37,7 +37,7 @@ pub struct SweepArgs {
     /// Continue the interrupted sweep in --out-dir (the same command line):
     /// finished seeds are kept, batches continue from their checkpoints,
     /// seeds never started are trained.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
     /// Seeds per batched model [default: the seeds shared evenly across the
     /// CPU's cores, within the memory available]. Results do not depend on it.
@@ -200,9 +200,6 @@ fn check_flags(args: &SweepArgs) -> Result<()> {
         chunk >= 1,
         "--chunk must be a whole number >= 1, got {chunk}"
     );
-    if args.resume && args.replace.overwrite {
-        bail!("--resume continues the sweep in --out-dir and --overwrite replaces it: give one");
-    }
     if args.resume && !args.vary.is_empty() {
         bail!(
             "--resume does not continue a --vary sweep (it keeps no checkpoints); run it again with --overwrite"
