@@ -62,6 +62,9 @@ fn embed() {
         rs += &format!("    ({:?}, include_bytes!({:?})),\n", rel, abs);
     }
     rs += "];\n";
+    // What was embedded, as listed here: the test that the copy equals the
+    // repository walks these, not a list of its own.
+    rs += &format!("pub static SOURCES: &[&str] = &{EMBEDDED:?};\n");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
     std::fs::write(out.join("embedded.rs"), rs).expect("OUT_DIR is writable");
 }

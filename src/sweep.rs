@@ -376,9 +376,7 @@ impl Batch {
             checkpointed,
         }
     }
-}
 
-impl Batch {
     /// What `--dry-run` says the batch is: `128 lanes (100 replicas), 100
     /// epochs: noise-rate=0.1 seeds 0..=49, noise-rate=0.2 seeds 0..=49`,
     /// each run of consecutive seeds of a setting as a range.

@@ -492,13 +492,8 @@ fn a_sharded_seeds_sweeps_table_has_the_cells_its_header_names() {
     }
 }
 
-/// A shard run whose record names other settings than its plan is refused
-/// by `merge` in a line that says where the run sits, for a plain sweep's
-/// top folder as for a grid's setting folders.
-#[test]
-fn merge_names_the_folder_of_a_run_written_with_other_settings() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Seeds 0..4 in two shards, `s0` and `s1`, with `more` flags.
+fn two_shards(d: &Path, more: &[&str]) {
     for k in ["0", "1"] {
         let (shard, out) = (format!("{k}/2"), format!("s{k}"));
         let args = [
@@ -510,11 +505,18 @@ fn merge_names_the_folder_of_a_run_written_with_other_settings() {
             "--out-dir",
             &out,
         ];
-        run(
-            d,
-            with(&args, &["--epochs", "2", "--samples", "300", "-v", "0"]),
-        );
+        run(d, with(&args, more));
     }
+}
+
+/// A shard run whose record names other settings than its plan is refused
+/// by `merge` in a line that says where the run sits, for a plain sweep's
+/// top folder as for a grid's setting folders.
+#[test]
+fn merge_names_the_folder_of_a_run_written_with_other_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shards(d, &["--epochs", "2", "--samples", "300", "-v", "0"]);
     let record = d.join("s1/baseline-seed3.csv.json");
     let mut json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
@@ -541,19 +543,7 @@ fn merge_overwrite_leaves_none_of_the_folders_earlier_runs() {
     let small = ["--epochs", "1", "--samples", "300", "-v", "0"];
     let earlier = ["sweep", "--seeds", "0..6", "--lr", "0.01", "--out-dir", "m"];
     run(d, with(&earlier, &small));
-    for k in ["0", "1"] {
-        let (shard, out) = (format!("{k}/2"), format!("s{k}"));
-        let args = [
-            "sweep",
-            "--seeds",
-            "0..4",
-            "--shard",
-            &shard,
-            "--out-dir",
-            &out,
-        ];
-        run(d, with(&args, &small));
-    }
+    two_shards(d, &small);
     run(
         d,
         with(&["merge", "s0", "s1", "--out", "m", "--overwrite"], &[]),
