@@ -8,7 +8,7 @@
 # hands to torch-sys, so plain `cargo build|test|run` work afterwards.
 # Idempotent: a second run with everything in place takes a second or two.
 # On a machine without an NVIDIA GPU the install is light (1.45 GB): the
-# torch wheel without CUDA's wheels (nvidia-*, cuda-*, triton, 3.3 GB), which
+# torch wheel without CUDA's wheels (nvidia-*, cuda-*, triton, 3.5 GB), which
 # binclass never loads on a CPU (it opens libtorch_cuda.so only for --device
 # cuda), save the two that libtorch_cpu.so links: CUDA's runtime and CUPTI. `--cuda`, or a working nvidia-smi,
 # installs them too; that is also what Python's `import torch` needs on Linux
@@ -140,7 +140,7 @@ if ! ready; then
         install "$venv" ready pip_install "torch $TORCH_VERSION with CUDA's libraries, matplotlib, safetensors and tensorboard (about 5 GB, once)" \
             "torch==$TORCH_VERSION" numpy matplotlib safetensors tensorboard
     else
-        install "$venv" ready install_light "torch $TORCH_VERSION for the CPU, matplotlib, safetensors and tensorboard (about 1.45 GB, once; --cuda adds CUDA's 3.3 GB)" \
+        install "$venv" ready install_light "torch $TORCH_VERSION for the CPU, matplotlib, safetensors and tensorboard (about 1.45 GB, once; --cuda adds CUDA's 3.5 GB)" \
             numpy matplotlib safetensors tensorboard
     fi
 fi
