@@ -35,7 +35,10 @@ run_all() { # binary, folder
         "$b" compare s/a --reference "$root/reference/keras" --format csv 2>/dev/null; echo "exit $?"
         "$b" parity "$root/tests/fixtures/parity-baseline-seed0" --optimizer keras-adam --tolerance 1 --out p/steps.csv; echo "exit $?"
     } > printed.txt 2>/dev/null || true
-    # Records without their timings, which differ from run to run.
+    # Records without their timings, which differ from run to run. Records
+    # and manifests of version 1 (builds before they carried a version) as
+    # version 2 reads them: a record's ending from its sentence, a plan's
+    # seeds typed (src/callbacks/record.rs, src/manifest.rs).
     find . -name '*.json' | while read -r j; do
         python3 - "$j" <<'PY'
 import json, sys
@@ -45,6 +48,25 @@ for k in ("epoch_seconds", "total_seconds"):
     r.pop(k, None)
 if r.get("final_metrics"):
     r["final_metrics"].pop("seconds", None)
+if "version" not in r and "seed" in r:
+    why, n = r.get("stopped"), r.get("epochs_completed", 0)
+    r["version"] = 2
+    r["ended"] = (
+        {"kind": "finished"} if r.get("finished") else
+        None if why is None else
+        {"kind": "diverged", "epoch": n - 1} if why.startswith("loss became") else
+        {"kind": "interrupted", "epoch": n} if why.startswith("interrupted") else
+        {"kind": "failed", "epoch": n} if why.startswith("failed") else
+        {"kind": "stopped", "epoch": n - 1})
+if "version" not in r and r.get("format") == "binclass-folder" and r["command"] == "sweep":
+    plan = r["plan"]
+    seeds = {"first": plan["seeds"][0], "last": plan["seeds"][1]}
+    typed = {"seeds": {"range": seeds}, "settings": [
+        {"folder": s["folder"], "experiment": s["experiment"], "seeds": seeds}
+        for s in plan["settings"]]}
+    if plan.get("knobs"):
+        typed["knobs"] = plan["knobs"]
+    r["plan"], r["version"] = typed, 2
 json.dump(r, open(p, "w"), indent=1, sort_keys=True)
 PY
     done

@@ -22,6 +22,7 @@ use tch::{Kind, Tensor};
 use crate::callbacks::{Summary, VERSIONS, Versions};
 use crate::config::Experiment;
 use crate::fit::{EpochEnd, Order, Outcome};
+use crate::model_file::{from_metadata, json_text, to_metadata};
 use crate::optim::{Resumable, State, state_names};
 
 pub const FORMAT: &str = "binclass-checkpoint";
@@ -74,6 +75,30 @@ pub fn digest(meta: &BTreeMap<String, String>, tensors: &[(String, Vec<u8>)]) ->
     format!("{:08x}", h.finalize())
 }
 
+/// The checkpoint's metadata: every key of the file but the digest, each
+/// a field (structured ones as JSON text).
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    format: String,
+    format_version: String,
+    #[serde(with = "json_text")]
+    experiment: Experiment,
+    device: String,
+    #[serde(with = "json_text")]
+    optimizer_step: i64,
+    binclass_version: String,
+    tch_version: String,
+    libtorch_version: String,
+    #[serde(with = "json_text")]
+    lanes: usize,
+    #[serde(with = "json_text")]
+    epoch: i64,
+    #[serde(with = "json_text")]
+    epoch_seconds: Vec<f64>,
+    #[serde(with = "json_text")]
+    runs: Vec<RunState>,
+}
+
 impl Checkpoint {
     /// The file's bytes: `params` and `optimizer.<name>` tensors, float32.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
@@ -82,23 +107,21 @@ impl Checkpoint {
             tensors.push((format!("optimizer.{name}"), le_bytes(t)?));
         }
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut meta: BTreeMap<String, String> = [
-            ("format", FORMAT.to_string()),
-            ("format_version", FORMAT_VERSION.to_string()),
-            ("experiment", serde_json::to_string(&self.experiment)?),
-            ("device", self.device.clone()),
-            ("optimizer_step", self.optimizer.step.to_string()),
-            ("binclass_version", self.versions.binclass.to_string()),
-            ("tch_version", self.versions.tch.to_string()),
-            ("libtorch_version", self.versions.libtorch.to_string()),
-            ("lanes", self.lanes.to_string()),
-            ("epoch", self.epoch.to_string()),
-            ("epoch_seconds", serde_json::to_string(&self.epoch_seconds)?),
-            ("runs", serde_json::to_string(&self.runs)?),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let meta = Meta {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION.into(),
+            experiment: self.experiment.clone(),
+            device: self.device.clone(),
+            optimizer_step: self.optimizer.step,
+            binclass_version: self.versions.binclass.to_string(),
+            tch_version: self.versions.tch.to_string(),
+            libtorch_version: self.versions.libtorch.to_string(),
+            lanes: self.lanes,
+            epoch: self.epoch,
+            epoch_seconds: self.epoch_seconds.clone(),
+            runs: self.runs.clone(),
+        };
+        let mut meta: BTreeMap<String, String> = to_metadata(&meta)?.into_iter().collect();
         meta.insert("digest".into(), digest(&meta, &tensors));
         let len = self.params.numel();
         let views = tensors
@@ -124,26 +147,9 @@ impl Checkpoint {
         let bad = |e| anyhow!("not a safetensors file ({e:?})");
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(bad)?;
         let st = SafeTensors::deserialize(bytes).map_err(bad)?;
-        let meta: BTreeMap<String, String> = header
-            .metadata()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let get = |key: &str| {
-            meta.get(key)
-                .map(String::as_str)
-                .ok_or_else(|| anyhow!("metadata has no `{key}`: not a binclass checkpoint"))
-        };
-        let whole = |key: &str| -> Result<i128> {
-            get(key)?
-                .parse()
-                .map_err(|_| anyhow!("metadata `{key}` is not a whole number"))
-        };
-        let json = |key: &str| -> Result<serde_json::Value> {
-            serde_json::from_str(get(key)?).map_err(|e| anyhow!("metadata `{key}`: {e}"))
-        };
-        if get("format")? != FORMAT || get("format_version")? != FORMAT_VERSION {
+        let mut map = header.metadata().clone().unwrap_or_default();
+        let format = (map.get("format"), map.get("format_version"));
+        if format != (Some(&FORMAT.into()), Some(&FORMAT_VERSION.into())) {
             bail!("not a binclass checkpoint of format version {FORMAT_VERSION}");
         }
         let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
@@ -152,35 +158,34 @@ impl Checkpoint {
             .iter()
             .map(|n| Ok((n.clone(), st.tensor(n).map_err(bad)?.data().to_vec())))
             .collect::<Result<Vec<_>>>()?;
-        if get("digest")? != digest(&meta, &tensors) {
+        let sealed = map.remove("digest");
+        if sealed != Some(digest(&map.clone().into_iter().collect(), &tensors)) {
             bail!(
                 "its contents do not match its digest: it was changed or damaged since it was written"
             );
         }
-        let experiment: Experiment = serde_json::from_value(json("experiment")?)
-            .map_err(|e| anyhow!("metadata `experiment`: {e}"))?;
-        let state = state_names(experiment.optimizer)
+        let meta: Meta = from_metadata(&map)?;
+        let state = state_names(meta.experiment.optimizer)
             .iter()
             .map(|n| Ok((*n, read_tensor(&st, &format!("optimizer.{n}"))?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Checkpoint {
-            device: get("device")?.to_string(),
+            device: meta.device,
             versions: Versions {
-                binclass: get("binclass_version")?.to_string().into(),
-                tch: get("tch_version")?.to_string().into(),
-                libtorch: get("libtorch_version")?.to_string().into(),
+                binclass: meta.binclass_version.into(),
+                tch: meta.tch_version.into(),
+                libtorch: meta.libtorch_version.into(),
             },
-            lanes: usize::try_from(whole("lanes")?)?,
-            epoch: i64::try_from(whole("epoch")?)?,
-            epoch_seconds: serde_json::from_value(json("epoch_seconds")?)?,
-            runs: serde_json::from_value(json("runs")?)
-                .map_err(|e| anyhow!("metadata `runs`: {e}"))?,
+            lanes: meta.lanes,
+            epoch: meta.epoch,
+            epoch_seconds: meta.epoch_seconds,
+            runs: meta.runs,
             params: read_tensor(&st, "params")?,
             optimizer: State {
-                step: i64::try_from(whole("optimizer_step")?)?,
+                step: meta.optimizer_step,
                 tensors: state,
             },
-            experiment,
+            experiment: meta.experiment,
         })
     }
 

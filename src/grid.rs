@@ -19,7 +19,9 @@ use indicatif::ProgressBar;
 
 use crate::callbacks::SeedSummary;
 use crate::config::{Experiment, default_units};
-use crate::manifest::{Claim, Manifest};
+use crate::manifest::{
+    Claim, FolderCommand, FolderPlan, KnobValues, Manifest, PlannedSetting, SeedRange, Seeds,
+};
 use crate::shard::{self, Shard, Unit};
 use crate::stats::mean_sd_text;
 use crate::sweep::{Batch, Finals, Job, batches_together, final_and_best, write_summary_of};
@@ -330,34 +332,47 @@ impl GridSweep {
     }
 
     /// What `merge` checks its shards against: the command's settings and seeds.
-    pub fn plan(&self) -> serde_json::Value {
-        serde_json::json!({
-            "knobs": self.grid.knobs,
-            "seeds": [self.seeds.start(), self.seeds.end()],
-            "settings": self.planned_settings(""),
-        })
+    pub fn plan(&self) -> FolderPlan {
+        FolderPlan {
+            knobs: self
+                .grid
+                .knobs
+                .iter()
+                .map(|k| KnobValues {
+                    flag: k.flag.into(),
+                    values: k.values.clone(),
+                })
+                .collect(),
+            seeds: Seeds::Range(SeedRange::of(&self.seeds)),
+            settings: self.planned_settings("", SeedRange::of(&self.seeds)),
+            report: None,
+        }
     }
 
-    /// Each setting's folder (below `under`) and experiment, which `merge`
-    /// checks every record against.
-    pub fn planned_settings(&self, under: &str) -> Vec<serde_json::Value> {
+    /// Each setting's folder (below `under`), experiment and `seeds`,
+    /// which `merge` checks every record against.
+    pub fn planned_settings(&self, under: &str, seeds: SeedRange) -> Vec<PlannedSetting> {
         self.grid
             .settings
             .iter()
             .map(|s| {
                 let name = folder(&self.grid.knobs, &s.values);
-                let path = match (under, name.as_str()) {
+                let folder = match (under, name.as_str()) {
                     ("", n) | (n, "") => n.to_string(),
                     (u, n) => format!("{u}/{n}"),
                 };
-                serde_json::json!({"folder": path, "experiment": s.exp})
+                PlannedSetting {
+                    folder,
+                    experiment: s.exp.clone(),
+                    seeds,
+                }
             })
             .collect()
     }
 
     /// The manifest the `sweep` command writes first in its folder.
     fn manifest(&self) -> Manifest {
-        Manifest::new("sweep", self.shard, self.plan())
+        Manifest::new(FolderCommand::Sweep, self.shard, self.plan())
     }
 
     /// Checks the folder's manifest, every job and the grid's own files;
@@ -389,7 +404,9 @@ impl GridSweep {
         for (_, job) in &mut trial.jobs {
             job.overwrite = true;
         }
-        trial.claim = Some(Claim::Overwrite);
+        // The folder it will claim is new: no manifest there to check (the
+        // one at `dir` may be another sweep's, started together).
+        trial.claim = None;
         trial.check()
     }
 

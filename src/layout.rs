@@ -15,6 +15,16 @@ pub fn record(csv: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Whether `path` is named as a run record (`<csv>.json`).
+pub fn is_record(path: &Path) -> bool {
+    path.to_str().is_some_and(|n| n.ends_with(".csv.json"))
+}
+
+/// The CSV a run record `<csv>.json` is beside.
+pub fn record_csv(json: &Path) -> PathBuf {
+    json.with_extension("")
+}
+
 /// `<csv stem>.safetensors`: the trained network beside its metrics
 /// (`runs/baseline-seed0.csv` → `runs/baseline-seed0.safetensors`).
 pub fn model(csv: &Path) -> PathBuf {
@@ -131,8 +141,31 @@ pub fn finals_figure(dir: &Path, label: &str) -> PathBuf {
     figures(dir).join(format!("{label}-finals.png"))
 }
 
+/// The folder of a reproduction's runs, one folder a label below it.
+const RUNS: &str = "runs";
+
+pub fn reproduction_runs_root(dir: &Path) -> PathBuf {
+    dir.join(RUNS)
+}
+
 pub fn reproduction_runs(dir: &Path, label: &str) -> PathBuf {
-    dir.join("runs").join(label)
+    reproduction_runs_root(dir).join(label)
+}
+
+/// A reproduction's setting folder (`runs/<label>`, as its plan names it,
+/// relative and `/`-separated), relative to its folder.
+pub fn reproduction_folder(label: &str) -> String {
+    format!("{RUNS}/{label}")
+}
+
+/// The label of a reproduction's setting folder `runs/<label>[/…]`, if
+/// `folder` is one.
+pub fn reproduction_label(folder: &str) -> Option<&str> {
+    folder
+        .strip_prefix(RUNS)?
+        .strip_prefix('/')?
+        .split('/')
+        .next()
 }
 
 /// Every file a sweep of `name` over `seeds` may have written in `dir`

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use crate::callbacks::RunRecord;
-use crate::manifest::{Claim, Manifest};
+use crate::manifest::{Claim, FolderCommand, FolderPlan, Manifest};
 use crate::model_file::SavedModel;
 use crate::shard::Shard;
 use crate::{keras_csv, layout, outputs};
@@ -24,9 +24,9 @@ pub struct Merge {
     copies: Vec<(PathBuf, PathBuf)>,
     /// Each `summary.csv` (relative) and its shards' copies, in shard order.
     summaries: BTreeMap<PathBuf, Vec<PathBuf>>,
-    pub command: String,
+    pub command: FolderCommand,
     pub shards: u64,
-    plan: serde_json::Value,
+    plan: FolderPlan,
     /// Each part's training seconds, summed over the shards.
     timings: Vec<(String, f64)>,
     overwrite: bool,
@@ -76,15 +76,6 @@ fn manifests(dirs: &[PathBuf]) -> Result<Vec<(Manifest, PathBuf)>> {
     Ok(found.into_iter().map(|(m, _, d)| (m, d)).collect())
 }
 
-/// The experiment the plan gives the runs of the setting folder `folder`.
-fn planned_experiment(plan: &serde_json::Value, folder: &str) -> Option<serde_json::Value> {
-    plan["settings"]
-        .as_array()?
-        .iter()
-        .find(|s| s["folder"] == folder)
-        .map(|s| s["experiment"].clone())
-}
-
 impl Merge {
     /// Checks every shard and every output path; writes nothing.
     pub fn plan(dirs: &[PathBuf], out: &Path, overwrite: bool) -> Result<Merge> {
@@ -95,14 +86,14 @@ impl Merge {
         );
         let shards = manifests(dirs)?;
         let (first, _) = &shards[0];
-        if first.command == "reproduce" {
+        if first.command == FolderCommand::Reproduce {
             crate::reproduce::Reproduction::check_merged(&first.plan)?;
         }
         let mut m = Merge {
             out: out.to_path_buf(),
             copies: vec![],
             summaries: BTreeMap::new(),
-            command: first.command.clone(),
+            command: first.command,
             shards: first.shard.map_or(1, |s| s.count),
             plan: first.plan.clone(),
             timings: summed_timings(&shards),
@@ -127,7 +118,7 @@ impl Merge {
 
     /// The manifest of the folder it writes: the unsharded command's.
     fn merged(&self) -> Manifest {
-        Manifest::new(&self.command, None, self.plan.clone())
+        Manifest::new(self.command, None, self.plan.clone())
     }
 
     /// Every run the plan names is in a shard. Shards are cut by their
@@ -135,11 +126,10 @@ impl Merge {
     /// whose cost models differ would otherwise leave seeds out unnoticed.
     fn check_every_run_given(&self) -> Result<()> {
         let given: HashSet<&Path> = self.copies.iter().map(|(rel, _)| rel.as_path()).collect();
-        let planned = Manifest::new("", None, self.plan.clone()).written(Path::new(""));
-        let record = |f: &&PathBuf| f.to_str().is_some_and(|n| n.ends_with(".csv.json"));
+        let planned = self.plan.written(Path::new(""));
         if let Some(missing) = planned
             .iter()
-            .filter(record)
+            .filter(|f| layout::is_record(f))
             .find(|f| !given.contains(f.as_path()))
         {
             bail!(
@@ -170,11 +160,11 @@ impl Merge {
     fn add_shard(
         &mut self,
         dir: &Path,
-        plan: &serde_json::Value,
+        plan: &FolderPlan,
         owner: &mut BTreeMap<PathBuf, PathBuf>,
     ) -> Result<()> {
         // Only what the command writes: not a user's notes beside it.
-        let planned = Manifest::new("", None, plan.clone()).written(dir);
+        let planned = plan.written(dir);
         let mut files: Vec<PathBuf> = planned.into_iter().filter(|f| f.is_file()).collect();
         files.sort();
         let (mut records, mut summaries) = (vec![], vec![]);
@@ -196,7 +186,7 @@ impl Merge {
                 self.summaries.entry(rel).or_default().push(file);
                 continue;
             }
-            if name.ends_with(".csv.json") {
+            if layout::is_record(&rel) {
                 records.push((rel.clone(), check_record(&file, &rel, plan)?));
             }
             if let Some(other) = owner.insert(rel.clone(), dir.to_path_buf()) {
@@ -239,11 +229,10 @@ impl Merge {
         for (rel, from) in &self.copies {
             let to = self.out.join(rel);
             outputs::make_parent(&to)?;
-            let bytes =
-                std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-            let bytes = match rel.to_str().is_some_and(|r| r.ends_with(".csv.json")) {
-                true => record_in(&bytes, &to, from)?,
-                false => bytes,
+            let bytes = match layout::is_record(rel) {
+                true => record_in(&RunRecord::read(from)?, &to)?,
+                false => std::fs::read(from)
+                    .with_context(|| format!("cannot read {}", from.display()))?,
             };
             outputs::write_atomic(&to, &bytes)?;
         }
@@ -253,7 +242,7 @@ impl Merge {
             outputs::write_atomic(&to, &joined_csv(parts)?)?;
         }
         merged.write(&self.out)?;
-        if self.command == "reproduce" {
+        if self.command == FolderCommand::Reproduce {
             crate::reproduce::Reproduction::finish_merged(
                 &self.out,
                 &self.plan,
@@ -288,7 +277,7 @@ fn folder_of(rel: &Path) -> String {
 }
 
 /// A run's record must be of the setting its folder holds in the plan.
-fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<RunRecord> {
+fn check_record(file: &Path, rel: &Path, plan: &FolderPlan) -> Result<RunRecord> {
     let record = RunRecord::read(file)?;
     let folder = folder_of(rel);
     // A reproduction's runs sit in runs/<label>; a sweep's in its setting's folder.
@@ -296,13 +285,13 @@ fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<Run
         "" => "the shard's top folder".to_string(),
         f => f.to_string(),
     };
-    let Some(expected) = planned_experiment(plan, &folder) else {
+    let Some(setting) = plan.setting(&folder) else {
         bail!(
             "{} is in {at}, which is no setting of this shard's command",
             file.display()
         );
     };
-    if serde_json::to_value(&record.experiment)? != expected {
+    if record.experiment != setting.experiment {
         bail!(
             "{} was written with other settings than its shard's command gives {at}",
             file.display()
@@ -318,12 +307,12 @@ fn check_record(file: &Path, rel: &Path, plan: &serde_json::Value) -> Result<Run
 /// Otherwise the merged folder would lack a seed, or carry a cut one, silently.
 fn check_complete(
     dir: &Path,
-    plan: &serde_json::Value,
+    plan: &FolderPlan,
     records: &[(PathBuf, RunRecord)],
     summaries: &[PathBuf],
 ) -> Result<()> {
     for (rel, record) in records {
-        let csv = dir.join(rel).with_extension("");
+        let csv = layout::record_csv(&dir.join(rel));
         let curve = keras_csv::read_curve(&csv)?;
         if !ends_a_row(&csv)? {
             bail!("{} ends in a cut row", csv.display());
@@ -335,7 +324,7 @@ fn check_complete(
             curve.len(),
             record.epochs_completed
         );
-        if record.finished {
+        if record.completed() {
             check_model(&layout::model(&csv), record)?;
         }
     }
@@ -343,14 +332,13 @@ fn check_complete(
     for summary in summaries {
         let folder = folder_of(summary);
         // A --vary sweep's top summary is no setting's: its settings' own list their seeds.
-        let Some(name) =
-            planned_experiment(plan, &folder).and_then(|e| e["name"].as_str().map(String::from))
-        else {
+        let Some(setting) = plan.setting(&folder) else {
             continue;
         };
         let (_, rows) = crate::grid::read_summary(&dir.join(summary))?;
         for seed in rows.iter().flat_map(|(_, f)| f.iter().map(|(s, _)| *s)) {
-            let json = summary.with_file_name(format!("{name}-seed{seed}.csv.json"));
+            let at = summary.parent().unwrap_or(Path::new(""));
+            let json = layout::record(&layout::seed_csv(at, &setting.experiment.name, seed));
             if !have.contains(json.as_path()) {
                 bail!(
                     "{} lists seed {seed}, but {} is missing",
@@ -403,21 +391,13 @@ fn ends_a_row(path: &Path) -> Result<bool> {
 }
 
 /// A record with its `csv` naming the run's CSV in the merged folder, as
-/// the unsharded command would have written it; every other byte kept.
-fn record_in(bytes: &[u8], json: &Path, from: &Path) -> Result<Vec<u8>> {
-    let text = std::str::from_utf8(bytes)
-        .ok()
-        .filter(|t| t.lines().filter(|l| l.starts_with("  \"csv\": ")).count() == 1)
-        .with_context(|| format!("{} is not a run record", from.display()))?;
-    let csv = serde_json::to_string(&json.with_extension("").to_string_lossy())?;
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| match l.strip_prefix("  \"csv\": ") {
-            Some(_) => format!("  \"csv\": {csv},"),
-            None => l.to_string(),
-        })
-        .collect();
-    Ok((lines.join("\n") + "\n").into_bytes())
+/// the unsharded command would have written it.
+fn record_in(record: &RunRecord, json: &Path) -> Result<Vec<u8>> {
+    let record = RunRecord {
+        csv: layout::record_csv(json),
+        ..record.clone()
+    };
+    Ok(record.to_text()?.into_bytes())
 }
 
 /// The CSVs' rows under their one header, in the order given.

@@ -342,6 +342,53 @@ pub(crate) fn serialize(
     Ok(out)
 }
 
+/// A file's metadata (safetensors keeps text values) as the serde struct
+/// `T`: each field one key, its value text (a string as it is, a number in
+/// decimal, structured values as JSON through [`json_text`]).
+pub(crate) fn to_metadata<T: serde::Serialize>(meta: &T) -> Result<HashMap<String, String>> {
+    let serde_json::Value::Object(fields) = serde_json::to_value(meta)? else {
+        bail!("metadata is not a struct");
+    };
+    fields
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            other => Ok((k, other.to_string())),
+        })
+        .collect()
+}
+
+/// The struct `T` from a file's metadata, of which [`to_metadata`] wrote
+/// every value as text: numbers are read back from theirs.
+pub(crate) fn from_metadata<T: serde::de::DeserializeOwned>(
+    meta: &HashMap<String, String>,
+) -> Result<T> {
+    let fields = meta
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| anyhow!("metadata: {e}"))
+}
+
+/// A metadata field kept as text: JSON for structured values, the decimal
+/// form for numbers (`#[serde(with = "model_file::json_text")]`).
+pub(crate) mod json_text {
+    use serde::de::{DeserializeOwned, Error};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(v).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(D::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

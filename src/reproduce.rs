@@ -14,7 +14,9 @@ use crate::callbacks::{Extras, VERSIONS};
 use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
 use crate::grid::{self, Grid, GridSweep};
-use crate::manifest::{self, Claim, Manifest};
+use crate::manifest::{
+    self, Claim, FolderCommand, FolderPlan, Manifest, PlannedSetting, ReportPlan, SeedRange, Seeds,
+};
 use crate::shard::{self, Shard, Unit};
 use crate::stats::mean_sd_text;
 use crate::sweep::{self, Finals, Job};
@@ -260,7 +262,11 @@ impl Reproduction {
 
     /// The manifest written first in the folder.
     pub fn manifest(&self) -> Result<Manifest> {
-        Ok(Manifest::new("reproduce", self.shard, self.shard_plan()?))
+        Ok(Manifest::new(
+            FolderCommand::Reproduce,
+            self.shard,
+            self.shard_plan()?,
+        ))
     }
 
     /// Checks everything (the folder, its manifest, the reference, every
@@ -400,30 +406,36 @@ impl Reproduction {
 
     /// The whole reproduction's settings, which every shard's `manifest.json`
     /// holds and `merge` checks the records against.
-    pub fn shard_plan(&self) -> Result<serde_json::Value> {
+    pub fn shard_plan(&self) -> Result<FolderPlan> {
         let whole = Reproduction {
             shard: None,
             ..self.clone()
         };
         let (jobs, curves, _) = whole.share()?;
-        let mut settings: Vec<serde_json::Value> = jobs
+        let mut settings: Vec<PlannedSetting> = jobs
             .iter()
-            .map(|(l, j)| serde_json::json!({"folder": format!("runs/{l}"), "experiment": j.exp, "seeds": j.count()}))
+            .map(|(l, j)| PlannedSetting {
+                folder: layout::reproduction_folder(l),
+                experiment: j.exp.clone(),
+                seeds: SeedRange::of(&j.seeds),
+            })
             .collect();
         for (c, g, _) in &curves {
-            for mut setting in g.planned_settings(&format!("runs/{}", c.label)) {
-                setting["seeds"] = self.seeds_of(c.label).into();
-                settings.push(setting);
-            }
+            let seeds = SeedRange::count(self.seeds_of(c.label));
+            settings.extend(g.planned_settings(&layout::reproduction_folder(c.label), seeds));
         }
-        Ok(serde_json::json!({
-            // Read by people too, in a refused --resume's message.
-            "seeds": self.seeds.map_or("default".into(), serde_json::Value::from),
-            "epochs": self.epochs,
-            "margin": self.margin,
-            "reference": self.reference,
-            "settings": settings,
-        }))
+        Ok(FolderPlan {
+            knobs: vec![],
+            seeds: self
+                .seeds
+                .map_or(Seeds::PerExperiment, |n| Seeds::Range(SeedRange::count(n))),
+            settings,
+            report: Some(ReportPlan {
+                epochs: self.epochs,
+                margin: self.margin,
+                reference: self.reference.clone(),
+            }),
+        })
     }
 
     /// A sweep of `preset`, scaled by `normalize`, over the reproduction's
@@ -585,11 +597,7 @@ impl Reproduction {
     /// every run finished) completed as the unsharded one is: continued
     /// as `--resume` does, nothing left to train, then [`Reproduction::finish`];
     /// the timings are the shards' summed.
-    pub fn finish_merged(
-        dir: &Path,
-        plan: &serde_json::Value,
-        timings: Vec<(String, f64)>,
-    ) -> Result<()> {
+    pub fn finish_merged(dir: &Path, plan: &FolderPlan, timings: Vec<(String, f64)>) -> Result<()> {
         let r = Self::merged(dir, plan)?;
         let p = r.prepare()?;
         let mut trained = r.train(&p, &indicatif::ProgressBar::hidden())?;
@@ -600,7 +608,7 @@ impl Reproduction {
     /// Refuses, before `merge` writes anything, shards that this binclass
     /// would not finish: planned by another version (other default seeds),
     /// or compared with a reference that is gone.
-    pub fn check_merged(plan: &serde_json::Value) -> Result<()> {
+    pub fn check_merged(plan: &FolderPlan) -> Result<()> {
         let r = Self::merged(Path::new("."), plan)?;
         if let Some(key) = manifest::plan_difference(plan, &r.shard_plan()?) {
             bail!(
@@ -613,19 +621,22 @@ impl Reproduction {
 
     /// The reproduction a merged folder's plan describes, continued as
     /// `--resume` does.
-    fn merged(dir: &Path, plan: &serde_json::Value) -> Result<Reproduction> {
-        let bad = || anyhow::anyhow!("the shards' plan is not a reproduction's");
+    fn merged(dir: &Path, plan: &FolderPlan) -> Result<Reproduction> {
+        let report = plan
+            .report
+            .as_ref()
+            .context("the shards' plan is not a reproduction's")?;
         Ok(Reproduction {
             dir: dir.to_path_buf(),
-            seeds: match &plan["seeds"] {
-                serde_json::Value::String(d) if d == "default" => None,
-                n => Some(n.as_u64().ok_or_else(bad)?),
+            seeds: match plan.seeds {
+                Seeds::PerExperiment => None,
+                Seeds::Range(r) => Some(r.last + 1),
             },
             device: tch::Device::Cpu,
             threads: 1,
-            epochs: plan["epochs"].as_i64(),
-            reference: serde_json::from_value(plan["reference"].clone())?,
-            margin: plan["margin"].as_f64().ok_or_else(bad)?,
+            epochs: report.epochs,
+            reference: report.reference.clone(),
+            margin: report.margin,
             overwrite: false,
             resume: true,
             shard: None,
@@ -851,7 +862,7 @@ mod tests {
         assert!(!curves.is_empty());
         // What --overwrite removes and merge copies follows each setting's seeds.
         let plan = reproduction(None).shard_plan().unwrap();
-        let written = Manifest::new("", None, plan).written(Path::new("r"));
+        let written = plan.written(Path::new("r"));
         let has = |p: &str| written.contains(&PathBuf::from(p));
         assert!(has("r/runs/scaled/scaled-seed999.csv"));
         assert!(has("r/runs/baseline/baseline-seed99.csv"));
@@ -880,27 +891,6 @@ mod tests {
         assert!(
             (shares.iter().sum::<f64>() - 1.0).abs() < 1e-12,
             "{shares:?}"
-        );
-    }
-
-    #[test]
-    fn a_folder_planned_before_settings_carried_their_seeds_still_resumes() {
-        let dir = tempfile::tempdir().unwrap();
-        let plan = reproduction(Some(7)).shard_plan().unwrap();
-        let mut old = plan.clone();
-        for s in old["settings"].as_array_mut().unwrap() {
-            s.as_object_mut().unwrap().remove("seeds");
-        }
-        let manifest = |plan| Manifest::new("reproduce", None, plan);
-        manifest(old).claim(dir.path(), Claim::New).unwrap();
-        manifest(plan).check(dir.path(), Claim::Resume).unwrap();
-        let other = reproduction(Some(8)).shard_plan().unwrap();
-        let err = manifest(other)
-            .check(dir.path(), Claim::Resume)
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("`seeds` is 7, this command's 8"),
-            "{err}"
         );
     }
 }

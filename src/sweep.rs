@@ -15,8 +15,8 @@ use tch::{Device, Tensor};
 
 use crate::batched::{BatchedNetwork, LANES};
 use crate::callbacks::{
-    Callback, Extras, RecordWriter, RunInfo, RunObservers, RunRecord, SeedSummary, Summary, Tick,
-    run_name,
+    Callback, Ending, Extras, RecordWriter, RunInfo, RunObservers, RunRecord, SeedSummary, Summary,
+    Tick, run_name,
 };
 use crate::checkpoint::{Checkpoint, Start, differing_setting};
 use crate::config::Experiment;
@@ -670,11 +670,10 @@ impl Job {
         }
         let record = RunRecord::read(&json)?;
         self.check_record(&record, &json, seed)?;
-        if record.finished && layout::model(&csv).exists() {
+        if record.completed() && layout::model(&csv).exists() {
             return Ok(Found::Kept(summary_of(&csv)?));
         }
-        let diverged = |why: &str| why.starts_with("loss became");
-        if record.stopped.as_deref().is_some_and(diverged) {
+        if let Some(Ending::Diverged { .. }) = record.ended {
             return Ok(Found::Kept(None));
         }
         Ok(Found::Started)

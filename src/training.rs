@@ -106,17 +106,19 @@ impl TrainJob {
         // earlier run's (replaced with --overwrite), which must not be
         // resumed against this run's CSV.
         outputs::remove_file(&layout::checkpoint(&files.csv))?;
-        let record = RecordWriter::new(
-            RunRecord::start(
-                self.exp.clone(),
-                self.seed,
-                self.device,
-                self.threads,
-                files.csv.clone(),
-            ),
-            files.json.clone(),
-            None,
+        let start = RunRecord::start(
+            self.exp.clone(),
+            self.seed,
+            self.device,
+            self.threads,
+            files.csv.clone(),
         );
+        let name = run_name(&self.exp.name, self.seed);
+        let record = RunRecord {
+            tensorboard: self.extras.tensorboard.dir.as_ref().map(|d| d.join(name)),
+            ..start
+        };
+        let record = RecordWriter::new(record, files.json.clone(), None);
         let (verbose, extras) = (self.verbose, &self.extras);
         train_one(&data, &normalization, record, None, &files, verbose, extras)?;
         Ok(files)
@@ -232,6 +234,17 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     let record = RunRecord::read(&files.json)?;
     extras.check(&[run_name(&record.experiment.name, record.seed)], false)?;
     let c = resumable_checkpoint(&files, &record)?;
+    if let Some(tb) = record
+        .tensorboard
+        .as_ref()
+        .filter(|_| extras.tensorboard.dir.is_none())
+    {
+        eprintln!(
+            "warning: the run wrote TensorBoard events to {}; without --tensorboard, they stop at epoch {}",
+            tb.display(),
+            c.epoch
+        );
+    }
     let device = device::resolve(&record.device)
         .with_context(|| format!("the run trained on {}", record.device))?;
     // The run's thread count: CPU reductions may split work by thread.
@@ -265,21 +278,22 @@ fn resumable_checkpoint(files: &RunFiles, record: &RunRecord) -> Result<Checkpoi
     // The record says finished before the model is saved, and the
     // checkpoint goes only after it: a run killed (or out of disk) between
     // the two is resumed from its last epoch's checkpoint to save the model.
-    let unsaved = record.finished && ckpt.exists() && !files.model().exists();
-    if record.finished && !unsaved {
+    let unsaved = record.completed() && ckpt.exists() && !files.model().exists();
+    if record.completed() && !unsaved {
         bail!(
             "{}: the run finished ({} epochs); there is nothing to resume",
             files.csv.display(),
             record.epochs_completed
         );
     }
-    // Interrupted, or failed (a full disk): resumable; diverged or stopped
-    // by a callback: it would end the same way again.
-    let resumable = |w: &&str| w.starts_with("interrupted") || w.starts_with("failed");
-    if let Some(why) = record.stopped.as_deref().filter(|w| !resumable(w)) {
+    if let Some(ended) = record
+        .ended
+        .filter(|e| !e.resumable() && !record.completed())
+    {
         bail!(
-            "{}: the run ended on its own ({why}); resuming cannot change that",
-            files.csv.display()
+            "{}: the run ended on its own ({}); resuming cannot change that",
+            files.csv.display(),
+            record.stopped.as_deref().unwrap_or(&format!("{ended:?}"))
         );
     }
     if !ckpt.exists() {

@@ -732,7 +732,7 @@ fn rates(label: &str, (na, nb): (usize, usize), c: [usize; 4]) -> String {
 }
 
 #[test]
-fn a_false_differs_comes_at_most_one_time_in_twenty_on_splits_of_one_sweep() {
+fn calibration_a_false_differs_comes_at_most_one_time_in_twenty_on_splits_of_one_sweep() {
     for preset in ["scaled", "baseline"] {
         let runs = calibration_finals(preset, None);
         for (sides, trials) in [
@@ -754,7 +754,7 @@ fn a_false_differs_comes_at_most_one_time_in_twenty_on_splits_of_one_sweep() {
 }
 
 #[test]
-fn consistent_is_rarely_said_where_the_truth_differs_by_more_than_the_margin() {
+fn calibration_consistent_is_rarely_said_where_the_truth_differs_by_more_than_the_margin() {
     let at = |rate| calibration_finals("noise", Some(rate));
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     for (ra, rb) in [("0.1", "0.15"), ("0.1", "0.125")] {
@@ -798,4 +798,29 @@ fn the_same_runs_given_in_any_order_get_the_same_report() {
         text(&common::ok(dir.path(), &args)).0
     };
     assert_eq!(report(["p", "q"]), report(["q", "p"]));
+}
+
+/// A sweep's folder holds the runs its manifest plans: a run trained into
+/// it by hand is named in the notes, never counted (issue 26, finding 1).
+#[test]
+fn a_folder_with_a_manifest_counts_only_the_runs_its_plan_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = ["--epochs", "1", "--samples", "300", "-v", "0"];
+    common::ok(
+        d,
+        &[&["sweep", "--seeds", "0..3", "--out-dir", "s"][..], &small].concat(),
+    );
+    let stray = ["train", "--seed", "7", "--out", "s/baseline-seed7.csv"];
+    common::ok(d, &[&stray[..], &small].concat());
+    let out = common::ok(d, &["compare", "s"]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("adam: 3 seeds"), "{stdout}");
+    assert!(
+        stdout.contains("so not counted: s/baseline-seed7.csv"),
+        "{stdout}"
+    );
+    // Given by name, the same file is a run like any other.
+    let out = common::ok(d, &["compare", "s", "s/baseline-seed7.csv"]);
+    assert!(text(&out).0.contains("adam: 4 seeds"), "{}", text(&out).0);
 }

@@ -226,7 +226,7 @@ fn reproduce(dir: &Path, more: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn overwrite_starts_from_a_clean_folder_and_keeps_files_it_did_not_write() {
+fn overwrite_starts_from_a_clean_folder_and_refuses_one_holding_files_it_did_not_write() {
     let dir = tempfile::tempdir().unwrap();
     fake_reference(&dir.path().join("ref"));
     let o = reproduce(dir.path(), &["--seeds", "3", "--epochs", "2"]);
@@ -256,17 +256,27 @@ fn overwrite_starts_from_a_clean_folder_and_keeps_files_it_did_not_write() {
     assert!(report.contains("| baseline | 2/3 |"), "{report}");
     assert!(!report.contains("3/3"), "{report}");
 
-    // A file reproduce did not write stays; only the reproduction's go.
+    // A file reproduce did not write is never deleted: --overwrite refuses
+    // the folder, naming it, and changes nothing.
     std::fs::write(out.join("runs/notes.txt"), "mine").unwrap();
+    let before = common::files_in(&out);
+    let o = reproduce(
+        dir.path(),
+        &["--seeds", "2", "--epochs", "1", "--overwrite"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("out holds what no reproduce wrote (out/runs/notes.txt): --overwrite deletes only its command's files"),
+        "{err}"
+    );
+    assert_eq!(common::files_in(&out), before);
+    std::fs::remove_file(out.join("runs/notes.txt")).unwrap();
     let o = reproduce(
         dir.path(),
         &["--seeds", "2", "--epochs", "1", "--overwrite"],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        std::fs::read_to_string(out.join("runs/notes.txt")).unwrap(),
-        "mine"
-    );
     assert_eq!(
         common::epochs(&out.join("runs/baseline/baseline-seed1.csv")).len(),
         1
@@ -285,7 +295,7 @@ fn overwrite_starts_from_a_clean_folder_and_keeps_files_it_did_not_write() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
-        err.contains("other is not empty and holds no reproduction"),
+        err.contains("other holds what no reproduce wrote (other/thesis.md)"),
         "{err}"
     );
     assert_eq!(
@@ -457,13 +467,13 @@ fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report(
     assert_kept(&timed, &timings(&out));
     let o = reproduce(dir.path(), &["--seeds", "2", "--epochs", "4", "--resume"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("its `epochs` is 3, this command's 4"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("its `report.epochs` is 3, this command's 4"));
     // Another --seeds is another reproduction: refused, never a report
     // whose parts describe different seed counts.
     let o = reproduce(dir.path(), &["--seeds", "3", "--epochs", "3", "--resume"]);
     assert!(!o.status.success());
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("its `seeds` is 2, this command's 3"),
+        String::from_utf8_lossy(&o.stderr).contains("its `seeds` is 0..2, this command's 0..3"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -490,9 +500,19 @@ fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report(
         dir.path().join(run).is_file()
     };
     assert!(noise("part0", "0.1") && !noise("part0", "0.2") && noise("part1", "0.2"));
+    // From another folder: each shard's manifest holds --reference ref
+    // made absolute, so the merge finds it (issue 26).
+    std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
     common::ok(
-        dir.path(),
-        &["merge", "part2", "part0", "part1", "--out", "merged"],
+        &dir.path().join("elsewhere"),
+        &[
+            "merge",
+            "../part2",
+            "../part0",
+            "../part1",
+            "--out",
+            "../merged",
+        ],
     );
     let merged = dir.path().join("merged");
     assert_eq!(
@@ -570,7 +590,7 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
             &[
                 "--seeds", "3", "--epochs", "1", "--shard", "1/2", "--resume",
             ],
-            "out holds a reproduce of other settings: its `seeds` is 2, this command's 3",
+            "out holds a reproduce of other settings: its `seeds` is 0..2, this command's 0..3",
         ),
     ] {
         let o = reproduce(dir.path(), more);
@@ -702,7 +722,7 @@ fn a_merge_of_shards_this_binclass_would_not_finish_writes_nothing() {
         let path = dir.path().join(&out).join("manifest.json");
         let mut m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        m["plan"]["settings"][0]["seeds"] = 5.into();
+        m["plan"]["settings"][0]["seeds"]["last"] = 4.into();
         std::fs::write(&path, m.to_string()).unwrap();
     }
     let o = common::binclass(dir.path(), &["merge", "part0", "part1", "--out", "merged"]);
@@ -710,7 +730,7 @@ fn a_merge_of_shards_this_binclass_would_not_finish_writes_nothing() {
     assert!(!o.status.success());
     assert!(
         err.contains(
-            "the shards' plan is not one this binclass makes: its `settings[0].seeds` is 5"
+            "the shards' plan is not one this binclass makes: its `settings[0].seeds.last` is 4"
         ),
         "{err}"
     );
@@ -785,9 +805,10 @@ fn the_report_counts_only_its_own_runs_and_names_the_others() {
         d.join("out/runs/noise/noise-seed9.csv"),
     )
     .unwrap();
-    // The issue's case; `--resume` of a finished reproduction reports
-    // through the same path.
-    let o = reproduce(d, &["--seeds", "2", "--epochs", "1", "--overwrite"]);
+    // `--overwrite` now refuses a folder holding what it did not write
+    // (overwrite_starts_from_a_clean_folder_and_refuses_…); `--resume` of
+    // the finished reproduction reports again, over the same folder.
+    let o = reproduce(d, &["--seeds", "2", "--epochs", "1", "--resume"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report = std::fs::read_to_string(d.join("out/REPORT.md")).unwrap();
     assert!(report.contains("| baseline | 2/3 |"), "{report}");

@@ -437,3 +437,44 @@ fn a_copy_of_a_killed_run_resumed_names_its_own_csv() {
     assert_eq!(record(&d.join("copy.csv"))["csv"], "copy.csv");
     assert_eq!(record(&csv)["csv"], "k.csv");
 }
+
+/// How a run ended is data in its record (`ended`); the sentence beside it
+/// (`stopped`) is for people: edited by hand, it changes nothing.
+#[test]
+fn editing_a_records_sentence_by_hand_changes_no_behaviour() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Diverged: not resumable, though its sentence now says interrupted.
+    let nan = [
+        "train",
+        "--hidden-layers",
+        "0",
+        "--scale",
+        "3e38",
+        "--epochs",
+        "3",
+        "--samples",
+        "300",
+        "-v",
+        "0",
+        "--out",
+        "nan.csv",
+    ];
+    assert!(!binclass(d, &nan).status.success());
+    assert_eq!(record(&d.join("nan.csv"))["ended"]["kind"], "diverged");
+    edit_record(&d.join("nan.csv"), |r| {
+        r["stopped"] = "interrupted during epoch 1".into()
+    });
+    refused(d, &["resume", "nan.csv"], "the run ended on its own");
+    // Interrupted: resumable, though its sentence now says it diverged.
+    let csv = d.join("i.csv");
+    let mut child = spawn(d, &train_args("adam", "i.csv"));
+    stop_after_rows(&mut child, &csv, 3, libc::SIGINT);
+    assert_eq!(record(&csv)["ended"]["kind"], "interrupted");
+    edit_record(&csv, |r| {
+        r["stopped"] = "loss became NaN or infinite in epoch 2".into()
+    });
+    ok(d, &["resume", "i.csv", "-v", "0"]);
+    assert_eq!(record(&csv)["ended"]["kind"], "finished");
+    assert_eq!(epochs(&csv).len(), 12);
+}

@@ -286,22 +286,31 @@ fn overwriting_a_larger_sweep_leaves_only_the_new_seeds_runs() {
         d,
         with(&["sweep", "--seeds", "0..4", "--out-dir", "s"], &small),
     );
-    let keep = [
+    // Files the sweep did not write, some named like its own: --overwrite
+    // deletes none of them, so it refuses the folder, naming them.
+    let foreign = [
         "notes.txt",
         "baseline-seed03.csv",
         "noise-seed3.csv",
         "baseline-seed9.csv",
     ];
-    for name in keep {
+    for name in foreign {
         std::fs::write(d.join("s").join(name), "mine").unwrap();
     }
-    run(
-        d,
-        with(
-            &["sweep", "--seeds", "1..3", "--out-dir", "s", "--overwrite"],
-            &small,
-        ),
+    let again = ["sweep", "--seeds", "1..3", "--out-dir", "s", "--overwrite"];
+    let before = common::files_in(&d.join("s"));
+    let out = binclass(d, &common::strs(&with(&again, &small)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("s holds what no sweep wrote (s/baseline-seed03.csv, s/baseline-seed9.csv, s/noise-seed3.csv, s/notes.txt)"),
+        "{err}"
     );
+    assert_eq!(common::files_in(&d.join("s")), before);
+    for name in foreign {
+        std::fs::remove_file(d.join("s").join(name)).unwrap();
+    }
+    run(d, with(&again, &small));
     let mut names: Vec<String> = std::fs::read_dir(d.join("s"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -310,7 +319,6 @@ fn overwriting_a_larger_sweep_leaves_only_the_new_seeds_runs() {
     let mut expected: Vec<String> = ["1", "2"]
         .iter()
         .flat_map(|s| ["csv", "csv.json", "safetensors"].map(|e| format!("baseline-seed{s}.{e}")))
-        .chain(keep.map(String::from))
         .chain(["summary.csv".to_string(), "manifest.json".to_string()])
         .collect();
     expected.sort();
@@ -336,7 +344,6 @@ fn overwriting_a_sweep_of_another_preset_or_grid_leaves_nothing_of_it() {
         d,
         with(&["sweep", "--seeds", "0..3", "--out-dir", "p"], &small),
     );
-    std::fs::write(d.join("p/notes.txt"), "mine").unwrap();
     let noise = [
         "sweep",
         "-e",
@@ -353,7 +360,6 @@ fn overwriting_a_sweep_of_another_preset_or_grid_leaves_nothing_of_it() {
         "{:?}",
         names("p")
     );
-    assert!(names("p").contains(&"notes.txt".to_string()));
     let out = binclass(d, &["compare", "p"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -446,7 +452,7 @@ fn a_summary_path_that_is_a_folder_is_refused_before_training() {
     std::fs::create_dir_all(dir.path().join("x/summary.csv")).unwrap();
     let out = binclass(
         dir.path(),
-        &"sweep --seeds 0..2 --epochs 1 --samples 300 --verbose 0 --out-dir x --overwrite"
+        &"sweep --seeds 0..2 --epochs 1 --samples 300 --verbose 0 --out-dir x"
             .split(' ')
             .collect::<Vec<_>>(),
     );

@@ -646,3 +646,30 @@ fn an_unusable_tensorboard_folder_is_refused_before_any_output_exists() {
         }
     }
 }
+
+/// A run that wrote TensorBoard events, resumed without `--tensorboard`,
+/// says that its events stop there (issue 26): the run's folder is not
+/// silently left behind. With the flag, no warning.
+#[test]
+fn resuming_without_tensorboard_a_run_that_had_it_warns_that_its_events_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let slow = ["--samples", "600", "--epochs", "12", "--batch-size", "1"];
+    for (seed, flags) in [("3", &[][..]), ("4", &["--tensorboard", "tb"][..])] {
+        let csv = format!("k{seed}.csv");
+        let args = [
+            &["train", "--seed", seed, "--out", &csv, "-v", "0"],
+            &slow[..],
+            &["--tensorboard", "tb"],
+        ]
+        .concat();
+        let mut child = spawn(d, &args);
+        stop_after_rows(&mut child, &d.join(&csv), 3, libc::SIGINT);
+        let out = ok(d, &[&["resume", &csv, "-v", "0"][..], flags].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let says = format!(
+            "warning: the run wrote TensorBoard events to tb/baseline/seed{seed}; without --tensorboard, they stop at epoch"
+        );
+        assert_eq!(err.contains(&says), flags.is_empty(), "{flags:?}: {err}");
+    }
+}

@@ -867,7 +867,7 @@ fn resuming_a_shards_folder_takes_its_own_shard_and_plan() {
                 ],
                 &small,
             ),
-            "b holds a sweep of other settings: its `seeds` is [0,2], this command's [0,4]",
+            "b holds a sweep of other settings: its `seeds` is 0..3, this command's 0..5",
         ),
         (
             with(

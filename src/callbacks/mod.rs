@@ -20,7 +20,7 @@ use crate::fit::{EpochLogs, Outcome};
 
 pub use csv_logger::CsvLogger;
 pub use progress::{KerasProgress, Tick, metrics_line, sweep_bar};
-pub use record::{RecordWriter, RunRecord, VERSIONS, Versions};
+pub use record::{Ending, RecordWriter, RunRecord, VERSIONS, Versions};
 
 /// One run, as an optional observer sees it when it is made.
 pub struct RunInfo<'a> {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use super::{Replace, RunOn, Verbosity};
@@ -70,7 +70,14 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         device,
         threads,
         epochs: args.epochs,
-        reference: args.reference.clone(),
+        // Absolute, as its manifest records it: a shard merged, or a
+        // folder resumed, from another directory finds the same reference.
+        reference: args
+            .reference
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .context("--reference")?,
         margin: args.margin,
         overwrite: args.replace.overwrite,
         resume: args.resume,

@@ -11,6 +11,7 @@ use crate::callbacks::RunRecord;
 use crate::config::{Experiment, value_name};
 pub use crate::keras_csv::{Curve, VAL_ACC, diverged, read_curve};
 use crate::layout::{SUMMARY, record as record_path};
+use crate::manifest::Manifest;
 
 /// Which run a CSV of ours is.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -106,10 +107,40 @@ fn looks_like_a_run(csv: &Path) -> bool {
         || std::fs::read_to_string(csv).is_ok_and(|t| t.lines().next().is_some_and(has_val))
 }
 
-/// Every run CSV below `dir`, at any depth, sorted; CSVs that are not runs go
-/// to `skipped`, except sweep's summary.csv files, which are passed over.
-/// Folder links are not followed, so a link loop cannot trap the walk.
-pub fn csvs_below(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+/// What a folder walk passed over, to be named in the notes.
+#[derive(Default)]
+pub struct Skipped {
+    /// CSVs that are not runs.
+    pub not_runs: Vec<PathBuf>,
+    /// Run CSVs in a command's folder that its manifest does not plan: a
+    /// run trained into it by hand, a copied file.
+    pub not_planned: Vec<PathBuf>,
+}
+
+/// Every run CSV below `dir`, at any depth, sorted. A folder with a
+/// manifest (a sweep's, a reproduction's) holds exactly the runs its plan
+/// names: its other CSVs go to `skipped.not_planned`. Elsewhere, CSVs that
+/// are not runs go to `skipped.not_runs`, except sweep's summary.csv files,
+/// which are passed over. Folder links are not followed, so a link loop
+/// cannot trap the walk.
+pub fn csvs_below(dir: &Path, skipped: &mut Skipped) -> Result<Vec<PathBuf>> {
+    if let Some(m) = Manifest::find(dir)? {
+        let mut planned: Vec<PathBuf> = m.plan.csvs(dir);
+        planned.retain(|p| p.is_file());
+        planned.sort();
+        let mut all = Skipped::default();
+        for p in csvs_below_unplanned(dir, &mut all)? {
+            if planned.binary_search(&p).is_err() {
+                skipped.not_planned.push(p);
+            }
+        }
+        return Ok(planned);
+    }
+    csvs_below_unplanned(dir, skipped)
+}
+
+/// [`csvs_below`] of a folder whose manifest is not consulted.
+fn csvs_below_unplanned(dir: &Path, skipped: &mut Skipped) -> Result<Vec<PathBuf>> {
     let mut found = vec![];
     for p in entries(dir)? {
         if p.is_dir() && !p.is_symlink() {
@@ -118,7 +149,7 @@ pub fn csvs_below(dir: &Path, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>
             if looks_like_a_run(&p) {
                 found.push(p);
             } else {
-                skipped.push(p);
+                skipped.not_runs.push(p);
             }
         }
     }
@@ -166,7 +197,7 @@ pub struct Ours {
 fn files_of(paths: &[PathBuf], notes: &mut Vec<String>) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = vec![];
     let mut seen: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
-    let mut skipped = vec![];
+    let mut skipped = Skipped::default();
     for p in paths {
         if !p.exists() {
             bail!("{}: no such file or folder", p.display());
@@ -193,9 +224,19 @@ fn files_of(paths: &[PathBuf], notes: &mut Vec<String>) -> Result<Vec<PathBuf>> 
             }
         }
     }
-    if !skipped.is_empty() {
-        let names: Vec<String> = skipped.iter().map(|p| p.display().to_string()).collect();
-        notes.push(format!("not runs, skipped: {}", names.join(", ")));
+    let names = |ps: &[PathBuf]| {
+        let names: Vec<String> = ps.iter().map(|p| p.display().to_string()).collect();
+        names.join(", ")
+    };
+    if !skipped.not_runs.is_empty() {
+        notes.push(format!("not runs, skipped: {}", names(&skipped.not_runs)));
+    }
+    if !skipped.not_planned.is_empty() {
+        notes.push(format!(
+            "not runs of their folder's command (its {} does not plan them), so not counted: {}",
+            crate::layout::MANIFEST,
+            names(&skipped.not_planned)
+        ));
     }
     Ok(files)
 }
