@@ -10,6 +10,7 @@ use binclass::callbacks::History;
 use binclass::config::Experiment;
 use binclass::data::Dataset;
 use binclass::fit::{self, EpochLogs, Plan};
+use binclass::keras_csv::{LOSS, VAL_ACC};
 use binclass::model::Network;
 use tch::Device;
 use tch::nn::{self, OptimizerConfig};
@@ -48,12 +49,12 @@ fn main() {
                     .map(|(a, b)| (f(a) - f(b)).abs())
                     .fold(0.0, f64::max)
             };
-            let last = other.last().unwrap().val_binary_accuracy
-                - ours.last().unwrap().val_binary_accuracy;
+            let last =
+                other.last().unwrap().metrics[VAL_ACC] - ours.last().unwrap().metrics[VAL_ACC];
             println!(
                 "{seed:<5} {eps:<9e} {:<15.4} {last:<+16.4} {:.4}",
-                d(|l| l.val_binary_accuracy),
-                d(|l| l.loss)
+                d(|l| l.metrics[VAL_ACC]),
+                d(|l| l.metrics[LOSS])
             );
         }
     }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use binclass::config::Experiment;
-use binclass::optim::{ADAM, KerasAdam, Step, TorchAdam};
+use binclass::optim::{ADAM, Resumable, Step, Update};
 use binclass::{fit, model::Network};
 use tch::nn::{Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor, nn};
@@ -46,11 +46,11 @@ fn main() {
         let _ = net.train_step(&x, &y);
     });
     time("nn::Adam step, flat store", n, || opt.step());
-    let mut torch_adam = TorchAdam::new(&vs, e.lr, ADAM.eps).unwrap();
-    time("TorchAdam step (train's adam)", n, || torch_adam.step());
-    let mut keras_adam = KerasAdam::new(&vs, e.lr, ADAM.eps).unwrap();
-    time("KerasAdam step (keras-adam)", n, || keras_adam.step());
-    time("full step, flat store (TorchAdam)", n, || {
+    let mut torch_adam = Resumable::new(Update::Torch, &vs, e.lr).unwrap();
+    time("Update::Torch step (train's adam)", n, || torch_adam.step());
+    let mut keras_adam = Resumable::new(Update::Keras, &vs, e.lr).unwrap();
+    time("Update::Keras step (keras-adam)", n, || keras_adam.step());
+    time("full step, flat store (Update::Torch)", n, || {
         let _ = net.train_step(&x, &y);
         torch_adam.step();
     });
@@ -89,7 +89,7 @@ pub fn batched(r: i64) {
     let seeds: Vec<u64> = (0..r as u64).collect();
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = BatchedNetwork::build(&vs.root(), &e, &seeds, seeds.len());
-    let mut opt = TorchAdam::new(&vs, e.lr, ADAM.eps).unwrap();
+    let mut opt = Resumable::new(Update::Torch, &vs, e.lr).unwrap();
     let x = Tensor::rand([30, 2, r], (Kind::Float, Device::Cpu));
     let y = Tensor::rand([30, 1, r], (Kind::Float, Device::Cpu))
         .gt(0.5)
@@ -101,7 +101,7 @@ pub fn batched(r: i64) {
     time(&format!("batched train_step, R={r}"), n, || {
         let _ = net.train_step(&x, &y);
     });
-    time(&format!("batched TorchAdam, R={r}"), n, || opt.step());
+    time(&format!("batched Update::Torch, R={r}"), n, || opt.step());
     time(&format!("batched full step, R={r}"), n, || {
         let _ = net.train_step(&x, &y);
         opt.step();

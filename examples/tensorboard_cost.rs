@@ -36,14 +36,7 @@ fn main() -> anyhow::Result<()> {
     for epoch in 0..epochs {
         for o in &mut observers {
             let v = 0.9 + epoch as f64 * 1e-4;
-            let logs = EpochLogs {
-                epoch,
-                loss: 1.0 - v,
-                binary_accuracy: v,
-                val_loss: 1.0 - v,
-                val_binary_accuracy: v,
-                seconds: 0.0,
-            };
+            let logs = EpochLogs::new(epoch, &[1.0 - v, v, 1.0 - v, v], 0.0);
             o.on_epoch_end(&logs)?;
         }
     }

@@ -14,6 +14,8 @@ use anyhow::{Result, bail};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::Split;
+pub use crate::keras_csv::EpochLogs;
+use crate::keras_csv::{LOGS, TRAINING};
 use crate::optim::Step;
 use crate::rng;
 
@@ -79,30 +81,6 @@ impl<'a, 'b> CallbackList<'a, 'b> {
     }
 }
 
-/// What one epoch logged, named as Keras names it.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EpochLogs {
-    /// Counts from 0, as Keras's CSVLogger writes it.
-    pub epoch: i64,
-    #[serde(deserialize_with = "null_as_nan")]
-    pub loss: f64,
-    #[serde(deserialize_with = "null_as_nan")]
-    pub binary_accuracy: f64,
-    #[serde(deserialize_with = "null_as_nan")]
-    pub val_loss: f64,
-    #[serde(deserialize_with = "null_as_nan")]
-    pub val_binary_accuracy: f64,
-    pub seconds: f64,
-}
-
-/// JSON has no NaN or infinity, so serde_json writes a diverged epoch's
-/// metric as `null`; it reads back as NaN (the CSV keeps `nan` or `inf`), so
-/// the record of a diverged run still reads (`merge`, `compare`, `resume`).
-fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    use serde::Deserialize;
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
-
 /// The shape of the training run, known before the first step.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
@@ -157,8 +135,9 @@ pub trait Model {
     fn train_step(&mut self, xs: &Tensor, ys: &Tensor) -> Tensor;
     /// The logits of `xs`, for validation (called under `no_grad`).
     fn logits(&self, xs: &Tensor) -> Tensor;
-    /// Per replica `[loss, binary_accuracy]` of `logits` against `labels`,
-    /// as Keras computes them for one run: shape `[R, 2]`.
+    /// Per replica the metrics of [`TRAINING`] (`loss`, `binary_accuracy`)
+    /// of `logits` against `labels`, as Keras computes them for one run:
+    /// shape `[R, TRAINING.len()]`.
     fn metrics(&self, logits: &Tensor, labels: &Tensor) -> Tensor;
 }
 
@@ -171,9 +150,9 @@ pub struct Running<'a> {
 }
 
 impl Running<'_> {
-    /// Running (loss, binary_accuracy) over the samples seen this epoch, of
-    /// the first replica.
-    pub fn read(&self) -> (f64, f64) {
+    /// The running metrics of [`TRAINING`] over the samples seen this
+    /// epoch, of the first replica.
+    pub fn read(&self) -> Vec<f64> {
         first(&self.acc.means(self.model))
     }
 
@@ -186,15 +165,16 @@ impl Running<'_> {
         let seen: i64 = self.acc.logits.iter().map(|l| l.size()[0]).sum();
         let b = logits.size()[0];
         let labels = self.acc.labels.narrow(0, seen - b, b);
-        first(&self.model.metrics(logits, &labels))
+        let m = first(&self.model.metrics(logits, &labels));
+        (m[0], m[1])
     }
 }
 
-/// The first replica's pair of a `[R, 2]` metrics tensor.
-fn first(m: &Tensor) -> (f64, f64) {
-    match Vec::<f64>::try_from(m.get(0).to_kind(Kind::Double).to_device(Device::Cpu)).as_deref() {
-        Ok([a, b]) => (*a, *b),
-        _ => (f64::NAN, f64::NAN),
+/// The first replica's row of a `[R, TRAINING.len()]` metrics tensor.
+fn first(m: &Tensor) -> Vec<f64> {
+    match Vec::<f64>::try_from(m.get(0).to_kind(Kind::Double).to_device(Device::Cpu)) {
+        Ok(v) if v.len() == TRAINING.len() => v,
+        _ => vec![f64::NAN; TRAINING.len()],
     }
 }
 
@@ -516,15 +496,8 @@ fn epoch_logs<M: Model>(
             .flatten(0, -1),
     )?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok(m.chunks(4)
-        .map(|m| EpochLogs {
-            epoch,
-            loss: m[0],
-            binary_accuracy: m[1],
-            val_loss: m[2],
-            val_binary_accuracy: m[3],
-            seconds,
-        })
+    Ok(m.chunks(LOGS.len())
+        .map(|m| EpochLogs::new(epoch, m, seconds))
         .collect())
 }
 

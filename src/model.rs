@@ -210,7 +210,7 @@ impl crate::fit::Model for Network {
 
     fn metrics(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
         use crate::fit::{accuracy, loss};
-        Tensor::stack(&[loss(logits, labels), accuracy(logits, labels)], 0).view([1, 2])
+        Tensor::stack(&[loss(logits, labels), accuracy(logits, labels)], 0).view([1, -1])
     }
 }
 

@@ -1,10 +1,10 @@
-//! The optimiser: libtorch's `nn::Adam` (default), or Keras's own Adam update.
-//! [`TorchAdam`] is libtorch's Adam again, operation for operation on tensors
-//! we own: its results are bit-identical to `nn::Adam`'s (tested below), and
-//! unlike `nn::Adam`, whose state libtorch keeps out of reach (tch-rs issue
-//! #360), its state can be saved in a checkpoint and restored.
+//! The optimiser: libtorch's `nn::Adam` (default), or one resumable Adam
+//! ([`Resumable`]) on tensors we own, whose [`Update`] rule is libtorch's
+//! (bit-identical to `nn::Adam`'s, tested below, but unlike `nn::Adam`,
+//! whose state libtorch keeps out of reach (tch-rs issue #360), its state
+//! can be saved in a checkpoint and restored) or Keras's.
 //!
-//! They differ only in where epsilon goes. libtorch: `lr/(1-β1ᵗ) · m / (√v/√(1-β2ᵗ) + ε)`;
+//! The rules differ only in where epsilon goes. libtorch: `lr/(1-β1ᵗ) · m / (√v/√(1-β2ᵗ) + ε)`;
 //! Keras (tf-keras 2.21, `Adam.update_step`):
 //! `α = lr·√(1-β2ᵗ)/(1-β1ᵗ); m += (g-m)(1-β1); v += (g²-v)(1-β2); w -= m·α/(√v + ε)`,
 //! where the betas inside `α` are float32-rounded (see [`keras_alpha`]).
@@ -59,12 +59,53 @@ pub fn flat_param(vs: &nn::VarStore, what: &str) -> Result<Tensor> {
     Ok(param.shallow_clone())
 }
 
-/// The names of an optimiser's two moment tensors in a checkpoint.
-pub fn state_names(o: Optimizer) -> [&'static str; 2] {
-    match o {
-        Optimizer::Adam => ["exp_avg", "exp_avg_sq"],
-        Optimizer::KerasAdam => ["m", "v"],
+/// Adam's update rules, each with its formula and the names its state
+/// tensors go under in a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// libtorch's `torch::optim::Adam::step` (torch/csrc/api/src/optim/adam.cpp,
+    /// libtorch 2.x, weight decay 0, no amsgrad), bit-identical to `nn::Adam`:
+    ///
+    /// ```text
+    /// step += 1; bc1 = 1 - pow(beta1, step); bc2 = 1 - pow(beta2, step)
+    /// exp_avg.mul_(beta1).add_(grad, 1 - beta1)
+    /// exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+    /// denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps)
+    /// p.addcdiv_(exp_avg, denom, -lr / bc1)
+    /// ```
+    ///
+    /// tch drops the scalar `alpha`/`value` arguments of `add_`, `addcmul_`
+    /// and `addcdiv_`, so each scaled operand is formed first with the same
+    /// scalar kernel the fused op applies (`value * t1` rounds the same
+    /// either way) and the op is called with the value 1, which is exact.
+    Torch,
+    /// Keras's update, in Keras's order of operations.
+    Keras,
+}
+
+impl Update {
+    /// The names of its state tensors in a checkpoint, in the order its
+    /// formula takes them.
+    pub fn state_names(self) -> &'static [&'static str] {
+        match self {
+            Update::Torch => &["exp_avg", "exp_avg_sq"],
+            Update::Keras => &["m", "v"],
+        }
     }
+}
+
+impl From<Optimizer> for Update {
+    fn from(o: Optimizer) -> Self {
+        match o {
+            Optimizer::Adam => Update::Torch,
+            Optimizer::KerasAdam => Update::Keras,
+        }
+    }
+}
+
+/// The names of an optimiser's state tensors in a checkpoint.
+pub fn state_names(o: Optimizer) -> &'static [&'static str] {
+    Update::from(o).state_names()
 }
 
 /// An optimiser's state: its step count and its per-element tensors, named.
@@ -89,50 +130,6 @@ impl State {
         }
         Ok(t.to_device(like.device()).copy())
     }
-}
-
-/// libtorch's `torch::optim::Adam::step` (torch/csrc/api/src/optim/adam.cpp,
-/// libtorch 2.x, weight decay 0, no amsgrad) on our own tensors:
-///
-/// ```text
-/// step += 1; bc1 = 1 - pow(beta1, step); bc2 = 1 - pow(beta2, step)
-/// exp_avg.mul_(beta1).add_(grad, 1 - beta1)
-/// exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-/// denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps)
-/// p.addcdiv_(exp_avg, denom, -lr / bc1)
-/// ```
-///
-/// tch drops the scalar `alpha`/`value` arguments of `add_`, `addcmul_` and
-/// `addcdiv_`, so each scaled operand is formed first with the same scalar
-/// kernel the fused op applies (`value * t1` rounds the same either way) and
-/// the op is called with the value 1, which is exact.
-///
-/// Every scalar is a 0-dim tensor of the parameters' kind, made once (or
-/// refilled per step), and every intermediate goes into a tensor made once:
-/// libtorch treats a 0-dim operand exactly as it treats a scalar argument
-/// (the same kernel, the value cast to the same kind), but wrapping a
-/// scalar costs more than the arithmetic on this network's 37 elements.
-pub struct TorchAdam(Moments);
-
-/// What both hand-written Adams keep: the flat parameter, its moment
-/// estimates, the step count, and the tensors every step reuses.
-struct Moments {
-    param: Tensor,
-    /// The first and second moments (libtorch's `exp_avg` and `exp_avg_sq`,
-    /// Keras's `m` and `v`), under these names in a checkpoint.
-    m: Tensor,
-    v: Tensor,
-    names: [&'static str; 2],
-    /// Keras's update, not libtorch's.
-    keras: bool,
-    step: i64,
-    lr: f64,
-    scalars: Scalars,
-    /// Two tensors shaped as the parameters, for intermediates.
-    scratch: Tensor,
-    denom: Tensor,
-    /// A batched model's learning rate per replica, in place of `lr`.
-    lanes: Option<LaneLr>,
 }
 
 /// Adam's constants and per-step values as 0-dim tensors.
@@ -167,144 +164,186 @@ impl Scalars {
     }
 }
 
-impl Moments {
-    fn new(vs: &nn::VarStore, lr: f64, eps: f64, kind: Optimizer) -> Result<Self> {
-        let keras = kind == Optimizer::KerasAdam;
-        let param = flat_param(vs, if keras { "keras-adam" } else { "adam" })?;
-        Ok(Moments {
-            m: param.zeros_like(),
-            v: param.zeros_like(),
+/// Adam on the store's (single, flat) variable by an [`Update`] rule, its
+/// state ours, so that it can be saved and restored: what `train` and
+/// `sweep` use, so that their runs can be resumed.
+///
+/// Every scalar is a 0-dim tensor of the parameters' kind, made once (or
+/// refilled per step), and every intermediate goes into a tensor made once:
+/// libtorch treats a 0-dim operand exactly as it treats a scalar argument
+/// (the same kernel, the value cast to the same kind), but wrapping a
+/// scalar costs more than the arithmetic on this network's 37 elements.
+pub struct Resumable {
+    update: Update,
+    param: Tensor,
+    /// The rule's state tensors, in [`Update::state_names`]' order.
+    state: Vec<Tensor>,
+    step: i64,
+    lr: f64,
+    scalars: Scalars,
+    /// Two tensors shaped as the parameters, for intermediates.
+    scratch: Tensor,
+    denom: Tensor,
+    /// A batched model's learning rate per replica, in place of `lr`.
+    lanes: Option<LaneLr>,
+}
+
+impl Resumable {
+    /// `update`'s Adam with Keras's epsilon.
+    pub fn new(update: impl Into<Update>, vs: &nn::VarStore, lr: f64) -> Result<Self> {
+        Self::with_eps(update.into(), vs, lr, ADAM.eps)
+    }
+
+    /// `update`'s Adam with an epsilon of choice (parity checks show a
+    /// wrong one is caught).
+    pub fn with_eps(update: Update, vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
+        let param = flat_param(vs, &format!("{update:?} Adam"))?;
+        Ok(Resumable {
+            update,
+            state: update
+                .state_names()
+                .iter()
+                .map(|_| param.zeros_like())
+                .collect(),
             scratch: param.zeros_like(),
             denom: param.zeros_like(),
             scalars: Scalars::new(&param, eps),
             param,
-            names: state_names(kind),
-            keras,
             step: 0,
             lr,
             lanes: None,
         })
     }
 
-    fn state(&self) -> State {
+    /// [`Resumable::new`] for a batched model with one learning rate per
+    /// lane: the scalar path when they are all equal (a seeds sweep).
+    pub fn per_lane(update: impl Into<Update>, vs: &nn::VarStore, lrs: Vec<f64>) -> Result<Self> {
+        let mut opt = Self::new(update, vs, lrs[0])?;
+        if lrs.iter().any(|&lr| lr != lrs[0]) {
+            opt.lanes = Some(LaneLr(lrs));
+        }
+        Ok(opt)
+    }
+
+    pub fn state(&self) -> State {
+        let names = self.update.state_names().iter().copied();
         State {
             step: self.step,
-            tensors: vec![
-                (self.names[0], self.m.shallow_clone()),
-                (self.names[1], self.v.shallow_clone()),
-            ],
+            tensors: names
+                .zip(self.state.iter().map(Tensor::shallow_clone))
+                .collect(),
         }
     }
 
-    fn restore(&mut self, state: &State) -> Result<()> {
-        self.m = state.take(self.names[0], &self.param)?;
-        self.v = state.take(self.names[1], &self.param)?;
+    /// The flat parameter variable it updates (shared storage).
+    pub fn params(&self) -> &Tensor {
+        &self.param
+    }
+
+    /// Puts back saved parameters and optimiser state.
+    pub fn restore(&mut self, params: &Tensor, state: &State) -> Result<()> {
+        let mut target = self.params().shallow_clone();
+        if target.size() != params.size() {
+            bail!(
+                "the checkpoint holds {} parameters, this network {}",
+                params.numel(),
+                target.numel()
+            );
+        }
+        tch::no_grad(|| target.f_copy_(&params.to_device(target.device())))?;
+        self.state = (self.update.state_names().iter())
+            .map(|name| state.take(name, &self.param))
+            .collect::<Result<_>>()?;
         self.step = state.step;
+        // Keras counts its steps in an int32.
+        if self.update == Update::Keras {
+            i32::try_from(state.step)?;
+        }
         Ok(())
     }
 
-    fn step(&mut self) {
-        if self.keras {
-            self.keras_step()
-        } else {
-            self.torch_step()
-        }
+    /// The rule's state tensors, as many as its names.
+    fn moments<const N: usize>(state: &mut [Tensor]) -> &mut [Tensor; N] {
+        state.try_into().expect("one tensor per state name")
     }
 
-    /// [`TorchAdam`]'s update.
+    /// [`Update::Torch`]'s formula.
     fn torch_step(&mut self) {
-        crate::inference::inference_mode(|| {
-            let grad = self.param.grad();
-            if !grad.defined() {
-                return;
-            }
-            let (beta1, beta2) = (ADAM.beta1, ADAM.beta2);
-            self.step += 1;
-            // C++'s std::pow(double, int64_t) is pow on doubles, as powf is
-            // (powi would round differently).
-            let bias_correction1 = 1.0 - beta1.powf(self.step as f64);
-            let bias_correction2 = 1.0 - beta2.powf(self.step as f64);
-            let k = &mut self.scalars;
-            let (exp_avg, exp_avg_sq, scaled) = (&mut self.m, &mut self.v, &self.scratch);
-            // exp_avg.mul_(beta1).add_(grad, 1 - beta1): add_ with alpha is
-            // a fused multiply-add, as addcmul_ of (grad, alpha) is.
-            let _ = exp_avg.g_mul_(&k.beta1);
-            let _ = exp_avg.addcmul_(&grad, &k.one_minus_beta1);
-            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2):
-            // addcmul computes self + (value * t1) * t2.
-            let _ = exp_avg_sq.g_mul_(&k.beta2);
-            let _ = grad.mul_out(scaled, &k.one_minus_beta2);
-            let _ = exp_avg_sq.addcmul_(scaled, &grad);
-            k.fill(bias_correction2.sqrt(), -self.lr / bias_correction1);
-            let [sqrt_bc2, neg_step_size] = &k.per_step;
-            let _ = exp_avg_sq.sqrt_out(&self.denom);
-            let _ = self.denom.g_div_(sqrt_bc2).g_add_(&k.eps);
-            // p.addcdiv_(exp_avg, denom, -step_size): self + (value * t1) / t2.
-            let _ = match &self.lanes {
-                None => exp_avg.mul_out(scaled, neg_step_size),
-                Some(l) => l.scale_into(scaled, exp_avg, |lr| -lr / bias_correction1),
-            };
-            let _ = self.param.addcdiv_(scaled, &self.denom);
-        })
+        let grad = self.param.grad();
+        if !grad.defined() {
+            return;
+        }
+        let (beta1, beta2) = (ADAM.beta1, ADAM.beta2);
+        self.step += 1;
+        // C++'s std::pow(double, int64_t) is pow on doubles, as powf is
+        // (powi would round differently).
+        let bias_correction1 = 1.0 - beta1.powf(self.step as f64);
+        let bias_correction2 = 1.0 - beta2.powf(self.step as f64);
+        let k = &mut self.scalars;
+        let [exp_avg, exp_avg_sq] = Self::moments(&mut self.state);
+        let scaled = &self.scratch;
+        // exp_avg.mul_(beta1).add_(grad, 1 - beta1): add_ with alpha is
+        // a fused multiply-add, as addcmul_ of (grad, alpha) is.
+        let _ = exp_avg.g_mul_(&k.beta1);
+        let _ = exp_avg.addcmul_(&grad, &k.one_minus_beta1);
+        // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2):
+        // addcmul computes self + (value * t1) * t2.
+        let _ = exp_avg_sq.g_mul_(&k.beta2);
+        let _ = grad.mul_out(scaled, &k.one_minus_beta2);
+        let _ = exp_avg_sq.addcmul_(scaled, &grad);
+        k.fill(bias_correction2.sqrt(), -self.lr / bias_correction1);
+        let [sqrt_bc2, neg_step_size] = &k.per_step;
+        let _ = exp_avg_sq.sqrt_out(&self.denom);
+        let _ = self.denom.g_div_(sqrt_bc2).g_add_(&k.eps);
+        // p.addcdiv_(exp_avg, denom, -step_size): self + (value * t1) / t2.
+        let _ = match &self.lanes {
+            None => exp_avg.mul_out(scaled, neg_step_size),
+            Some(l) => l.scale_into(scaled, exp_avg, |lr| -lr / bias_correction1),
+        };
+        let _ = self.param.addcdiv_(scaled, &self.denom);
     }
 
-    /// [`KerasAdam`]'s update.
+    /// [`Update::Keras`]'s formula.
     fn keras_step(&mut self) {
-        crate::inference::inference_mode(|| {
-            self.step += 1;
-            let g = self.param.grad();
-            let (t, kind) = (self.step as i32, self.param.kind());
-            let k = &mut self.scalars;
-            let s = &mut self.scratch;
-            // m += (g - m) * (1 - b1)
-            let _ = g.sub_out(s, &self.m);
-            let _ = s.g_mul_(&k.one_minus_beta1);
-            let _ = self.m.g_add_(s);
-            // v += (g² - v) * (1 - b2)
-            let _ = g.square_out(s);
-            let _ = s.g_sub_(&self.v).g_mul_(&k.one_minus_beta2);
-            let _ = self.v.g_add_(s);
-            // w -= (m * alpha) / (√v + eps)
-            let _ = self.v.sqrt_out(&self.denom);
-            let _ = self.denom.g_add_(&k.eps);
-            let _ = match &self.lanes {
-                None => {
-                    k.fill(keras_alpha(self.lr, t, kind), 0.0);
-                    self.m.mul_out(s, &k.per_step[0])
-                }
-                Some(l) => l.scale_into(s, &self.m, |lr| keras_alpha(lr, t, kind)),
-            };
-            let _ = s.g_div_(&self.denom);
-            let _ = self.param.g_sub_(s);
+        self.step += 1;
+        let g = self.param.grad();
+        let (t, kind) = (self.step as i32, self.param.kind());
+        let k = &mut self.scalars;
+        let [m, v] = Self::moments(&mut self.state);
+        let s = &mut self.scratch;
+        // m += (g - m) * (1 - b1)
+        let _ = g.sub_out(s, m);
+        let _ = s.g_mul_(&k.one_minus_beta1);
+        let _ = m.g_add_(s);
+        // v += (g² - v) * (1 - b2)
+        let _ = g.square_out(s);
+        let _ = s.g_sub_(v).g_mul_(&k.one_minus_beta2);
+        let _ = v.g_add_(s);
+        // w -= (m * alpha) / (√v + eps)
+        let _ = v.sqrt_out(&self.denom);
+        let _ = self.denom.g_add_(&k.eps);
+        let _ = match &self.lanes {
+            None => {
+                k.fill(keras_alpha(self.lr, t, kind), 0.0);
+                m.mul_out(s, &k.per_step[0])
+            }
+            Some(l) => l.scale_into(s, m, |lr| keras_alpha(lr, t, kind)),
+        };
+        let _ = s.g_div_(&self.denom);
+        let _ = self.param.g_sub_(s);
+    }
+}
+
+impl Step for Resumable {
+    fn step(&mut self) {
+        crate::inference::inference_mode(|| match self.update {
+            Update::Torch => self.torch_step(),
+            Update::Keras => self.keras_step(),
         })
     }
-}
 
-impl TorchAdam {
-    pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
-        Moments::new(vs, lr, eps, Optimizer::Adam).map(TorchAdam)
-    }
-}
-
-impl Step for TorchAdam {
-    fn step(&mut self) {
-        self.0.torch_step()
-    }
-}
-
-/// Keras's update on the store's (single, flat) variable, in Keras's order
-/// of operations, with [`TorchAdam`]'s reused tensors.
-pub struct KerasAdam(Moments);
-
-impl KerasAdam {
-    pub fn new(vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Self> {
-        Moments::new(vs, lr, eps, Optimizer::KerasAdam).map(KerasAdam)
-    }
-}
-
-impl Step for KerasAdam {
-    fn step(&mut self) {
-        self.0.keras_step()
+    fn resumable(&self) -> Option<&Resumable> {
+        Some(self)
     }
 }
 
@@ -326,12 +365,12 @@ pub fn keras_alpha(lr: f64, t: i32, kind: Kind) -> f64 {
     }
 }
 
-/// libtorch's Adam or Keras's, with an epsilon of choice (parity checks
-/// show a wrong one is caught).
+/// libtorch's Adam or another rule's, with an epsilon of choice (parity
+/// checks show a wrong one is caught).
 pub fn build(kind: Optimizer, vs: &nn::VarStore, lr: f64, eps: f64) -> Result<Box<dyn Step>> {
     Ok(match kind {
         Optimizer::Adam => Box::new(nn::Adam { eps, ..ADAM }.build(vs, lr)?),
-        Optimizer::KerasAdam => Box::new(KerasAdam::new(vs, lr, eps)?),
+        other => Box::new(Resumable::with_eps(other.into(), vs, lr, eps)?),
     })
 }
 
@@ -356,64 +395,6 @@ impl LaneLr {
     }
 }
 
-/// An optimiser whose state can be saved and restored: what `train` uses,
-/// so that its run can be resumed.
-pub struct Resumable(Moments);
-
-impl Resumable {
-    pub fn new(kind: Optimizer, vs: &nn::VarStore, lr: f64) -> Result<Self> {
-        Moments::new(vs, lr, ADAM.eps, kind).map(Resumable)
-    }
-
-    /// [`Resumable::new`] for a batched model with one learning rate per
-    /// lane: the scalar path when they are all equal (a seeds sweep).
-    pub fn per_lane(kind: Optimizer, vs: &nn::VarStore, lrs: Vec<f64>) -> Result<Self> {
-        let mut opt = Self::new(kind, vs, lrs[0])?;
-        if lrs.iter().any(|&lr| lr != lrs[0]) {
-            opt.0.lanes = Some(LaneLr(lrs));
-        }
-        Ok(opt)
-    }
-
-    pub fn state(&self) -> State {
-        self.0.state()
-    }
-
-    /// The flat parameter variable it updates (shared storage).
-    pub fn params(&self) -> &Tensor {
-        &self.0.param
-    }
-
-    /// Puts back saved parameters and optimiser state.
-    pub fn restore(&mut self, params: &Tensor, state: &State) -> Result<()> {
-        let mut target = self.params().shallow_clone();
-        if target.size() != params.size() {
-            bail!(
-                "the checkpoint holds {} parameters, this network {}",
-                params.numel(),
-                target.numel()
-            );
-        }
-        tch::no_grad(|| target.f_copy_(&params.to_device(target.device())))?;
-        self.0.restore(state)?;
-        // Keras counts its steps in an int32.
-        if self.0.keras {
-            i32::try_from(state.step)?;
-        }
-        Ok(())
-    }
-}
-
-impl Step for Resumable {
-    fn step(&mut self) {
-        self.0.step()
-    }
-
-    fn resumable(&self) -> Option<&Resumable> {
-        Some(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,7 +407,7 @@ mod tests {
         let p = vs
             .root()
             .add("params", Tensor::from_slice(&[0.5f64; 3]), true);
-        let mut opt = KerasAdam::new(&vs, 0.03, 1e-7).unwrap();
+        let mut opt = Resumable::with_eps(Update::Keras, &vs, 0.03, 1e-7).unwrap();
         let grads = [[0.1f64, -0.02, 1e-6], [0.05, 0.3, -1e-6]];
         // Keras's betas in the bias correction (float32-rounded), and the exact ones.
         let betas = |b: f64| [(b as f32) as f64, b];
@@ -491,7 +472,7 @@ mod tests {
         let mut opt: Box<dyn Step> = if torch {
             Box::new(ADAM.build(&vs, 0.03).unwrap())
         } else {
-            Box::new(TorchAdam::new(&vs, 0.03, ADAM.eps).unwrap())
+            Box::new(Resumable::new(Update::Torch, &vs, 0.03).unwrap())
         };
         let mut draws = crate::rng::stream(5, crate::rng::Stream::Data);
         for _ in 0..steps {
@@ -550,7 +531,7 @@ mod tests {
         let p = vs
             .root()
             .add("params", Tensor::from_slice(&[0.5f32, -1.0]), true);
-        let mut a = TorchAdam::new(&vs, 0.01, 1e-7).unwrap();
+        let mut a = Resumable::new(Update::Torch, &vs, 0.01).unwrap();
         let grad = |g: [f32; 2]| {
             let mut old = p.grad();
             if old.defined() {
@@ -560,13 +541,13 @@ mod tests {
         };
         grad([0.3, -0.2]);
         a.step();
-        let saved = a.0.state();
+        let saved = a.state();
         let copy = State {
             step: saved.step,
             tensors: saved.tensors.iter().map(|(n, t)| (*n, t.copy())).collect(),
         };
-        let mut b = TorchAdam::new(&vs, 0.01, 1e-7).unwrap();
-        b.0.restore(&copy).unwrap();
+        let mut b = Resumable::new(Update::Torch, &vs, 0.01).unwrap();
+        b.restore(&p.copy(), &copy).unwrap();
         grad([0.1, 0.4]);
         let before = p.copy();
         a.step();

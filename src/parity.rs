@@ -16,12 +16,15 @@ use crate::config::Optimizer;
 use crate::config::{Experiment, Overrides};
 use crate::data::Split;
 use crate::fit::{self, Order, Plan, Running};
-use crate::keras_csv::python_float;
+use crate::keras_csv::{LOSS, Row, VAL_ACC, column, python_float};
 use crate::model::Network;
 use crate::optim;
 
 /// How close two validation accuracies count as the same (the 1e-3).
 const VAL_ACC_CLOSE: f64 = 1e-3;
+/// The report's other columns.
+const ACC: usize = column("binary_accuracy");
+const VAL_LOSS: usize = column("val_loss");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Dtype {
@@ -72,7 +75,7 @@ pub struct Dump {
     /// Per epoch, per step: (loss, binary_accuracy).
     pub steps: Vec<Vec<(f64, f64)>>,
     /// Keras's epoch figures, as a CSVLogger curve.
-    pub epochs: Vec<[f64; 4]>,
+    pub epochs: Vec<Row>,
 }
 
 pub fn load(dir: &Path) -> Result<Dump> {
@@ -218,7 +221,7 @@ fn read_steps(dir: &Path, epochs: usize, per_epoch: usize) -> Result<Vec<Vec<(f6
 pub type StepRow = (i64, i64, f64, f64, f64, f64);
 
 /// Per step a [`StepRow`]; per epoch: our figures.
-pub type Replay = (Vec<StepRow>, Vec<[f64; 4]>);
+pub type Replay = (Vec<StepRow>, Vec<Row>);
 
 /// Each step's (loss, binary_accuracy), as `fit` runs it.
 #[derive(Default)]
@@ -267,11 +270,7 @@ pub fn replay(d: &Dump, optimizer: Optimizer, eps: f64, dtype: Dtype) -> Result<
             (e as i64, s as i64, kl, *l, ka, *a)
         })
         .collect();
-    let ours = history
-        .0
-        .iter()
-        .map(|l| [l.binary_accuracy, l.loss, l.val_binary_accuracy, l.val_loss])
-        .collect();
+    let ours = history.0.iter().map(|l| l.metrics).collect();
     Ok((rows, ours))
 }
 
@@ -290,7 +289,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(rows: &[StepRow], ours: &[[f64; 4]], keras: &[[f64; 4]], tolerance: f64) -> Self {
+    pub fn new(rows: &[StepRow], ours: &[Row], keras: &[Row], tolerance: f64) -> Self {
         // NaN is never within tolerance.
         let apart = |o: f64, k: f64| {
             let d = (o - k).abs();
@@ -304,13 +303,13 @@ impl Report {
             epoch_apart: ours
                 .iter()
                 .zip(keras)
-                .position(|(o, k)| apart(o[1], k[1]) || apart(o[3], k[3])),
+                .position(|(o, k)| apart(o[LOSS], k[LOSS]) || apart(o[VAL_LOSS], k[VAL_LOSS])),
         }
     }
 
     /// Per epoch the largest step-loss difference and both sides' figures,
     /// then the summary lines.
-    pub fn text(&self, rows: &[StepRow], ours: &[[f64; 4]], keras: &[[f64; 4]]) -> String {
+    pub fn text(&self, rows: &[StepRow], ours: &[Row], keras: &[Row]) -> String {
         let mut text = String::from(
             "epoch  max|Δ step loss|  loss ours/keras        acc ours/keras         val_loss ours/keras    val_acc ours/keras\n",
         );
@@ -322,13 +321,13 @@ impl Report {
             );
             text += &format!(
                 "{e:<6} {worst:<16.3e} {:.6}/{:.6}    {:.6}/{:.6}    {:.6}/{:.6}    {:.6}/{:.6}\n",
-                o[1], k[1], o[0], k[0], o[3], k[3], o[2], k[2]
+                o[LOSS], k[LOSS], o[ACC], k[ACC], o[VAL_LOSS], k[VAL_LOSS], o[VAL_ACC], k[VAL_ACC]
             );
         }
         text + &self.summary(rows, ours, keras)
     }
 
-    fn summary(&self, rows: &[StepRow], ours: &[[f64; 4]], keras: &[[f64; 4]]) -> String {
+    fn summary(&self, rows: &[StepRow], ours: &[Row], keras: &[Row]) -> String {
         let (tol, n, epochs) = (self.tolerance, rows.len(), ours.len());
         let mut text = match self.first_apart {
             Some(i) => {
@@ -344,7 +343,7 @@ impl Report {
         let close: Vec<bool> = ours
             .iter()
             .zip(keras)
-            .map(|(o, k)| (o[2] - k[2]).abs() <= VAL_ACC_CLOSE)
+            .map(|(o, k)| (o[VAL_ACC] - k[VAL_ACC]).abs() <= VAL_ACC_CLOSE)
             .collect();
         text += &format!(
             "val_binary_accuracy: within {VAL_ACC_CLOSE:.0e} at {} of {} epochs{}\n",
@@ -362,7 +361,7 @@ impl Report {
     }
 
     /// Fails when binclass stopped early or went beyond the tolerance.
-    pub fn verdict(&self, rows: &[StepRow], ours: &[[f64; 4]], keras: &[[f64; 4]]) -> Result<()> {
+    pub fn verdict(&self, rows: &[StepRow], ours: &[Row], keras: &[Row]) -> Result<()> {
         if ours.len() < keras.len() {
             bail!(
                 "binclass stopped after epoch {}: its training loss was not finite (Keras's run has {} epochs)",

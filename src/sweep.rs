@@ -706,14 +706,7 @@ impl Job {
 fn summary_of(csv: &Path) -> Result<Option<SeedSummary>> {
     let mut s = Summary::default();
     for (i, row) in keras_csv::read_curve(csv)?.iter().enumerate() {
-        s.on_epoch_end(&EpochLogs {
-            epoch: i as i64,
-            binary_accuracy: row[0],
-            loss: row[1],
-            val_binary_accuracy: row[keras_csv::VAL_ACC],
-            val_loss: row[3],
-            seconds: 0.0,
-        })?;
+        s.on_epoch_end(&EpochLogs::from_row(i as i64, *row))?;
     }
     s.on_train_end(&Outcome::Finished)?;
     Ok(s.result)

@@ -35,10 +35,18 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Files named as binclass's temporaries are: `.<name>.<6 random letters
+/// or digits>`.
 fn temporaries(dir: &Path) -> Vec<PathBuf> {
+    let temporary = |name: &str| {
+        let random = name.rsplit('.').next().unwrap_or_default();
+        name.starts_with('.')
+            && random.len() == 6
+            && random.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
     files(dir)
         .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .filter(|p| temporary(&p.file_name().unwrap().to_string_lossy()))
         .collect()
 }
 
@@ -330,7 +338,7 @@ fn a_run_stopped_by_a_full_disk_resumes_once_there_is_room() {
     let out = binclass(&disk.0, &strs(&args("b.csv")));
     assert_one_line_error(&out, "No space left on device");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains(".tmp"), "the error names a temporary: {err}");
+    assert!(!err.contains(".b."), "the error names a temporary: {err}");
     let stopped = record(&disk.0.join("b.csv"))["stopped"].clone();
     assert!(
         stopped.is_null() || stopped.as_str().unwrap().starts_with("failed in epoch"),

@@ -29,16 +29,7 @@ impl CsvLogger {
 
 impl Callback for CsvLogger {
     fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
-        let row = keras_csv::row(
-            logs.epoch,
-            [
-                logs.binary_accuracy,
-                logs.loss,
-                logs.val_binary_accuracy,
-                logs.val_loss,
-            ],
-        )?;
-        outputs::append(&self.path, &row, "row")?;
+        outputs::append(&self.path, &keras_csv::row(logs)?, "row")?;
         Ok(Control::Continue)
     }
 }

@@ -17,6 +17,7 @@ use crate::config::Experiment;
 
 pub use crate::fit::{Callback, CallbackList, Control};
 use crate::fit::{EpochLogs, Outcome};
+use crate::keras_csv::{LOSS, VAL_ACC};
 
 pub use csv_logger::CsvLogger;
 pub use progress::{KerasProgress, Tick, metrics_line, sweep_bar};
@@ -140,7 +141,7 @@ pub struct TerminateOnNaN;
 
 impl Callback for TerminateOnNaN {
     fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
-        Ok(if logs.loss.is_finite() {
+        Ok(if logs.metrics[LOSS].is_finite() {
             Control::Continue
         } else {
             Control::Stop(Outcome::Diverged { epoch: logs.epoch })
@@ -168,9 +169,10 @@ pub struct SeedSummary {
 
 impl Callback for Summary {
     fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
-        self.last = logs.val_binary_accuracy;
-        if self.best.is_none_or(|(b, _)| logs.val_binary_accuracy > b) {
-            self.best = Some((logs.val_binary_accuracy, logs.epoch));
+        let acc = logs.metrics[VAL_ACC];
+        self.last = acc;
+        if self.best.is_none_or(|(b, _)| acc > b) {
+            self.best = Some((acc, logs.epoch));
         }
         Ok(Control::Continue)
     }
@@ -190,16 +192,12 @@ impl Callback for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keras_csv::LOGS;
 
     fn logs(epoch: i64, loss: f64, val: f64) -> EpochLogs {
-        EpochLogs {
-            epoch,
-            loss,
-            binary_accuracy: 0.0,
-            val_loss: 0.0,
-            val_binary_accuracy: val,
-            seconds: 0.0,
-        }
+        let mut metrics = [0.0; LOGS.len()];
+        (metrics[LOSS], metrics[VAL_ACC]) = (loss, val);
+        EpochLogs::from_row(epoch, metrics)
     }
 
     #[test]

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Callback, Control};
 use crate::fit::{EpochLogs, Plan, Running};
+use crate::keras_csv::TRAINING;
 use crate::outputs::note;
 
 /// Reading running metrics waits for the device, so the bar asks this often.
@@ -38,14 +39,13 @@ impl KerasProgress {
 
     /// Moves the bar to `step`; `read` gives the running figures, called
     /// only about every REFRESH because it waits for the device.
-    fn show_step(&mut self, step: i64, read: impl FnOnce() -> (f64, f64)) {
+    fn show_step(&mut self, step: i64, read: impl FnOnce() -> Vec<f64>) {
         let Some(bar) = &self.bar else { return };
         bar.set_position(step as u64);
         // Epochs are often shorter than REFRESH: the clock runs across them,
         // so figures are read about every REFRESH, wherever in an epoch.
         if self.last_read.is_none_or(|t| t.elapsed() >= REFRESH) {
-            let (loss, acc) = read();
-            self.message = running_line(loss, acc);
+            self.message = running_line(&read());
             bar.set_message(self.message.clone());
             self.last_read = Some(Instant::now());
         }
@@ -88,7 +88,7 @@ impl Callback for KerasProgress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        self.message = running_line(logs.loss, logs.binary_accuracy);
+        self.message = line(logs.logs().take(TRAINING.len()));
         if self.verbose == 0 {
             return Ok(Control::Continue);
         }
@@ -133,16 +133,20 @@ impl Callback for Tick {
     }
 }
 
-fn running_line(loss: f64, acc: f64) -> String {
-    format!("loss: {loss:.4} - binary_accuracy: {acc:.4}")
+/// `loss: … - binary_accuracy: …`, the training figures as Keras's bar
+/// shows them.
+fn running_line(training: &[f64]) -> String {
+    line(TRAINING.iter().copied().zip(training.iter().copied()))
 }
 
 /// `loss: … - binary_accuracy: … - val_loss: … - val_binary_accuracy: …`
 pub fn metrics_line(l: &EpochLogs) -> String {
-    format!(
-        "loss: {:.4} - binary_accuracy: {:.4} - val_loss: {:.4} - val_binary_accuracy: {:.4}",
-        l.loss, l.binary_accuracy, l.val_loss, l.val_binary_accuracy
-    )
+    line(l.logs())
+}
+
+fn line<'a>(named: impl Iterator<Item = (&'a str, f64)>) -> String {
+    let shown: Vec<String> = named.map(|(n, v)| format!("{n}: {v:.4}")).collect();
+    shown.join(" - ")
 }
 
 /// Keras's per-step time: `2ms`, `850us`, `1s`.
@@ -159,14 +163,7 @@ mod tests {
     use super::*;
 
     fn logs(epoch: i64, loss: f64) -> EpochLogs {
-        EpochLogs {
-            epoch,
-            loss,
-            binary_accuracy: 0.5,
-            val_loss: 0.0,
-            val_binary_accuracy: 0.0,
-            seconds: 0.01,
-        }
+        EpochLogs::new(epoch, &[loss, 0.5, 0.0, 0.0], 0.01)
     }
 
     #[test]
@@ -176,7 +173,7 @@ mod tests {
         let mut reads = 0;
         p.show_step(1, || {
             reads += 1;
-            (0.9, 0.5)
+            vec![0.9, 0.5]
         });
         for step in 2..=5 {
             p.show_step(step, || panic!("read again within {REFRESH:?}"));
@@ -192,7 +189,7 @@ mod tests {
         p.show_step(1, || panic!("step 1 forced a read"));
         assert_eq!(p.message, "loss: 0.2500 - binary_accuracy: 0.5000");
         std::thread::sleep(REFRESH);
-        p.show_step(2, || (0.125, 0.75));
+        p.show_step(2, || vec![0.125, 0.75]);
         assert_eq!(p.message, "loss: 0.1250 - binary_accuracy: 0.7500");
     }
 

@@ -19,8 +19,9 @@ use prost_types::{ListValue, Value, value::Kind};
 
 use super::{Callback, Control, Optional, RunInfo};
 use crate::fit::{EpochLogs, Outcome, Plan};
+use crate::keras_csv::{self, TRAINING, VAL_ACC};
+use crate::outputs;
 use crate::tfevents::{self, Experiment, HParamInfo, HParams, MetricInfo, MetricName};
-use crate::{keras_csv, outputs};
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TensorBoard {
@@ -235,25 +236,22 @@ impl Writer {
     /// One epoch's events: Keras's, in the order it writes them.
     fn encode(&mut self, [train, val]: &mut [Vec<u8>; 2], logs: &EpochLogs) {
         let (t, e, steps) = (now(), logs.epoch, (logs.epoch + 1) * self.steps);
-        let (loss, acc) = (logs.val_loss, logs.val_binary_accuracy);
-        for (tag, v) in [
-            ("epoch_loss", logs.loss),
-            ("epoch_binary_accuracy", logs.binary_accuracy),
-        ] {
-            tfevents::scalar(train, t, tag, e, v as f32);
+        let logged: Vec<f64> = logs.logs().map(|(_, v)| v).collect();
+        let (training, validation) = logged.split_at(TRAINING.len());
+        for (name, v) in TRAINING.iter().zip(training) {
+            tfevents::scalar(train, t, &format!("epoch_{name}"), e, *v as f32);
         }
-        self.best = self.best.max(acc);
-        let best = self.session.as_ref().map(|_| (BEST, e, self.best));
-        for (tag, step, v) in [
-            ("evaluation_loss_vs_iterations", steps, loss),
-            ("evaluation_binary_accuracy_vs_iterations", steps, acc),
-            ("epoch_loss", e, loss),
-            ("epoch_binary_accuracy", e, acc),
-        ]
-        .into_iter()
-        .chain(best)
-        {
-            tfevents::scalar(val, t, tag, step, v as f32);
+        self.best = self.best.max(logs.metrics[VAL_ACC]);
+        let best = self
+            .session
+            .as_ref()
+            .map(|_| (BEST.to_string(), e, self.best));
+        let named = || TRAINING.iter().zip(validation);
+        let vs_iterations =
+            named().map(|(n, v)| (format!("evaluation_{n}_vs_iterations"), steps, *v));
+        let per_epoch = named().map(|(n, v)| (format!("epoch_{n}"), e, *v));
+        for (tag, step, v) in vs_iterations.chain(per_epoch).chain(best) {
+            tfevents::scalar(val, t, &tag, step, v as f32);
         }
     }
 }
@@ -272,15 +270,7 @@ impl Callback for Writer {
         if plan.initial_epoch > 0 {
             let curve = keras_csv::read_curve(&self.csv)?;
             for (e, r) in curve.iter().take(plan.initial_epoch as usize).enumerate() {
-                let logs = EpochLogs {
-                    epoch: e as i64,
-                    binary_accuracy: r[0],
-                    loss: r[1],
-                    val_binary_accuracy: r[2],
-                    val_loss: r[3],
-                    seconds: 0.0,
-                };
-                self.encode(&mut replay, &logs);
+                self.encode(&mut replay, &EpochLogs::from_row(e as i64, *r));
             }
         }
         self.files = [TRAIN, VALIDATION]
