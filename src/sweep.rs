@@ -315,8 +315,8 @@ pub fn train_together(jobs: &[Job], bar: &ProgressBar) -> Result<Vec<Finals>> {
 pub fn batches_together(jobs: &[Job]) -> Vec<(Batch, Vec<(usize, u64)>)> {
     let mut groups: Vec<Vec<(usize, u64)>> = vec![vec![]; jobs.len()];
     for (j, job) in jobs.iter().enumerate() {
-        let shape = batch_shape(&job.exp);
-        let first = jobs.iter().position(|o| batch_shape(&o.exp) == shape);
+        let shape = job.exp.batch_shape();
+        let first = jobs.iter().position(|o| o.exp.batch_shape() == shape);
         groups[first.unwrap_or(j)].extend(job.seeds.clone().map(|s| (j, s)));
     }
     let mut batches = vec![];
@@ -330,20 +330,6 @@ pub fn batches_together(jobs: &[Job]) -> Vec<(Batch, Vec<(usize, u64)>)> {
     batches
 }
 
-/// What replicas sharing one batched model must have in common: every
-/// setting but those that change only their data or learning rate.
-pub fn batch_shape(e: &Experiment) -> Experiment {
-    let base = Experiment::default();
-    Experiment {
-        noise_rate: base.noise_rate,
-        scale: base.scale,
-        shift: base.shift,
-        lr: base.lr,
-        normalize: base.normalize,
-        ..e.clone()
-    }
-}
-
 /// Seeds trained together as one batched model, and whether they continue
 /// from the batch's checkpoint.
 pub struct Batch {
@@ -352,7 +338,7 @@ pub struct Batch {
     /// Each replica's run name ([`Job::run_name`]).
     pub names: Vec<String>,
     /// Each replica's experiment: the job's, or in a varied sweep its
-    /// setting's (all of one [`batch_shape`]).
+    /// setting's (all of one [`Experiment::batch_shape`]).
     pub exps: Vec<Experiment>,
     pub from_checkpoint: bool,
     /// Whether it keeps a checkpoint after every epoch (not in a varied
