@@ -24,7 +24,7 @@ use crate::data::{Dataset, Normalization, Split};
 use crate::fit::{EpochLogs, Outcome};
 use crate::interrupt::Interrupted;
 use crate::keras_csv::{self, python_float};
-use crate::{device, layout, memory, model_file, optim, outputs, training};
+use crate::{device, layout, memory, optim, outputs, training};
 
 /// One sweep: an experiment over a range of seeds, into a folder.
 #[derive(Clone)]
@@ -468,20 +468,22 @@ pub(crate) fn record_interval(seeds: usize) -> Duration {
     Duration::from_millis(1000 + 2 * seeds as u64)
 }
 
-/// Each seed's observers: its CSV claimed (holding its header), or in a
-/// batch continued from its checkpoint `c`, its record read back. A seed
-/// that had diverged is never called again; its record stays as it is.
-fn seed_runs(
+/// Each seed's run, with its feature scaling: its CSV claimed (holding its
+/// header), or in a batch continued from its checkpoint `c`, its record
+/// read back. A seed that had diverged is never called again; its record
+/// stays as it is.
+fn seed_runs<'a>(
     job: &Job,
-    batch: &Batch,
+    batch: &'a Batch,
+    scalings: &'a [Normalization],
     c: Option<&Checkpoint>,
     bar: &ProgressBar,
-) -> Result<Vec<RunObservers>> {
+) -> Result<Vec<training::Run<'a>>> {
     let interval = Some(record_interval(batch.seeds.len()));
     // On --resume, a batch that never reached its first checkpoint starts
     // over: its files are this sweep's (checked), so they are replaced.
     let overwrite = job.overwrite || job.resume;
-    let observers = |r: usize| {
+    let seed_run = |r: usize| {
         let (seed, csv, experiment) = (batch.seeds[r], &batch.csvs[r], &batch.exps[r]);
         let record = match c {
             Some(c) => {
@@ -505,9 +507,15 @@ fn seed_runs(
             experiment,
             seed,
         };
-        RunObservers::new(Box::new(Tick(bar.clone())), &run, record, &job.extras)
+        Ok(training::Run {
+            observers: RunObservers::new(Box::new(Tick(bar.clone())), &run, record, &job.extras)?,
+            experiment,
+            seed,
+            normalization: &scalings[r],
+            csv,
+        })
     };
-    (0..batch.seeds.len()).map(observers).collect()
+    (0..batch.seeds.len()).map(seed_run).collect()
 }
 
 /// What the bar says a batch is: `baseline, normalised: seeds 0..=63`.
@@ -545,38 +553,16 @@ fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option
             "{} does not hold this batch's seeds and lanes",
             path.display()
         );
-        let runs = seed_runs(job, batch, Some(&c), bar)?;
+        let runs = seed_runs(job, batch, &scalings, Some(&c), bar)?;
         (c.restore(&mut opt, &batch.csvs, path)?, runs)
     } else {
         let start = Start::fresh(path, e, &device::name(device), seeds, &batch.csvs, lanes);
-        (start, seed_runs(job, batch, None, bar)?)
+        (start, seed_runs(job, batch, &scalings, None, bar)?)
     };
     bar.set_message(batch_label(e, seeds));
-    let (outcomes, keeper) = training::fit_checkpointed(
-        &mut net,
-        &mut opt,
-        &data,
-        e,
-        start,
-        &mut runs,
-        batch.checkpointed,
-    )?;
-    let interrupted = |o: &Outcome| matches!(o, Outcome::Interrupted { .. });
-    if outcomes.iter().any(interrupted) {
-        return Err(Interrupted.into());
-    }
-    for (r, outcome) in outcomes.iter().enumerate() {
-        if *outcome == Outcome::Finished {
-            let (e, layers) = (&batch.exps[r], net.replica_layers(r)?);
-            let model = model_file::trained(e, seeds[r], e.epochs as usize, &scalings[r], layers);
-            model.save(&layout::model(&batch.csvs[r]))?;
-        }
-    }
-    // Only once every model is saved: until then a kill resumes the batch.
-    if batch.checkpointed {
-        keeper.remove()?;
-    }
-    Ok(runs.iter().map(|r| r.summary.result).collect())
+    let checkpointed = batch.checkpointed;
+    training::fit_checkpointed(&mut net, &mut opt, &data, e, start, &mut runs, checkpointed)?;
+    Ok(runs.iter().map(|r| r.observers.summary.result).collect())
 }
 
 /// A seed of the sweep as `--resume` finds it, with no checkpoint covering it.
