@@ -136,10 +136,9 @@ impl Merge {
     fn check_every_run_given(&self) -> Result<()> {
         let given: HashSet<&Path> = self.copies.iter().map(|(rel, _)| rel.as_path()).collect();
         let planned = Manifest::new("", None, self.plan.clone()).written(Path::new(""));
-        let record = |f: &&PathBuf| f.to_str().is_some_and(|n| n.ends_with(".csv.json"));
         if let Some(missing) = planned
             .iter()
-            .filter(record)
+            .filter(|f| layout::is_record(f))
             .find(|f| !given.contains(f.as_path()))
         {
             bail!(
@@ -196,7 +195,7 @@ impl Merge {
                 self.summaries.entry(rel).or_default().push(file);
                 continue;
             }
-            if name.ends_with(".csv.json") {
+            if layout::is_record(&rel) {
                 records.push((rel.clone(), check_record(&file, &rel, plan)?));
             }
             if let Some(other) = owner.insert(rel.clone(), dir.to_path_buf()) {
@@ -241,7 +240,7 @@ impl Merge {
             outputs::make_parent(&to)?;
             let bytes =
                 std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-            let bytes = match rel.to_str().is_some_and(|r| r.ends_with(".csv.json")) {
+            let bytes = match layout::is_record(rel) {
                 true => record_in(&bytes, &to, from)?,
                 false => bytes,
             };
@@ -350,7 +349,7 @@ fn check_complete(
         };
         let (_, rows) = crate::grid::read_summary(&dir.join(summary))?;
         for seed in rows.iter().flat_map(|(_, f)| f.iter().map(|(s, _)| *s)) {
-            let json = summary.with_file_name(format!("{name}-seed{seed}.csv.json"));
+            let json = layout::seed_record(summary.parent().unwrap_or(Path::new("")), &name, seed);
             if !have.contains(json.as_path()) {
                 bail!(
                     "{} lists seed {seed}, but {} is missing",

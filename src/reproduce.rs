@@ -408,10 +408,10 @@ impl Reproduction {
         let (jobs, curves, _) = whole.share()?;
         let mut settings: Vec<serde_json::Value> = jobs
             .iter()
-            .map(|(l, j)| serde_json::json!({"folder": format!("runs/{l}"), "experiment": j.exp, "seeds": j.count()}))
+            .map(|(l, j)| serde_json::json!({"folder": layout::reproduction_folder(l), "experiment": j.exp, "seeds": j.count()}))
             .collect();
         for (c, g, _) in &curves {
-            for mut setting in g.planned_settings(&format!("runs/{}", c.label)) {
+            for mut setting in g.planned_settings(&layout::reproduction_folder(c.label)) {
                 setting["seeds"] = self.seeds_of(c.label).into();
                 settings.push(setting);
             }
