@@ -200,8 +200,8 @@ fn train_one(
     tch::manual_seed(seed as i64);
     let vs = nn::VarStore::new(data.train_x.device());
     let mut net = Network::build(&vs.root(), &exp, seed);
-    // The mirror of nn::Adam, bit-identical to it, whose state a
-    // checkpoint can hold (see optim::TorchAdam).
+    // The optimiser whose state a checkpoint can hold (for `adam`,
+    // bit-identical to nn::Adam).
     let mut opt = Resumable::new(exp.optimizer, &vs, exp.lr)?;
     let (csvs, path) = ([files.csv.clone()], layout::checkpoint(&files.csv));
     let start = match checkpoint {
