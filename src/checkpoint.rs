@@ -10,7 +10,7 @@
 //! `fit` hands the state to [`Keeper::write`] when an epoch ends.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -249,11 +249,7 @@ impl Checkpoint {
     pub fn restore(self, opt: &mut Resumable, csvs: &[PathBuf], keep: PathBuf) -> Result<Start> {
         opt.restore(&self.params, &self.optimizer)?;
         for (csv, run) in csvs.iter().zip(&self.runs) {
-            OpenOptions::new()
-                .write(true)
-                .open(csv)
-                .and_then(|f| f.set_len(run.csv_len))
-                .with_context(|| format!("cannot trim {}", csv.display()))?;
+            crate::outputs::truncate(csv, run.csv_len)?;
         }
         let positions = self
             .runs

@@ -43,14 +43,42 @@ pub enum Normalize {
     Standard,
 }
 
-/// Declares every setting once, with its flag, default, parser, bounds and
-/// help; the [`Experiment`] struct, the [`Overrides`] flags, defaults,
-/// overriding, range checks and the `name=value` list all come from it.
+/// What varying a setting across a sweep's replicas (`sweep --vary`)
+/// changes, which decides the replicas that can share one batched model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vary {
+    /// Not a `--vary` knob.
+    Not,
+    /// Only each replica's data, which a batch draws from each replica's
+    /// own experiment: its values share batched models.
+    Data,
+    /// A value the optimiser takes per lane (the learning rate, handed to
+    /// `optim` lane by lane when a batch is built): its values share
+    /// batched models.
+    PerLane,
+    /// The network, the data's shape or the plan: each value trains in
+    /// batches of its own.
+    Shape,
+}
+
+impl Vary {
+    /// Whether replicas differing in such a knob train in one batched model.
+    pub fn shares_batches(self) -> bool {
+        matches!(self, Vary::Data | Vary::PerLane)
+    }
+}
+
+/// Declares every setting once, with its flag, default, parser, bounds,
+/// help and what varying it changes; the [`Experiment`] struct, the
+/// [`Overrides`] flags, defaults, overriding, range checks, the `name=value`
+/// list and the `--vary` knobs ([`VARY`], [`Experiment::batch_shape`]) all
+/// come from it.
 macro_rules! settings {
     ($(
         $(#[doc = $doc:literal])*
         $field:ident: $ty:ty = $default:expr,
-            flag $flag:literal, value $value_name:literal, parse $parser:expr, bounds $bounds:expr;
+            flag $flag:literal, value $value_name:literal, parse $parser:expr, bounds $bounds:expr,
+            vary $vary:ident;
     )*) => {
         /// Every setting of one training run except the seed and the device.
         /// Missing fields of an older record read as the baseline's.
@@ -117,43 +145,56 @@ macro_rules! settings {
                 $(Bounds::check(&$bounds, $flag, &self.$field)?;)*
                 Ok(())
             }
+
+            /// What replicas sharing one batched model must have in common:
+            /// every setting but those whose values share batches
+            /// ([`Vary::shares_batches`]), which are the baseline's here.
+            pub fn batch_shape(&self) -> Experiment {
+                let base = Experiment::default();
+                let mut shape = self.clone();
+                $(if Vary::$vary.shares_batches() { shape.$field = base.$field; })*
+                shape
+            }
         }
+
+        /// Every setting's flag and what varying it changes, in the table's order.
+        pub const VARY: &[(&str, Vary)] = &[$(($flag, Vary::$vary),)*];
     };
 }
 
 settings! {
     /// Number of samples generated (train + validation).
-    samples: i64 = 10_000, flag "samples", value "N", parse whole, bounds Bounds::Whole(1, 100_000_000);
+    samples: i64 = 10_000, flag "samples", value "N", parse whole, bounds Bounds::Whole(1, 100_000_000), vary Shape;
     /// Input features (>= 2); all beyond the first two are dummies.
-    features: i64 = 2, flag "features", value "F", parse whole, bounds Bounds::Whole(2, 10_000);
+    features: i64 = 2, flag "features", value "F", parse whole, bounds Bounds::Whole(2, 10_000), vary Shape;
     /// Probability that a label is flipped, in [0, 1].
-    noise_rate: f64 = 0.0, flag "noise-rate", value "P", parse number, bounds Bounds::Within(0.0, 1.0);
+    noise_rate: f64 = 0.0, flag "noise-rate", value "P", parse number, bounds Bounds::Within(0.0, 1.0), vary Data;
     /// Multiply every feature by this (after labelling).
-    scale: f64 = 1.0, flag "scale", value "X", parse number, bounds Bounds::Finite;
+    scale: f64 = 1.0, flag "scale", value "X", parse number, bounds Bounds::Finite, vary Data;
     /// Add this to every feature (after scaling and labelling).
-    shift: f64 = 0.0, flag "shift", value "X", parse number, bounds Bounds::Finite;
+    shift: f64 = 0.0, flag "shift", value "X", parse number, bounds Bounds::Finite, vary Data;
     /// Fraction of rows, from the start, that train; in (0, 1).
-    split: f64 = 0.8, flag "split", value "FRACTION", parse number, bounds Bounds::Between(0.0, 1.0);
+    split: f64 = 0.8, flag "split", value "FRACTION", parse number, bounds Bounds::Between(0.0, 1.0), vary Shape;
     /// Feature scaling: none (the article) or standard (z-score from the
     /// training rows only).
-    normalize: Normalize = Normalize::None, flag "normalize", value "NORMALIZE", parse value_parser!(Normalize), bounds Bounds::Any;
+    normalize: Normalize = Normalize::None, flag "normalize", value "NORMALIZE", parse value_parser!(Normalize), bounds Bounds::Any, vary Data;
     /// Hidden Dense layers.
-    hidden_layers: i64 = 3, flag "hidden-layers", value "N", parse whole, bounds Bounds::Whole(0, 1_000);
+    hidden_layers: i64 = 3, flag "hidden-layers", value "N", parse whole, bounds Bounds::Whole(0, 1_000), vary Shape;
     /// Units per hidden layer [default: int(features * 1.2 + 1)].
-    units: i64 = default_units(2), flag "units", value "N", parse whole, bounds Bounds::Whole(1, MAX_UNITS);
+    units: i64 = default_units(2), flag "units", value "N", parse whole, bounds Bounds::Whole(1, MAX_UNITS), vary Shape;
     /// Hidden-layer activation.
-    activation: Activation = Activation::Tanh, flag "activation", value "ACTIVATION", parse value_parser!(Activation), bounds Bounds::Any;
+    activation: Activation = Activation::Tanh, flag "activation", value "ACTIVATION", parse value_parser!(Activation), bounds Bounds::Any, vary Shape;
     /// Weight initialisation.
-    init: Init = Init::Keras, flag "init", value "INIT", parse value_parser!(Init), bounds Bounds::Any;
+    init: Init = Init::Keras, flag "init", value "INIT", parse value_parser!(Init), bounds Bounds::Any, vary Not;
     /// Adam learning rate.
-    lr: f64 = 0.03, flag "lr", value "LR", parse number, bounds Bounds::Positive(1e30);
+    lr: f64 = 0.03, flag "lr", value "LR", parse number, bounds Bounds::Positive(1e30), vary PerLane;
     /// adam (libtorch's nn::Adam) or keras-adam (Keras's update: epsilon
     /// added after the bias correction).
-    optimizer: Optimizer = Optimizer::Adam, flag "optimizer", value "OPTIMIZER", parse value_parser!(Optimizer), bounds Bounds::Any;
+    optimizer: Optimizer = Optimizer::Adam, flag "optimizer", value "OPTIMIZER", parse value_parser!(Optimizer), bounds Bounds::Any, vary Not;
     /// Samples per training step; the last step takes what is left.
-    batch_size: i64 = 30, flag "batch-size", value "N", parse whole, bounds Bounds::Whole(1, 100_000_000);
+    batch_size: i64 = 30, flag "batch-size", value "N", parse whole, bounds Bounds::Whole(1, 100_000_000), vary Shape;
     /// Passes over the training rows.
-    epochs: i64 = 100, flag "epochs", value "N", parse whole, bounds Bounds::Whole(1, 100_000_000);
+    epochs: i64 = 100, flag "epochs", value "N", parse whole, bounds Bounds::Whole(1, 100_000_000), vary Shape;
 }
 
 /// What values a setting allows; upper bounds keep every size computation
@@ -515,6 +556,34 @@ mod tests {
         let err = back.set("nope", "1").unwrap_err().to_string();
         assert!(err.contains("unknown setting 'nope'"), "{err}");
         assert!(back.set("epochs", "x").is_err());
+    }
+
+    #[test]
+    fn batch_shape_forgets_only_the_settings_whose_values_share_batches() {
+        let base = Experiment::preset("baseline").unwrap();
+        let varied = |flag: &str, value: &str| {
+            let mut e = base.clone();
+            e.set(flag, value).unwrap();
+            e
+        };
+        for (flag, value) in [
+            ("noise-rate", "0.2"),
+            ("lr", "0.1"),
+            ("normalize", "standard"),
+        ] {
+            assert_eq!(
+                varied(flag, value).batch_shape(),
+                base.batch_shape(),
+                "{flag}"
+            );
+        }
+        for (flag, value) in [("units", "4"), ("epochs", "3"), ("init", "torch")] {
+            assert_ne!(
+                varied(flag, value).batch_shape(),
+                base.batch_shape(),
+                "{flag}"
+            );
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail, ensure};
 use indicatif::ProgressBar;
 
 use crate::callbacks::SeedSummary;
-use crate::config::{Experiment, default_units};
+use crate::config::{Experiment, VARY, Vary, default_units};
 use crate::manifest::{
     Claim, FolderCommand, FolderPlan, KnobValues, Manifest, PlannedSetting, SeedRange, Seeds,
 };
@@ -27,22 +27,31 @@ use crate::stats::mean_sd_text;
 use crate::sweep::{Batch, Finals, Job, batches_together, final_and_best, write_summary_of};
 use crate::{layout, outputs};
 
-/// Knobs that change only a replica's data or its learning rate: its
-/// settings train in one batched model.
-pub const DATA_KNOBS: &[&str] = &["noise-rate", "scale", "shift", "lr", "normalize"];
+/// The `--vary` knobs whose values share batched models (`true`) or train
+/// in batches of their own (`false`), in the settings table's order.
+fn knobs(sharing: bool) -> Vec<&'static str> {
+    let knob = |v: Vary| v != Vary::Not && v.shares_batches() == sharing;
+    VARY.iter()
+        .filter(|(_, v)| knob(*v))
+        .map(|(f, _)| *f)
+        .collect()
+}
 
-/// Knobs that change the network, the data's shape or the plan: each value
-/// trains in batches of its own.
-pub const SHAPE_KNOBS: &[&str] = &[
-    "features",
-    "units",
-    "hidden-layers",
-    "batch-size",
-    "samples",
-    "split",
-    "epochs",
-    "activation",
-];
+/// Every `--vary` knob: those sharing batched models first.
+fn all_knobs() -> Vec<&'static str> {
+    [knobs(true), knobs(false)].concat()
+}
+
+/// `sweep --vary`'s help, naming the knobs and how they train.
+pub fn vary_help() -> String {
+    format!(
+        "Vary a setting: KNOB=V1,V2,… (repeatable: every combination of the knobs' values), \
+         each setting over every seed, in a folder of its own (`DIR/noise-rate=0.2`), with one \
+         summary.csv over them. Knobs: {} (sharing batched models); {} (batches of their own)",
+        knobs(true).join(", "),
+        knobs(false).join(", ")
+    )
+}
 
 /// Each setting's knob values and its seeds' summaries.
 pub type Settings = Vec<(Vec<String>, Finals)>;
@@ -73,7 +82,7 @@ pub fn parse_knob(base: &Experiment, spec: &str) -> Result<Knob> {
     let Some((name, list)) = spec.split_once('=') else {
         bail!("--vary {spec}: expected KNOB=V1,V2,… (e.g. noise-rate=0,0.1,0.2)");
     };
-    let (name, knobs) = (name.trim(), [DATA_KNOBS, SHAPE_KNOBS].concat());
+    let (name, knobs) = (name.trim(), all_knobs());
     let Some(&flag) = knobs.iter().find(|k| **k == name) else {
         bail!(
             "--vary {spec}: '{name}' cannot be varied; choose one of {}",
@@ -529,6 +538,31 @@ mod tests {
         // The width follows the features, as `train --features 5` has it.
         assert_eq!(g.settings[1].exp.units, 7);
         assert_eq!(g.settings[2].exp.noise_rate, 0.1);
+    }
+
+    #[test]
+    fn the_knobs_are_the_settings_tables_varied_ones_sharing_batches_first() {
+        let sharing = ["noise-rate", "scale", "shift", "normalize", "lr"];
+        assert_eq!(knobs(true), sharing);
+        let own = [
+            "samples",
+            "features",
+            "split",
+            "hidden-layers",
+            "units",
+            "activation",
+            "batch-size",
+            "epochs",
+        ];
+        assert_eq!(knobs(false), own);
+        let help = vary_help();
+        assert!(help.contains(
+            "Knobs: noise-rate, scale, shift, normalize, lr (sharing batched models); samples,"
+        ));
+        assert!(
+            help.ends_with("batch-size, epochs (batches of their own)"),
+            "{help}"
+        );
     }
 
     #[test]

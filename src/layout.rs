@@ -1,7 +1,8 @@
 //! Every name binclass gives a file or folder on disk, made here and only
 //! here: a run's CSV and the files beside it, a sweep's folder and what it
-//! holds, a reproduction's report and figures, and which of them a folder's
-//! manifest says a command wrote (all a replacing command may remove).
+//! holds, a reproduction's report, figures and runs, TensorBoard's event
+//! files, and which of them a folder's manifest says a command wrote (all a
+//! replacing command may remove).
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -11,13 +12,15 @@ use anyhow::{Context, Result};
 /// `<csv>.json`: the run record beside its metrics.
 pub fn record(csv: &Path) -> PathBuf {
     let mut s = csv.as_os_str().to_owned();
-    s.push(".json");
+    s.push(RECORD);
     PathBuf::from(s)
 }
+const RECORD: &str = ".json";
 
-/// Whether `path` is named as a run record (`<csv>.json`).
+/// Whether `path` is a run record beside its CSV (`….csv.json`).
 pub fn is_record(path: &Path) -> bool {
-    path.to_str().is_some_and(|n| n.ends_with(".csv.json"))
+    let csv = path.to_str().and_then(|p| p.strip_suffix(RECORD));
+    csv.is_some_and(|csv| Path::new(csv).extension() == Some("csv".as_ref()))
 }
 
 /// The CSV a run record `<csv>.json` is beside.
@@ -62,6 +65,11 @@ pub fn default_sweep(name: &str, seeds: &RangeInclusive<u64>) -> PathBuf {
 /// `<dir>/<name>-seed<N>.csv`: a sweep seed's CSV, as `train` names it.
 pub fn seed_csv(dir: &Path, name: &str, seed: u64) -> PathBuf {
     dir.join(format!("{name}-seed{seed}.csv"))
+}
+
+/// `<dir>/<name>-seed<N>.csv.json`: a sweep seed's record.
+pub fn seed_record(dir: &Path, name: &str, seed: u64) -> PathBuf {
+    record(&seed_csv(dir, name, seed))
 }
 
 /// `<dir>/summary.csv`: a sweep's (or a grid's) final and best accuracies.
@@ -141,31 +149,57 @@ pub fn finals_figure(dir: &Path, label: &str) -> PathBuf {
     figures(dir).join(format!("{label}-finals.png"))
 }
 
-/// The folder of a reproduction's runs, one folder a label below it.
-const RUNS: &str = "runs";
-
-pub fn reproduction_runs_root(dir: &Path) -> PathBuf {
-    dir.join(RUNS)
+/// `<dir>/runs`: a reproduction's runs, a folder a preset or curve under it.
+pub fn reproduction_runs_dir(dir: &Path) -> PathBuf {
+    dir.join(REPRODUCTION_RUNS)
 }
+const REPRODUCTION_RUNS: &str = "runs";
 
-pub fn reproduction_runs(dir: &Path, label: &str) -> PathBuf {
-    reproduction_runs_root(dir).join(label)
-}
-
-/// A reproduction's setting folder (`runs/<label>`, as its plan names it,
-/// relative and `/`-separated), relative to its folder.
+/// `runs/<label>`: a preset's or curve's runs in a reproduction's folder,
+/// as its plan names the folder.
 pub fn reproduction_folder(label: &str) -> String {
-    format!("{RUNS}/{label}")
+    format!("{REPRODUCTION_RUNS}/{label}")
 }
 
-/// The label of a reproduction's setting folder `runs/<label>[/…]`, if
-/// `folder` is one.
+/// `<dir>/runs/<label>`.
+pub fn reproduction_runs(dir: &Path, label: &str) -> PathBuf {
+    reproduction_runs_dir(dir).join(label)
+}
+
+/// The label of a folder a reproduction's plan names (`runs/<label>`, or
+/// a setting's folder below it); `None` for a sweep's.
 pub fn reproduction_label(folder: &str) -> Option<&str> {
     folder
-        .strip_prefix(RUNS)?
+        .strip_prefix(REPRODUCTION_RUNS)?
         .strip_prefix('/')?
         .split('/')
         .next()
+}
+
+/// `<dir>/events.out.tfevents.<secs>.<host>.<pid>.binclass`: an event file
+/// for TensorBoard, named as TensorFlow names them (TensorBoard reads a
+/// folder's in name order) and marked as binclass's own.
+pub fn event_file(dir: &Path, secs: u64, host: &str, pid: u32) -> PathBuf {
+    dir.join(format!("{EVENTS}{secs}.{host}.{pid}{OUR_EVENTS}"))
+}
+const EVENTS: &str = "events.out.tfevents.";
+/// binclass's event files end with this: it replaces only its own.
+const OUR_EVENTS: &str = ".binclass";
+
+/// Whether TensorBoard reads a file of this name as events: any name
+/// holding `tfevents`, whoever wrote it.
+pub fn is_event_file(name: &str) -> bool {
+    name.contains("tfevents")
+}
+
+/// Whether an event file of this name is binclass's ([`event_file`]).
+pub fn is_our_event_file(name: &str) -> bool {
+    is_event_file(name) && name.ends_with(OUR_EVENTS)
+}
+
+/// The `secs` an event file of this name was named with ([`event_file`]).
+pub fn event_file_secs(name: &str) -> Option<u64> {
+    name.strip_prefix(EVENTS)?.split('.').next()?.parse().ok()
 }
 
 /// Every file a sweep of `name` over `seeds` may have written in `dir`
@@ -197,6 +231,39 @@ mod tests {
             default_sweep("noise", &(0..=9)),
             Path::new("runs/noise-seeds0-10")
         );
+    }
+
+    #[test]
+    fn a_record_is_named_for_its_csv_and_known_by_that_name() {
+        let json = seed_record(Path::new("noise-rate=0.1"), "baseline", 7);
+        assert_eq!(json, Path::new("noise-rate=0.1/baseline-seed7.csv.json"));
+        assert!(is_record(&json));
+        for other in ["manifest.json", "x.json", "baseline-seed7.csv", "csv.json"] {
+            assert!(!is_record(Path::new(other)), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_reproductions_runs_sit_under_runs_named_by_label() {
+        let dir = Path::new("r");
+        let folder = reproduction_folder("noise-curve");
+        assert_eq!(dir.join(&folder), reproduction_runs(dir, "noise-curve"));
+        assert_eq!(reproduction_runs_dir(dir), Path::new("r/runs"));
+        let setting = format!("{folder}/noise-rate=0.5");
+        assert_eq!(reproduction_label(&setting), Some("noise-curve"));
+        assert_eq!(reproduction_label("noise-rate=0.5"), None);
+        assert_eq!(reproduction_label("runsx/a"), None);
+    }
+
+    #[test]
+    fn our_event_files_are_tensorflows_names_marked_as_ours() {
+        let f = event_file(Path::new("tb/run/train"), 1700000000, "host", 42);
+        let name = f.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name, "events.out.tfevents.1700000000.host.42.binclass");
+        assert!(is_our_event_file(name));
+        assert_eq!(event_file_secs(name), Some(1700000000));
+        let theirs = "events.out.tfevents.1700000000.host.42.v2";
+        assert!(is_event_file(theirs) && !is_our_event_file(theirs));
     }
 
     #[test]

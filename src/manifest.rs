@@ -201,7 +201,7 @@ impl FolderPlan {
     /// write in `dir`, whether or not it exists.
     pub fn written(&self, dir: &Path) -> Vec<PathBuf> {
         let mut files = vec![];
-        let mut folders = vec![layout::reproduction_runs_root(dir), layout::figures(dir)];
+        let mut folders = vec![layout::reproduction_runs_dir(dir), layout::figures(dir)];
         for (at, s) in self.settings_in(dir) {
             files.extend(layout::sweep_files(
                 &at,
@@ -538,7 +538,10 @@ fn from_v1(mut v: serde_json::Value) -> Result<Manifest> {
 /// Where plan `a` first differs from `b`, with both values, if it does.
 pub fn plan_difference(a: &FolderPlan, b: &FolderPlan) -> Option<String> {
     if a.seeds != b.seeds {
-        return Some(format!("`seeds` is {}, this command's {}", a.seeds, b.seeds));
+        return Some(format!(
+            "`seeds` is {}, this command's {}",
+            a.seeds, b.seeds
+        ));
     }
     let value = |p| serde_json::to_value(p).unwrap_or_default();
     (a != b).then(|| differing_key(&value(a), &value(b)))

@@ -338,7 +338,7 @@ fn check_complete(
         let (_, rows) = crate::grid::read_summary(&dir.join(summary))?;
         for seed in rows.iter().flat_map(|(_, f)| f.iter().map(|(s, _)| *s)) {
             let at = summary.parent().unwrap_or(Path::new(""));
-            let json = layout::record(&layout::seed_csv(at, &setting.experiment.name, seed));
+            let json = layout::seed_record(at, &setting.experiment.name, seed);
             if !have.contains(json.as_path()) {
                 bail!(
                     "{} lists seed {seed}, but {} is missing",

@@ -561,6 +561,16 @@ pub fn append(path: &Path, bytes: &[u8], unit: &str) -> Result<()> {
     Ok(())
 }
 
+/// Cuts `path` back to its first `len` bytes: a resumed run's CSV, to
+/// where its checkpoint left it.
+pub fn truncate(path: &Path, len: u64) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(len))
+        .with_context(|| format!("cannot trim {}", path.display()))
+}
+
 /// Removes `path`, which may already be gone.
 pub fn remove_file(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {

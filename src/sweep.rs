@@ -24,7 +24,7 @@ use crate::data::{Dataset, Normalization, Split};
 use crate::fit::{EpochLogs, Outcome};
 use crate::interrupt::Interrupted;
 use crate::keras_csv::{self, python_float};
-use crate::{device, layout, memory, model_file, optim, outputs, training};
+use crate::{device, layout, memory, optim, outputs, training};
 
 /// One sweep: an experiment over a range of seeds, into a folder.
 #[derive(Clone)]
@@ -315,8 +315,8 @@ pub fn train_together(jobs: &[Job], bar: &ProgressBar) -> Result<Vec<Finals>> {
 pub fn batches_together(jobs: &[Job]) -> Vec<(Batch, Vec<(usize, u64)>)> {
     let mut groups: Vec<Vec<(usize, u64)>> = vec![vec![]; jobs.len()];
     for (j, job) in jobs.iter().enumerate() {
-        let shape = batch_shape(&job.exp);
-        let first = jobs.iter().position(|o| batch_shape(&o.exp) == shape);
+        let shape = job.exp.batch_shape();
+        let first = jobs.iter().position(|o| o.exp.batch_shape() == shape);
         groups[first.unwrap_or(j)].extend(job.seeds.clone().map(|s| (j, s)));
     }
     let mut batches = vec![];
@@ -330,20 +330,6 @@ pub fn batches_together(jobs: &[Job]) -> Vec<(Batch, Vec<(usize, u64)>)> {
     batches
 }
 
-/// What replicas sharing one batched model must have in common: every
-/// setting but those that change only their data or learning rate.
-pub fn batch_shape(e: &Experiment) -> Experiment {
-    let base = Experiment::default();
-    Experiment {
-        noise_rate: base.noise_rate,
-        scale: base.scale,
-        shift: base.shift,
-        lr: base.lr,
-        normalize: base.normalize,
-        ..e.clone()
-    }
-}
-
 /// Seeds trained together as one batched model, and whether they continue
 /// from the batch's checkpoint.
 pub struct Batch {
@@ -352,7 +338,7 @@ pub struct Batch {
     /// Each replica's run name ([`Job::run_name`]).
     pub names: Vec<String>,
     /// Each replica's experiment: the job's, or in a varied sweep its
-    /// setting's (all of one [`batch_shape`]).
+    /// setting's (all of one [`Experiment::batch_shape`]).
     pub exps: Vec<Experiment>,
     pub from_checkpoint: bool,
     /// Whether it keeps a checkpoint after every epoch (not in a varied
@@ -482,20 +468,22 @@ pub(crate) fn record_interval(seeds: usize) -> Duration {
     Duration::from_millis(1000 + 2 * seeds as u64)
 }
 
-/// Each seed's observers: its CSV claimed (holding its header), or in a
-/// batch continued from its checkpoint `c`, its record read back. A seed
-/// that had diverged is never called again; its record stays as it is.
-fn seed_runs(
+/// Each seed's run, with its feature scaling: its CSV claimed (holding its
+/// header), or in a batch continued from its checkpoint `c`, its record
+/// read back. A seed that had diverged is never called again; its record
+/// stays as it is.
+fn seed_runs<'a>(
     job: &Job,
-    batch: &Batch,
+    batch: &'a Batch,
+    scalings: &'a [Normalization],
     c: Option<&Checkpoint>,
     bar: &ProgressBar,
-) -> Result<Vec<RunObservers>> {
+) -> Result<Vec<training::Run<'a>>> {
     let interval = Some(record_interval(batch.seeds.len()));
     // On --resume, a batch that never reached its first checkpoint starts
     // over: its files are this sweep's (checked), so they are replaced.
     let overwrite = job.overwrite || job.resume;
-    let observers = |r: usize| {
+    let seed_run = |r: usize| {
         let (seed, csv, experiment) = (batch.seeds[r], &batch.csvs[r], &batch.exps[r]);
         let record = match c {
             Some(c) => {
@@ -519,9 +507,15 @@ fn seed_runs(
             experiment,
             seed,
         };
-        RunObservers::new(Box::new(Tick(bar.clone())), &run, record, &job.extras)
+        Ok(training::Run {
+            observers: RunObservers::new(Box::new(Tick(bar.clone())), &run, record, &job.extras)?,
+            experiment,
+            seed,
+            normalization: &scalings[r],
+            csv,
+        })
     };
-    (0..batch.seeds.len()).map(observers).collect()
+    (0..batch.seeds.len()).map(seed_run).collect()
 }
 
 /// What the bar says a batch is: `baseline, normalised: seeds 0..=63`.
@@ -559,38 +553,16 @@ fn train_chunk(job: &Job, batch: &Batch, bar: &ProgressBar) -> Result<Vec<Option
             "{} does not hold this batch's seeds and lanes",
             path.display()
         );
-        let runs = seed_runs(job, batch, Some(&c), bar)?;
+        let runs = seed_runs(job, batch, &scalings, Some(&c), bar)?;
         (c.restore(&mut opt, &batch.csvs, path)?, runs)
     } else {
         let start = Start::fresh(path, e, &device::name(device), seeds, &batch.csvs, lanes);
-        (start, seed_runs(job, batch, None, bar)?)
+        (start, seed_runs(job, batch, &scalings, None, bar)?)
     };
     bar.set_message(batch_label(e, seeds));
-    let (outcomes, keeper) = training::fit_checkpointed(
-        &mut net,
-        &mut opt,
-        &data,
-        e,
-        start,
-        &mut runs,
-        batch.checkpointed,
-    )?;
-    let interrupted = |o: &Outcome| matches!(o, Outcome::Interrupted { .. });
-    if outcomes.iter().any(interrupted) {
-        return Err(Interrupted.into());
-    }
-    for (r, outcome) in outcomes.iter().enumerate() {
-        if *outcome == Outcome::Finished {
-            let (e, layers) = (&batch.exps[r], net.replica_layers(r)?);
-            let model = model_file::trained(e, seeds[r], e.epochs as usize, &scalings[r], layers);
-            model.save(&layout::model(&batch.csvs[r]))?;
-        }
-    }
-    // Only once every model is saved: until then a kill resumes the batch.
-    if batch.checkpointed {
-        keeper.remove()?;
-    }
-    Ok(runs.iter().map(|r| r.summary.result).collect())
+    let checkpointed = batch.checkpointed;
+    training::fit_checkpointed(&mut net, &mut opt, &data, e, start, &mut runs, checkpointed)?;
+    Ok(runs.iter().map(|r| r.observers.summary.result).collect())
 }
 
 /// A seed of the sweep as `--resume` finds it, with no checkpoint covering it.

@@ -2,13 +2,15 @@
 //! checkpointed training of a batch of runs that they and `sweep` share:
 //! a run is trained with its observers ([`RunObservers`]) and a checkpoint
 //! after every epoch, from its first epoch or from where the checkpoint
-//! left it, so that a resumed run ends byte-identical to one never stopped.
+//! left it, so that a resumed run ends byte-identical to one never stopped;
+//! then each finished run's model is saved, and the checkpoint removed.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use tch::{Device, nn};
 
+use crate::batched::BatchedNetwork;
 use crate::callbacks::{
     CallbackList, Extras, KerasProgress, RecordWriter, RunInfo, RunObservers, RunRecord, run_name,
 };
@@ -17,32 +19,64 @@ use crate::config::Experiment;
 use crate::data::{Dataset, Normalization, Split};
 use crate::fit::{self, Model, Outcome, Plan};
 use crate::model::Network;
-use crate::model_file::{self, SavedModel};
+use crate::model_file::{self, Layers, SavedModel};
 use crate::optim::Resumable;
 use crate::outputs::{self, RunFiles};
 use crate::{config, device, interrupt, keras_csv, layout, memory};
 
-/// Trains a batch's runs (one per observer set) from `start`, the
-/// checkpoint kept after every epoch when `checkpointed`; each run's
-/// outcome.
-pub fn fit_checkpointed<M: Model>(
+/// A network whose runs are saved one by one: a [`Network`] is one run, a
+/// [`BatchedNetwork`] one a lane.
+pub trait Lanes: Model {
+    /// Run `r`'s layers, as its model file holds them.
+    fn layers_of(&self, r: usize) -> Result<Layers>;
+}
+
+impl Lanes for Network {
+    fn layers_of(&self, _: usize) -> Result<Layers> {
+        SavedModel::network_layers(self)
+    }
+}
+
+impl Lanes for BatchedNetwork {
+    fn layers_of(&self, r: usize) -> Result<Layers> {
+        self.replica_layers(r)
+    }
+}
+
+/// One run of a batch: its observers, and what its model file holds beside
+/// its layers.
+pub struct Run<'a> {
+    pub observers: RunObservers,
+    pub experiment: &'a Experiment,
+    pub seed: u64,
+    pub normalization: &'a Normalization,
+    /// Its CSV, which names its model file.
+    pub csv: &'a Path,
+}
+
+/// Trains a batch's runs from `start`, the checkpoint kept after every
+/// epoch when `checkpointed`; then saves each finished run's model, and
+/// removes the checkpoint only once every model is saved: until then a
+/// kill resumes the batch. Each run's outcome; an interrupted batch is an
+/// error, its checkpoint kept.
+pub fn fit_checkpointed<M: Lanes>(
     net: &mut M,
     opt: &mut Resumable,
     data: &Split,
     exp: &Experiment,
     start: Start,
-    runs: &mut [RunObservers],
+    runs: &mut [Run],
     checkpointed: bool,
-) -> Result<(Vec<Outcome>, crate::checkpoint::Keeper)> {
+) -> Result<Vec<Outcome>> {
     let (order, ended, mut keeper) = (start.order, start.ended, start.keeper);
     for (run, s) in runs.iter_mut().zip(keeper.summaries()) {
-        run.summary = s;
+        run.observers.summary = s;
     }
     let plan = Plan {
         initial_epoch: start.initial_epoch,
         ..Plan::new(exp.epochs, exp.batch_size, exp.train_len())
     };
-    let mut lists: Vec<CallbackList> = runs.iter_mut().map(RunObservers::list).collect();
+    let mut lists: Vec<CallbackList> = runs.iter_mut().map(|r| r.observers.list()).collect();
     let outcomes = fit::fit_runs_from(net, opt, data, plan, order, &mut lists, ended, &mut |end| {
         if checkpointed {
             keeper.write(end)?;
@@ -52,8 +86,28 @@ pub fn fit_checkpointed<M: Model>(
     drop(lists);
     // Said in each record, if it can still be written (a full disk may
     // refuse it too): a record that says nothing looks alive.
-    let outcomes = outcomes.inspect_err(|e| runs.iter_mut().for_each(|r| r.record.failed(e)))?;
-    Ok((outcomes, keeper))
+    let failed = |e: &anyhow::Error| runs.iter_mut().for_each(|r| r.observers.record.failed(e));
+    let outcomes = outcomes.inspect_err(failed)?;
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Interrupted { .. }))
+    {
+        return Err(interrupt::Interrupted.into());
+    }
+    for (r, (run, outcome)) in runs.iter().zip(&outcomes).enumerate() {
+        if *outcome == Outcome::Finished {
+            let epochs = run.observers.record.record.epochs_completed;
+            let layers = net.layers_of(r)?;
+            model_file::trained(run.experiment, run.seed, epochs, run.normalization, layers)
+                .save(&layout::model(run.csv))?;
+        }
+    }
+    // A diverged or stopped run is not resumed either: it would end the
+    // same way again.
+    if checkpointed {
+        keeper.remove()?;
+    }
+    Ok(outcomes)
 }
 
 /// What `binclass train` runs.
@@ -133,8 +187,7 @@ fn split(exp: &Experiment, seed: u64, device: Device) -> Result<(Split, Normaliz
 }
 
 /// One run trained with `train`'s observers (`--verbose`, the optional
-/// ones), from its first epoch or from `checkpoint`; the model saved, then
-/// the checkpoint removed.
+/// ones), from its first epoch or from `checkpoint`, its model saved.
 fn train_one(
     data: &Split,
     normalization: &Normalization,
@@ -149,8 +202,8 @@ fn train_one(
     tch::manual_seed(seed as i64);
     let vs = nn::VarStore::new(data.train_x.device());
     let mut net = Network::build(&vs.root(), &exp, seed);
-    // The mirror of nn::Adam, bit-identical to it, whose state a
-    // checkpoint can hold (see optim::TorchAdam).
+    // The optimiser whose state a checkpoint can hold (for `adam`,
+    // bit-identical to nn::Adam).
     let mut opt = Resumable::new(exp.optimizer, &vs, exp.lr)?;
     let (csvs, path) = ([files.csv.clone()], layout::checkpoint(&files.csv));
     let start = match checkpoint {
@@ -164,28 +217,19 @@ fn train_one(
         experiment: &exp,
         seed,
     };
-    let mut runs = [RunObservers::new(progress, &run, record, extras)?];
-    let (outcomes, keeper) =
-        fit_checkpointed(&mut net, &mut opt, data, &exp, start, &mut runs, true)?;
-    let [RunObservers { record, .. }] = runs;
-    let outcome = outcomes.into_iter().next().context("one run")?;
-    // Only an interrupted run can be resumed; a diverged or stopped one
-    // would end the same way again.
-    if !matches!(outcome, Outcome::Interrupted { .. } | Outcome::Finished) {
-        keeper.remove()?;
-    }
-    check_outcome(outcome, files)?;
-    let r = &record.record;
-    model_file::trained(
-        &exp,
+    let observers = RunObservers::new(progress, &run, record, extras)?;
+    let mut runs = [Run {
+        observers,
+        experiment: &exp,
         seed,
-        r.epochs_completed,
         normalization,
-        SavedModel::network_layers(&net)?,
-    )
-    .save(&files.model())?;
-    keeper.remove()?;
+        csv: &files.csv,
+    }];
+    let outcomes = fit_checkpointed(&mut net, &mut opt, data, &exp, start, &mut runs, true)?;
+    let outcome = outcomes.into_iter().next().context("one run")?;
+    check_outcome(outcome, files)?;
     if verbose > 0 {
+        let r = &runs[0].observers.record.record;
         outputs::note(&format!(
             "wrote {}, {} and {} ({:.2}s)",
             files.csv.display(),

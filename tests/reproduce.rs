@@ -467,7 +467,9 @@ fn a_killed_or_sharded_reproduction_ends_with_the_uninterrupted_runs_and_report(
     assert_kept(&timed, &timings(&out));
     let o = reproduce(dir.path(), &["--seeds", "2", "--epochs", "4", "--resume"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("its `report.epochs` is 3, this command's 4"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("its `report.epochs` is 3, this command's 4")
+    );
     // Another --seeds is another reproduction: refused, never a report
     // whose parts describe different seed counts.
     let o = reproduce(dir.path(), &["--seeds", "3", "--epochs", "3", "--resume"]);

@@ -20,8 +20,8 @@ use prost_types::{ListValue, Value, value::Kind};
 use super::{Callback, Control, Optional, RunInfo};
 use crate::fit::{EpochLogs, Outcome, Plan};
 use crate::keras_csv::{self, TRAINING, VAL_ACC};
-use crate::outputs;
 use crate::tfevents::{self, Experiment, HParamInfo, HParams, MetricInfo, MetricName};
+use crate::{layout, outputs};
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TensorBoard {
@@ -40,8 +40,6 @@ pub struct TensorBoard {
 const TRAIN: &str = "train";
 const VALIDATION: &str = "validation";
 const BEST: &str = "epoch_best_binary_accuracy";
-/// binclass's event files end with this: it removes only its own.
-const OURS: &str = ".binclass";
 
 impl Optional for TensorBoard {
     /// A run's folders must hold only binclass's event files (TensorBoard
@@ -58,8 +56,10 @@ impl Optional for TensorBoard {
                 outputs::check_not_held(&folder, &folder)?;
             }
             for sub in ["", TRAIN, VALIDATION] {
-                for f in event_files(&dir.join(run).join(sub), "")? {
-                    if !f.to_string_lossy().ends_with(OURS) {
+                for f in event_files(&dir.join(run).join(sub), false)? {
+                    if !layout::is_our_event_file(
+                        &f.file_name().unwrap_or_default().to_string_lossy(),
+                    ) {
                         bail!(
                             "{} was not written by binclass; move it away, or choose another --tensorboard folder",
                             f.display()
@@ -171,14 +171,18 @@ fn now() -> f64 {
 
 /// The event files in `dir` whose names end with `suffix`, sorted as
 /// TensorBoard reads them; none if `dir` does not exist.
-fn event_files(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
+fn event_files(dir: &Path, only_ours: bool) -> Result<Vec<PathBuf>> {
     let mut files = match crate::layout::paths_in(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         r => r.with_context(|| format!("cannot read {}", dir.display()))?,
     };
     files.retain(|path| {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        name.contains("tfevents") && name.ends_with(suffix) && path.is_file()
+        let events = match only_ours {
+            true => layout::is_our_event_file(&name),
+            false => layout::is_event_file(&name),
+        };
+        events && path.is_file()
     });
     files.sort();
     Ok(files)
@@ -190,15 +194,8 @@ fn event_files(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
 fn new_file(dir: &Path, start: bool, body: &[u8]) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create folder {}", dir.display()))?;
-    let earlier = event_files(dir, OURS)?;
-    let secs = |p: &PathBuf| -> Option<u64> {
-        let name = p.file_name()?.to_str()?;
-        name.strip_prefix("events.out.tfevents.")?
-            .split('.')
-            .next()?
-            .parse()
-            .ok()
-    };
+    let earlier = event_files(dir, true)?;
+    let secs = |p: &PathBuf| layout::event_file_secs(p.file_name()?.to_str()?);
     let now = now();
     let secs = earlier
         .last()
@@ -207,7 +204,7 @@ fn new_file(dir: &Path, start: bool, body: &[u8]) -> Result<PathBuf> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname");
     let host = host.as_deref().map_or("localhost", str::trim);
     let pid = std::process::id();
-    let path = dir.join(format!("events.out.tfevents.{secs}.{host}.{pid}{OURS}"));
+    let path = layout::event_file(dir, secs, host, pid);
     let mut bytes = tfevents::header(now, start);
     bytes.extend_from_slice(body);
     if !outputs::create_with(&path, &bytes, false)? {

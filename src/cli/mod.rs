@@ -3,6 +3,7 @@
 
 mod compare;
 mod evaluate;
+mod experiments;
 mod merge;
 mod parity;
 mod predict;
@@ -15,7 +16,7 @@ use anyhow::Result;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::config::{self, Experiment, PRESETS, whole};
+use crate::config::{self, whole};
 use crate::interrupt::Interrupted;
 use crate::outputs::note;
 use compare::CompareArgs;
@@ -156,7 +157,7 @@ pub fn main() -> i32 {
         Command::Parity(args) => parity::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
-        Command::Experiments => experiments(),
+        Command::Experiments => experiments::run(),
     })
     .unwrap_or_else(|payload| Err(crate::failure::to_error(payload.as_ref())));
     match result {
@@ -183,18 +184,4 @@ fn one_line(msg: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn experiments() -> Result<()> {
-    let mut text = String::new();
-    for p in PRESETS {
-        let e = Experiment::preset(p.name).expect("every listed preset exists");
-        let settings: Vec<String> = e
-            .settings()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        text += &format!("{}: {}\n    {}\n", p.name, p.what, settings.join(" "));
-    }
-    crate::outputs::stdout(&text)
 }

@@ -43,13 +43,8 @@ pub struct SweepArgs {
     /// CPU's cores, within the memory available]. Results do not depend on it.
     #[arg(long, value_parser = whole, allow_hyphen_values = true, value_name = "N")]
     pub chunk: Option<i64>,
-    /// Vary a setting: KNOB=V1,V2,… (repeatable: every combination of the
-    /// knobs' values), each setting over every seed, in a folder of its own
-    /// (`DIR/noise-rate=0.2`), with one summary.csv over them. Knobs:
-    /// noise-rate, scale, shift, lr, normalize (sharing batched models);
-    /// features, units, hidden-layers, batch-size, samples, split, epochs,
-    /// activation (batches of their own).
-    #[arg(long, value_name = "KNOB=V1,V2,…", allow_hyphen_values = true)]
+    // Not a doc comment: the knobs it names are the settings table's.
+    #[arg(long, value_name = "KNOB=V1,V2,…", allow_hyphen_values = true, help = crate::grid::vary_help())]
     pub vary: Vec<String>,
     /// Train only shard K of N (K from 0) of the (setting, seed) replicas,
     /// marked by DIR/manifest.json; `binclass merge` joins the shards' folders.
