@@ -39,11 +39,12 @@ fn main() {
 /// the binary (src/embedded.rs) so that it runs with its source tree gone:
 /// the figure scripts and the Keras reference, whose source of truth stays
 /// in the repository.
-const EMBEDDED: [&str; 5] = [
+const EMBEDDED: [&str; 6] = [
     "reference/keras",
     "scripts/plot.py",
     "scripts/plot_boundary.py",
     "scripts/plot_grid.py",
+    "scripts/figures.py",
     "scripts/binclass_files.py",
 ];
 

@@ -19,7 +19,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::callbacks::{Summary, VERSIONS, Versions};
+use crate::callbacks::{BestAndLast, VERSIONS, Versions};
 use crate::config::Experiment;
 use crate::fit::{EpochEnd, Order, Outcome};
 use crate::model_file::{from_metadata, json_text, to_metadata};
@@ -270,8 +270,8 @@ impl Checkpoint {
 }
 
 /// A run's summary as the checkpoint left it.
-fn summary_of(r: &RunState) -> Summary {
-    Summary {
+fn summary_of(r: &RunState) -> BestAndLast {
+    BestAndLast {
         last: f64::from_bits(r.last_bits),
         best: r.best.map(|(b, e)| (f64::from_bits(b), e)),
         result: None,
@@ -348,7 +348,7 @@ impl Keeper {
     }
 
     /// Each run's summary as the checkpoint has it.
-    pub fn summaries(&self) -> impl Iterator<Item = Summary> + '_ {
+    pub fn summaries(&self) -> impl Iterator<Item = BestAndLast> + '_ {
         self.runs.iter().map(|(_, r)| summary_of(r))
     }
 

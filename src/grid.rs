@@ -20,7 +20,7 @@ use indicatif::ProgressBar;
 use crate::callbacks::SeedSummary;
 use crate::config::{Experiment, VARY, Vary, default_units};
 use crate::manifest::{
-    Claim, FolderCommand, FolderPlan, KnobValues, Manifest, PlannedSetting, SeedRange, Seeds,
+    FolderCommand, FolderPlan, KnobValues, Manifest, PlannedSetting, SeedRange, Seeds, Takeover,
 };
 use crate::shard::{self, Shard, Unit};
 use crate::stats::mean_sd_text;
@@ -65,7 +65,7 @@ pub struct Knob {
 
 /// One point of the grid: each knob's value, and the experiment it makes.
 #[derive(Clone, Debug)]
-pub struct Setting {
+pub struct GridPoint {
     pub values: Vec<String>,
     pub exp: Experiment,
 }
@@ -74,7 +74,7 @@ pub struct Setting {
 #[derive(Clone, Debug)]
 pub struct Grid {
     pub knobs: Vec<Knob>,
-    pub settings: Vec<Setting>,
+    pub settings: Vec<GridPoint>,
 }
 
 /// `KNOB=V1,V2,…`, each value parsed and checked as its flag would be.
@@ -143,7 +143,7 @@ impl Grid {
             );
             knobs.push(knob);
         }
-        let mut settings = vec![Setting {
+        let mut settings = vec![GridPoint {
             values: vec![],
             exp: base.clone(),
         }];
@@ -155,7 +155,7 @@ impl Grid {
                     let mut exp = s.exp.clone();
                     exp.set(knob.flag, v)?;
                     let values = [s.values.clone(), vec![v.clone()]].concat();
-                    Ok(Setting { values, exp })
+                    Ok(GridPoint { values, exp })
                 })
                 .collect::<Result<_>>()?;
         }
@@ -178,7 +178,7 @@ impl Grid {
 
     /// What `--shard` cuts: each setting's `seeds` replicas, at its work.
     pub fn units(&self, seeds: u64) -> Vec<Unit> {
-        let unit = |s: &Setting| Unit {
+        let unit = |s: &GridPoint| Unit {
             replicas: seeds,
             work: s.exp.work(),
         };
@@ -270,7 +270,7 @@ pub struct GridSweep {
     seeds: RangeInclusive<u64>,
     /// How the `sweep` command takes the folder (its manifest); `None` for
     /// a reproduction's curve, whose folder is the reproduction's.
-    pub claim: Option<Claim>,
+    pub claim: Option<Takeover>,
 }
 
 impl GridSweep {
@@ -280,7 +280,7 @@ impl GridSweep {
         let parts = shard::ranges(shard, &grid.units(base.count()))?;
         let mut sweep = Self::in_parts(base, grid, &parts);
         sweep.shard = shard;
-        sweep.claim = Some(Claim::of(base.resume, base.overwrite));
+        sweep.claim = Some(Takeover::of(base.resume, base.overwrite));
         Ok(sweep)
     }
 
@@ -396,7 +396,7 @@ impl GridSweep {
             job.check()?;
         }
         if self.varied() {
-            let overwrite = self.claim != Some(Claim::New);
+            let overwrite = self.claim != Some(Takeover::New);
             outputs::check_output(&layout::summary(&self.dir), "summary", overwrite)?;
         }
         Ok(())

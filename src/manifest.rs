@@ -148,7 +148,7 @@ pub struct Manifest {
 
 /// How a command takes its folder.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Claim {
+pub enum Takeover {
     /// A folder holding no other command's manifest.
     New,
     /// Replacing what the command in its manifest wrote.
@@ -157,13 +157,13 @@ pub enum Claim {
     Resume,
 }
 
-impl Claim {
+impl Takeover {
     /// How a command given `--resume` and `--overwrite` takes its folder.
-    pub fn of(resume: bool, overwrite: bool) -> Claim {
+    pub fn of(resume: bool, overwrite: bool) -> Takeover {
         match (resume, overwrite) {
-            (true, _) => Claim::Resume,
-            (_, true) => Claim::Overwrite,
-            _ => Claim::New,
+            (true, _) => Takeover::Resume,
+            (_, true) => Takeover::Overwrite,
+            _ => Takeover::New,
         }
     }
 }
@@ -359,22 +359,22 @@ impl Manifest {
     /// Checks, writing nothing, that this command may take `dir` as `claim`
     /// says: an error names the command line the folder holds, or what in
     /// it `--overwrite` would have to delete that is not its command's.
-    pub fn check(&self, dir: &Path, claim: Claim) -> Result<()> {
+    pub fn check(&self, dir: &Path, claim: Takeover) -> Result<()> {
         ensure!(
-            claim != Claim::Resume || dir.exists(),
+            claim != Takeover::Resume || dir.exists(),
             "{}: no such folder, so no {} to resume",
             dir.display(),
             self.command
         );
         let found = Self::find(dir)?;
         match (claim, &found) {
-            (Claim::Resume, None) => bail!(
+            (Takeover::Resume, None) => bail!(
                 "{} holds no {} to resume (no {}); run it without --resume",
                 dir.display(),
                 self.command,
                 layout::MANIFEST
             ),
-            (Claim::Resume, Some(m)) if (m.command, m.shard) != (self.command, self.shard) => {
+            (Takeover::Resume, Some(m)) if (m.command, m.shard) != (self.command, self.shard) => {
                 bail!(
                     "{} holds a {} ({}); resume it with that command line",
                     dir.display(),
@@ -382,7 +382,7 @@ impl Manifest {
                     layout::MANIFEST
                 )
             }
-            (Claim::Resume, Some(m)) if let Some(key) = plan_difference(&m.plan, &self.plan) => {
+            (Takeover::Resume, Some(m)) if let Some(key) = plan_difference(&m.plan, &self.plan) => {
                 bail!(
                     "{} holds a {} of other settings: its {key} ({}); resume it with the command line that started it",
                     dir.display(),
@@ -390,23 +390,23 @@ impl Manifest {
                     layout::MANIFEST
                 )
             }
-            (Claim::Overwrite, Some(m)) if m.command != self.command => bail!(
+            (Takeover::Overwrite, Some(m)) if m.command != self.command => bail!(
                 "{} holds a {}, not a {}: --overwrite replaces only what this command wrote; choose another folder, or remove that one yourself",
                 dir.display(),
                 m.described(),
                 self.command
             ),
-            (Claim::New, Some(m)) if m.resumable() => bail!(
+            (Takeover::New, Some(m)) if m.resumable() => bail!(
                 "{} already holds a {}; pass --resume to continue it, or --overwrite to replace it",
                 dir.display(),
                 m.described()
             ),
-            (Claim::New, Some(m)) => bail!(
+            (Takeover::New, Some(m)) => bail!(
                 "{} already holds a {} of a grid (--vary), which cannot be resumed; pass --overwrite to replace it",
                 dir.display(),
                 m.described()
             ),
-            (Claim::Overwrite, _) if dir.is_dir() => {
+            (Takeover::Overwrite, _) if dir.is_dir() => {
                 // Only what a manifest names is ours to delete; without one,
                 // nothing in the folder is, and this command's own files
                 // (same names) would replace whatever they are.
@@ -430,15 +430,15 @@ impl Manifest {
     /// Takes `dir` for this command (checked by [`Manifest::check`]): with
     /// `Overwrite`, first removes every file the manifest's plan names;
     /// then writes this manifest, unfinished.
-    pub fn claim(&self, dir: &Path, claim: Claim) -> Result<()> {
-        if claim == Claim::Overwrite
+    pub fn claim(&self, dir: &Path, claim: Takeover) -> Result<()> {
+        if claim == Takeover::Overwrite
             && let Some(old) = Self::find(dir)?
         {
             for path in old.plan.written(dir) {
                 remove(&path)?;
             }
         }
-        if claim != Claim::Resume {
+        if claim != Takeover::Resume {
             self.write(dir)?;
         }
         Ok(())

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use crate::callbacks::RunRecord;
-use crate::manifest::{Claim, FolderCommand, FolderPlan, Manifest};
+use crate::manifest::{FolderCommand, FolderPlan, Manifest, Takeover};
 use crate::model_file::SavedModel;
 use crate::shard::Shard;
 use crate::{keras_csv, layout, outputs};
@@ -110,7 +110,7 @@ impl Merge {
         }
         m.check_every_run_given()?;
         if overwrite {
-            m.merged().check(out, Claim::Overwrite)?;
+            m.merged().check(out, Takeover::Overwrite)?;
         }
         m.check_outputs()?;
         Ok(m)
@@ -220,11 +220,11 @@ impl Merge {
         // its runs stays beside the merged ones.
         let merged = self.merged();
         if self.overwrite {
-            merged.check(&self.out, Claim::Overwrite)?;
+            merged.check(&self.out, Takeover::Overwrite)?;
         }
         self.check_outputs()?;
         if self.overwrite {
-            merged.claim(&self.out, Claim::Overwrite)?;
+            merged.claim(&self.out, Takeover::Overwrite)?;
         }
         for (rel, from) in &self.copies {
             let to = self.out.join(rel);

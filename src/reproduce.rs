@@ -15,7 +15,8 @@ use crate::compare::{self, Format};
 use crate::config::{Experiment, Normalize, Overrides, PRESETS, value_name};
 use crate::grid::{self, Grid, GridSweep};
 use crate::manifest::{
-    self, Claim, FolderCommand, FolderPlan, Manifest, PlannedSetting, ReportPlan, SeedRange, Seeds,
+    self, FolderCommand, FolderPlan, Manifest, PlannedSetting, ReportPlan, SeedRange, Seeds,
+    Takeover,
 };
 use crate::shard::{self, Shard, Unit};
 use crate::stats::mean_sd_text;
@@ -45,45 +46,66 @@ pub fn check_python() -> Result<()> {
     )
 }
 
-/// Runs `scripts/<name>`, as built into binclass, with [`python`]; a failure
-/// is one line, the script's own (they print one line, never a traceback).
-fn script(name: &str, args: Vec<OsString>, out: &Path) -> Result<()> {
-    let script = crate::embedded::root()?.join("scripts").join(name);
-    let o = Command::new(python())
-        .arg(&script)
-        .args(args)
-        .output()
-        .with_context(|| {
-            format!(
-                "cannot run {} (set BINCLASS_PLOT_PYTHON to a python with matplotlib)",
-                python().display()
-            )
-        })?;
+/// A figure to draw: one of the figure scripts and its arguments.
+struct Figure {
+    script: &'static str,
+    args: Vec<OsString>,
+    out: PathBuf,
+}
+
+impl Figure {
+    /// `scripts/plot.py`'s figure of `csvs` (`finals`: the distributions of
+    /// final accuracy, not the curves), with Keras's runs in `keras`.
+    fn plot(csvs: &[PathBuf], keras: Option<&Path>, title: &str, out: &Path, finals: bool) -> Self {
+        let mut args: Vec<OsString> = csvs.iter().map(|c| c.into()).collect();
+        args.extend(["--out".into(), out.into(), "--title".into(), title.into()]);
+        args.extend(finals.then(|| "--finals".into()));
+        if let Some(r) = keras {
+            args.extend(["--reference".into(), r.into()]);
+        }
+        Figure {
+            script: "plot.py",
+            args,
+            out: out.to_path_buf(),
+        }
+    }
+}
+
+/// Draws `figures` in one run of `scripts/figures.py`, as built into
+/// binclass, with [`python`]: Python and matplotlib start once, not once a
+/// figure. A failure is one line, the failing script's own (they print one
+/// line, never a traceback).
+fn draw(figures: &[Figure]) -> Result<()> {
+    let Some(first) = figures.first() else {
+        return Ok(());
+    };
+    let driver = crate::embedded::root()?.join("scripts/figures.py");
+    let mut command = Command::new(python());
+    command.arg(&driver);
+    for (i, f) in figures.iter().enumerate() {
+        command
+            .args((i > 0).then_some("---"))
+            .arg(f.script)
+            .args(&f.args);
+    }
+    let o = command.output().with_context(|| {
+        format!(
+            "cannot run {} (set BINCLASS_PLOT_PYTHON to a python with matplotlib)",
+            python().display()
+        )
+    })?;
     if !o.status.success() {
+        // figures.py says which figure failed on stdout.
+        let index = String::from_utf8_lossy(&o.stdout).trim().parse::<usize>();
+        let failed = index.ok().and_then(|i| figures.get(i)).unwrap_or(first);
         bail!(
-            "scripts/{name} failed for {}: {}",
-            out.display(),
+            "scripts/{} failed for {}: {}",
+            failed.script,
+            failed.out.display(),
             String::from_utf8_lossy(&o.stderr).trim()
         );
     }
     Ok(())
-}
-
-/// `finals`: the distributions of final accuracy, not the curves.
-fn plot(
-    csvs: &[PathBuf],
-    keras: Option<&Path>,
-    title: &str,
-    out: &Path,
-    finals: bool,
-) -> Result<()> {
-    let mut args: Vec<OsString> = csvs.iter().map(|c| c.into()).collect();
-    args.extend(["--out".into(), out.into(), "--title".into(), title.into()]);
-    args.extend(finals.then(|| "--finals".into()));
-    if let Some(r) = keras {
-        args.extend(["--reference".into(), r.into()]);
-    }
-    script("plot.py", args, out)
 }
 
 /// A curve beyond the article: the baseline with knobs varied.
@@ -186,7 +208,7 @@ pub struct Reproduction {
 }
 
 /// What a reproduction trains and compares, checked and ready.
-pub struct Plan {
+pub struct Stages {
     pub jobs: Vec<(String, Job)>,
     /// The curves beyond the article ([`CURVES`]), and whether each is
     /// already finished (on `--resume`).
@@ -196,7 +218,7 @@ pub struct Plan {
     pub share: f64,
 }
 
-impl Plan {
+impl Stages {
     /// The replicas it trains, finished ones (on `--resume`) included.
     pub fn replicas(&self) -> u64 {
         let curves = self.curves.iter().map(|(_, g, _)| g.replicas());
@@ -273,12 +295,12 @@ impl Reproduction {
     /// experiment and file), then takes the folder: an earlier reproduction
     /// there is removed (`--overwrite`) or continued (`--resume`: each
     /// experiment whose folder holds runs resumes them, the others start).
-    pub fn prepare(&self) -> Result<Plan> {
+    pub fn prepare(&self) -> Result<Stages> {
         let plan = self.plan()?;
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         crate::outputs::hold(&self.dir)?;
-        let claim = Claim::of(self.resume, self.overwrite);
+        let claim = Takeover::of(self.resume, self.overwrite);
         self.manifest()?.claim(&self.dir, claim)?;
         for (_, job) in &plan.jobs {
             job.prepare()?;
@@ -294,7 +316,7 @@ impl Reproduction {
 
     /// What [`Reproduction::prepare`] checks, writing nothing: the plan it
     /// would train (`--dry-run` stops here).
-    pub fn plan(&self) -> Result<Plan> {
+    pub fn plan(&self) -> Result<Stages> {
         if self.dir.exists() && !self.dir.is_dir() {
             bail!("--out-dir {} is a file", self.dir.display());
         }
@@ -307,7 +329,7 @@ impl Reproduction {
         if self.dir.is_dir() {
             crate::outputs::hold(&self.dir)?;
         }
-        let (manifest, claim) = (self.manifest()?, Claim::of(self.resume, self.overwrite));
+        let (manifest, claim) = (self.manifest()?, Takeover::of(self.resume, self.overwrite));
         manifest.check(&self.dir, claim)?;
         let others = std::fs::read_dir(&self.dir).is_ok_and(|mut d| d.next().is_some());
         if others && Manifest::find(&self.dir)?.is_none() {
@@ -327,7 +349,7 @@ impl Reproduction {
             )
             .flat_map(|j| j.seeds.clone().map(|s| j.run_name(s)))
             .collect();
-        self.extras.check(&names, claim == Claim::New)?;
+        self.extras.check(&names, claim == Takeover::New)?;
         for (_, job) in &mut jobs {
             job.resume = self.resume && job.dir.read_dir().is_ok_and(|mut d| d.next().is_some());
             job.overwrite = !job.resume;
@@ -343,7 +365,7 @@ impl Reproduction {
                 curve.check()?;
             }
         }
-        Ok(Plan {
+        Ok(Stages {
             jobs,
             curves,
             keras,
@@ -474,7 +496,7 @@ impl Reproduction {
     /// those earlier sessions of a resumed reproduction spent on it, and
     /// kept in the manifest as each part ends: the report times the whole
     /// training, not only the session that finished it.
-    pub fn train(&self, plan: &Plan, bar: &indicatif::ProgressBar) -> Result<Trained> {
+    pub fn train(&self, plan: &Stages, bar: &indicatif::ProgressBar) -> Result<Trained> {
         let mut manifest = self.manifest()?;
         let earlier = match self.resume {
             true => Manifest::find(&self.dir)?.map_or(vec![], |m| m.timings),
@@ -508,7 +530,7 @@ impl Reproduction {
 
     /// The article's six against Keras's runs, over the epochs both sides
     /// have when `--epochs` changed ours; with a note of each such cut.
-    pub fn compare(&self, plan: &Plan) -> Result<(Vec<compare::Row>, Vec<String>)> {
+    pub fn compare(&self, plan: &Stages) -> Result<(Vec<compare::Row>, Vec<String>)> {
         let (mut rows, mut shortened) = (vec![], vec![]);
         for (label, job) in plan.jobs.iter().take(PRESETS.len()) {
             let keras = &plan.keras[label.as_str()];
@@ -542,11 +564,12 @@ impl Reproduction {
 
     /// Every experiment's figures: ours with Keras's band where it has one,
     /// and what its first finished seed's model learned.
-    pub fn figures(&self, plan: &Plan) -> Result<()> {
+    pub fn figures(&self, plan: &Stages) -> Result<()> {
         let figures = layout::figures(&self.dir);
         std::fs::create_dir_all(&figures)
             .with_context(|| format!("cannot create {}", figures.display()))?;
         let reference = self.reference_dir()?;
+        let mut todo = vec![];
         for (label, job) in &plan.jobs {
             let keras_dir = plan
                 .keras
@@ -560,16 +583,21 @@ impl Reproduction {
             };
             let csvs = planned_csvs(job);
             let figure = layout::figure(&self.dir, label);
-            plot(&csvs, keras_dir.as_deref(), &title, &figure, false)?;
+            let keras = keras_dir.as_deref();
+            todo.push(Figure::plot(&csvs, keras, &title, &figure, false));
             if keras_dir.is_some() {
                 let finals = layout::finals_figure(&self.dir, label);
-                plot(&csvs, keras_dir.as_deref(), &title, &finals, true)?;
+                todo.push(Figure::plot(&csvs, keras, &title, &finals, true));
             }
             // What the model learned, drawn over its input square.
             if let Some((_, model)) = drawn_model(job) {
                 let out = layout::boundary_figure(&self.dir, label);
                 let args = vec![model.into(), "--out".into(), out.clone().into()];
-                script("plot_boundary.py", args, &out)?;
+                todo.push(Figure {
+                    script: "plot_boundary.py",
+                    args,
+                    out,
+                });
             }
         }
         for (spec, curve, _) in &plan.curves {
@@ -579,13 +607,17 @@ impl Reproduction {
             let args = [layout::summary(&curve.dir), "--out".into(), out.clone()];
             let mut args: Vec<OsString> = args.into_iter().map(|a| a.into()).collect();
             args.extend(["--title".into(), title.into()]);
-            script("plot_grid.py", args, &out)?;
+            todo.push(Figure {
+                script: "plot_grid.py",
+                args,
+                out,
+            });
         }
-        Ok(())
+        draw(&todo)
     }
 
     /// After training: the comparison, the figures and `REPORT.md`.
-    pub fn finish(&self, plan: &Plan, trained: &Trained) -> Result<Vec<compare::Row>> {
+    pub fn finish(&self, plan: &Stages, trained: &Trained) -> Result<Vec<compare::Row>> {
         let (rows, shortened) = self.compare(plan)?;
         self.figures(plan)?;
         let report = self.report(plan, trained, &rows, &shortened)?;
@@ -647,7 +679,7 @@ impl Reproduction {
     /// REPORT.md: the comparison, the rule, a figure per experiment, timings.
     pub fn report(
         &self,
-        plan: &Plan,
+        plan: &Stages,
         trained: &Trained,
         rows: &[compare::Row],
         shortened: &[String],
@@ -737,7 +769,7 @@ impl Trained {
 /// REPORT.md's curves beyond the article: what each shows, its figure and
 /// its table (read back from its summary, so a resumed reproduction's
 /// report equals an uninterrupted one's).
-fn curves_md(plan: &Plan) -> Result<String> {
+fn curves_md(plan: &Stages) -> Result<String> {
     let mut md = "## Beyond the article\n\nThe baseline with one setting varied, every point over the same seeds (`binclass sweep --vary`; drawn by `scripts/plot_grid.py`, mean line and ± sd band).\n\n".to_string();
     for (spec, curve, _) in &plan.curves {
         let (flags, rows) = grid::read_summary(&layout::summary(&curve.dir))?;

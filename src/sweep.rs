@@ -15,8 +15,8 @@ use tch::{Device, Tensor};
 
 use crate::batched::{BatchedNetwork, LANES};
 use crate::callbacks::{
-    Callback, Ending, Extras, RecordWriter, RunInfo, RunObservers, RunRecord, SeedSummary, Summary,
-    Tick, run_name,
+    BestAndLast, Callback, Ending, Extras, RecordWriter, RunInfo, RunObservers, RunRecord,
+    SeedSummary, Tick, run_name,
 };
 use crate::checkpoint::{Checkpoint, Start, differing_setting};
 use crate::config::Experiment;
@@ -674,9 +674,9 @@ impl Job {
     }
 }
 
-/// A finished seed's summary, from its CSV, as [`Summary`] made it.
+/// A finished seed's summary, from its CSV, as [`BestAndLast`] made it.
 fn summary_of(csv: &Path) -> Result<Option<SeedSummary>> {
-    let mut s = Summary::default();
+    let mut s = BestAndLast::default();
     for (i, row) in keras_csv::read_curve(csv)?.iter().enumerate() {
         s.on_epoch_end(&EpochLogs::from_row(i as i64, *row))?;
     }

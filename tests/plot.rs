@@ -551,3 +551,78 @@ fn plot_draws_a_single_epoch_as_a_visible_point() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// `scripts/figures.py` draws several figures in one Python (what
+/// `reproduce` does), each byte for byte as its script alone draws it;
+/// the first that fails stops the rest, its one-line message on stderr and
+/// its position on stdout.
+#[test]
+fn figures_draws_each_figure_as_its_script_alone_and_names_the_one_that_fails() {
+    let Some(py) = common::project_python("matplotlib") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::ok(
+        d,
+        &[
+            "train",
+            "--epochs",
+            "3",
+            "--samples",
+            "300",
+            "-v",
+            "0",
+            "--out",
+            "a.csv",
+        ],
+    );
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let run = |script: &str, args: &[&str]| {
+        Command::new(&py)
+            .arg(scripts.join(script))
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let alone = run("plot.py", &["a.csv", "--out", "alone.png"]);
+    assert!(
+        alone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+    let args = [
+        "plot.py",
+        "a.csv",
+        "--out",
+        "one.png",
+        "---",
+        "plot_boundary.py",
+        "a.safetensors",
+        "--out",
+        "two.png",
+        "---",
+        "plot.py",
+        "missing.csv",
+        "--out",
+        "three.png",
+        "---",
+        "plot.py",
+        "a.csv",
+        "--out",
+        "four.png",
+    ];
+    let o = run("figures.py", &args);
+    assert!(!o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "2");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("missing.csv"), "{err}");
+    assert_eq!(
+        std::fs::read(d.join("one.png")).unwrap(),
+        std::fs::read(d.join("alone.png")).unwrap()
+    );
+    assert!(d.join("two.png").is_file());
+    assert!(!d.join("three.png").exists() && !d.join("four.png").exists());
+}

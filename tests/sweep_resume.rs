@@ -184,8 +184,9 @@ fn resuming_a_finished_sweep_changes_nothing_and_bad_resumes_are_errors() {
     assert_eq!(snapshot(&dir.join("done")), before, "nothing rewritten");
     assert!(!dir.join("missing").exists());
     assert!(files_in(&dir.join("empty")).is_empty());
-    // A stray checkpoint is refused, and replaced with --overwrite: a later
-    // --resume must not continue it over finished seeds.
+    // A stray checkpoint is refused (a later --resume must not continue it
+    // over finished seeds), and so is --overwrite: with no manifest, the
+    // folder is no sweep's, and its files are not binclass's to delete.
     std::fs::create_dir(dir.join("stray")).unwrap();
     std::fs::write(dir.join("stray/batch-0-63.ckpt"), b"old").unwrap();
     let out = binclass(dir, &strs(&short("stray", &[])));
@@ -194,8 +195,16 @@ fn resuming_a_finished_sweep_changes_nothing_and_bad_resumes_are_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    ok(dir, &strs(&short("stray", &["--overwrite"])));
-    assert!(checkpoints(&dir.join("stray")).is_empty());
+    let out = binclass(dir, &strs(&short("stray", &["--overwrite"])));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stray holds what no sweep wrote (stray/batch-0-63.ckpt)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("stray/batch-0-63.ckpt")).unwrap(),
+        b"old"
+    );
 }
 
 #[test]

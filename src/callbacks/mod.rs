@@ -84,7 +84,7 @@ pub struct RunObservers {
     pub progress: Box<dyn Callback>,
     pub csv: CsvLogger,
     pub record: RecordWriter,
-    pub summary: Summary,
+    pub summary: BestAndLast,
     pub nan: TerminateOnNaN,
     pub extras: Vec<Box<dyn Callback>>,
 }
@@ -100,7 +100,7 @@ impl RunObservers {
             progress,
             csv: CsvLogger::new(run.csv.to_path_buf()),
             record,
-            summary: Summary::default(),
+            summary: BestAndLast::default(),
             nan: TerminateOnNaN,
             extras: extras.observers(run)?,
         })
@@ -152,7 +152,7 @@ impl Callback for TerminateOnNaN {
 /// A run's final and best validation accuracy, and the epoch of the best;
 /// `None` for a run that did not finish.
 #[derive(Debug, Default)]
-pub struct Summary {
+pub struct BestAndLast {
     /// The last and best so far are public so a checkpoint can keep them:
     /// a resumed run's summary must come out as an unbroken run's.
     pub last: f64,
@@ -167,7 +167,7 @@ pub struct SeedSummary {
     pub best_epoch: i64,
 }
 
-impl Callback for Summary {
+impl Callback for BestAndLast {
     fn on_epoch_end(&mut self, logs: &EpochLogs) -> Result<Control> {
         let acc = logs.metrics[VAL_ACC];
         self.last = acc;
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn summary_keeps_the_first_best_epoch_and_only_finished_runs() {
-        let mut s = Summary::default();
+        let mut s = BestAndLast::default();
         for (e, v) in [0.8, 0.95, 0.95, 0.9].into_iter().enumerate() {
             s.on_epoch_end(&logs(e as i64, 0.1, v)).unwrap();
         }
@@ -231,7 +231,7 @@ mod tests {
                 best_epoch: 1
             })
         );
-        let mut d = Summary::default();
+        let mut d = BestAndLast::default();
         d.on_epoch_end(&logs(0, f64::NAN, 0.5)).unwrap();
         d.on_train_end(&Outcome::Diverged { epoch: 0 }).unwrap();
         assert_eq!(d.result, None);
