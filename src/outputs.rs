@@ -5,21 +5,19 @@
 //! its header (written without a name, then linked into place without
 //! replacing anything), so it is never empty and never takes another run's
 //! file. Whole-file writes (records, summaries, reports) go to a temporary
-//! file that is then renamed over the old one (the `atomic-write-file`
-//! crate): a crash leaves the old file or the new one, never a torn one.
-//! Temporaries have no name until they are whole (Linux's `O_TMPFILE`), so
-//! a killed process leaves none unless killed between the link and the
-//! rename that put one in place; where a file system cannot do that they
-//! are named `.<name>.<6 random>`, removed when dropped, and one left by a
-//! killed process is never touched again, since a program may delete only
-//! what it can prove it created.
+//! file that is then renamed over the old one: a crash leaves the old file
+//! or the new one, never a torn one. Temporaries have no name until they
+//! are whole (Linux's `O_TMPFILE`), so a killed process leaves none unless
+//! killed between the link and the rename that put one in place; where a
+//! file system cannot do that they are `tempfile`'s, removed when dropped,
+//! and one left by a killed process is never touched again, since a
+//! program may delete only what it can prove it created.
 
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use atomic_write_file::AtomicWriteFile;
 
 use crate::layout;
 
@@ -27,9 +25,9 @@ use crate::layout;
 const NAME_MAX: usize = 255;
 /// Room a temporary name needs beyond its file's name: `.` + the longest
 /// sibling's addition (the model `<stem>.safetensors` adds at most 12 bytes
-/// to a name without extension; the record adds `.json`) + `.` + six random
-/// characters.
-const TMP_EXTRA: usize = 1 + 12 + 1 + 6;
+/// to a name without extension; the record adds `.json`) + `.` + tempfile's
+/// six random characters + `.tmp`.
+const TMP_EXTRA: usize = 1 + 12 + 1 + 6 + 4;
 
 /// A run's files, the CSV created (holding its header) so that no other run takes it.
 pub struct RunFiles {
@@ -275,102 +273,135 @@ pub fn make_parent(path: &Path) -> Result<()> {
     }
 }
 
-/// A file being written beside its destination, with no name until it is
-/// whole: a killed writer leaves nothing, but for the instant between the
-/// link and the rename that put a replacement in place.
-enum Temporary {
-    /// A replacement: atomic-write-file's `O_TMPFILE` file, which its commit
-    /// links to a random name and renames over the old file; where the file
-    /// system has none, a named `.<name>.<6 random>`, removed when dropped.
-    Replacing(AtomicWriteFile),
-    // No crate makes an unnamed file and then names it without replacing one
-    // (atomic-write-file only renames over), so a new file is by hand: an
-    // `O_TMPFILE` file linked into place (linkat fails on an existing name),
-    // or, where the file system has none, tempfile's `.<name>.<6 random>`
-    // persisted without clobbering.
-    Unnamed(std::fs::File),
-    Named(tempfile::NamedTempFile),
+/// A file being written beside its destination. On Linux it has no name at
+/// all until complete (`O_TMPFILE`), so a killed writer leaves nothing
+/// behind; where the file system cannot (or `/proc` is absent) it is
+/// tempfile's hidden named file, removed when dropped.
+struct Temporary {
+    file: std::fs::File,
+    dir: PathBuf,
+    prefix: std::ffi::OsString,
+    named: Option<tempfile::TempPath>,
+}
+
+/// A new temporary for `path`, with the permissions a plain create gives
+/// (tempfile's own are owner-only).
+fn temporary(path: &Path) -> Result<Temporary> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = (path.parent())
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(path.file_name().unwrap_or_default());
+    prefix.push(".");
+    let anonymous = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o666)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir);
+    let (file, named) = match anonymous {
+        Ok(file) if Path::new("/proc/self/fd").is_dir() => (file, None),
+        _ => {
+            let (file, named) = Temporary::named(dir, &prefix)
+                .map_err(plain)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            (file, Some(named))
+        }
+    };
+    Ok(Temporary {
+        file,
+        dir: dir.to_path_buf(),
+        prefix,
+        named,
+    })
 }
 
 impl Temporary {
-    /// Starts writing `path`: with `overwrite` to replace it, else only as a
-    /// new file.
-    fn new(path: &Path, overwrite: bool) -> Result<Self> {
-        use atomic_write_file::unix::OpenOptionsExt as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let dir = (path.parent())
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut hidden = std::ffi::OsString::from(".");
-        hidden.push(path.file_name().unwrap_or_default());
-        hidden.push(".");
-        let made = if overwrite {
-            // A file made anew, as a plain create makes it, not the old one's
-            // mode and owner.
-            (AtomicWriteFile::options().preserve_mode(false))
-                .preserve_owner(false)
-                .open(path)
-                .map(Temporary::Replacing)
-        } else {
-            let unnamed = std::fs::OpenOptions::new()
-                .write(true)
-                .mode(0o666)
-                .custom_flags(libc::O_TMPFILE)
-                .open(dir);
-            match unnamed {
-                Ok(file) if Path::new("/proc/self/fd").is_dir() => Ok(Temporary::Unnamed(file)),
-                _ => (tempfile::Builder::new().prefix(&hidden).rand_bytes(6))
-                    .permissions(std::fs::Permissions::from_mode(0o666))
-                    .tempfile_in(dir)
-                    .map(Temporary::Named),
-            }
-        };
-        made.map_err(plain)
-            .with_context(|| format!("cannot write {}", path.display()))
+    /// tempfile's hidden named file beside `path`.
+    fn named(
+        dir: &Path,
+        prefix: &std::ffi::OsStr,
+    ) -> std::io::Result<(std::fs::File, tempfile::TempPath)> {
+        Ok(tempfile::Builder::new()
+            .prefix(prefix)
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)?
+            .into_parts())
     }
 
-    fn file(&mut self) -> &mut std::fs::File {
-        match self {
-            Temporary::Replacing(f) => f.as_file_mut(),
-            Temporary::Unnamed(f) => f,
-            Temporary::Named(f) => f.as_file_mut(),
-        }
-    }
-
-    /// Gives the whole file its name; `false` when it is a new file and
-    /// `path` exists.
-    fn persist(self, path: &Path) -> Result<bool> {
+    /// Gives the whole file its name: with `overwrite` replacing `path` in
+    /// one rename, otherwise failing with `AlreadyExists` if it exists.
+    fn persist(mut self, path: &Path, overwrite: bool) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
         use std::os::fd::AsRawFd;
-        let done = match self {
-            Temporary::Replacing(f) => f.commit(),
-            // std's hard_link does not follow the /proc link; AT_EMPTY_PATH
-            // needs a capability before Linux 6.10.
-            Temporary::Unnamed(f) => rustix::fs::linkat(
+        if let Some(named) = self.named {
+            let done = if overwrite {
+                named.persist(path)
+            } else {
+                named.persist_noclobber(path)
+            };
+            return done.map_err(|e| e.error);
+        }
+        // An O_TMPFILE file is named through linkat of its /proc link
+        // (std's hard_link does not follow it; AT_EMPTY_PATH needs a
+        // capability before Linux 6.10).
+        let me = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        let link = |to: &Path| {
+            rustix::fs::linkat(
                 rustix::fs::CWD,
-                format!("/proc/self/fd/{}", f.as_raw_fd()).as_str(),
+                me.as_str(),
                 rustix::fs::CWD,
-                path,
+                to,
                 rustix::fs::AtFlags::SYMLINK_FOLLOW,
             )
-            .map_err(std::io::Error::from),
-            Temporary::Named(f) => f.persist_noclobber(path).map(drop).map_err(|e| e.error),
+            .map_err(std::io::Error::from)
         };
-        match done.map_err(plain) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+        let linked = if overwrite {
+            // No call links over an existing name: the file is named for
+            // the two system calls between link and rename.
+            tempfile::Builder::new()
+                .prefix(&self.prefix)
+                .suffix(".tmp")
+                .make_in(&self.dir, |p| link(p))
+                .and_then(|t| t.persist(path).map(drop).map_err(|e| e.error))
+        } else {
+            link(path)
+        };
+        match linked {
+            // A file system or security module that refuses the link: the
+            // bytes go to a named temporary instead, never lost.
+            Err(e) if e.kind() != ErrorKind::AlreadyExists => {
+                let (mut file, named) = Self::named(&self.dir, &self.prefix)?;
+                self.file.seek(SeekFrom::Start(0))?;
+                std::io::copy(&mut self.file, &mut file)?;
+                file.sync_all()?;
+                self.named = Some(named);
+                self.persist(path, overwrite)
+            }
+            r => r,
         }
     }
 }
 
 impl Write for Temporary {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file().write(buf)
+        self.file.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file().flush()
+        self.file.flush()
     }
+}
+
+/// `bytes` in a temporary beside `path`.
+fn write_temporary(path: &Path, bytes: &[u8]) -> Result<Temporary> {
+    let mut tmp = temporary(path)?;
+    tmp.write_all(bytes)
+        .map_err(plain)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(tmp)
 }
 
 /// An error without the temporary's name, which tempfile appends to its
@@ -385,48 +416,42 @@ fn plain(e: std::io::Error) -> std::io::Error {
 /// Replaces `path` with `bytes` in one step: readers see the old file or the
 /// whole new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    create_with(path, bytes, true).map(drop)
-}
-
-/// Creates `path` holding `bytes` in one step; `false` when it exists and
-/// may not be replaced.
-pub fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
-    let mut tmp = Temporary::new(path, overwrite)?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
+    write_temporary(path, bytes)?
+        .persist(path, true)
+        .map_err(plain)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A file written as a stream that appears under its name only when
-/// complete ([`Pending::commit`]): until then it is a temporary, removed if
-/// the writer fails or is dropped, so a failed command leaves no output
-/// behind.
+/// complete ([`Pending::commit`]): until then it is a temporary (unnamed, or hidden),
+/// removed if the writer fails or is dropped, so a failed command leaves
+/// no output behind.
 pub struct Pending {
     path: PathBuf,
     file: std::io::BufWriter<Temporary>,
 }
 
 impl Pending {
-    /// Starts writing `path` (its folder is created if missing); with
-    /// `overwrite` it will replace the file there, else never replace one,
-    /// even one that appears meanwhile.
-    pub fn create(path: &Path, overwrite: bool) -> Result<Self> {
+    /// Starts writing `path` (its folder is created if missing).
+    pub fn create(path: &Path) -> Result<Self> {
         make_parent(path)?;
-        let tmp = Temporary::new(path, overwrite)?;
         Ok(Pending {
             path: path.to_path_buf(),
-            file: std::io::BufWriter::with_capacity(1 << 20, tmp),
+            file: std::io::BufWriter::with_capacity(1 << 20, temporary(path)?),
         })
     }
 
-    /// Puts the whole file under its name.
-    pub fn commit(self) -> Result<()> {
+    /// Puts the whole file under its name; without `overwrite`, never
+    /// replacing a file that appeared meanwhile.
+    pub fn commit(self, overwrite: bool) -> Result<()> {
         let path = self.path;
-        let tmp = (self.file.into_inner())
-            .map_err(|e| e.into_error())
-            .and_then(|mut f| f.file().sync_all().map(|()| f))
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| plain(e.into_error()))
+            .and_then(|f| f.file.sync_all().map(|()| f))
             .with_context(|| format!("cannot write {}", path.display()))?;
-        if !tmp.persist(&path)? {
+        if !persisted(tmp, &path, overwrite)? {
             bail!(
                 "{} already exists; pass --overwrite to replace it",
                 path.display()
@@ -438,11 +463,11 @@ impl Pending {
 
 impl Write for Pending {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.write(buf)
+        self.file.write(buf).map_err(plain)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        self.file.flush().map_err(plain)
     }
 }
 
@@ -571,6 +596,26 @@ pub fn truncate(path: &Path, len: u64) -> Result<()> {
         .with_context(|| format!("cannot trim {}", path.display()))
 }
 
+/// Creates `path` holding `bytes` in one step; `false` when it exists and
+/// may not be replaced.
+pub fn create_with(path: &Path, bytes: &[u8], overwrite: bool) -> Result<bool> {
+    if overwrite {
+        write_atomic(path, bytes)?;
+        return Ok(true);
+    }
+    persisted(write_temporary(path, bytes)?, path, false)
+}
+
+/// Names the whole `tmp` `path` (see [`Temporary::persist`]); `false` when
+/// `path` exists and may not be replaced.
+fn persisted(tmp: Temporary, path: &Path, overwrite: bool) -> Result<bool> {
+    match tmp.persist(path, overwrite).map_err(plain) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+    }
+}
+
 /// Removes `path`, which may already be gone.
 pub fn remove_file(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
@@ -633,19 +678,13 @@ mod tests {
             return;
         }
         let p = dir.path().join("p.csv");
+        let mut pending = Pending::create(&p).unwrap();
+        pending.write_all(b"half").unwrap();
+        pending.flush().unwrap();
         let names = || dir.path().read_dir().unwrap().count();
-        for overwrite in [false, true] {
-            let mut pending = Pending::create(&p, overwrite).unwrap();
-            pending.write_all(b"half").unwrap();
-            pending.flush().unwrap();
-            assert_eq!(
-                names(),
-                usize::from(overwrite),
-                "a writer killed now would leave nothing new"
-            );
-            pending.commit().unwrap();
-            assert_eq!(std::fs::read(&p).unwrap(), b"half");
-        }
+        assert_eq!(names(), 0, "a writer killed now would leave nothing");
+        pending.commit(false).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"half");
         write_atomic(&p, b"whole").unwrap();
         assert_eq!(
             (std::fs::read(&p).unwrap(), names()),
@@ -658,19 +697,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // pid 2^22 + 1 is above Linux's pid_max ceiling: never a live process.
         let theirs = dir.path().join(".thesis.txt.4194305.1.tmp");
-        // Named as a temporary of the very file written next would be.
-        let like_ours = dir.path().join(".a.csv.json.Ab12Cd");
-        for user in [&theirs, &like_ours] {
-            std::fs::write(user, "a user's file").unwrap();
-        }
+        std::fs::write(&theirs, "a user's file").unwrap();
         write_atomic(&dir.path().join("a.csv.json"), b"{}").unwrap();
-        for overwrite in [false, true] {
-            let p = dir.path().join(format!("p{overwrite}.csv"));
-            Pending::create(&p, overwrite).unwrap().commit().unwrap();
-        }
-        assert!(theirs.exists() && like_ours.exists());
+        Pending::create(&dir.path().join("p.csv"))
+            .unwrap()
+            .commit(false)
+            .unwrap();
+        assert!(theirs.exists());
         let left: Vec<_> = dir.path().read_dir().unwrap().collect();
-        assert_eq!(left.len(), 5, "no temporary of ours stays behind");
+        assert_eq!(left.len(), 3, "no temporary of ours stays behind");
     }
 
     #[test]

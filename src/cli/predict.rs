@@ -46,9 +46,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     match out {
         // Written under a temporary name, renamed only when every point is done.
         Some(out) => {
-            let mut file = Pending::create(&out, args.replace.overwrite)?;
+            let mut file = Pending::create(&out)?;
             predict(&model, &mut points, &mut file)?;
-            file.commit()
+            file.commit(args.replace.overwrite)
         }
         None => {
             let stdout = std::io::stdout();
