@@ -45,7 +45,7 @@ fn all_knobs() -> Vec<&'static str> {
 /// `sweep --vary`'s help, naming the knobs and how they train.
 pub fn vary_help() -> String {
     format!(
-        "Vary a setting: KNOB=V1,V2,… (repeatable: every combination of the knobs' values), \
+        "Vary a setting: KNOB=V1,V2,… (repeatable: every combination of their values), \
          each setting over every seed, in a folder of its own (`DIR/noise-rate=0.2`), with one \
          summary.csv over them. Knobs: {} (sharing batched models); {} (batches of their own)",
         knobs(true).join(", "),

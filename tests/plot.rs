@@ -563,20 +563,8 @@ fn figures_draws_each_figure_as_its_script_alone_and_names_the_one_that_fails() 
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    common::ok(
-        d,
-        &[
-            "train",
-            "--epochs",
-            "3",
-            "--samples",
-            "300",
-            "-v",
-            "0",
-            "--out",
-            "a.csv",
-        ],
-    );
+    let train = "train --epochs 3 --samples 300 -v 0 --out a.csv";
+    common::ok(d, &train.split(' ').collect::<Vec<_>>());
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
     let run = |script: &str, args: &[&str]| {
         Command::new(&py)

@@ -445,21 +445,8 @@ fn editing_a_records_sentence_by_hand_changes_no_behaviour() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Diverged: not resumable, though its sentence now says interrupted.
-    let nan = [
-        "train",
-        "--hidden-layers",
-        "0",
-        "--scale",
-        "3e38",
-        "--epochs",
-        "3",
-        "--samples",
-        "300",
-        "-v",
-        "0",
-        "--out",
-        "nan.csv",
-    ];
+    let nan = "train --hidden-layers 0 --scale 3e38 --epochs 3 --samples 300 -v 0 --out nan.csv";
+    let nan: Vec<&str> = nan.split(' ').collect();
     assert!(!binclass(d, &nan).status.success());
     assert_eq!(record(&d.join("nan.csv"))["ended"]["kind"], "diverged");
     edit_record(&d.join("nan.csv"), |r| {
