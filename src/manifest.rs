@@ -198,8 +198,43 @@ impl FolderPlan {
     }
 
     /// Every file (and folder, after its contents) the plan's command may
-    /// write in `dir`, whether or not it exists.
+    /// write in `dir`, whether or not it exists, and the temporaries a kill
+    /// left of them.
     pub fn written(&self, dir: &Path) -> Vec<PathBuf> {
+        let (mut files, mut folders) = self.files_and_folders(dir);
+        files.extend(self.temporaries(dir));
+        files.sort();
+        files.dedup();
+        // Deepest folders first, so each is empty (if only ours were there) when reached.
+        folders.sort_by_key(|f| std::cmp::Reverse(f.components().count()));
+        folders.dedup();
+        files.extend(folders.into_iter().filter(|f| f != dir));
+        files
+    }
+
+    /// The temporaries of the plan's files in `dir`: what a writer killed
+    /// between link and rename left ([`crate::outputs::temporaries_in`]).
+    pub fn temporaries(&self, dir: &Path) -> Vec<PathBuf> {
+        let mut found = crate::outputs::temporaries_of(&self.files(dir));
+        for (at, _) in self.settings_in(dir) {
+            found.extend(crate::outputs::temporaries_in(
+                &at,
+                layout::is_batch_checkpoint,
+            ));
+        }
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// The files the plan names in `dir`, with the batch checkpoints there
+    /// and without temporaries, whether or not they exist.
+    pub fn files(&self, dir: &Path) -> Vec<PathBuf> {
+        self.files_and_folders(dir).0
+    }
+
+    /// [`FolderPlan::files`], and the plan's folders.
+    fn files_and_folders(&self, dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let mut files = vec![];
         let mut folders = vec![layout::reproduction_runs_dir(dir), layout::figures(dir)];
         for (at, s) in self.settings_in(dir) {
@@ -224,13 +259,7 @@ impl FolderPlan {
             folders.extend(inner);
         }
         files.extend([layout::report(dir), layout::manifest(dir)]);
-        files.sort();
-        files.dedup();
-        // Deepest folders first, so each is empty (if only ours were there) when reached.
-        folders.sort_by_key(|f| std::cmp::Reverse(f.components().count()));
-        folders.dedup();
-        files.extend(folders.into_iter().filter(|f| f != dir));
-        files
+        (files, folders)
     }
 
     /// What in `dir` the plan does not name (at most [`NAMED`], then `…`),
@@ -429,13 +458,22 @@ impl Manifest {
 
     /// Takes `dir` for this command (checked by [`Manifest::check`]): with
     /// `Overwrite`, first removes every file the manifest's plan names;
-    /// then writes this manifest, unfinished.
+    /// with `Resume`, the temporaries a kill left of them; then writes this
+    /// manifest, unfinished.
     pub fn claim(&self, dir: &Path, claim: Takeover) -> Result<()> {
-        if claim == Takeover::Overwrite
-            && let Some(old) = Self::find(dir)?
-        {
-            for path in old.plan.written(dir) {
-                remove(&path)?;
+        if let Some(old) = Self::find(dir)? {
+            match claim {
+                Takeover::Overwrite => {
+                    for path in old.plan.written(dir) {
+                        remove(&path)?;
+                    }
+                }
+                Takeover::Resume => {
+                    for path in old.plan.temporaries(dir) {
+                        crate::outputs::remove_file(&path)?;
+                    }
+                }
+                Takeover::New => {}
             }
         }
         if claim != Takeover::Resume {

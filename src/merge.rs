@@ -126,7 +126,7 @@ impl Merge {
     /// whose cost models differ would otherwise leave seeds out unnoticed.
     fn check_every_run_given(&self) -> Result<()> {
         let given: HashSet<&Path> = self.copies.iter().map(|(rel, _)| rel.as_path()).collect();
-        let planned = self.plan.written(Path::new(""));
+        let planned = self.plan.files(Path::new(""));
         if let Some(missing) = planned
             .iter()
             .filter(|f| layout::is_record(f))
@@ -163,8 +163,9 @@ impl Merge {
         plan: &FolderPlan,
         owner: &mut BTreeMap<PathBuf, PathBuf>,
     ) -> Result<()> {
-        // Only what the command writes: not a user's notes beside it.
-        let planned = plan.written(dir);
+        // Only what the command writes: not a user's notes beside it, nor
+        // what a kill left under a temporary name.
+        let planned = plan.files(dir);
         let mut files: Vec<PathBuf> = planned.into_iter().filter(|f| f.is_file()).collect();
         files.sort();
         let (mut records, mut summaries) = (vec![], vec![]);

@@ -9,9 +9,11 @@
 //! or the new one, never a torn one. Temporaries have no name until they
 //! are whole (Linux's `O_TMPFILE`), so a killed process leaves none unless
 //! killed between the link and the rename that put one in place; where a
-//! file system cannot do that they are `tempfile`'s, removed when dropped,
-//! and one left by a killed process is never touched again, since a
-//! program may delete only what it can prove it created.
+//! file system cannot do that they are `tempfile`'s, removed when dropped.
+//! A program may delete only what it can prove it created: a temporary one
+//! left is removed only by the next command that may replace its file (a
+//! run's `--overwrite` or `resume`, its folder's `--overwrite` or
+//! `--resume`), never by a pattern matched anywhere else.
 
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -616,6 +618,65 @@ fn persisted(tmp: Temporary, path: &Path, overwrite: bool) -> Result<bool> {
     }
 }
 
+/// The random part of a temporary's name: tempfile's six letters or digits.
+const TMP_RANDOM: usize = 6;
+
+/// The file whose temporary `entry` is, if it is named as one is for the
+/// two system calls between link and rename ([`Temporary::persist`]):
+/// `.<name>.<six letters or digits>.tmp`.
+fn temporary_target(entry: &str) -> Option<&str> {
+    let (name, random) = entry
+        .strip_prefix('.')?
+        .strip_suffix(".tmp")?
+        .rsplit_once('.')?;
+    let random_part =
+        random.len() == TMP_RANDOM && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    (random_part && !name.is_empty()).then_some(name)
+}
+
+/// The temporaries in `dir` of files whose names `of` accepts: those a
+/// writer killed between link and rename left. They are a command's own
+/// when the files are: files it may replace (a run's, or its folder's
+/// plan's), whose replacement the user asked for, and a temporary of one
+/// is only ever one of its replacements. Nothing else named like a
+/// temporary is ever touched.
+pub fn temporaries_in(dir: &Path, of: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let listed = match dir.as_os_str().is_empty() {
+        true => layout::paths_in(Path::new(".")),
+        false => layout::paths_in(dir),
+    };
+    let mut found: Vec<PathBuf> = (listed.unwrap_or_default().into_iter())
+        .filter_map(|p| {
+            let entry = p.file_name()?.to_str()?;
+            temporary_target(entry).filter(|n| of(n))?;
+            Some(dir.join(entry))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The temporaries of `files` (see [`temporaries_in`]).
+pub fn temporaries_of(files: &[PathBuf]) -> Vec<PathBuf> {
+    let mut by_folder: std::collections::BTreeMap<&Path, Vec<&std::ffi::OsStr>> =
+        Default::default();
+    for f in files {
+        if let (Some(dir), Some(name)) = (f.parent(), f.file_name()) {
+            by_folder.entry(dir).or_default().push(name);
+        }
+    }
+    (by_folder.into_iter())
+        .flat_map(|(dir, names)| temporaries_in(dir, |t| names.iter().any(|n| *n == t)))
+        .collect()
+}
+
+/// Removes the temporaries of `files` (see [`temporaries_of`]).
+pub fn remove_temporaries_of(files: &[PathBuf]) -> Result<()> {
+    temporaries_of(files)
+        .iter()
+        .try_for_each(|t| remove_file(t))
+}
+
 /// Removes `path`, which may already be gone.
 pub fn remove_file(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
@@ -706,6 +767,38 @@ mod tests {
         assert!(theirs.exists());
         let left: Vec<_> = dir.path().read_dir().unwrap().collect();
         assert_eq!(left.len(), 3, "no temporary of ours stays behind");
+    }
+
+    #[test]
+    fn a_temporary_is_a_files_only_by_the_exact_name_its_replace_gives_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            ".a.csv.Ab12Cd.tmp",
+            ".a.csv.json.000000.tmp",
+            ".a.csv.Ab12C.tmp",
+            ".a.csv.Ab12C-.tmp",
+            ".a.csv.Ab12Cd.tmp.tmp",
+            "a.csv.Ab12Cd.tmp",
+            ".b.csv.Ab12Cd.tmp",
+            "..Ab12Cd.tmp",
+        ];
+        for n in names {
+            std::fs::write(dir.path().join(n), "").unwrap();
+        }
+        let files = ["a.csv", "a.csv.json"].map(|f| dir.path().join(f));
+        assert_eq!(
+            temporaries_of(&files),
+            [".a.csv.Ab12Cd.tmp", ".a.csv.json.000000.tmp"].map(|n| dir.path().join(n))
+        );
+        // Each name the way Temporary::persist makes it.
+        let tmp = temporary(&files[0]).unwrap();
+        let made = tempfile::Builder::new()
+            .prefix(&tmp.prefix)
+            .suffix(".tmp")
+            .tempfile_in(dir.path())
+            .unwrap();
+        let made = made.path().file_name().unwrap().to_str().unwrap();
+        assert_eq!(temporary_target(made), Some("a.csv"));
     }
 
     #[test]

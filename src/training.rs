@@ -158,8 +158,9 @@ impl TrainJob {
         outputs::hold(&files.csv)?;
         // The claimed CSV is this run's: a checkpoint beside it is a killed
         // earlier run's (replaced with --overwrite), which must not be
-        // resumed against this run's CSV.
+        // resumed against this run's CSV; so are its files' temporaries.
         outputs::remove_file(&layout::checkpoint(&files.csv))?;
+        outputs::remove_temporaries_of(&layout::run_files(&files.csv))?;
         let start = RunRecord::start(
             self.exp.clone(),
             self.seed,
@@ -278,6 +279,9 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
     let record = RunRecord::read(&files.json)?;
     extras.check(&[run_name(&record.experiment.name, record.seed)], false)?;
     let c = resumable_checkpoint(&files, &record)?;
+    // A kill between link and rename leaves a replacement beside its file:
+    // the run goes on from the files in place.
+    outputs::remove_temporaries_of(&layout::run_files(csv))?;
     if let Some(tb) = record
         .tensorboard
         .as_ref()

@@ -325,6 +325,50 @@ fn overwriting_a_larger_sweep_leaves_only_the_new_seeds_runs() {
     assert_eq!(names, expected);
 }
 
+/// A kill in the two system calls between link and rename leaves a
+/// file's replacement under a temporary name: one of the plan's files' is
+/// the folder's, removed by `--resume` and `--overwrite`; a name that is
+/// not exactly a temporary of a planned file is foreign.
+#[test]
+fn temporaries_of_the_plans_files_are_the_folders_and_others_foreign() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = ["--epochs", "1", "--samples", "300", "--verbose", "0"];
+    let args = with(&["sweep", "--seeds", "0..3", "--out-dir", "s"], &small);
+    run(d, args.clone());
+    let finished = common::files_in(&d.join("s"));
+    let ours = [
+        ".baseline-seed1.csv.json.Xy12Zw.tmp",
+        ".batch-0-2.ckpt.JnpDdW.tmp",
+        ".summary.csv.q1w2e3.tmp",
+        ".manifest.json.AAAAAA.tmp",
+    ];
+    let plant = |names: &[&str]| common::plant(&d.join("s"), names);
+    plant(&ours);
+    run(d, [args.clone(), vec!["--resume".into()]].concat());
+    assert_eq!(common::files_in(&d.join("s")), finished);
+    let foreign = [
+        ".notes.txt.Xy12Zw.tmp",
+        ".baseline-seed1.csv.json.Xy12Z.tmp",
+        ".baseline-seed7.csv.Xy12Zw.tmp",
+        "baseline-seed1.csv.json.Xy12Zw.tmp",
+    ];
+    plant(&ours);
+    plant(&foreign);
+    let again = [args.clone(), vec!["--overwrite".into()]].concat();
+    let out = binclass(d, &common::strs(&again));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("s holds what no sweep wrote (s/.baseline-seed1.csv.json.Xy12Z.tmp, s/.baseline-seed7.csv.Xy12Zw.tmp, s/.notes.txt.Xy12Zw.tmp, s/baseline-seed1.csv.json.Xy12Zw.tmp)"),
+        "{err}"
+    );
+    for name in foreign {
+        std::fs::remove_file(d.join("s").join(name)).unwrap();
+    }
+    run(d, again);
+    assert_eq!(common::files_in(&d.join("s")), finished);
+}
+
 /// Replaced means: afterwards the folder holds the new sweep's files and
 /// nothing the old sweep wrote, whatever the old sweep's preset or grid.
 #[test]
@@ -541,7 +585,7 @@ fn merge_names_the_folder_of_a_run_written_with_other_settings() {
 }
 
 /// `merge --overwrite` into a sweep's folder first removes what that sweep
-/// wrote: none of its runs stays beside the merged ones.
+/// wrote: none of its runs (or their temporaries) stays beside the merged ones.
 #[test]
 fn merge_overwrite_leaves_none_of_the_folders_earlier_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -550,10 +594,18 @@ fn merge_overwrite_leaves_none_of_the_folders_earlier_runs() {
     let earlier = ["sweep", "--seeds", "0..6", "--lr", "0.01", "--out-dir", "m"];
     run(d, with(&earlier, &small));
     two_shards(d, &small);
+    // What kills between link and rename left: the replaced folder's goes
+    // with it, and a shard's is not one of its runs to copy.
+    common::plant(&d.join("m"), &[".baseline-seed5.csv.json.Ab12Cd.tmp"]);
+    common::plant(&d.join("s0"), &[".baseline-seed0.csv.json.Ab12Cd.tmp"]);
     run(
         d,
         with(&["merge", "s0", "s1", "--out", "m", "--overwrite"], &[]),
     );
+    let temporaries: Vec<_> = (common::files_in(&d.join("m")).into_iter())
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert_eq!(temporaries, Vec::<std::path::PathBuf>::new());
     for seed in [4, 5] {
         assert!(
             !d.join(format!("m/baseline-seed{seed}.csv")).exists(),

@@ -278,3 +278,11 @@ pub fn edit_checkpoint(
     });
     std::fs::write(path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
 }
+
+/// Writes each of `names` in `dir`, as a kill between link and rename
+/// would leave a file's replacement under a temporary name.
+pub fn plant(dir: &Path, names: &[&str]) {
+    for name in names {
+        std::fs::write(dir.join(name), "a replacement").unwrap();
+    }
+}
