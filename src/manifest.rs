@@ -259,6 +259,9 @@ impl FolderPlan {
             folders.extend(inner);
         }
         files.extend([layout::report(dir), layout::manifest(dir)]);
+        // A setting's summary is both its runs' and its folder's.
+        files.sort();
+        files.dedup();
         (files, folders)
     }
 
@@ -719,5 +722,17 @@ mod tests {
         assert_eq!(foreign.len(), NAMED + 1);
         assert!(foreign[0].ends_with("baseline-seed2.csv"), "{foreign:?}");
         assert_eq!(foreign[NAMED], "…");
+    }
+
+    /// `merge` copies a plan's files: one named twice (a setting's summary
+    /// is its runs' and its folder's) would be joined twice.
+    #[test]
+    fn a_plan_names_each_of_its_files_once() {
+        let d = Path::new("s");
+        let files = sweep_plan(0, 2).files(d);
+        let mut once = files.clone();
+        once.dedup();
+        assert_eq!(files, once);
+        assert_eq!(files.len(), 3 * 4 + 3, "runs, summary, report and manifest");
     }
 }
