@@ -649,6 +649,8 @@ pub fn temporaries_in(dir: &Path, of: impl Fn(&str) -> bool) -> Vec<PathBuf> {
         .filter_map(|p| {
             let entry = p.file_name()?.to_str()?;
             temporary_target(entry).filter(|n| of(n))?;
+            // A temporary is a plain file, never a link or a folder.
+            p.symlink_metadata().ok().filter(|m| m.is_file())?;
             Some(dir.join(entry))
         })
         .collect();
@@ -785,6 +787,8 @@ mod tests {
         for n in names {
             std::fs::write(dir.path().join(n), "").unwrap();
         }
+        std::fs::create_dir(dir.path().join(".a.csv.folder.tmp")).unwrap();
+        std::os::unix::fs::symlink("a.csv", dir.path().join(".a.csv.linked.tmp")).unwrap();
         let files = ["a.csv", "a.csv.json"].map(|f| dir.path().join(f));
         assert_eq!(
             temporaries_of(&files),
