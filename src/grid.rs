@@ -42,7 +42,7 @@ fn all_knobs() -> Vec<&'static str> {
     [knobs(true), knobs(false)].concat()
 }
 
-/// `sweep --vary`'s help, naming the knobs and how they train.
+/// The help of `sweep --vary`, naming the knobs and how they train.
 pub fn vary_help() -> String {
     format!(
         "Vary a setting: KNOB=V1,V2,… (repeatable: every combination of their values), \

@@ -13,6 +13,7 @@
 //! version field, whose seeds were a pair, a count or `"default"`) is read
 //! through [`from_v1`], the one place that knows its shape.
 
+use std::collections::{BTreeSet, HashSet};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
@@ -202,9 +203,8 @@ impl FolderPlan {
     /// left of them.
     pub fn written(&self, dir: &Path) -> Vec<PathBuf> {
         let (mut files, mut folders) = self.files_and_folders(dir);
-        files.extend(self.temporaries(dir));
+        files.extend(self.temporaries_among(dir, &files));
         files.sort();
-        files.dedup();
         // Deepest folders first, so each is empty (if only ours were there) when reached.
         folders.sort_by_key(|f| std::cmp::Reverse(f.components().count()));
         folders.dedup();
@@ -215,16 +215,24 @@ impl FolderPlan {
     /// The temporaries of the plan's files in `dir`: what a writer killed
     /// between link and rename left ([`crate::outputs::temporaries_in`]).
     pub fn temporaries(&self, dir: &Path) -> Vec<PathBuf> {
-        let mut found = crate::outputs::temporaries_of(&self.files(dir));
-        for (at, _) in self.settings_in(dir) {
-            found.extend(crate::outputs::temporaries_in(
-                &at,
-                layout::is_batch_checkpoint,
-            ));
-        }
-        found.sort();
-        found.dedup();
-        found
+        self.temporaries_among(dir, &self.files(dir))
+    }
+
+    /// The temporaries of `files` (the plan's, sorted) and of batch
+    /// checkpoints, which the plan does not name ahead, in its settings'
+    /// folders: each folder listed once.
+    fn temporaries_among(&self, dir: &Path, files: &[PathBuf]) -> Vec<PathBuf> {
+        let settings: HashSet<PathBuf> = self.settings_in(dir).map(|(at, _)| at).collect();
+        let folders: BTreeSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+        (folders.into_iter())
+            .flat_map(|at| {
+                let batch = settings.contains(at);
+                crate::outputs::temporaries_in(at, |n| {
+                    (batch && layout::is_batch_checkpoint(n))
+                        || files.binary_search(&at.join(n)).is_ok()
+                })
+            })
+            .collect()
     }
 
     /// The files the plan names in `dir`, with the batch checkpoints there
@@ -268,7 +276,7 @@ impl FolderPlan {
     /// What in `dir` the plan does not name (at most [`NAMED`], then `…`),
     /// found by walking the folder; empty if it holds only the plan's files.
     pub fn foreign(&self, dir: &Path) -> Result<Vec<String>> {
-        let ours: std::collections::HashSet<PathBuf> = self.written(dir).into_iter().collect();
+        let ours: HashSet<PathBuf> = self.written(dir).into_iter().collect();
         let mut found = vec![];
         let mut stack = vec![dir.to_path_buf()];
         while let Some(at) = stack.pop() {
