@@ -171,7 +171,7 @@ pub fn need(ours: &[f64], keras: &[f64], margin: f64) -> Need {
 
 /// The article's statement for a preset, on Keras's runs and on ours:
 /// (statement, (holds, figure) for Keras, (holds, figure) for ours).
-pub type Takeover = (&'static str, (bool, String), (bool, String));
+pub type ArticleClaim = (&'static str, (bool, String), (bool, String));
 
 pub struct Row {
     pub preset: String,
@@ -192,7 +192,7 @@ pub struct Row {
     pub in_sd: f64,
     pub need: Need,
     pub verdict: Verdict,
-    pub claim: Option<Takeover>,
+    pub claim: Option<ArticleClaim>,
 }
 
 /// Checks that a preset's runs can be compared: at least 2 seeds a side
@@ -288,7 +288,7 @@ pub fn compare_preset(
 
 /// The article's statement about a preset, checked on Keras's runs and on
 /// ours: whether it holds on each, with the measured figure.
-pub fn article_claim(preset: &str, keras: &[&Curve], ours: &[&Curve]) -> Option<Takeover> {
+pub fn article_claim(preset: &str, keras: &[&Curve], ours: &[&Curve]) -> Option<ArticleClaim> {
     use crate::config::Check;
     let p = crate::config::PRESETS.iter().find(|p| p.name == preset)?;
     let holds = |curves: &[&Curve]| {

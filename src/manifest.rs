@@ -399,7 +399,8 @@ impl Manifest {
     /// Checks, writing nothing, that this command may take `dir` as `claim`
     /// says: an error names the command line the folder holds, or what in
     /// it `--overwrite` would have to delete that is not its command's.
-    pub fn check(&self, dir: &Path, claim: Takeover) -> Result<()> {
+    /// Returns the manifest found there, if any.
+    pub fn check(&self, dir: &Path, claim: Takeover) -> Result<Option<Manifest>> {
         ensure!(
             claim != Takeover::Resume || dir.exists(),
             "{}: no such folder, so no {} to resume",
@@ -461,9 +462,9 @@ impl Manifest {
                     found.as_ref().map_or(self.command, |m| m.command),
                     foreign.join(", ")
                 );
-                Ok(())
+                Ok(found)
             }
-            _ => Ok(()),
+            _ => Ok(found),
         }
     }
 

@@ -126,12 +126,12 @@ impl Merge {
     /// whose cost models differ would otherwise leave seeds out unnoticed.
     fn check_every_run_given(&self) -> Result<()> {
         let given: HashSet<&Path> = self.copies.iter().map(|(rel, _)| rel.as_path()).collect();
-        let planned = self.plan.files(Path::new(""));
-        if let Some(missing) = planned
-            .iter()
-            .filter(|f| layout::is_record(f))
-            .find(|f| !given.contains(f.as_path()))
-        {
+        let records = self
+            .plan
+            .csvs(Path::new(""))
+            .into_iter()
+            .map(|c| layout::record(&c));
+        if let Some(missing) = records.into_iter().find(|f| !given.contains(f.as_path())) {
             bail!(
                 "no shard holds {}: give every shard's folder, each trained by the same binclass",
                 missing.display()
@@ -166,8 +166,7 @@ impl Merge {
         // Only what the command writes: not a user's notes beside it, nor
         // what a kill left under a temporary name.
         let planned = plan.files(dir);
-        let mut files: Vec<PathBuf> = planned.into_iter().filter(|f| f.is_file()).collect();
-        files.sort();
+        let files: Vec<PathBuf> = planned.into_iter().filter(|f| f.is_file()).collect();
         let (mut records, mut summaries) = (vec![], vec![]);
         for file in files {
             let rel = file.strip_prefix(dir)?.to_path_buf();

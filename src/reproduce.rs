@@ -330,9 +330,9 @@ impl Reproduction {
             crate::outputs::hold(&self.dir)?;
         }
         let (manifest, claim) = (self.manifest()?, Takeover::of(self.resume, self.overwrite));
-        manifest.check(&self.dir, claim)?;
+        let found = manifest.check(&self.dir, claim)?;
         let others = std::fs::read_dir(&self.dir).is_ok_and(|mut d| d.next().is_some());
-        if others && Manifest::find(&self.dir)?.is_none() {
+        if others && found.is_none() {
             bail!(
                 "--out-dir {} is not empty and holds no reproduction ({}); reproduce replaces only what it wrote: move its files, or choose another folder",
                 self.dir.display(),

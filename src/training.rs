@@ -170,7 +170,7 @@ impl TrainJob {
         );
         let name = run_name(&self.exp.name, self.seed);
         let record = RunRecord {
-            tensorboard: self.extras.tensorboard.dir.as_ref().map(|d| d.join(name)),
+            tensorboard: self.extras.tensorboard.run_dir(&name),
             ..start
         };
         let record = RecordWriter::new(record, files.json.clone(), None);
@@ -287,11 +287,11 @@ pub fn resume(csv: &Path, verbose: u8, extras: &Extras) -> Result<RunFiles> {
         .as_ref()
         .filter(|_| extras.tensorboard.dir.is_none())
     {
-        eprintln!(
+        outputs::note(&format!(
             "warning: the run wrote TensorBoard events to {}; without --tensorboard, they stop at epoch {}",
             tb.display(),
             c.epoch
-        );
+        ));
     }
     let device = device::resolve(&record.device)
         .with_context(|| format!("the run trained on {}", record.device))?;

@@ -56,7 +56,7 @@ impl Optional for TensorBoard {
                 outputs::check_not_held(&folder, &folder)?;
             }
             for sub in ["", TRAIN, VALIDATION] {
-                for f in event_files(&dir.join(run).join(sub), false)? {
+                for f in event_files(&folder.join(sub), false)? {
                     if !layout::is_our_event_file(
                         &f.file_name().unwrap_or_default().to_string_lossy(),
                     ) {
@@ -78,10 +78,9 @@ impl Optional for TensorBoard {
     }
 
     fn observer(&self, run: &RunInfo) -> Result<Option<Box<dyn Callback>>> {
-        let Some(root) = &self.dir else {
+        let Some(dir) = self.run_dir(&run.name) else {
             return Ok(None);
         };
-        let dir = root.join(&run.name);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create folder {}", dir.display()))?;
         outputs::hold(&dir)?;
@@ -111,6 +110,11 @@ impl Optional for TensorBoard {
 }
 
 impl TensorBoard {
+    /// The folder of the run `name`'s events, if events are written.
+    pub fn run_dir(&self, name: &str) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(name))
+    }
+
     /// A grid's HParams experiment (its knobs, final and best validation
     /// accuracy as metrics), in DIR itself where TensorBoard looks for it.
     pub fn write_experiment(&self) -> Result<()> {
